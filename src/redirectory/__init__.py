@@ -1,0 +1,1 @@
+"""redirectory: HTTP redirection for REST APIs, correct, fast and visible."""
