@@ -1,0 +1,274 @@
+"""The decision engine: a request goes in, the exact response comes out. No I/O.
+
+Every response is built from `redirectory.semantics`:
+- 301/307/308 carry `Location` and an empty body (`Content-Length: 0`); 303 carries `Location`
+  and no body; HEAD is answered like GET (the adapter sends no body bytes);
+- `Location` is absolute when the request's origin is known (`--public-url`, or a trusted proxy's
+  X-Forwarded-Proto/Host), otherwise an absolute path; it never holds raw CR, LF or space;
+- `Cache-Control: max-age=N` when the rule sets `cache`; permanent codes without `cache` get the
+  configurable default (one hour) so no client caches a mistake forever;
+- no rule: 404 with a JSON body in the guide's error format; an unusable path: 400 or 414.
+The server adds `Date`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from redirectory.rules.matcher import CompiledRule, Matcher, Values
+from redirectory.rules.model import Rule, RuleSet
+from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE, BodyPolicy
+
+Headers = tuple[tuple[str, str], ...]
+
+#: Headers every gateway response carries (no software name with a version, ever).
+SERVER_HEADERS: Headers = (("server", "redirectory"),)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE
+    max_path_length: int = 8192
+    error_type_base: str = "urn:redirectory:error:"
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the engine needs of a request. `path` and `query` are as received (encoded)."""
+
+    method: str
+    path: str
+    query: str = ""
+    host: str | None = None
+    origin: str | None = None  # "https://api.example.com" when known (public URL, trusted proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: Headers
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    response: Response
+    outcome: str  # "redirect" | "no-rule" | "invalid-path" | "uri-too-long"
+    path: str | None = None  # the normalised path, when it could be normalised
+    rule: Rule | None = None
+    values: Mapping[str, str | None] = field(default_factory=dict)
+    location: str | None = None
+
+    @property
+    def rule_id(self) -> str | None:
+        return self.rule.id if self.rule else None
+
+
+@dataclass(frozen=True, slots=True)
+class Consideration:
+    rule: Rule
+    verdict: str  # "chosen" | "skipped: ..." | "not reached"
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    request: Request
+    decision: Decision
+    considered: tuple[Consideration, ...]
+
+
+class Engine:
+    """A compiled table plus the response rules. Update it with `add`/`remove`/`replace_all`."""
+
+    def __init__(self, ruleset: RuleSet | Iterable[Rule] = (), options: EngineOptions | None = None):
+        self.options = options or EngineOptions()
+        rules = ruleset.rules if isinstance(ruleset, RuleSet) else tuple(ruleset)
+        if isinstance(ruleset, RuleSet) and ruleset.allowed_hosts and not self.options.allowed_hosts:
+            self.options = EngineOptions(
+                default_permanent_max_age=self.options.default_permanent_max_age,
+                max_path_length=self.options.max_path_length,
+                error_type_base=self.options.error_type_base,
+                allowed_hosts=ruleset.allowed_hosts,
+            )
+        self.matcher = Matcher(rules, default_permanent_max_age=self.options.default_permanent_max_age)
+
+    # -- decisions ---------------------------------------------------------------------
+    def decide(self, request: Request, now: datetime | None = None) -> Decision:
+        if len(request.path) > self.options.max_path_length:
+            return self._error(
+                request,
+                414,
+                "URI Too Long",
+                "uriTooLong",
+                f"The path is longer than {self.options.max_path_length} characters",
+                outcome="uri-too-long",
+            )
+        try:
+            path = normalise_path(request.path)
+        except InvalidPath as exc:
+            return self._error(request, 400, "Bad Request", "invalidPath", f"The path is not valid: {exc}",
+                               outcome="invalid-path")
+        host = request.host
+        if host is not None and self.matcher.has_host_rules:
+            host = _normalise_host(host)
+        if now is None and self.matcher.windows:
+            now = datetime.now(UTC)
+        found = self.matcher.match(path, request.method, host, now)
+        if found is None:
+            return self.not_found(request, path)
+        compiled, values = found
+        return self.redirect(request, path, compiled, values)
+
+    def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values) -> Decision:
+        rule = compiled.rule
+        location = compiled.target.render(values)
+        if rule.query == "keep" and request.query:
+            location = merge_query(location, request.query)
+        if compiled.target.origin is None and request.origin:
+            location = request.origin + location
+        headers: list[tuple[str, str]] = [("location", location)]
+        if compiled.cache_control:
+            headers.append(("cache-control", compiled.cache_control))
+        sem = TABLE[rule.status]
+        if sem.body in (BodyPolicy.EMPTY, BodyPolicy.NONE):
+            headers.append(("content-length", "0"))
+        headers.extend(SERVER_HEADERS)
+        return Decision(
+            Response(rule.status, tuple(headers)),
+            "redirect",
+            path=path,
+            rule=rule,
+            values=values,
+            location=location,
+        )
+
+    def not_found(self, request: Request, path: str) -> Decision:
+        shown = path if len(path) <= 200 else path[:200] + "..."
+        return self._error(
+            request,
+            404,
+            "Not Found",
+            "notFound",
+            f"No redirect rule matches {request.method} {shown}",
+            params=[request.method, shown],
+            outcome="no-rule",
+            path=path,
+        )
+
+    def _error(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        key: str,
+        detail: str,
+        *,
+        outcome: str,
+        params: list[str] | None = None,
+        path: str | None = None,
+    ) -> Decision:
+        body = error_body(self.options.error_type_base, status, title, key, detail, params)
+        headers = (
+            ("content-type", "application/json"),
+            ("content-language", "en"),
+            ("content-length", str(len(body))),
+            ("cache-control", "no-store"),
+            *SERVER_HEADERS,
+        )
+        return Decision(Response(status, headers, body), outcome, path=path)
+
+    # -- explanation (for `rules test` and the admin API's resolutions) -----------------
+    def explain(self, request: Request, now: datetime | None = None) -> Explanation:
+        decision = self.decide(request, now)
+        considered: list[Consideration] = []
+        if decision.path is not None:
+            host = _normalise_host(request.host) if request.host else None
+            when = now or datetime.now(UTC)
+            chosen = False
+            for compiled, _values in self.matcher.candidates(decision.path, host):
+                rule = compiled.rule
+                if chosen:
+                    considered.append(Consideration(rule, "not reached: a rule of higher precedence matched"))
+                    continue
+                if rule.methods is not None and request.method not in rule.methods:
+                    considered.append(
+                        Consideration(rule, f"skipped: method {request.method} not in {', '.join(rule.methods)}")
+                    )
+                elif compiled.has_window and not rule.active_at(when):
+                    considered.append(Consideration(rule, f"skipped: outside its window ({_window(rule)})"))
+                else:
+                    considered.append(Consideration(rule, "chosen"))
+                    chosen = True
+        return Explanation(request, decision, tuple(considered))
+
+    # -- updates -----------------------------------------------------------------------
+    def add(self, rule: Rule) -> None:
+        self.matcher.add(rule)
+
+    def remove(self, rule_id: str) -> None:
+        self.matcher.remove(rule_id)
+
+    def __len__(self) -> int:
+        return len(self.matcher)
+
+
+def merge_query(location: str, request_query: str) -> str:
+    """Merge the request's query into the target's: the target's parameters win.
+
+    Request parameters whose names the target already sets are dropped; the rest are appended
+    in their original order. The request's text is re-encoded so it can hold no CR, LF or space.
+    """
+    query = encode_component(request_query, QUERY_SAFE | frozenset("&="))
+    base, hash_, fragment = location.partition("#")
+    path, q, existing = base.partition("?")
+    if existing:
+        names = {p.split("=", 1)[0] for p in existing.split("&")}
+        extra = [p for p in query.split("&") if p and p.split("=", 1)[0] not in names]
+        merged = existing + ("&" + "&".join(extra) if extra else "")
+    else:
+        merged = "&".join(p for p in query.split("&") if p)
+    result = path + ("?" + merged if merged else "")
+    return result + (hash_ + fragment if hash_ else "")
+
+
+def error_body(
+    type_base: str, status: int, title: str, key: str, detail: str, params: list[str] | None = None
+) -> bytes:
+    """A body in the guide's error format (`errors` array, type, title, titleKey, instance)."""
+    instance = str(uuid.uuid4())
+    error: dict[str, object] = {
+        "detail": detail,
+        "detailKey": f"redirectory.errors.{key}",
+        "status": status,
+    }
+    if params:
+        error["detailKeyParameters"] = params
+    doc = {
+        "type": type_base + key,
+        "title": title,
+        "titleKey": f"redirectory.errors.{key}",
+        "instance": instance,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "errors": [error],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _normalise_host(host: str) -> str:
+    from redirectory.rules.patterns import normalise_host
+
+    return normalise_host(host)
+
+
+def _window(rule: Rule) -> str:
+    from redirectory.rules.model import format_timestamp
+
+    start = format_timestamp(rule.starts) if rule.starts else "-"
+    end = format_timestamp(rule.ends) if rule.ends else "-"
+    return f"{start} .. {end}"
