@@ -1,0 +1,902 @@
+"""The rule store: rules, settings, revisions, the change log and hit counters.
+
+One `Store` wraps one SQLAlchemy engine. Every write is one transaction (all-or-nothing)
+and every write that changes the rule table or its settings allocates exactly one new
+revision, so readers can poll `revision()` and catch up with `changes_since()`.
+
+SQLite (the default, a single file) runs in WAL mode with `busy_timeout`, and write
+transactions start with `BEGIN IMMEDIATE` so two processes cannot race for a revision
+number. PostgreSQL (psycopg 3) takes a table lock for the same purpose. Nothing else in
+here is dialect-specific except the hit-counter upserts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
+
+from redirectory.rules.model import QueryMode, Rule, RuleSet, format_timestamp
+from redirectory.store.schema import (
+    MAX_PATH_LENGTH,
+    as_utc,
+    changes,
+    revisions,
+    settings,
+    unmatched_paths,
+)
+from redirectory.store.schema import rule_hits as rule_hits_t
+from redirectory.store.schema import rules as rules_t
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "Change",
+    "MIGRATIONS_DIR",
+    "PathStats",
+    "Plan",
+    "RuleStats",
+    "Stats",
+    "Store",
+    "UNMATCHED_KEEP",
+    "diff",
+    "normalize_url",
+]
+
+T = TypeVar("T")
+
+#: SQLite `PRAGMA busy_timeout`: how long a writer waits for another writer's lock.
+BUSY_TIMEOUT_MS = 5000
+#: How long a write keeps retrying on "database is locked" (SQLite) before giving up.
+LOCK_RETRY_SECONDS = 60.0
+#: Rows per executemany batch (and per `progress` call in `add`).
+BATCH_SIZE = 1000
+#: How many unmatched paths `record_hits` keeps (the most hit ones).
+UNMATCHED_KEEP = 1000
+#: Where the Alembic scripts live (inside the installed package).
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_WRITE_OPTION = "redirectory_write"
+_ALLOWED_HOSTS = "allowed_hosts"
+_PG_MIGRATION_LOCK = 0x5EDC_0001  # pg_advisory_xact_lock key for concurrent upgrades
+
+# Columns that make up a Rule, in the order `_rule_from_row` unpacks them.
+_RULE_COLUMNS = (
+    rules_t.c.id,
+    rules_t.c.position,
+    rules_t.c.source,
+    rules_t.c.source_regex,
+    rules_t.c.to,
+    rules_t.c.status,
+    rules_t.c.methods,
+    rules_t.c.query,
+    rules_t.c.starts,
+    rules_t.c.ends,
+    rules_t.c.cache,
+    rules_t.c.priority,
+    rules_t.c.case_insensitive,
+    rules_t.c.enabled,
+    rules_t.c.tags,
+    rules_t.c.note,
+)
+_META_COLUMNS = (rules_t.c.created_at, rules_t.c.updated_at, rules_t.c.revision)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(slots=True)
+class Plan:
+    """What `apply` does (or would do) to make the table equal to a RuleSet.
+
+    `added` rules carry their new position (and, from `apply`, their new id); `changed`
+    pairs are (before, after), both with the stored id; `removed` are the stored rules.
+    `allowed_hosts` is (before, after) when the setting changes, else None.
+    `reordered` lists (id, new position) of path rules whose only difference is their
+    position: order does not matter for path rules, so that is not a change; `apply`
+    still records the new positions when it writes a revision anyway.
+    """
+
+    added: list[Rule] = field(default_factory=list)
+    changed: list[tuple[Rule, Rule]] = field(default_factory=list)
+    removed: list[Rule] = field(default_factory=list)
+    allowed_hosts: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    reordered: list[tuple[str, int]] = field(default_factory=list, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        """True when applying would change nothing (and so write no revision)."""
+        return not (self.added or self.changed or self.removed or self.allowed_hosts)
+
+    def summary(self) -> str:
+        """`N added, N changed, N removed` (plus `, allowed_hosts changed` if so)."""
+        text_ = f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
+        if self.allowed_hosts is not None:
+            text_ += ", allowed_hosts changed"
+        return text_
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log.
+
+    `op` is "add", "change", "remove" (rule changes: `rule_id` set, `before`/`after` as
+    applicable) or "settings" (`allowed_hosts` holds the new value, the rest is None).
+    """
+
+    revision: int
+    op: str
+    rule_id: str | None
+    before: Rule | None
+    after: Rule | None
+    allowed_hosts: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStats:
+    """Hit counter of one current rule (`hits` is 0 and `last_hit` None if never hit)."""
+
+    rule_id: str
+    from_text: str
+    to: str
+    status: int
+    hits: int
+    last_hit: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    """Hit counter of one path no rule matched."""
+
+    path: str
+    hits: int
+    last_hit: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Every current rule with its hits (most hit first) and the top unmatched paths."""
+
+    rules: list[RuleStats]
+    unmatched: list[PathStats]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL; `postgresql://` and `postgres://` become psycopg 3 URLs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _dump_list(values: Sequence[str]) -> str:
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_tuple(value: str) -> tuple[str, ...]:
+    if value == "[]":
+        return ()
+    return tuple(json.loads(value))
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else format_timestamp(as_utc(value))
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else as_utc(datetime.fromisoformat(value))
+
+
+def _normalized(rule: Rule, position: int) -> Rule:
+    """`rule` at `position` with aware-UTC `starts`/`ends` (naive ones are taken as UTC)."""
+    starts, ends = rule.starts, rule.ends
+    if starts is not None and starts.tzinfo is not UTC:
+        starts = as_utc(starts)
+    if ends is not None and ends.tzinfo is not UTC:
+        ends = as_utc(ends)
+    if starts is rule.starts and ends is rule.ends and rule.position == position:
+        return rule
+    return replace(rule, starts=starts, ends=ends, position=position)
+
+
+def _rule_from_row(row: Sequence[Any]) -> Rule:
+    (rid, position, source, regex, to, status, methods, query, starts, ends, cache,
+     priority, case_insensitive, enabled, tags, note) = row[:16]  # fmt: skip
+    return Rule(
+        to=to,
+        source=source,
+        source_regex=regex,
+        status=status,
+        methods=None if methods is None else _load_tuple(methods),
+        query=query,
+        starts=starts,
+        ends=ends,
+        cache=cache,
+        priority=priority,
+        case_insensitive=bool(case_insensitive),
+        enabled=bool(enabled),
+        tags=_load_tuple(tags),
+        note=note,
+        id=rid,
+        position=position,
+    )
+
+
+def _values(
+    rule: Rule,
+    rule_id: str,
+    position: int,
+    created_at: datetime,
+    updated_at: datetime,
+    revision: int,
+) -> dict[str, Any]:
+    """The `rules` row of `rule` (column name -> Python value)."""
+    return {
+        "id": rule_id,
+        "position": position,
+        "source": rule.source,
+        "source_regex": rule.source_regex,
+        "to": rule.to,
+        "status": rule.status,
+        "methods": None if rule.methods is None else _dump_list(rule.methods),
+        "query": rule.query,
+        "starts": rule.starts,
+        "ends": rule.ends,
+        "cache": rule.cache,
+        "priority": rule.priority,
+        "case_insensitive": rule.case_insensitive,
+        "enabled": rule.enabled,
+        "tags": _dump_list(rule.tags),
+        "note": rule.note,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "revision": revision,
+    }
+
+
+def _record(values: Mapping[str, Any]) -> str:
+    """The change-log JSON of a `rules` row: every column, lists as lists, ISO times."""
+    out = dict(values)
+    for name in ("starts", "ends", "created_at", "updated_at"):
+        out[name] = _ts(out[name])
+    out["methods"] = None if out["methods"] is None else json.loads(out["methods"])
+    out["tags"] = json.loads(out["tags"])
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def _rule_from_record(text_: str | None) -> Rule | None:
+    if text_ is None:
+        return None
+    rec = json.loads(text_)
+    methods = rec.get("methods")
+    return Rule(
+        to=rec["to"],
+        source=rec.get("source"),
+        source_regex=rec.get("source_regex"),
+        status=rec["status"],
+        methods=None if methods is None else tuple(methods),
+        query=cast(QueryMode, rec.get("query", "keep")),
+        starts=_parse_ts(rec.get("starts")),
+        ends=_parse_ts(rec.get("ends")),
+        cache=rec.get("cache"),
+        priority=rec.get("priority", 0),
+        case_insensitive=bool(rec.get("case_insensitive", False)),
+        enabled=bool(rec.get("enabled", True)),
+        tags=tuple(rec.get("tags") or ()),
+        note=rec.get("note"),
+        id=rec.get("id"),
+        position=rec.get("position", 0),
+    )
+
+
+def _truncate_path(path: str) -> str:
+    """At most MAX_PATH_LENGTH characters and UTF-8 bytes (PostgreSQL index limits)."""
+    if len(path) > MAX_PATH_LENGTH:
+        path = path[:MAX_PATH_LENGTH]
+    encoded = path.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PATH_LENGTH:
+        path = encoded[:MAX_PATH_LENGTH].decode("utf-8", "ignore")
+    return path
+
+
+def _batches(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def diff(
+    current: Sequence[Rule],
+    ruleset: RuleSet,
+    hosts_before: tuple[str, ...],
+    new_id: Callable[[], str] | None = None,
+) -> Plan:
+    """The plan that turns `current` (stored rules, with ids) into `ruleset`.
+
+    Identity is `Rule.key()`. A rule whose compared fields are equal is unchanged, except
+    that a regex rule whose position moved counts as changed (regex order matters).
+    `new_id`, when given, assigns ids to added rules.
+    """
+    by_key = {rule.key(): rule for rule in current}
+    kept: set[str | None] = set()
+    plan = Plan()
+    for position, incoming in enumerate(ruleset.rules):
+        rule = _normalized(incoming, position)
+        old = by_key.get(rule.key())
+        if old is None:
+            plan.added.append(rule if new_id is None else replace(rule, id=new_id()))
+            continue
+        kept.add(old.id)
+        if old != rule or (rule.is_regex and old.position != position):
+            plan.changed.append((old, replace(rule, id=old.id)))
+        elif old.position != position:
+            assert old.id is not None
+            plan.reordered.append((old.id, position))
+    plan.removed = [rule for rule in current if rule.id not in kept]
+    hosts_after = tuple(ruleset.allowed_hosts)
+    if hosts_after != hosts_before:
+        plan.allowed_hosts = (hosts_before, hosts_after)
+    return plan
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """The rule store behind one database URL. Thread-safe; share one per process."""
+
+    def __init__(self, engine: Engine):
+        """Wrap an engine made by `Store.open` (use that instead)."""
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect to `url` (`sqlite:///path.db` or `postgresql://...`). Does not migrate.
+
+        For SQLite the parent directory of the file is created, and every connection gets
+        WAL mode, `busy_timeout`, `foreign_keys=ON` and `synchronous=NORMAL`.
+        """
+        sa_url = normalize_url(url)
+        backend = sa_url.get_backend_name()
+        if backend == "sqlite":
+            if sa_url.get_driver_name() != "pysqlite":
+                raise ValueError(f"unsupported SQLite driver in {url!r}: use sqlite:///PATH")
+            database = sa_url.database or ""
+            connect_args: dict[str, Any] = {
+                "timeout": BUSY_TIMEOUT_MS / 1000,
+                "check_same_thread": False,
+            }
+            if database in ("", ":memory:") or "mode=memory" in database:
+                engine = create_engine(sa_url, connect_args=connect_args, poolclass=StaticPool)
+            else:
+                if not database.startswith("file:"):
+                    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(sa_url, connect_args=connect_args)
+            _install_sqlite_hooks(engine)
+        elif backend == "postgresql":
+            engine = create_engine(sa_url, pool_pre_ping=True)
+        else:
+            raise ValueError(
+                f"unsupported database URL {sa_url.render_as_string(hide_password=True)!r}: "
+                "use sqlite:///PATH or postgresql://..."
+            )
+        return cls(engine)
+
+    def upgrade(self) -> None:
+        """Migrate the schema to the newest version (Alembic `upgrade head`). Idempotent."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+
+        def run(conn: Connection) -> None:
+            if self._dialect == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+        self._write(run)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._dialect
+
+    # -- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection in one read transaction: a consistent snapshot on both dialects."""
+        with self._engine.connect() as conn:
+            if self._dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A connection in one write transaction (`BEGIN IMMEDIATE` on SQLite).
+
+        Commits when the block ends, rolls back if it raises. Does not retry; `_write` does.
+        """
+        with self._engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one write transaction, retrying while SQLite says it is locked."""
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                with self.write_connection() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if self._dialect != "sqlite" or not _is_locked(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def _lock_revisions(self, conn: Connection) -> None:
+        """Serialize revision writers. SQLite's BEGIN IMMEDIATE already does it."""
+        if self._dialect == "postgresql":
+            conn.execute(text("LOCK TABLE revisions IN EXCLUSIVE MODE"))
+
+    @staticmethod
+    def _new_revision(conn: Connection, actor: str, summary: str, now: datetime) -> int:
+        revision = (conn.scalar(select(func.max(revisions.c.revision))) or 0) + 1
+        conn.execute(
+            insert(revisions).values(revision=revision, at=now, actor=actor, summary=summary)
+        )
+        return int(revision)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The newest revision, 0 for a store nothing was ever written to."""
+        with self.read_connection() as conn:
+            return int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+
+    @staticmethod
+    def _allowed_hosts(conn: Connection) -> tuple[str, ...]:
+        value = conn.scalar(select(settings.c.value).where(settings.c.name == _ALLOWED_HOSTS))
+        return () if value is None else tuple(json.loads(value))
+
+    @staticmethod
+    def _rules(conn: Connection) -> list[Rule]:
+        result = conn.execute(select(*_RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id))
+        return [_rule_from_row(row) for row in result]
+
+    def load(self) -> tuple[int, RuleSet]:
+        """The current revision and the whole table (rules with ids, in position order)."""
+        with self.read_connection() as conn:
+            revision = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            ruleset = RuleSet(
+                rules=tuple(self._rules(conn)), allowed_hosts=self._allowed_hosts(conn)
+            )
+        return revision, ruleset
+
+    def rule_count(self) -> int:
+        """How many rules the table holds."""
+        with self.read_connection() as conn:
+            return int(conn.scalar(select(func.count()).select_from(rules_t)) or 0)
+
+    def list_rules(
+        self,
+        host: str | None = None,
+        status: int | None = None,
+        search: str | None = None,
+    ) -> list[Rule]:
+        """Rules in position order, filtered.
+
+        `host`: rules whose `from` starts with `//host/` (case-insensitive); `status`: that
+        status code; `search`: case-insensitive substring of from / from_regex / to / note.
+        """
+        query: Select[Any] = select(*_RULE_COLUMNS)
+        if host is not None:
+            prefix = f"//{host.lower()}/"
+            query = query.where(func.lower(rules_t.c.source).startswith(prefix, autoescape=True))
+        if status is not None:
+            query = query.where(rules_t.c.status == status)
+        if search:
+            query = query.where(
+                or_(
+                    *(
+                        column.icontains(search, autoescape=True)
+                        for column in (
+                            rules_t.c.source,
+                            rules_t.c.source_regex,
+                            rules_t.c.to,
+                            rules_t.c.note,
+                        )
+                    )
+                )
+            )
+        query = query.order_by(rules_t.c.position, rules_t.c.id)
+        with self.read_connection() as conn:
+            return [_rule_from_row(row) for row in conn.execute(query)]
+
+    def changes_since(self, revision: int) -> list[Change]:
+        """Every change-log entry of revisions after `revision`, oldest first."""
+        query = (
+            select(
+                changes.c.revision,
+                changes.c.op,
+                changes.c.rule_id,
+                changes.c.before,
+                changes.c.after,
+            )
+            .where(changes.c.revision > revision)
+            .order_by(changes.c.seq)
+        )
+        out: list[Change] = []
+        with self.read_connection() as conn:
+            for rev, op, rule_id, before, after in conn.execute(query):
+                if op == "settings":
+                    hosts = None if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
+                    out.append(Change(rev, op, None, None, None, hosts))
+                else:
+                    out.append(
+                        Change(
+                            rev, op, rule_id, _rule_from_record(before), _rule_from_record(after)
+                        )
+                    )
+        return out
+
+    # -- declarative sync --------------------------------------------------------------
+
+    def plan(self, ruleset: RuleSet) -> Plan:
+        """What `apply(ruleset)` would do now. Writes nothing; added rules have no id."""
+        with self.read_connection() as conn:
+            current = self._rules(conn)
+            hosts = self._allowed_hosts(conn)
+        return diff(current, ruleset, hosts)
+
+    def apply(self, ruleset: RuleSet, actor: str = "cli") -> tuple[Plan, int]:
+        """Make the table exactly `ruleset`: one transaction, one new revision.
+
+        Unchanged and changed rules keep their ids; added rules get new UUIDs. An empty
+        plan writes nothing and returns the current revision.
+        """
+
+        def work(conn: Connection) -> tuple[Plan, int]:
+            self._lock_revisions(conn)
+            current_rev = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            rows = conn.execute(select(*_RULE_COLUMNS, *_META_COLUMNS)).all()
+            current = [_rule_from_row(row) for row in rows]
+            meta = {row[0]: (row[16], row[17], row[18]) for row in rows}
+            plan = diff(
+                current, ruleset, self._allowed_hosts(conn), new_id=lambda: str(uuid.uuid4())
+            )
+            if plan.empty:
+                return plan, current_rev
+            now = _utcnow()
+            rev = self._new_revision(conn, actor, f"apply: {plan.summary()}", now)
+            log: list[dict[str, Any]] = []
+
+            if plan.removed:
+                conn.execute(
+                    delete(rules_t).where(rules_t.c.id == bindparam("b_id")),
+                    [{"b_id": rule.id} for rule in plan.removed],
+                )
+                for rule in plan.removed:
+                    assert rule.id is not None
+                    created, updated, old_rev = meta[rule.id]
+                    before = _values(rule, rule.id, rule.position, created, updated, old_rev)
+                    log.append(
+                        {
+                            "op": "remove",
+                            "rule_id": rule.id,
+                            "before": _record(before),
+                            "after": None,
+                        }
+                    )
+
+            if plan.changed:
+                params: list[dict[str, Any]] = []
+                for old, new in plan.changed:
+                    assert old.id is not None
+                    created, updated, old_rev = meta[old.id]
+                    before = _values(old, old.id, old.position, created, updated, old_rev)
+                    after = _values(new, old.id, new.position, created, now, rev)
+                    log.append(
+                        {
+                            "op": "change",
+                            "rule_id": old.id,
+                            "before": _record(before),
+                            "after": _record(after),
+                        }
+                    )
+                    del after["id"], after["created_at"]
+                    after["b_id"] = old.id
+                    params.append(after)
+                for param_batch in _batches(params):
+                    conn.execute(
+                        update(rules_t).where(rules_t.c.id == bindparam("b_id")), list(param_batch)
+                    )
+
+            if plan.reordered:
+                moves = [{"b_id": i, "position": p} for i, p in plan.reordered]
+                for move_batch in _batches(moves):
+                    conn.execute(
+                        update(rules_t).where(rules_t.c.id == bindparam("b_id")), list(move_batch)
+                    )
+
+            if plan.added:
+                for batch in _batches(plan.added):
+                    values = []
+                    for rule in batch:
+                        assert rule.id is not None
+                        row = _values(rule, rule.id, rule.position, now, now, rev)
+                        values.append(row)
+                        log.append(
+                            {"op": "add", "rule_id": rule.id, "before": None, "after": _record(row)}
+                        )
+                    conn.execute(insert(rules_t), values)
+
+            if plan.allowed_hosts is not None:
+                hosts_before, hosts_after = plan.allowed_hosts
+                conn.execute(delete(settings).where(settings.c.name == _ALLOWED_HOSTS))
+                conn.execute(
+                    insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(hosts_after))
+                )
+                log.append(
+                    {
+                        "op": "settings",
+                        "rule_id": None,
+                        "before": json.dumps({_ALLOWED_HOSTS: list(hosts_before)}),
+                        "after": json.dumps({_ALLOWED_HOSTS: list(hosts_after)}),
+                    }
+                )
+
+            for entry in log:
+                entry["revision"] = rev
+            for log_batch in _batches(log):
+                conn.execute(insert(changes), list(log_batch))
+            return plan, rev
+
+        return self._write(work)
+
+    def add(
+        self,
+        rules: Sequence[Rule],
+        actor: str = "cli",
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Import: insert `rules` after the existing rules, with new UUIDs.
+
+        All-or-nothing in one transaction and one revision (returned). `progress(done)` is
+        called after every batch of ~1000 rows. Adding nothing writes nothing and returns
+        the current revision.
+        """
+        if not rules:
+            return self.revision()
+
+        def work(conn: Connection) -> int:
+            self._lock_revisions(conn)
+            last = conn.scalar(select(func.max(rules_t.c.position)))
+            start = 0 if last is None else int(last) + 1
+            now = _utcnow()
+            rev = self._new_revision(conn, actor, f"add: {len(rules)} added", now)
+            done = 0
+            for batch in _batches(rules):
+                values = []
+                log = []
+                for offset, rule in enumerate(batch, start=start + done):
+                    rule = _normalized(rule, offset)
+                    rule_id = str(uuid.uuid4())
+                    row = _values(rule, rule_id, offset, now, now, rev)
+                    values.append(row)
+                    log.append(
+                        {
+                            "revision": rev,
+                            "op": "add",
+                            "rule_id": rule_id,
+                            "before": None,
+                            "after": _record(row),
+                        }
+                    )
+                conn.execute(insert(rules_t), values)
+                conn.execute(insert(changes), log)
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
+            return rev
+
+        return self._write(work)
+
+    # -- hit counters ------------------------------------------------------------------
+
+    def _upsert_counts(
+        self, conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """`hits = hits + n, last_hit = max(last_hit, new)` per row, inserting new keys."""
+        if not rows:
+            return
+        stmt: Any
+        if self._dialect == "postgresql":
+            stmt = pg_dialect.insert(table)
+            latest = func.greatest(table.c.last_hit, stmt.excluded.last_hit)
+        else:
+            stmt = sqlite_dialect.insert(table)
+            latest = func.max(table.c.last_hit, stmt.excluded.last_hit)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={"hits": table.c.hits + stmt.excluded.hits, "last_hit": latest},
+        )
+        for batch in _batches(rows):
+            conn.execute(stmt, list(batch))
+
+    def record_hits(
+        self,
+        rule_hits: Mapping[str, tuple[int, datetime]],
+        unmatched: Mapping[str, tuple[int, datetime]],
+    ) -> None:
+        """Add batched hit counts: {rule id or path: (hits, last hit time)}.
+
+        One transaction. Paths are truncated to 2048 characters; afterwards only the
+        `UNMATCHED_KEEP` most hit unmatched paths are kept.
+        """
+        if not rule_hits and not unmatched:
+            return
+        rule_rows = [
+            {"rule_id": rule_id, "hits": int(n), "last_hit": as_utc(at)}
+            for rule_id, (n, at) in sorted(rule_hits.items())
+        ]
+        merged: dict[str, tuple[int, datetime]] = {}
+        for path, (n, at) in unmatched.items():
+            short = _truncate_path(path)
+            at = as_utc(at)
+            if short in merged:
+                old_n, old_at = merged[short]
+                merged[short] = (old_n + int(n), max(old_at, at))
+            else:
+                merged[short] = (int(n), at)
+        path_rows = [
+            {"path": path, "hits": n, "last_hit": at} for path, (n, at) in sorted(merged.items())
+        ]
+
+        def work(conn: Connection) -> None:
+            if self._dialect == "postgresql":
+                # Hit flushes are rare and small: serializing them rules out deadlocks
+                # between the upserts and the pruning DELETE. Readers are not blocked.
+                conn.execute(
+                    text("LOCK TABLE rule_hits, unmatched_paths IN SHARE ROW EXCLUSIVE MODE")
+                )
+            self._upsert_counts(conn, rule_hits_t, "rule_id", rule_rows)
+            self._upsert_counts(conn, unmatched_paths, "path", path_rows)
+            if path_rows:
+                count = conn.scalar(select(func.count()).select_from(unmatched_paths)) or 0
+                if count > UNMATCHED_KEEP:
+                    keep = (
+                        select(unmatched_paths.c.path)
+                        .order_by(
+                            unmatched_paths.c.hits.desc(),
+                            unmatched_paths.c.last_hit.desc(),
+                            unmatched_paths.c.path,
+                        )
+                        .limit(UNMATCHED_KEEP)
+                    )
+                    conn.execute(delete(unmatched_paths).where(unmatched_paths.c.path.not_in(keep)))
+
+        self._write(work)
+
+    def stats(self, limit_unmatched: int = 20) -> Stats:
+        """Hits of every current rule (0 if never hit), most hit first; top unmatched paths."""
+        hits = func.coalesce(rule_hits_t.c.hits, 0)
+        rule_query = (
+            select(
+                rules_t.c.id,
+                rules_t.c.source,
+                rules_t.c.source_regex,
+                rules_t.c.to,
+                rules_t.c.status,
+                hits,
+                rule_hits_t.c.last_hit,
+            )
+            .select_from(rules_t.outerjoin(rule_hits_t, rule_hits_t.c.rule_id == rules_t.c.id))
+            .order_by(hits.desc(), rules_t.c.position, rules_t.c.id)
+        )
+        path_query = (
+            select(unmatched_paths.c.path, unmatched_paths.c.hits, unmatched_paths.c.last_hit)
+            .order_by(
+                unmatched_paths.c.hits.desc(),
+                unmatched_paths.c.last_hit.desc(),
+                unmatched_paths.c.path,
+            )
+            .limit(max(0, limit_unmatched))
+        )
+        with self.read_connection() as conn:
+            rule_stats = [
+                RuleStats(
+                    rule_id=rid,
+                    from_text=source if source is not None else (regex or ""),
+                    to=to,
+                    status=status,
+                    hits=int(n),
+                    last_hit=last,
+                )
+                for rid, source, regex, to, status, n, last in conn.execute(rule_query)
+            ]
+            path_stats = [
+                PathStats(path, int(n), last) for path, n, last in conn.execute(path_query)
+            ]
+        return Stats(rules=rule_stats, unmatched=path_stats)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    """Pragmas on connect; our own BEGIN (IMMEDIATE for writes) instead of pysqlite's."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
