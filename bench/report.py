@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Bookkeeping for bench/run.sh: record one measured run, then print and save the summary.
+
+Standard library only.
+
+    report.py add --results R.jsonl --scenario S --rules N --target T --warmup W.json \
+        --measured M.json --rss-kib K [--precheck ok|"reason"] [--extra key=value ...]
+    report.py summary --results R.jsonl --meta META.json --out bench/results/TS.json \
+        [--min-3xx 0.99]
+
+A run is valid when the pre-run curl check passed and at least --min-3xx of the responses
+were redirects: the warm-up counts every status (paths.lua `count`), the measured run at least
+counts statuses >= 400 (all of them, too, when run with COUNT_STATUSES=1). Socket errors
+(connect/read/write/timeout) above 1% of the requests also invalidate a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: The targets from bench/README.md, checked per redirectory server.
+EXACT_MIN_RATIO = 0.5
+PLACEHOLDER_MIN_RATIO = 10.0
+SCALING_MIN = 0.9  # req/s with 100k exact rules vs 1k: within 10%
+
+
+def load_json(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def share_3xx(statuses: dict[str, int]) -> float | None:
+    total = sum(statuses.values())
+    if not total:
+        return None
+    return sum(n for code, n in statuses.items() if code.startswith("3")) / total
+
+
+def judge(run: dict[str, Any], min_3xx: float) -> list[str]:
+    """Reasons why a run is invalid (empty list = valid)."""
+    why: list[str] = []
+    if run.get("precheck", "ok") != "ok":
+        why.append(f"pre-check: {run['precheck']}")
+    warm, meas = run.get("warmup"), run.get("measured")
+    if warm is None:
+        why.append("no warm-up result")
+    else:
+        s = share_3xx(warm.get("statuses", {}))
+        if s is None:
+            why.append("warm-up got no responses")
+        elif s < min_3xx:
+            why.append(f"warm-up: only {s:.1%} 3xx {warm.get('statuses')}")
+    if meas is None:
+        why.append("no measured result")
+        return why
+    req = meas.get("requests", 0)
+    if not req:
+        why.append("measured run got no responses")
+        return why
+    errs = meas.get("errors", {})
+    if errs.get("status_ge_400", 0) / req > 1 - min_3xx:
+        why.append(f"measured: {errs['status_ge_400']} of {req} answers >= 400")
+    s = share_3xx(meas.get("statuses", {}))
+    if s is not None and s < min_3xx:
+        why.append(f"measured: only {s:.1%} 3xx {meas.get('statuses')}")
+    sock = sum(errs.get(k, 0) for k in ("connect", "read", "write", "timeout"))
+    if sock > 0.01 * req:
+        why.append(f"measured: {sock} socket errors {errs}")
+    return why
+
+
+def cmd_add(a: argparse.Namespace) -> int:
+    run: dict[str, Any] = {
+        "scenario": a.scenario,
+        "rules": a.rules,
+        "target": a.target,
+        "precheck": a.precheck,
+        "warmup": load_json(a.warmup),
+        "measured": load_json(a.measured),
+        "rss_kib": a.rss_kib,
+    }
+    for kv in a.extra or []:
+        k, _, v = kv.partition("=")
+        try:
+            run[k] = json.loads(v)
+        except json.JSONDecodeError:
+            run[k] = v
+    with open(a.results, "a") as f:
+        f.write(json.dumps(run) + "\n")
+    return 0
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def cmd_summary(a: argparse.Namespace) -> int:
+    runs = []
+    if Path(a.results).exists():
+        runs = [json.loads(line) for line in Path(a.results).read_text().splitlines() if line]
+    meta = load_json(a.meta) or {}
+    scenarios: list[str] = []
+    for r in runs:
+        r["invalid"] = judge(r, a.min_3xx)
+        r["valid"] = not r["invalid"]
+        m = r.get("measured") or {}
+        r["rps"] = m.get("rps") if r["valid"] else None
+        r["p50_ms"] = m.get("p50_ms")
+        r["p99_ms"] = m.get("p99_ms")
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+
+    for sc in scenarios:
+        group = [r for r in runs if r["scenario"] == sc]
+        base = next((r for r in group if r["target"] == "nginx"), None)
+        for r in group:
+            r["ratio_rps"] = None
+            r["ratio_p99"] = None
+            r["ratio_rss"] = None
+            if base is None or r is base or not (r["valid"] and base["valid"]):
+                continue
+            r["ratio_rps"] = r["rps"] / base["rps"] if base["rps"] else None
+            if base["p99_ms"]:
+                r["ratio_p99"] = r["p99_ms"] / base["p99_ms"]
+            if base.get("rss_kib") and r.get("rss_kib"):
+                r["ratio_rss"] = r["rss_kib"] / base["rss_kib"]
+
+    lines: list[str] = []
+    for sc in scenarios:
+        group = [r for r in runs if r["scenario"] == sc]
+        lines.append("")
+        lines.append(f"## {sc} ({group[0]['rules']} rules)")
+        head = (
+            f"{'target':<22} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
+            f" {'3xx':>7} {'vs nginx':>9}"
+        )
+        lines.append(head)
+        lines.append("-" * len(head))
+        for r in group:
+            m = r.get("measured") or {}
+            st = (r.get("warmup") or {}).get("statuses", {})
+            s3 = share_3xx(m.get("statuses") or st)
+            rss = r.get("rss_kib")
+            ratio = "(base)" if r["target"] == "nginx" else fmt(r["ratio_rps"], ".2f") + "x"
+            lines.append(
+                f"{r['target']:<22} {fmt(m.get('rps'), ',.0f'):>10}"
+                f" {fmt(m.get('p50_ms'), '.2f'):>8} {fmt(m.get('p99_ms'), '.2f'):>8}"
+                f" {fmt(rss / 1024 if rss else None, '.1f'):>8}"
+                f" {fmt(s3 * 100 if s3 is not None else None, '.1f') + '%':>7} {ratio:>9}"
+            )
+            for why in r["invalid"]:
+                lines.append(f"    INVALID: {why}")
+
+    checks = targets(runs)
+    if checks:
+        lines.append("")
+        lines.append("## targets (bench/README.md)")
+        for c in checks:
+            lines.append(f"  {c['verdict']:<4} {c['target']}: {c['check']} -> {c['value']}")
+    text = "\n".join(lines)
+    print(text)
+
+    out = {"meta": meta, "runs": runs, "targets": checks}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nresults written to {a.out}")
+    return 0 if all(r["valid"] for r in runs) else 3
+
+
+def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {(r["scenario"], r["target"]): r for r in runs}
+    names = sorted({r["target"] for r in runs if r["target"] != "nginx"})
+    checks = []
+
+    def add(target: str, check: str, value: float | None, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        val = "-" if value is None else f"{value:.2f}"
+        checks.append({"target": target, "check": check, "value": val, "verdict": verdict})
+
+    for t in names:
+        for sc in ("exact-1k", "exact-100k"):
+            r = by.get((sc, t))
+            if r is not None:
+                v = r.get("ratio_rps")
+                add(t, f"{sc} req/s >= {EXACT_MIN_RATIO}x nginx", v,
+                    None if v is None else v >= EXACT_MIN_RATIO)
+        r = by.get(("placeholder-10k", t))
+        if r is not None:
+            v = r.get("ratio_rps")
+            add(t, f"placeholder-10k req/s >= {PLACEHOLDER_MIN_RATIO:g}x nginx", v,
+                None if v is None else v >= PLACEHOLDER_MIN_RATIO)
+        small, big = by.get(("exact-1k", t)), by.get(("exact-100k", t))
+        if small is not None and big is not None:
+            v = big["rps"] / small["rps"] if big.get("rps") and small.get("rps") else None
+            add(t, f"exact-100k req/s / exact-1k req/s >= {SCALING_MIN}", v,
+                None if v is None else v >= SCALING_MIN)
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("add")
+    p.add_argument("--results", required=True)
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--rules", type=int, required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--warmup")
+    p.add_argument("--measured")
+    p.add_argument("--rss-kib", type=int)
+    p.add_argument("--precheck", default="ok")
+    p.add_argument("--extra", action="append", help="key=value (value parsed as JSON if it can)")
+    p.set_defaults(func=cmd_add)
+    p = sub.add_parser("summary")
+    p.add_argument("--results", required=True)
+    p.add_argument("--meta")
+    p.add_argument("--out", required=True)
+    p.add_argument("--min-3xx", type=float, default=0.99)
+    p.set_defaults(func=cmd_summary)
+    a = ap.parse_args(argv)
+    return int(a.func(a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# redirectory vs nginx, same machine, same run. See bench/README.md.
+#
+#   bash bench/run.sh [--quick] [--nginx-only]
+#
+# Run from the repository root after `make install`. Environment knobs (defaults in brackets):
+#   REDIRECTORY            redirectory CLI [.venv/bin/redirectory]
+#   REDIRECTORY_SERVERS    servers to benchmark ["granian uvicorn" when `serve --server` exists]
+#   REDIRECTORY_SERVE_ARGS extra arguments for `redirectory serve` []
+#   NGINX_SOURCE           export = nginx files from `redirectory rules export --format nginx`,
+#                          gen = hand-made equivalent from gen_rules.py [export; gen with --nginx-only]
+#   SCENARIOS              [exact-1k exact-100k placeholder-10k]
+#   DURATION WARMUP        seconds per measured run / warm-up [15 3; --quick: 3 1]
+#   CONNECTIONS            wrk connections [32]   (always one wrk thread)
+#   COUNT_STATUSES=1       tally every status in the measured run too (costs wrk some CPU)
+#   MIN_3XX                share of 3xx answers for a run to be valid [0.99]
+#   READY_TIMEOUT          seconds to wait for /healthz [120]
+#   PIN=0                  do not pin server/wrk to CPUs 1/0
+#   KEEP_WORK=1            keep the temporary directory (rules, DBs, configs, logs)
+#   PYTHON                 interpreter for the helper scripts [python3]
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+BENCH=$ROOT/bench
+
+QUICK=0
+NGINX_ONLY=0
+for arg in "$@"; do
+  case $arg in
+    --quick) QUICK=1 ;;
+    --nginx-only) NGINX_ONLY=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$QUICK" = 1 ]; then
+  DURATION=${DURATION:-3}; WARMUP=${WARMUP:-1}
+else
+  DURATION=${DURATION:-15}; WARMUP=${WARMUP:-3}
+fi
+CONNECTIONS=${CONNECTIONS:-32}
+SCENARIOS=${SCENARIOS:-"exact-1k exact-100k placeholder-10k"}
+REDIRECTORY=${REDIRECTORY:-$ROOT/.venv/bin/redirectory}
+REDIRECTORY_SERVE_ARGS=${REDIRECTORY_SERVE_ARGS:-}
+if [ "$NGINX_ONLY" = 1 ]; then NGINX_SOURCE=${NGINX_SOURCE:-gen}; else NGINX_SOURCE=${NGINX_SOURCE:-export}; fi
+MIN_3XX=${MIN_3XX:-0.99}
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+COUNT_STATUSES=${COUNT_STATUSES:-0}
+PYTHON=${PYTHON:-python3}
+case $NGINX_SOURCE in export|gen) ;; *) echo "NGINX_SOURCE must be export or gen" >&2; exit 2 ;; esac
+
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf '\n[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing tools; install them first, e.g.: sudo apt-get install -y ${missing[*]}"
+  fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v "$PYTHON" >/dev/null 2>&1 || die "no $PYTHON (set PYTHON=...)"
+
+if [ "$NGINX_ONLY" = 0 ] || [ "$NGINX_SOURCE" = export ]; then
+  [ -x "$REDIRECTORY" ] || command -v "$REDIRECTORY" >/dev/null 2>&1 \
+    || die "redirectory CLI not found at $REDIRECTORY: run \`make install\` or set REDIRECTORY=..."
+fi
+
+# Server on CPU 1, wrk on CPU 0, when there are two CPUs to pin to.
+SERVER_PIN=()
+LOAD_PIN=()
+if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ] \
+   && taskset -c 0 true 2>/dev/null && taskset -c 1 true 2>/dev/null; then
+  SERVER_PIN=(taskset -c 1)
+  LOAD_PIN=(taskset -c 0)
+  PINNED=true
+else
+  PINNED=false
+  log "not pinning server and wrk to separate CPUs (no taskset, one CPU, or PIN=0)"
+fi
+
+# ---------------------------------------------------------------- process bookkeeping
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/redirectory-bench.XXXXXX")
+SERVER_PIDS=()
+
+# The PID and all its descendants.
+tree_pids() {
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { parent[$1] = $2; pids[NR] = $1 }
+    END {
+      keep[root] = 1; print root; changed = 1
+      while (changed) {
+        changed = 0
+        for (i in pids) { p = pids[i]
+          if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; print p; changed = 1 } }
+      }
+    }'
+}
+
+alive() {  # running and not a zombie
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
+# VmRSS summed over the process tree, in KiB.
+rss_kib() {
+  local total=0 pid kb
+  for pid in $(tree_pids "$1"); do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+# SIGTERM to the server, SIGKILL to whatever of its tree is left after 10 s.
+stop_server() {
+  local pid=$1 pids i
+  pids=$(tree_pids "$pid")
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+  fi
+  for p in $pids; do
+    if alive "$p"; then
+      log "pid $p still running, sending SIGKILL"
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+  done
+  # Each server runs in its own session (setsid), so stragglers share its process group.
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
+  if [ "${KEEP_WORK:-0}" = 1 ]; then
+    log "kept work directory $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_server LOGFILE CMD... : runs CMD pinned, in its own session; sets STARTED_PID.
+start_server() {
+  local logf=$1; shift
+  setsid "${SERVER_PIN[@]}" "$@" >"$logf" 2>&1 </dev/null &
+  STARTED_PID=$!
+  SERVER_PIDS+=("$STARTED_PID")
+}
+
+forget_server() {
+  local keep=() p
+  for p in "${SERVER_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  SERVER_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+free_port() {
+  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL PID LOGFILE TIMEOUT OUTFILE: until URL answers 200 (body to OUTFILE).
+wait_http() {
+  local url=$1 pid=$2 logf=$3 timeout=$4 out=$5 start code
+  start=$(date +%s)
+  while :; do
+    if ! alive "$pid"; then
+      tail -n 30 "$logf" >&2 || true
+      return 1
+    fi
+    code=$(curl -s -o "$out" -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
+    [ "$code" = 200 ] && return 0
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      log "no 200 from $url after ${timeout}s (last: ${code:-none})"
+      tail -n 30 "$logf" >&2 || true
+      return 1
+    fi
+    sleep 0.25
+  done
+}
+
+# precheck BASE_URL EXPECT_TSV: the first 20 sample paths must redirect as expected.
+# Prints "ok" or the first problem.
+precheck() {
+  local base=$1 path status loc got code url n=0
+  while IFS=$'\t' read -r path status loc; do
+    got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{redirect_url}' "$base$path" || true)
+    code=${got%% *}
+    url=${got#* }
+    url=/${url#*://*/}
+    if [ "$code" != "$status" ] || [ "$url" != "$loc" ]; then
+      echo "GET $path -> $code ${url}, expected $status $loc"
+      return 0
+    fi
+    n=$((n + 1))
+    [ "$n" -ge 20 ] && break
+  done <"$2"
+  echo ok
+}
+
+# bench_target SCENARIO RULES TARGET PID PORT LOGFILE SAMPLE_DIR [extra key=value...]
+bench_target() {
+  local sc=$1 nrules=$2 target=$3 pid=$4 port=$5 logf=$6 sd=$7; shift 7
+  local base="http://127.0.0.1:$port" out="$WORK/$sc/$target" pc count_arg=() rss extra=() kv
+  for kv in "$@"; do extra+=(--extra "$kv"); done
+  mkdir -p "$out"
+  pc=$(precheck "$base" "$sd/expect.tsv")
+  if [ "$pc" != ok ]; then
+    log "$target: pre-check failed: $pc (skipping the load run)"
+  else
+    log "$target: warm-up ${WARMUP}s"
+    timeout $((WARMUP + 30)) "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+      -s "$BENCH/paths.lua" "$base" -- "$sd/paths.txt" count >"$out/warmup.txt" 2>&1 || true
+    sed -n 's/^BENCH_JSON //p' "$out/warmup.txt" | tail -n 1 >"$out/warmup.json"
+    [ "$COUNT_STATUSES" = 1 ] && count_arg=(count)
+    log "$target: measuring ${DURATION}s (wrk -t1 -c$CONNECTIONS)"
+    timeout $((DURATION + 30)) "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+      --latency -s "$BENCH/paths.lua" "$base" -- "$sd/paths.txt" "${count_arg[@]}" \
+      >"$out/wrk.txt" 2>&1 || true
+    sed -n 's/^BENCH_JSON //p' "$out/wrk.txt" | tail -n 1 >"$out/measured.json"
+    [ -s "$out/measured.json" ] || { log "$target: wrk gave no result:"; cat "$out/wrk.txt" >&2; }
+    grep -E 'Requests/sec|Latency|Non-2xx|Socket errors' "$out/wrk.txt" | sed 's/^/    /' >&2 || true
+  fi
+  rss=$(rss_kib "$pid")
+  if ! alive "$pid"; then
+    pc="server exited during the run"
+    tail -n 20 "$logf" >&2 || true
+  fi
+  "$PYTHON" "$BENCH/report.py" add --results "$WORK/results.jsonl" --scenario "$sc" \
+    --rules "$nrules" --target "$target" --warmup "$out/warmup.json" \
+    --measured "$out/measured.json" --rss-kib "$rss" --precheck "$pc" "${extra[@]}"
+}
+
+# ---------------------------------------------------------------- what redirectory offers
+SERVERS=()
+if [ "$NGINX_ONLY" = 0 ]; then
+  if [ -n "${REDIRECTORY_SERVERS:-}" ]; then
+    read -r -a SERVERS <<<"$REDIRECTORY_SERVERS"
+  elif "$REDIRECTORY" serve --help 2>/dev/null | grep -q -- '--server'; then
+    SERVERS=(granian uvicorn)
+  else
+    SERVERS=(default)
+  fi
+fi
+
+# ---------------------------------------------------------------- meta
+TS=$(date -u +%Y%m%dT%H%M%SZ)
+"$PYTHON" - "$WORK/meta.json" <<EOF
+import json, os, platform, subprocess, sys
+def sh(*cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else None
+    except Exception:
+        return None
+cpu = None
+try:
+    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+except Exception:
+    pass
+meta = {
+    "timestamp": "$TS",
+    "git_commit": sh("git", "-C", "$ROOT", "rev-parse", "HEAD"),
+    "git_dirty": bool(sh("git", "-C", "$ROOT", "status", "--porcelain", "--untracked-files=no")),
+    "kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": cpu,
+    "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+    "nginx": sh("$NGINX", "-v"), "wrk": sh("wrk", "--version"),
+    "redirectory": "$REDIRECTORY" if $NGINX_ONLY == 0 else None,
+    "redirectory_version": sh("$REDIRECTORY", "--version") if $NGINX_ONLY == 0 else None,
+    "redirectory_servers": "${SERVERS[*]}".split(),
+    "redirectory_serve_args": "$REDIRECTORY_SERVE_ARGS",
+    "nginx_source": "$NGINX_SOURCE", "scenarios": "$SCENARIOS".split(),
+    "duration_s": $DURATION, "warmup_s": $WARMUP, "wrk_threads": 1, "connections": $CONNECTIONS,
+    "pinned": $( [ "$PINNED" = true ] && echo True || echo False ),
+    "quick": $( [ "$QUICK" = 1 ] && echo True || echo False ),
+    "count_statuses_in_measured_run": $( [ "$COUNT_STATUSES" = 1 ] && echo True || echo False ),
+}
+json.dump(meta, open(sys.argv[1], "w"), indent=2)
+EOF
+
+log "work dir $WORK; nginx source: $NGINX_SOURCE; redirectory servers: ${SERVERS[*]:-none}"
+log "per target: ${WARMUP}s warm-up + ${DURATION}s measured, wrk -t1 -c$CONNECTIONS, pinned=$PINNED"
+
+# ---------------------------------------------------------------- scenarios
+for sc in $SCENARIOS; do
+  case $sc in
+    exact-1k) kind=exact; count=1000 ;;
+    exact-100k) kind=exact; count=100000 ;;
+    placeholder-10k) kind=placeholder; count=10000 ;;
+    *) die "unknown scenario $sc (known: exact-1k exact-100k placeholder-10k)" ;;
+  esac
+  sd=$WORK/$sc
+  mkdir -p "$sd"
+  log "=== $sc: generating $count $kind rules"
+  gen_args=(--kind "$kind" --count "$count" --out "$sd")
+  [ "$NGINX_SOURCE" = gen ] && gen_args+=(--nginx-dir "$sd/nginx-gen")
+  "$PYTHON" "$BENCH/gen_rules.py" "${gen_args[@]}"
+
+  db="sqlite:///$sd/rules.db"
+  if [ "$NGINX_ONLY" = 0 ] || [ "$NGINX_SOURCE" = export ]; then
+    log "$sc: redirectory rules apply ($count rules)"
+    t0=$(date +%s.%N)
+    "$REDIRECTORY" rules apply "$sd/rules.yaml" --database "$db" >"$sd/apply.log" 2>&1 \
+      || { tail -n 30 "$sd/apply.log" >&2; die "\`redirectory rules apply\` failed for $sc (log above)"; }
+    apply_s=$(elapsed "$t0")
+    log "$sc: applied in ${apply_s}s"
+  else
+    apply_s=null
+  fi
+
+  if [ "$NGINX_SOURCE" = export ]; then
+    ndir=$sd/nginx-export
+    "$REDIRECTORY" rules export --format nginx --database "$db" --output "$ndir" \
+      >"$sd/export.log" 2>&1 \
+      || { tail -n 30 "$sd/export.log" >&2
+           die "\`redirectory rules export --format nginx\` failed for $sc (log above); NGINX_SOURCE=gen uses the hand-made nginx files instead"; }
+    for f in redirectory-map.conf redirectory-return.conf; do
+      [ -s "$ndir/$f" ] || die "\`redirectory rules export --format nginx\` did not write $ndir/$f"
+    done
+  else
+    ndir=$sd/nginx-gen
+  fi
+
+  # nginx
+  nport=$(free_port)
+  nrun=$sd/nginx-run
+  mkdir -p "$nrun"
+  sed -e "s#@RUNDIR@#$nrun#g" -e "s#@PORT@#$nport#g" \
+      -e "s#@MAP_CONF@#$ndir/redirectory-map.conf#g" \
+      -e "s#@RETURN_CONF@#$ndir/redirectory-return.conf#g" \
+      "$BENCH/nginx.conf.template" >"$nrun/nginx.conf"
+  if ! "$NGINX" -t -q -e "$nrun/error.log" -p "$nrun" -c "$nrun/nginx.conf" >"$nrun/test.log" 2>&1; then
+    cat "$nrun/test.log" >&2
+    if [ "$NGINX_SOURCE" = export ]; then
+      die "nginx -t REJECTED the files written by \`redirectory rules export --format nginx\` ($ndir) for $sc; see the messages above. Stopping."
+    fi
+    die "nginx -t rejected the generated nginx files ($ndir) for $sc; see above"
+  fi
+  log "$sc: starting nginx on 127.0.0.1:$nport"
+  t0=$(date +%s.%N)
+  start_server "$nrun/stdout.log" "$NGINX" -e "$nrun/error.log" -p "$nrun" -c "$nrun/nginx.conf"
+  npid=$STARTED_PID
+  probe=$(head -n 1 "$sd/paths.txt")
+  for i in $(seq 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$nport$probe" || true)
+    [ "$code" != 000 ] && break
+    alive "$npid" || break
+    sleep 0.1
+  done
+  alive "$npid" || { cat "$nrun/error.log" "$nrun/stdout.log" >&2 || true; die "nginx did not start for $sc"; }
+  start_s=$(elapsed "$t0")
+  bench_target "$sc" "$count" nginx "$npid" "$nport" "$nrun/error.log" "$sd" \
+    "nginx_source=$NGINX_SOURCE" "startup_s=$start_s"
+  stop_server "$npid"; forget_server "$npid"
+
+  # redirectory, once per server
+  for srv in "${SERVERS[@]}"; do
+    target=redirectory
+    srv_args=()
+    if [ "$srv" != default ]; then target=redirectory-$srv; srv_args=(--server "$srv"); fi
+    port=$(free_port); aport=$(free_port)
+    while [ "$aport" = "$port" ]; do aport=$(free_port); done
+    rlog=$sd/$target.log
+    log "$sc: starting $target on 127.0.0.1:$port (admin $aport)"
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    start_server "$rlog" "$REDIRECTORY" serve --database "$db" --host 127.0.0.1 --port "$port" \
+      --admin-port "$aport" --workers 1 "${srv_args[@]}" $REDIRECTORY_SERVE_ARGS
+    rpid=$STARTED_PID
+    if ! wait_http "http://127.0.0.1:$aport/healthz" "$rpid" "$rlog" "$READY_TIMEOUT" "$sd/$target.healthz.json"; then
+      log "$sc: $target did not become ready (log above); recording it as failed"
+      "$PYTHON" "$BENCH/report.py" add --results "$WORK/results.jsonl" --scenario "$sc" \
+        --rules "$count" --target "$target" --precheck "server did not become ready"
+      stop_server "$rpid"; forget_server "$rpid"
+      continue
+    fi
+    start_s=$(elapsed "$t0")
+    health=$(cat "$sd/$target.healthz.json")
+    log "$sc: $target ready in ${start_s}s: $health"
+    loaded=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("rules", "?"))' \
+      "$sd/$target.healthz.json" 2>/dev/null || echo "?")
+    [ "$loaded" = "$count" ] || log "WARNING: $target /healthz reports rules=$loaded, expected $count"
+    bench_target "$sc" "$count" "$target" "$rpid" "$port" "$rlog" "$sd" \
+      "server=$srv" "startup_s=$start_s" "apply_s=$apply_s" "healthz_rules=$loaded"
+    stop_server "$rpid"; forget_server "$rpid"
+  done
+done
+
+# ---------------------------------------------------------------- summary
+mkdir -p "$BENCH/results"
+out=$BENCH/results/$TS.json
+set +e
+"$PYTHON" "$BENCH/report.py" summary --results "$WORK/results.jsonl" --meta "$WORK/meta.json" \
+  --out "$out" --min-3xx "$MIN_3XX"
+rc=$?
+set -e
+[ "$rc" = 0 ] || log "some runs were invalid (see INVALID lines above)"
+exit "$rc"
