@@ -1,0 +1,559 @@
+"""`redirectory` command line (typer + rich). Every command that touches the table takes
+`--database URL` (default `sqlite:///var/redirectory.db`, or `REDIRECTORY_DATABASE_URL`).
+
+Errors are printed as `FILE:LINE: field: message` (rule problems) or one clear sentence, with a
+non-zero exit and nothing changed; never a traceback (set REDIRECTORY_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from redirectory.gateway.config import DEFAULT_DATABASE_URL, GatewayConfig
+from redirectory.rules.model import Problem, Rule, RuleSet
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE
+
+app = typer.Typer(
+    name="redirectory",
+    help="HTTP redirection for REST APIs: a redirect gateway, its rule table and tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+rules_app = typer.Typer(help="Validate, apply, import, export, test, list and count rules.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DatabaseOpt = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        envvar="REDIRECTORY_DATABASE_URL",
+        help="SQLAlchemy URL of the rule table, e.g. sqlite:///var/redirectory.db or postgresql://host/db.",
+        show_default=True,
+    ),
+]
+
+
+class CliError(Exception):
+    """An error to print as one line, exit 1."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_problems(problems: list[Problem], strict: bool = False) -> tuple[int, int]:
+    errors = warnings = 0
+    for p in problems:
+        text = p.format()
+        if p.is_error or strict:
+            errors += 1
+            err.print(text, style="red" if p.is_error else "yellow", highlight=False, soft_wrap=True, markup=False)
+        else:
+            warnings += 1
+            err.print(text, style="yellow", highlight=False, soft_wrap=True, markup=False)
+    return errors, warnings
+
+
+def load_valid(path: Path, fmt: str | None = None, strict: bool = False) -> RuleSet:
+    """Read, parse and validate a rule file; print problems; exit 1 on errors."""
+    from redirectory.rulefile import read_rule_file
+
+    ruleset, problems = read_rule_file(path, fmt)
+    errors, _ = print_problems(problems, strict)
+    if errors:
+        fail(f"{path}: {errors} problem(s); nothing was changed")
+    return ruleset
+
+
+@contextmanager
+def open_store(url: str, migrate: bool = True) -> Iterator[object]:
+    from redirectory.store import Store
+
+    store = None
+    try:
+        store = Store.open(url)
+        if migrate:
+            store.upgrade()
+        yield store
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _store_error(exc: Exception, url: str) -> NoReturn:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
+        fail(f"--database: '{url}' is not a database URL this build supports "
+             "(sqlite:///PATH or postgresql://USER@HOST/DB)")
+    if isinstance(exc, OperationalError):
+        fail(f"--database: cannot use '{_redact(url)}': {str(exc.orig).splitlines()[0] if exc.orig else exc}")
+    raise exc
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@")
+    return url
+
+
+# -- serve ------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    rules: Annotated[Path | None, typer.Option("--rules", help="Apply this rule file at start (as `rules apply`).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    host: Annotated[str, typer.Option(help="Address for redirects.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for redirects.", min=1, max=65535)] = 8000,
+    admin_host: Annotated[str, typer.Option(help="Address of the admin listener (health, admin API).")] = "127.0.0.1",
+    admin_port: Annotated[int, typer.Option(help="Port of the admin listener.", min=1, max=65535)] = 8001,
+    workers: Annotated[int, typer.Option(help="Gateway worker processes.", min=1, max=64)] = 1,
+    public_url: Annotated[str | None, typer.Option(help="Origin clients use (e.g. https://api.example.com): makes Location absolute.")] = None,
+    forwarded_allow_ips: Annotated[str, typer.Option(help="Comma-separated proxy IPs/CIDRs whose X-Forwarded-Proto/Host are trusted ('*' = any).")] = "",
+    server: Annotated[str, typer.Option(help="HTTP server: uvicorn (default, fastest here) or granian.")] = "uvicorn",
+    default_cache: Annotated[int, typer.Option(help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not run database migrations at start.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the redirect gateway (and the admin listener beside it)."""
+    from redirectory.gateway.forwarded import TrustedProxies, origin_of
+    from redirectory.gateway.server import ServeError, run
+
+    if public_url:
+        try:
+            origin_of(public_url)
+        except ValueError as exc:
+            fail(f"--public-url: {exc}")
+    proxies = tuple(p.strip() for p in forwarded_allow_ips.split(",") if p.strip())
+    try:
+        TrustedProxies(proxies)
+    except ValueError as exc:
+        fail(f"--forwarded-allow-ips: {exc} (give IP addresses or networks such as 10.0.0.0/8, or '*')")
+    ruleset = load_valid(rules) if rules else None
+    _ensure_sqlite_dir(database)
+    try:
+        with open_store(database, migrate=not no_migrate) as store:
+            if ruleset is not None:
+                plan, revision = store.apply(ruleset, actor="serve --rules")  # type: ignore[attr-defined]
+                err.print(f"{rules}: {plan.summary()} (revision {revision})", highlight=False)
+    except Exception as exc:  # noqa: BLE001 - mapped to a clear message
+        _store_error(exc, database)
+    config = GatewayConfig(
+        database=database,
+        host=host,
+        port=port,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        workers=workers,
+        server=server,
+        public_url=public_url,
+        forwarded_allow_ips=proxies,
+        default_permanent_max_age=default_cache,
+        access_log=access_log,
+    )
+    err.print(f"redirects on http://{host}:{port}  admin on http://{admin_host}:{admin_port}/healthz", highlight=False)
+    try:
+        run(config)
+    except ServeError as exc:
+        fail(str(exc))
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url[len("sqlite:///"):])
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+
+# -- rules validate / apply / import / export ----------------------------------------------------
+@rules_app.command("validate")
+def rules_validate(
+    file: Annotated[Path, typer.Argument(help="Rule file (.yaml, .yml, .json or .csv).")],
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+) -> None:
+    """Check a rule file: exit 0 when valid, else every problem as FILE:LINE: field: message."""
+    from redirectory.rulefile import read_rule_file
+
+    ruleset, problems = read_rule_file(file, fmt)
+    errors, warnings = print_problems(problems, strict)
+    if errors:
+        err.print(f"{file}: {errors} error(s), {warnings} warning(s)", style="red", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{file}: {len(ruleset.rules)} rule(s) valid" + (f", {warnings} warning(s)" if warnings else ""),
+              highlight=False)
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Annotated[Path, typer.Argument(help="Rule file: the table becomes exactly this file.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+) -> None:
+    """Declarative sync: print the plan (added / changed / removed), then apply it in one transaction."""
+    ruleset = load_valid(file, fmt, strict)
+    _ensure_sqlite_dir(database)
+    try:
+        with open_store(database) as store:
+            plan = store.plan(ruleset)  # type: ignore[attr-defined]
+            _print_plan(plan)
+            if dry_run:
+                out.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
+                return
+            if plan.empty:
+                out.print(f"no changes (revision {store.revision()})", highlight=False)  # type: ignore[attr-defined]
+                return
+            plan, revision = store.apply(ruleset, actor="cli")  # type: ignore[attr-defined]
+            out.print(f"applied: {plan.summary()} (revision {revision})", highlight=False)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+
+
+def _print_plan(plan: object) -> None:
+    for rule in getattr(plan, "added", []):
+        out.print(f"[green]+ add   [/green] {_describe(rule)}", highlight=False)
+    for before, after in getattr(plan, "changed", []):
+        out.print(f"[yellow]~ change[/yellow] {_describe(after)}", highlight=False)
+        for name, old, new in _diff(before, after):
+            out.print(f"           {name}: {old} -> {new}", highlight=False, markup=False)
+    for rule in getattr(plan, "removed", []):
+        out.print(f"[red]- remove[/red] {_describe(rule)}", highlight=False)
+    hosts = getattr(plan, "allowed_hosts", None)
+    if hosts:
+        out.print(f"[yellow]~ allowed_hosts[/yellow] {list(hosts[0])} -> {list(hosts[1])}", highlight=False)
+
+
+def _describe(rule: Rule) -> str:
+    methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
+    return f"{rule.from_text}{methods} -> {rule.status} {rule.to}"
+
+
+def _diff(before: Rule, after: Rule) -> list[tuple[str, object, object]]:
+    a, b = before.to_dict(), after.to_dict()
+    return [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+
+@rules_app.command("import")
+def rules_import(
+    file: Annotated[Path, typer.Argument(help="Rule file whose rules are added to the table.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+) -> None:
+    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from redirectory.rules.validation import validate
+
+    incoming = load_valid(file, fmt, strict)
+    _ensure_sqlite_dir(database)
+    try:
+        with open_store(database) as store:
+            _revision, current = store.load()  # type: ignore[attr-defined]
+            offset = len(current.rules)
+            shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(incoming.rules))
+            hosts = tuple(dict.fromkeys(current.allowed_hosts + incoming.allowed_hosts))
+            merged = RuleSet(current.rules + shifted, hosts)
+            problems = [p for p in validate(merged, str(file)) if p.index is None or p.index >= offset]
+            errors, _ = print_problems(problems, strict)
+            if errors:
+                fail(f"{file}: {errors} problem(s) with the rules already in the table; nothing was changed")
+            with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, transient=True, disable=len(shifted) < 1000) as progress:
+                task = progress.add_task("import", total=len(shifted))
+                revision = store.add(shifted, actor="cli import",  # type: ignore[attr-defined]
+                                     progress=lambda n: progress.update(task, completed=n))
+            out.print(f"imported {len(shifted)} rule(s) (revision {revision})", highlight=False)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+
+
+@rules_app.command("export")
+def rules_export(
+    fmt: Annotated[str, typer.Option("--format", help="yaml, json, csv or nginx.")] = "yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory for redirectory-map.conf and redirectory-return.conf).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Write the table as a rule file, or as an nginx `map` include plus its `return` snippet."""
+    from redirectory.rules import export
+
+    if fmt not in ("yaml", "json", "csv", "nginx"):
+        fail(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
+    try:
+        with open_store(database) as store:
+            _revision, ruleset = store.load()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    if fmt == "nginx":
+        result = export.nginx(ruleset)
+        for p in result.skipped:
+            err.print(p.format("nginx export"), style="yellow", highlight=False, markup=False)
+        if output is None:
+            sys.stdout.write("# ---- redirectory-map.conf (include inside http {}) ----\n")
+            sys.stdout.write(result.map_conf)
+            sys.stdout.write("\n# ---- redirectory-return.conf (include inside server {}) ----\n")
+            sys.stdout.write(result.return_conf)
+            return
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "redirectory-map.conf").write_text(result.map_conf)
+            (output / "redirectory-return.conf").write_text(result.return_conf)
+        except OSError as exc:
+            fail(f"--output: cannot write to {output}: {exc.strerror or exc}")
+        err.print(f"wrote {output / 'redirectory-map.conf'} and {output / 'redirectory-return.conf'}", highlight=False)
+        return
+    text = export.dumps(ruleset, fmt)  # type: ignore[arg-type]
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+
+
+# -- rules test / list / stats ------------------------------------------------------------------
+@rules_app.command("test")
+def rules_test(
+    url: Annotated[str, typer.Argument(help="The request URL, e.g. http://api.example.com/api/v1/users?x=1 or /api/v1/users.")],
+    method: Annotated[str, typer.Option("--method", "-X", help="Request method.")] = "GET",
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Request header 'Name: value' (Host, X-Forwarded-Proto/Host).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Test against this rule file instead of the database.")] = None,
+    public_url: Annotated[str | None, typer.Option(help="As `serve --public-url`.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+) -> None:
+    """Explain which rule matches a request and why (or that none does), and the exact response."""
+    from redirectory.gateway.forwarded import forwarded_origin, origin_of
+    from redirectory.rules.engine import Engine, EngineOptions, Request
+
+    headers: dict[str, str] = {}
+    for item in header or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            fail(f"--header: '{item}' is not 'Name: value'")
+        headers[name.strip().lower()] = value.strip()
+    parts = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
+    if parts.scheme and parts.scheme not in ("http", "https"):
+        fail(f"URL: scheme '{parts.scheme}' is not http or https")
+    host = headers.get("host") or parts.netloc or None
+    origin = None
+    if public_url:
+        try:
+            origin = origin_of(public_url)
+        except ValueError as exc:
+            fail(f"--public-url: {exc}")
+    elif "x-forwarded-host" in headers:
+        origin = forwarded_origin(headers.get("x-forwarded-proto"), headers["x-forwarded-host"])
+    if rules is not None:
+        ruleset = load_valid(rules)
+        where = str(rules)
+    else:
+        try:
+            with open_store(database) as store:
+                revision, ruleset = store.load()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001
+            _store_error(exc, database)
+        where = f"{_redact(database)} (revision {revision})"
+    engine = Engine(ruleset, EngineOptions())
+    request = Request(method.upper(), parts.path or "/", parts.query, host, origin)
+    explanation = engine.explain(request)
+    decision = explanation.decision
+    response = decision.response
+    sem = TABLE.get(response.status)
+    reason = sem.reason if sem else {404: "Not Found", 400: "Bad Request", 414: "URI Too Long"}.get(response.status, "")
+    wire = [f"HTTP/1.1 {response.status} {reason}"]
+    wire += [f"{k}: {v}" for k, v in response.headers]
+    wire.append(f"date: {format_datetime(datetime.now(UTC), usegmt=True)}")
+    body = b"" if request.method == "HEAD" else response.body
+    if as_json:
+        doc = {
+            "request": {"method": request.method, "path": request.path, "query": request.query, "host": host},
+            "normalisedPath": decision.path,
+            "outcome": decision.outcome,
+            "rule": _rule_json(decision.rule),
+            "values": dict(decision.values),
+            "considered": [{"rule": _rule_json(c.rule), "verdict": c.verdict} for c in explanation.considered],
+            "response": {"status": response.status, "headers": [list(h) for h in response.headers],
+                         "body": body.decode() if body else ""},
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out.print(f"[bold]{request.method} {url}[/bold]  (table: {where})", highlight=False)
+    if decision.path is not None:
+        out.print(f"normalised path: {decision.path}", highlight=False, markup=False)
+    if decision.rule is not None:
+        rule = decision.rule
+        out.print(f"[green]matched[/green] {_describe(rule)}" + (f"  (line {rule.line})" if rule.line else "")
+                  + (f"  id {rule.id}" if rule.id else ""), highlight=False)
+        out.print(f"why: {_why(decision.rule, engine)}", highlight=False, markup=False)
+        if decision.values:
+            out.print("placeholders: " + ", ".join(f"{k}={v!r}" for k, v in decision.values.items()),
+                      highlight=False, markup=False)
+        if sem:
+            out.print(f"meaning: {sem.reason} ({sem.rfc}): {sem.note}", highlight=False, markup=False)
+    elif decision.outcome == "no-rule":
+        out.print("[red]no rule matches[/red]", highlight=False)
+    for c in explanation.considered:
+        if c.verdict != "chosen":
+            out.print(f"  also considered {_describe(c.rule)}: {c.verdict}", highlight=False, markup=False)
+    out.print("response:", highlight=False)
+    out.print("\n".join("  " + line for line in wire), highlight=False, markup=False)
+    if body:
+        out.print("\n  " + body.decode(), highlight=False, markup=False)
+
+
+def _why(rule: Rule, engine: object) -> str:
+    from redirectory.rules.patterns import parse_source
+
+    if rule.source_regex is not None:
+        return "regex rule (tried after every exact and pattern rule), pattern matched"
+    pattern = parse_source(rule.source or "/")
+    scope = f"host {pattern.host}" if pattern.host else "any host"
+    if pattern.is_exact:
+        kind = "exact path"
+    else:
+        kind = f"pattern with {pattern.literal_count} literal segment(s)" + (
+            " and a {name:path} tail" if pattern.tail else "")
+    extra = f", priority {rule.priority}" if rule.priority else ""
+    return f"{kind}, {scope}{extra}; method and window accepted"
+
+
+def _rule_json(rule: Rule | None) -> dict[str, object] | None:
+    if rule is None:
+        return None
+    data = rule.to_dict()
+    if rule.id:
+        data["id"] = rule.id
+    if rule.line:
+        data["line"] = rule.line
+    return data
+
+
+@rules_app.command("list")
+def rules_list(
+    host: Annotated[str | None, typer.Option(help="Only rules for this host (from: //host/...).")] = None,
+    status: Annotated[int | None, typer.Option(help="Only rules with this status.")] = None,
+    search: Annotated[str | None, typer.Option(help="Text to look for in from/to/note.")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the rules in the table."""
+    if status is not None and status not in RULE_STATUSES:
+        fail(f"--status: {status} is not a rule status ({', '.join(map(str, RULE_STATUSES))})")
+    try:
+        with open_store(database) as store:
+            found = store.list_rules(host=host, status=status, search=search)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    if as_json:
+        sys.stdout.write(json.dumps([_rule_json(r) for r in found], indent=2) + "\n")
+        return
+    table = Table(title=f"{len(found)} rule(s)")
+    for col in ("from", "status", "to", "methods", "note"):
+        table.add_column(col, overflow="fold")
+    for r in found:
+        table.add_row(r.from_text, str(r.status), r.to, ", ".join(r.methods) if r.methods else "*", r.note or "")
+    out.print(table)
+
+
+@rules_app.command("stats")
+def rules_stats(
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    limit: Annotated[int, typer.Option(help="How many unmatched paths to show.", min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Hits and last hit per rule, and the top unmatched paths."""
+    try:
+        with open_store(database) as store:
+            stats = store.stats(limit_unmatched=limit)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    rules = list(getattr(stats, "rules", []))
+    unmatched = list(getattr(stats, "unmatched", []))
+    if as_json:
+        sys.stdout.write(json.dumps(_jsonable(stats), indent=2, default=str) + "\n")
+        return
+    table = Table(title="hits per rule")
+    for col in ("from", "status", "to", "hits", "last hit"):
+        table.add_column(col, overflow="fold")
+    for row in rules:
+        table.add_row(*[str(_get(row, k) if _get(row, k) is not None else "-") for k in ("from_text", "status", "to", "hits", "last_hit")])
+    out.print(table)
+    table = Table(title="top unmatched paths")
+    for col in ("path", "hits", "last hit"):
+        table.add_column(col, overflow="fold")
+    for row in unmatched:
+        table.add_row(*[str(_get(row, k) if _get(row, k) is not None else "-") for k in ("path", "hits", "last_hit")])
+    out.print(table)
+
+
+def _get(row: object, key: str) -> object:
+    if isinstance(row, dict):
+        return row.get(key)
+    return getattr(row, key, None)
+
+
+def _jsonable(obj: object) -> object:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return obj
+
+
+# -- db ---------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
+    """Run the database migrations (serve does this at start unless --no-migrate)."""
+    _ensure_sqlite_dir(database)
+    try:
+        with open_store(database) as store:
+            out.print(f"database is up to date (revision {store.revision()})", highlight=False)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+
+
+def main() -> None:
+    """Entry point: no tracebacks for users unless REDIRECTORY_DEBUG=1."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("REDIRECTORY_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        err.print("(set REDIRECTORY_DEBUG=1 to see the traceback)", style="dim", highlight=False)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Gateway settings, passed from `redirectory serve` to every worker process (as JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+ENV_VAR = "REDIRECTORY_GATEWAY_CONFIG"
+DEFAULT_DATABASE_URL = "sqlite:///var/redirectory.db"
+#: Path the serving process requests to learn that a worker answers (never counted as unmatched).
+READY_PROBE_PATH = "/.well-known/redirectory/ready"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    database: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
+    workers: int = 1
+    server: str = "uvicorn"
+    public_url: str | None = None
+    forwarded_allow_ips: tuple[str, ...] = ()
+    default_permanent_max_age: int = 3600
+    poll_interval: float = 0.25  # seconds between change-log polls
+    flush_interval: float = 1.0  # seconds between hit-count flushes
+    access_log: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> GatewayConfig:
+        raw = os.environ.get(ENV_VAR)
+        if not raw:
+            return cls(database=os.environ.get("REDIRECTORY_DATABASE_URL", DEFAULT_DATABASE_URL))
+        data = json.loads(raw)
+        data["forwarded_allow_ips"] = tuple(data.get("forwarded_allow_ips") or ())
+        return cls(**data)

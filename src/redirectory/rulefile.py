@@ -1,0 +1,41 @@
+"""Reading a rule file: the only file I/O around the pure parser and validator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redirectory.rules.model import Problem, RuleSet
+from redirectory.rules.parsing import Format, detect_format, loads
+from redirectory.rules.validation import validate
+
+FORMATS: tuple[str, ...] = ("yaml", "json", "csv")
+
+
+def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, list[Problem]]:
+    """Parse and validate a rule file. Problems name `FILE:LINE`; nothing here raises on bad input."""
+    name = str(path)
+    chosen = fmt or detect_format(name)
+    if chosen is None:
+        return RuleSet(), [_file_problem(name, "cannot tell the format from the file name: "
+                                             "use .yaml, .yml, .json or .csv, or pass --format")]
+    if chosen not in FORMATS:
+        return RuleSet(), [_file_problem(name, f"unknown format '{chosen}': use one of {', '.join(FORMATS)}")]
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return RuleSet(), [_file_problem(name, f"cannot read the file: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return RuleSet(), [Problem("error", "file", f"not valid UTF-8 (byte offset {exc.start})",
+                                   line=line, code="encoding", source=name)]
+    fmt_literal: Format = chosen  # type: ignore[assignment]
+    ruleset, problems = loads(text, fmt_literal, name)
+    problems = list(problems) + validate(ruleset, name)
+    problems.sort(key=lambda p: (p.line if p.line is not None else 0, p.field))
+    return ruleset, problems
+
+
+def _file_problem(name: str, message: str) -> Problem:
+    return Problem("error", "file", message, code="file", source=name)
