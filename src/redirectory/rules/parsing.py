@@ -1,0 +1,1180 @@
+"""Rule files: text in, a `RuleSet` and a list of `Problem`s out. Pure (no I/O), never raises.
+
+Three formats carry the same data.
+
+YAML (`.yaml`, `.yml`)::
+
+    allowed_hosts: [bar.example.internal]   # optional: absolute targets must be on these hosts
+    rules:
+      - from: /api/v1/users/{rest:path}     # path pattern; `//host/...` matches one host only
+        to: /api/v2/users/{rest}            # absolute http(s) URI or absolute path
+        status: 301                         # 301 | 303 | 307 | 308 (default 301; 302 is refused)
+        methods: [GET, HEAD]                # default: every method
+        query: keep                         # keep (default) | drop
+        starts: 2026-12-01T00:00:00Z        # optional window [starts, ends), ISO 8601
+        ends: 2026-12-08T00:00:00Z
+        cache: 86400                        # optional Cache-Control max-age, seconds
+        priority: 0                         # optional tie-breaker (higher wins)
+        case_insensitive: false
+        enabled: true
+        tags: [users]
+        note: users moved to v2
+      - from_regex: '^/legacy/(?P<id>[0-9]+)$'   # RE2 syntax
+        to: /items/{id}
+        status: 308
+
+YAML 1.1 reads `yes`, `on`, `2026-01-01` and `123` as booleans, dates and numbers; fields that
+hold text (`from`, `from_regex`, `to`, `query`, `note`, the items of `methods` and `tags` and
+`allowed_hosts`) take such plain scalars as the text written, so `note: yes` is the string "yes".
+`starts`/`ends` accept a YAML timestamp or an ISO 8601 string. Duplicate keys are errors.
+
+JSON (`.json`): the same shape as YAML (an object with `rules` and optional `allowed_hosts`).
+
+CSV (`.csv`): a header row naming columns from the rule fields (`from` or `from_regex`, and `to`,
+are required; the rest are optional, in any order), then one rule per row. Empty cells are
+unset; `methods` and `tags` are separated by spaces or `|`; booleans are true/false, yes/no or
+1/0. CSV has no place for `allowed_hosts`, so the file may start with comment lines (`#`); one of
+them may set it::
+
+    # allowed_hosts: a.example, b.example
+    from,from_regex,to,status,methods
+    /api/v1/users/{rest:path},,/api/v2/users/{rest},301,GET|HEAD
+
+Every problem carries the line of the offending field (or of the rule, or of the syntax error),
+the field name, the rule's zero-based index and a stable `code`. A file with no `rules` list is
+an error; write `rules: []` (or a CSV header alone) for an empty table. Rules with errors are left
+out of the returned RuleSet. Checks that need the rule's neighbours or its compiled target
+(placeholders, allowed hosts, loops, overlaps) live in `validation`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+
+import re2
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from redirectory.rules.matcher import compile_regex
+from redirectory.rules.model import FILE_FIELDS, RULE_FIELDS, Problem, Rule, RuleSet
+from redirectory.rules.patterns import PatternError, parse_source, valid_host
+from redirectory.semantics import RULE_STATUSES, alternatives_to_302
+
+try:
+    from yaml import CSafeLoader as _YamlLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
+
+Format = Literal["yaml", "json", "csv"]
+_Fail = Callable[[str, str, str], None]
+
+_EXTENSIONS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}
+
+#: Fields whose value is text (YAML plain scalars are taken as written).
+_TEXT_FIELDS = frozenset({"from", "from_regex", "to", "query", "note"})
+#: Fields whose value is a list of text.
+_TEXT_LIST_FIELDS = frozenset({"methods", "tags"})
+_RULE_FIELD_SET = frozenset(RULE_FIELDS)
+
+#: Names people reach for, and the field they mean.
+_ALIASES: dict[str, str] = {
+    "source": "from",
+    "path": "from",
+    "regex": "from_regex",
+    "target": "to",
+    "destination": "to",
+    "location": "to",
+    "code": "status",
+    "method": "methods",
+    "start": "starts",
+    "end": "ends",
+    "max_age": "cache",
+    "tag": "tags",
+    "comment": "note",
+    "description": "note",
+    "disabled": "enabled",
+    "ignore_case": "case_insensitive",
+    "host": "allowed_hosts",
+    "hosts": "allowed_hosts",
+}
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LIST_SPLIT = re.compile(r"[\s,|]+")
+_CSV_LIST_SPLIT = re.compile(r"[\s|]+")
+_CSV_INT = re.compile(r"[+-]?[0-9]+")
+_CSV_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_CSV_COMMENT_HOSTS = re.compile(r"#\s*allowed_hosts\s*:(.*)", re.IGNORECASE)
+
+_YAML_STR = "tag:yaml.org,2002:str"
+_YAML_NULL = "tag:yaml.org,2002:null"
+_YAML_BOOL = "tag:yaml.org,2002:bool"
+_YAML_INT = "tag:yaml.org,2002:int"
+_YAML_FLOAT = "tag:yaml.org,2002:float"
+_YAML_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_YAML_MERGE = "tag:yaml.org,2002:merge"
+_CONSTRUCTOR = SafeConstructor()
+
+_STATUS_LIST = ", ".join(str(s) for s in RULE_STATUSES[:-1]) + f" or {RULE_STATUSES[-1]}"
+_NO_RULES = (
+    "the file has no `rules` list: write `rules:` followed by a list of rules "
+    "(`rules: []` for none)"
+)
+
+
+# -- public API ----------------------------------------------------------------------------------
+def detect_format(name: str) -> Format | None:
+    """The format a file name's extension implies (.yaml/.yml, .json, .csv), else None."""
+    lower = name.lower()
+    for ext, fmt in _EXTENSIONS.items():
+        if lower.endswith(ext):
+            return fmt
+    return None
+
+
+def loads(text: str, fmt: Format, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Parse a rule file's text. Never raises on any text: problems describe what is wrong."""
+    if fmt not in ("yaml", "json", "csv"):
+        raise ValueError(f"unknown rule file format {fmt!r}: use yaml, json or csv")
+    try:
+        return _loads(text, fmt, source)
+    except Exception as exc:  # noqa: BLE001 - last resort: a parser bug must not crash the caller
+        return RuleSet(), [
+            Problem(
+                "error",
+                "file",
+                f"cannot read the file: internal error {type(exc).__name__}: {exc}",
+                code="internal",
+                source=source,
+            )
+        ]
+
+
+def rule_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    line: int | None = None,
+    field_lines: Mapping[str, int] | None = None,
+    index: int | None = None,
+    source: str | None = None,
+    position: int = 0,
+) -> tuple[Rule | None, list[Problem]]:
+    """Check and coerce one rule's fields; the Rule is None when any field is in error.
+
+    `data` holds plain values (str, int, bool, list, datetime, None...). None means "unset".
+    `line` is the rule's line, `field_lines` each field's line (problems point at the field).
+    """
+    problems: list[Problem] = []
+
+    def fail(name: str, code: str, message: str) -> None:
+        where = field_lines.get(name, line) if field_lines else line
+        problems.append(
+            Problem("error", name, message, line=where, index=index, code=code, source=source)
+        )
+
+    if not isinstance(data, Mapping):
+        fail(
+            "rules",
+            "type",
+            f"a rule must be a mapping of fields (from, to, status, ...), got {_describe(data)}",
+        )
+        return None, problems
+
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in _RULE_FIELD_SET:
+            name = key if isinstance(key, str) else str(key)
+            fail(name, "unknown-field", _unknown_message(name, RULE_FIELDS, "rule field"))
+        elif value is not None:
+            values[key] = value
+
+    # from / from_regex
+    src = values.get("from")
+    rx = values.get("from_regex")
+    if src is not None and rx is not None:
+        fail(
+            "from_regex",
+            "conflict",
+            "a rule has either `from` (a path pattern) or `from_regex` (an RE2 regex), not both",
+        )
+    elif src is None and rx is None:
+        fail(
+            "from",
+            "required",
+            "a rule needs `from` (a path pattern such as /api/v1/users/{id}) "
+            "or `from_regex` (an RE2 regex)",
+        )
+    if src is not None:
+        if not isinstance(src, str):
+            fail(
+                "from",
+                "type",
+                f"must be a path pattern such as /api/v1/users/{{id}}, got {_describe(src)}",
+            )
+        else:
+            try:
+                parse_source(src)
+            except PatternError as exc:
+                fail("from", "pattern", str(exc))
+    if rx is not None:
+        if not isinstance(rx, str):
+            fail(
+                "from_regex",
+                "type",
+                f"must be an RE2 regular expression (a string), got {_describe(rx)}",
+            )
+        elif not rx:
+            fail(
+                "from_regex",
+                "regex",
+                "must not be empty: an RE2 regular expression such as ^/legacy/([0-9]+)$",
+            )
+        else:
+            try:
+                compile_regex(rx)
+            except re2.error as exc:
+                fail(
+                    "from_regex",
+                    "regex",
+                    f"not valid RE2 syntax: {_re2_message(exc)} "
+                    "(RE2 has no backreferences such as \\1 "
+                    "and no lookaround such as (?=...) or (?<=...))",
+                )
+
+    # to
+    to = values.get("to")
+    if to is None:
+        fail(
+            "to",
+            "required",
+            "a rule needs `to`: an absolute http(s) URI or an absolute path such as /api/v2/users",
+        )
+    elif not isinstance(to, str):
+        fail(
+            "to",
+            "type",
+            f"must be an absolute http(s) URI or an absolute path (a string), got {_describe(to)}",
+        )
+    elif not to.strip():
+        fail(
+            "to",
+            "required",
+            "must not be empty: an absolute http(s) URI or an absolute path such as /api/v2/users",
+        )
+
+    # status
+    status = values.get("status", 301)
+    if isinstance(status, bool) or not isinstance(status, int):
+        fail("status", "type", f"must be {_STATUS_LIST} (a number), got {_describe(status)}")
+    elif status == 302:
+        fail("status", "status.302", alternatives_to_302())
+    elif status not in RULE_STATUSES:
+        hint = " (304 is not a redirect)" if status == 304 else ""
+        fail(
+            "status",
+            "status.invalid",
+            f"{status} is not a status a redirect rule may use{hint}: use {_STATUS_LIST}",
+        )
+
+    # methods
+    methods: tuple[str, ...] | None = None
+    raw_methods = values.get("methods")
+    if raw_methods is not None:
+        items: list[Any] | None
+        if isinstance(raw_methods, str):
+            items = [m for m in _LIST_SPLIT.split(raw_methods) if m]
+        elif isinstance(raw_methods, list | tuple):
+            items = list(raw_methods)
+        else:
+            items = None
+        if items is None:
+            fail(
+                "methods",
+                "type",
+                f"must be a list of HTTP methods such as [GET, HEAD], got {_describe(raw_methods)}",
+            )
+        elif not items:
+            fail(
+                "methods",
+                "methods.empty",
+                "must name at least one method such as GET; "
+                "leave `methods` out to match every method",
+            )
+        else:
+            bad = [m for m in items if not isinstance(m, str)]
+            invalid = [m for m in items if isinstance(m, str) and not _HTTP_TOKEN.fullmatch(m)]
+            if bad:
+                fail(
+                    "methods",
+                    "type",
+                    f"each method must be a name such as GET or PROPFIND, got {_describe(bad[0])}",
+                )
+            elif invalid:
+                fail(
+                    "methods",
+                    "methods.invalid",
+                    f"{invalid[0]!r} is not an HTTP method name: "
+                    "use names such as GET, POST or PROPFIND",
+                )
+            else:
+                methods = tuple(sorted({m.upper() for m in items}))
+
+    # query
+    query = values.get("query", "keep")
+    if not isinstance(query, str):
+        fail("query", "type", f"must be keep or drop, got {_describe(query)}")
+    elif query not in ("keep", "drop"):
+        fail(
+            "query",
+            "query.invalid",
+            f"must be keep (pass the request's query on) or drop (leave it out), got {query!r}",
+        )
+
+    # window
+    starts = _timestamp_field(values.get("starts"), "starts", fail)
+    ends = _timestamp_field(values.get("ends"), "ends", fail)
+    if starts is not None and ends is not None and starts >= ends:
+        fail("ends", "window", f"must be after `starts` ({_iso(starts)}), got {_iso(ends)}")
+
+    # numbers
+    cache = values.get("cache")
+    if cache is not None:
+        if isinstance(cache, bool) or not isinstance(cache, int):
+            fail(
+                "cache",
+                "type",
+                f"must be a number of seconds (an integer, 0 or more), got {_describe(cache)}",
+            )
+            cache = None
+        elif not 0 <= cache <= _INT32_MAX:
+            fail(
+                "cache",
+                "cache.range",
+                f"must be a number of seconds from 0 to {_INT32_MAX}, got {cache}",
+            )
+    priority = values.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        fail("priority", "type", f"must be an integer (higher wins), got {_describe(priority)}")
+    elif not _INT32_MIN <= priority <= _INT32_MAX:
+        fail(
+            "priority",
+            "priority.range",
+            f"must be an integer from {_INT32_MIN} to {_INT32_MAX}, got {priority}",
+        )
+
+    # booleans
+    flags: dict[str, bool] = {}
+    for name, default in (("case_insensitive", False), ("enabled", True)):
+        value = values.get(name, default)
+        if not isinstance(value, bool):
+            fail(name, "type", f"must be true or false, got {_describe(value)}")
+        else:
+            flags[name] = value
+
+    # tags
+    tags: tuple[str, ...] = ()
+    raw_tags = values.get("tags")
+    if raw_tags is not None:
+        tag_items = [raw_tags] if isinstance(raw_tags, str) else raw_tags
+        if not isinstance(tag_items, list | tuple):
+            fail(
+                "tags",
+                "type",
+                f"must be a list of words such as [users, v2], got {_describe(raw_tags)}",
+            )
+        else:
+            wrong = [t for t in tag_items if not isinstance(t, str) or not t.strip()]
+            if wrong:
+                fail(
+                    "tags",
+                    "type",
+                    f"each tag must be a non-empty string, got {_describe(wrong[0])}",
+                )
+            else:
+                tags = tuple(tag_items)
+
+    # note
+    note = values.get("note")
+    if note is not None and not isinstance(note, str):
+        fail("note", "type", f"must be text, got {_describe(note)}")
+
+    if problems:
+        return None, problems
+    assert isinstance(to, str) and isinstance(status, int) and isinstance(priority, int)
+    return (
+        Rule(
+            to=to,
+            source=src,
+            source_regex=rx,
+            status=status,
+            methods=methods,
+            query="drop" if query == "drop" else "keep",
+            starts=starts,
+            ends=ends,
+            cache=cache,
+            priority=priority,
+            case_insensitive=flags["case_insensitive"],
+            enabled=flags["enabled"],
+            tags=tags,
+            note=note or None,
+            line=line,
+            position=position,
+            field_lines=field_lines,
+        ),
+        problems,
+    )
+
+
+# -- shared ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _RawRule:
+    """One rule as read from a file, before field checks."""
+
+    data: Any
+    line: int | None
+    field_lines: dict[str, int] = field(default_factory=dict)
+    broken: bool = False  # a problem (e.g. a duplicate key) was already reported
+
+
+def _loads(text: str, fmt: Format, source: str) -> tuple[RuleSet, list[Problem]]:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if fmt == "yaml":
+        return _loads_yaml(text, source)
+    if fmt == "json":
+        return _loads_json(text, source)
+    return _loads_csv(text, source)
+
+
+def _build(
+    raw_rules: Iterable[_RawRule],
+    hosts: tuple[str, ...],
+    problems: list[Problem],
+    source: str,
+) -> tuple[RuleSet, list[Problem]]:
+    rules: list[Rule] = []
+    for i, raw in enumerate(raw_rules):
+        rule, found = rule_from_mapping(
+            raw.data, line=raw.line, field_lines=raw.field_lines, index=i, source=source, position=i
+        )
+        problems.extend(found)
+        if rule is not None and not raw.broken:
+            rules.append(rule)
+    return RuleSet(tuple(rules), hosts), problems
+
+
+def _check_allowed_hosts(
+    value: Any, line: int | None, source: str, problems: list[Problem]
+) -> tuple[str, ...]:
+    def fail(code: str, message: str) -> None:
+        problems.append(
+            Problem("error", "allowed_hosts", message, line=line, code=code, source=source)
+        )
+
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        fail(
+            "type",
+            f"must be a list of host names such as [api.example.com], got {_describe(value)}",
+        )
+        return ()
+    hosts: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            fail(
+                "type",
+                f"each entry must be a host name such as api.example.com, got {_describe(item)}",
+            )
+            continue
+        host = item.strip().lower()
+        if not valid_host(host):
+            fail(
+                "allowed_hosts.invalid",
+                f"{item!r} is not a valid host name: write the host only, such as api.example.com "
+                "(no scheme, port, path or wildcard)",
+            )
+            continue
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _top_level_unknown(key: str, line: int | None, source: str) -> Problem:
+    return Problem(
+        "error",
+        key,
+        _unknown_message(key, FILE_FIELDS, "top-level key"),
+        line=line,
+        code="unknown-field",
+        source=source,
+    )
+
+
+def _unknown_message(key: str, valid: Iterable[str], what: str) -> str:
+    valid = tuple(valid)
+    guess = _ALIASES.get(key.lower()) if key.lower() not in valid else key.lower()
+    if guess not in valid:
+        close = difflib.get_close_matches(key.lower(), valid, n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    hint = f": did you mean '{guess}'?" if guess else ""
+    return f"unknown {what} '{_short(key)}'{hint} Valid: {', '.join(valid)}"
+
+
+def _timestamp_field(value: Any, name: str, fail: _Fail) -> datetime | None:
+    if value is None:
+        return None
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(), UTC)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            fail(
+                name,
+                "time.invalid",
+                f"must be an ISO 8601 timestamp such as 2026-12-01T00:00:00Z, "
+                f"got {_short(value)!r}",
+            )
+            return None
+    else:
+        fail(
+            name,
+            "type",
+            f"must be an ISO 8601 timestamp such as 2026-12-01T00:00:00Z, got {_describe(value)}",
+        )
+        return None
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        fail(name, "time.invalid", f"{_iso(parsed)} is out of range once converted to UTC")
+        return None
+
+
+def _iso(value: datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({_short(str(value))})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({_short(value)!r})"
+    if isinstance(value, datetime | date):
+        return f"a timestamp ({value.isoformat()})"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _re2_message(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else str(exc)
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    return str(detail)
+
+
+def _line_of_offset(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, offset)) + 1
+
+
+# -- YAML -----------------------------------------------------------------------------------------
+def _loads_yaml(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+    problems: list[Problem] = []
+
+    def syntax(message: str, line: int | None) -> tuple[RuleSet, list[Problem]]:
+        problems.append(
+            Problem(
+                "error",
+                "file",
+                f"not valid YAML: {message}",
+                line=line,
+                code="syntax",
+                source=source,
+            )
+        )
+        return RuleSet(), problems
+
+    try:
+        root = yaml.compose(text, Loader=_YamlLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
+        col = f" (column {mark.column + 1})" if mark is not None else ""
+        return syntax(what + col, mark.line + 1 if mark is not None else None)
+    except yaml.reader.ReaderError as exc:
+        return syntax(
+            f"{exc.reason} (character {exc.character!r})", _line_of_offset(text, exc.position)
+        )
+    except UnicodeError as exc:
+        start = getattr(exc, "start", 0)
+        return syntax("characters that cannot be encoded as UTF-8", _line_of_offset(text, start))
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, MemoryError) as exc:
+        return syntax(str(exc) or type(exc).__name__, None)
+
+    if root is None:
+        problems.append(
+            Problem("error", "rules", _NO_RULES, line=1, code="required", source=source)
+        )
+        return RuleSet(), problems
+    if not isinstance(root, MappingNode):
+        what = "a list" if isinstance(root, SequenceNode) else "a single value"
+        problems.append(
+            Problem(
+                "error",
+                "rules",
+                "the file must be a mapping with a `rules` list (and optionally `allowed_hosts`), "
+                f"got {what}",
+                line=root.start_mark.line + 1,
+                code="type",
+                source=source,
+            )
+        )
+        return RuleSet(), problems
+
+    entries = _yaml_entries(root, None, source, problems)
+    rules_node: Node | None = None
+    rules_line: int | None = None
+    hosts: tuple[str, ...] = ()
+    for key, key_line, value_node in entries:
+        if key == "rules":
+            rules_node, rules_line = value_node, key_line
+        elif key == "allowed_hosts":
+            value = _yaml_value(value_node, True, 0)
+            hosts = _check_allowed_hosts(value, key_line, source, problems)
+        else:
+            problems.append(_top_level_unknown(key, key_line, source))
+
+    if rules_node is None or (isinstance(rules_node, ScalarNode) and rules_node.tag == _YAML_NULL):
+        line = rules_line if rules_line is not None else 1
+        problems.append(
+            Problem("error", "rules", _NO_RULES, line=line, code="required", source=source)
+        )
+        return RuleSet((), hosts), problems
+    if not isinstance(rules_node, SequenceNode):
+        problems.append(
+            Problem(
+                "error",
+                "rules",
+                "must be a list of rules (each starting with '- from:'), "
+                f"got {_describe(_yaml_value(rules_node, False, 2))}",
+                line=rules_line,
+                code="type",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
+    return _build(_yaml_rules(rules_node, source, problems), hosts, problems, source)
+
+
+def _yaml_rules(
+    rules_node: SequenceNode, source: str, problems: list[Problem]
+) -> Iterable[_RawRule]:
+    for index, item in enumerate(rules_node.value):
+        line = item.start_mark.line + 1
+        if not isinstance(item, MappingNode):
+            yield _RawRule(_yaml_value(item, False, 2), line)
+            continue
+        before = len(problems)
+        data: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for key, key_line, value_node in _yaml_entries(item, index, source, problems):
+            lines[key] = key_line
+            if key in _TEXT_FIELDS:
+                if type(value_node) is ScalarNode:
+                    tag = value_node.tag
+                    data[key] = value_node.value if tag != _YAML_NULL or value_node.style else None
+                else:
+                    data[key] = _yaml_value(value_node, True, 1)
+            elif key in _TEXT_LIST_FIELDS:
+                data[key] = _yaml_value(value_node, True, 0)
+            else:
+                data[key] = _yaml_value(value_node, False, 1)
+        yield _RawRule(data, line, lines, broken=len(problems) > before)
+
+
+def _yaml_entries(
+    node: MappingNode, index: int | None, source: str, problems: list[Problem]
+) -> list[tuple[str, int, Node]]:
+    """A mapping's (key text, key line, value node), with `<<` merges applied.
+
+    Duplicate keys are reported (the first one is kept)."""
+    explicit: dict[str, int] = {}
+    out: list[tuple[str, int, Node]] = []
+    merged: list[tuple[str, int, Node]] = []
+    for key_node, value_node in node.value:
+        key_line = key_node.start_mark.line + 1
+        if key_node.tag == _YAML_MERGE:
+            merged.extend(_yaml_merge(value_node, index, source, problems, 0))
+            continue
+        key = key_node.value if isinstance(key_node, ScalarNode) else "(a complex key)"
+        if key in explicit:
+            problems.append(
+                Problem(
+                    "error",
+                    key,
+                    f"'{_short(key)}' is set twice in this mapping "
+                    f"(first on line {explicit[key]}): "
+                    "keep one",
+                    line=key_line,
+                    index=index,
+                    code="duplicate-key",
+                    source=source,
+                )
+            )
+            continue
+        explicit[key] = key_line
+        out.append((key, key_line, value_node))
+    if merged:
+        seen = set(explicit)
+        for key, key_line, value_node in merged:
+            if key not in seen:
+                seen.add(key)
+                out.append((key, key_line, value_node))
+    return out
+
+
+def _yaml_merge(
+    node: Node, index: int | None, source: str, problems: list[Problem], depth: int
+) -> list[tuple[str, int, Node]]:
+    if depth > 8:
+        return []
+    if isinstance(node, MappingNode):
+        return _yaml_entries(node, index, source, problems)
+    if isinstance(node, SequenceNode):
+        out: list[tuple[str, int, Node]] = []
+        for item in node.value:
+            out.extend(_yaml_merge(item, index, source, problems, depth + 1))
+        return out
+    problems.append(
+        Problem(
+            "error",
+            "<<",
+            "a merge key ('<<') needs a mapping or a list of mappings",
+            line=node.start_mark.line + 1,
+            index=index,
+            code="type",
+            source=source,
+        )
+    )
+    return []
+
+
+def _yaml_value(node: Node, as_text: bool, depth: int) -> Any:
+    """A node's value.
+
+    `as_text`: plain scalars are the text written (YAML 1.1 `yes` stays "yes")."""
+    if isinstance(node, ScalarNode):
+        tag = node.tag
+        if tag == _YAML_STR:
+            return node.value
+        if tag == _YAML_NULL:
+            return None
+        if as_text:
+            return node.value
+        try:
+            if tag == _YAML_INT:
+                return _CONSTRUCTOR.construct_yaml_int(node)
+            if tag == _YAML_BOOL:
+                return _CONSTRUCTOR.construct_yaml_bool(node)
+            if tag == _YAML_FLOAT:
+                return _CONSTRUCTOR.construct_yaml_float(node)
+            if tag == _YAML_TIMESTAMP:
+                return _CONSTRUCTOR.construct_yaml_timestamp(node)
+        except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+            return node.value
+        return node.value
+    if isinstance(node, SequenceNode):
+        if depth > 3:
+            return []
+        return [_yaml_value(item, as_text, depth + 1) for item in node.value]
+    return {}
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+_JSON_TOKEN = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?|[{}\[\],]|[^\s,:\[\]{}"]+')
+
+
+@dataclass(slots=True)
+class _JsonItem:
+    line: int
+    keys: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _JsonLocations:
+    top_keys: list[tuple[str, int]] = field(default_factory=list)
+    rules: list[_JsonItem] = field(default_factory=list)
+
+
+def _json_key(token: str) -> str:
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
+
+
+def _json_locations(text: str) -> _JsonLocations:
+    """Lines of the top-level keys, and of each item of the (last) top-level `rules` array and
+    its keys. Only called on text `json.loads` accepted, so a simple tokenizer is exact."""
+    found = _JsonLocations()
+    depth = 0
+    line = 1
+    last = 0
+    top_key: str | None = None
+    rules_depth = -1  # depth inside the `rules` array (2) while in it, else -1
+    expect_item = False
+    items: list[_JsonItem] = []
+    count = text.count
+    for m in _JSON_TOKEN.finditer(text):
+        start = m.start()
+        line += count("\n", last, start)
+        last = start
+        c = text[start]
+        if depth == rules_depth and expect_item and c not in ",]":
+            items.append(_JsonItem(line))
+            expect_item = False
+        if c == '"':
+            if m.group(2) is not None:
+                if depth == 1:
+                    top_key = _json_key(m.group(1))
+                    found.top_keys.append((top_key, line))
+                elif depth == 3 and rules_depth == 2 and items:
+                    items[-1].keys.append((_json_key(m.group(1)), line))
+        elif c in "{[":
+            depth += 1
+            if c == "[" and depth == 2 and top_key == "rules":
+                items = []
+                found.rules = items
+                rules_depth = 2
+                expect_item = True
+        elif c in "}]":
+            if depth == rules_depth:
+                rules_depth = -1
+            depth -= 1
+        elif c == ",":
+            if depth == rules_depth:
+                expect_item = True
+    return found
+
+
+def _loads_json(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+    problems: list[Problem] = []
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(
+            Problem(
+                "error",
+                "file",
+                f"not valid JSON: {exc.msg} (column {exc.colno})",
+                line=exc.lineno,
+                code="syntax",
+                source=source,
+            )
+        )
+        return RuleSet(), problems
+    except (ValueError, RecursionError, MemoryError) as exc:
+        problems.append(
+            Problem(
+                "error", "file", f"not valid JSON: {exc}", line=None, code="syntax", source=source
+            )
+        )
+        return RuleSet(), problems
+
+    try:
+        where = _json_locations(text)
+    except (ValueError, RecursionError, IndexError):  # pragma: no cover - defensive
+        where = _JsonLocations()
+
+    if not isinstance(doc, dict):
+        problems.append(
+            Problem(
+                "error",
+                "rules",
+                "the file must be an object with a `rules` list (and optionally `allowed_hosts`), "
+                f"got {_describe(doc)}",
+                line=1,
+                code="type",
+                source=source,
+            )
+        )
+        return RuleSet(), problems
+
+    top_lines: dict[str, int] = {}
+    for key, key_line in where.top_keys:
+        if key in top_lines:
+            problems.append(
+                Problem(
+                    "error",
+                    key,
+                    f"'{_short(key)}' is set twice (first on line {top_lines[key]}): keep one",
+                    line=key_line,
+                    code="duplicate-key",
+                    source=source,
+                )
+            )
+        else:
+            top_lines[key] = key_line
+    # JSON keeps the last of duplicate keys: point at that one.
+    last_lines = dict(where.top_keys)
+    for key in doc:
+        if key not in FILE_FIELDS:
+            problems.append(_top_level_unknown(key, last_lines.get(key, 1), source))
+    hosts = _check_allowed_hosts(
+        doc.get("allowed_hosts"), last_lines.get("allowed_hosts", 1), source, problems
+    )
+
+    rules = doc.get("rules")
+    rules_line = last_lines.get("rules", 1)
+    if rules is None:
+        problems.append(
+            Problem("error", "rules", _NO_RULES, line=rules_line, code="required", source=source)
+        )
+        return RuleSet((), hosts), problems
+    if not isinstance(rules, list):
+        problems.append(
+            Problem(
+                "error",
+                "rules",
+                f"must be a list of rule objects, got {_describe(rules)}",
+                line=rules_line,
+                code="type",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
+
+    located = where.rules if len(where.rules) == len(rules) else []
+
+    def raw_rules() -> Iterable[_RawRule]:
+        for i, data in enumerate(rules):
+            if not located:
+                yield _RawRule(data, rules_line)
+                continue
+            item = located[i]
+            lines: dict[str, int] = {}
+            broken = False
+            for key, key_line in item.keys:
+                if key in lines:
+                    problems.append(
+                        Problem(
+                            "error",
+                            key,
+                            f"'{_short(key)}' is set twice in this rule "
+                            f"(first on line {lines[key]}): "
+                            "keep one",
+                            line=key_line,
+                            index=i,
+                            code="duplicate-key",
+                            source=source,
+                        )
+                    )
+                    broken = True
+                else:
+                    lines[key] = key_line
+            yield _RawRule(data, item.line, lines, broken)
+
+    return _build(raw_rules(), hosts, problems, source)
+
+
+# -- CSV ------------------------------------------------------------------------------------------
+_CSV_INT_FIELDS = frozenset({"status", "cache", "priority"})
+_CSV_BOOL_FIELDS = frozenset({"case_insensitive", "enabled"})
+_CSV_LIST_FIELDS = frozenset({"methods", "tags"})
+_CSV_RAW_FIELDS = frozenset({"from", "from_regex", "to", "note"})  # kept exactly as written
+
+
+def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+    problems: list[Problem] = []
+    hosts: tuple[str, ...] = ()
+
+    # Leading comment lines (and blank lines) come before the header.
+    offset = 0
+    skipped = 0
+    while offset < len(text):
+        end = text.find("\n", offset)
+        end = len(text) if end == -1 else end
+        physical = text[offset:end].rstrip("\r")
+        stripped = physical.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        match = _CSV_COMMENT_HOSTS.match(stripped)
+        if match:
+            names = [h for h in (p.strip() for p in match.group(1).split(",")) if h]
+            hosts = _check_allowed_hosts(names, skipped + 1, source, problems)
+        skipped += 1
+        offset = end + 1
+    body = text[offset:] if offset < len(text) else ""
+
+    reader = csv.reader(io.StringIO(body, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        problems.append(
+            Problem(
+                "error",
+                "file",
+                f"not valid CSV: {exc}",
+                line=skipped + reader.line_num,
+                code="syntax",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
+    header_line = skipped + 1
+    if header is None:
+        problems.append(
+            Problem(
+                "error",
+                "rules",
+                f"the file has no header row: start with the column names, such as from,to,status "
+                f"(valid columns: {', '.join(RULE_FIELDS)})",
+                line=header_line,
+                code="required",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
+
+    columns: list[str | None] = []
+    seen: dict[str, int] = {}
+    for position, raw_name in enumerate(header):
+        name = raw_name.strip()
+        if not name:
+            columns.append(None)
+            continue
+        if name not in _RULE_FIELD_SET:
+            problems.append(
+                Problem(
+                    "error",
+                    name,
+                    _unknown_message(name, RULE_FIELDS, "column"),
+                    line=header_line,
+                    code="unknown-field",
+                    source=source,
+                )
+            )
+            columns.append(None)
+            continue
+        if name in seen:
+            problems.append(
+                Problem(
+                    "error",
+                    name,
+                    f"column '{name}' appears twice in the header (columns {seen[name] + 1} and "
+                    f"{position + 1}): keep one",
+                    line=header_line,
+                    code="duplicate-key",
+                    source=source,
+                )
+            )
+            columns.append(None)
+            continue
+        seen[name] = position
+        columns.append(name)
+    missing = []
+    if "from" not in seen and "from_regex" not in seen:
+        missing.append("a `from` or `from_regex` column")
+    if "to" not in seen:
+        missing.append("a `to` column")
+    if missing:
+        problems.append(
+            Problem(
+                "error",
+                "to" if "to" not in seen else "from",
+                f"the header needs {' and '.join(missing)} "
+                f"(valid columns: {', '.join(RULE_FIELDS)})",
+                line=header_line,
+                code="required",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
+
+    raw_rules: list[_RawRule] = []
+    previous = reader.line_num
+    width = len(header)
+    try:
+        for row in reader:
+            line = skipped + previous + 1
+            previous = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            broken = False
+            if len(row) > width and any(cell.strip() for cell in row[width:]):
+                problems.append(
+                    Problem(
+                        "error",
+                        "rules",
+                        f"this row has {len(row)} cells but the header names {width} columns",
+                        line=line,
+                        index=len(raw_rules),
+                        code="columns",
+                        source=source,
+                    )
+                )
+                broken = True
+            data: dict[str, Any] = {}
+            for column, cell in zip(columns, row, strict=False):
+                if column is None:
+                    continue
+                if column in _CSV_RAW_FIELDS:
+                    if cell.strip():
+                        data[column] = cell
+                    continue
+                cell = cell.strip()
+                if not cell:
+                    continue
+                if column in _CSV_INT_FIELDS:
+                    data[column] = (
+                        int(cell) if _CSV_INT.fullmatch(cell) and len(cell) <= 4000 else cell
+                    )
+                elif column in _CSV_BOOL_FIELDS:
+                    data[column] = _CSV_BOOLS.get(cell.lower(), cell)
+                elif column in _CSV_LIST_FIELDS:
+                    data[column] = [part for part in _CSV_LIST_SPLIT.split(cell) if part]
+                else:
+                    data[column] = cell
+            raw_rules.append(_RawRule(data, line, dict.fromkeys(data, line), broken))
+    except csv.Error as exc:
+        problems.append(
+            Problem(
+                "error",
+                "file",
+                f"not valid CSV: {exc}",
+                line=skipped + reader.line_num,
+                code="syntax",
+                source=source,
+            )
+        )
+    return _build(raw_rules, hosts, problems, source)
