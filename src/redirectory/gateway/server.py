@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -89,12 +90,15 @@ def run(config: GatewayConfig) -> None:
     check_port_free(config.host, config.port, "redirects")
     check_port_free(config.admin_host, config.admin_port, "the admin listener")
     os.environ[ENV_VAR] = config.to_env()
-    status: dict[str, Any] = {"ready": False, "server": config.server, "workers": config.workers,
+    status: dict[str, Any] = {"ready": False, "workers": config.workers,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     admin, admin_thread = _start_admin(config, status)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_ready, args=(config, status, stop), daemon=True)
     watcher.start()
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown: end with exit status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     try:
         if config.server == "granian":
             _run_granian(config)
@@ -104,6 +108,10 @@ def run(config: GatewayConfig) -> None:
         stop.set()
         admin.should_exit = True
         admin_thread.join(timeout=5)
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run_uvicorn(config: GatewayConfig) -> None:
