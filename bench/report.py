@@ -51,7 +51,7 @@ def judge(run: dict[str, Any], min_3xx: float) -> list[str]:
     """Reasons why a run is invalid (empty list = valid)."""
     why: list[str] = []
     if run.get("precheck", "ok") != "ok":
-        why.append(f"pre-check: {run['precheck']}")
+        return [f"pre-check: {run['precheck']}"]
     warm, meas = run.get("warmup"), run.get("measured")
     if warm is None:
         why.append("no warm-up result")
@@ -152,12 +152,14 @@ def cmd_summary(a: argparse.Namespace) -> int:
             st = (r.get("warmup") or {}).get("statuses", {})
             s3 = share_3xx(m.get("statuses") or st)
             rss = r.get("rss_kib")
-            ratio = "(base)" if r["target"] == "nginx" else fmt(r["ratio_rps"], ".2f") + "x"
+            ratio = "(base)" if r["target"] == "nginx" else fmt(r["ratio_rps"], ".2f")
+            if ratio[0].isdigit():
+                ratio += "x"
             lines.append(
                 f"{r['target']:<22} {fmt(m.get('rps'), ',.0f'):>10}"
                 f" {fmt(m.get('p50_ms'), '.2f'):>8} {fmt(m.get('p99_ms'), '.2f'):>8}"
                 f" {fmt(rss / 1024 if rss else None, '.1f'):>8}"
-                f" {fmt(s3 * 100 if s3 is not None else None, '.1f') + '%':>7} {ratio:>9}"
+                f" {'-' if s3 is None else format(s3, '.1%'):>7} {ratio:>9}"
             )
             for why in r["invalid"]:
                 lines.append(f"    INVALID: {why}")

@@ -15,6 +15,8 @@
 #   COUNT_STATUSES=1       tally every status in the measured run too (costs wrk some CPU)
 #   MIN_3XX                share of 3xx answers for a run to be valid [0.99]
 #   READY_TIMEOUT          seconds to wait for /healthz [120]
+#   QUIET_WAIT             before each target, wait up to this many seconds for the rest of the
+#                          machine to use < 0.15 CPU cores (shared machines) [0 = don't wait]
 #   PIN=0                  do not pin server/wrk to CPUs 1/0
 #   KEEP_WORK=1            keep the temporary directory (rules, DBs, configs, logs)
 #   PYTHON                 interpreter for the helper scripts [python3]
@@ -93,6 +95,7 @@ fi
 # ---------------------------------------------------------------- process bookkeeping
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/redirectory-bench.XXXXXX")
 SERVER_PIDS=()
+FG_PID=
 
 # The PID and all its descendants.
 tree_pids() {
@@ -146,6 +149,7 @@ stop_server() {
 cleanup() {
   local rc=$? pid
   trap - EXIT INT TERM
+  if [ -n "$FG_PID" ]; then kill -TERM "$FG_PID" 2>/dev/null || true; wait "$FG_PID" 2>/dev/null || true; fi
   for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
   if [ "${KEEP_WORK:-0}" = 1 ]; then
     log "kept work directory $WORK"
@@ -157,6 +161,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# run_waiting OUTFILE CMD... : run CMD with output to OUTFILE and wait for it, in a way that
+# lets a signal to this script stop it at once (a foreground child would delay the traps).
+run_waiting() {
+  local outf=$1 rc=0; shift
+  "$@" >"$outf" 2>&1 </dev/null &
+  FG_PID=$!
+  wait "$FG_PID" || rc=$?
+  FG_PID=
+  return "$rc"
+}
 
 # start_server LOGFILE CMD... : runs CMD pinned, in its own session; sets STARTED_PID.
 start_server() {
@@ -170,6 +185,42 @@ forget_server() {
   local keep=() p
   for p in "${SERVER_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   SERVER_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# CPU accounting for one measured run, to tell a server-bound run from a load-generator-bound
+# one and to flag a machine that was busy with something else.
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+tree_cpu_ticks() {
+  local total=0 pid t
+  for pid in $(tree_pids "$1"); do
+    t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true)
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+# CHILD_CPU = user+sys seconds of all waited-for children of this shell (`times` has to run in
+# this shell, not in a $(...) subshell).
+children_cpu_s() {
+  times >"$WORK/.times"
+  CHILD_CPU=$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] }
+                             printf "%.3f", n }' "$WORK/.times")
+}
+
+# Wait (at most QUIET_WAIT s) until processes other than ours use < 0.15 cores.
+wait_quiet() {
+  [ "${QUIET_WAIT:-0}" -gt 0 ] || return 0
+  local start b0 b1 used
+  start=$(date +%s)
+  while :; do
+    b0=$(cpu_busy_ticks); sleep 1; b1=$(cpu_busy_ticks)
+    used=$(awk -v d="$((b1 - b0))" -v hz="$HZ" 'BEGIN { printf "%.2f", d / hz }')
+    awk -v u="$used" 'BEGIN { exit !(u < 0.15) }' && return 0
+    if [ $(( $(date +%s) - start )) -ge "$QUIET_WAIT" ]; then
+      log "machine still busy ($used cores in use by others) after ${QUIET_WAIT}s; going on"
+      return 0
+    fi
+  done
 }
 
 free_port() {
@@ -204,7 +255,7 @@ precheck() {
     got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{redirect_url}' "$base$path" || true)
     code=${got%% *}
     url=${got#* }
-    url=/${url#*://*/}
+    if [ -n "$url" ]; then url=/${url#*://*/}; else url="(no Location)"; fi
     if [ "$code" != "$status" ] || [ "$url" != "$loc" ]; then
       echo "GET $path -> $code ${url}, expected $status $loc"
       return 0
@@ -225,15 +276,32 @@ bench_target() {
   if [ "$pc" != ok ]; then
     log "$target: pre-check failed: $pc (skipping the load run)"
   else
+    wait_quiet
     log "$target: warm-up ${WARMUP}s"
-    timeout $((WARMUP + 30)) "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
-      -s "$BENCH/paths.lua" "$base" -- "$sd/paths.txt" count >"$out/warmup.txt" 2>&1 || true
+    run_waiting "$out/warmup.txt" timeout $((WARMUP + 30)) "${LOAD_PIN[@]}" \
+      wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$BENCH/paths.lua" "$base" -- "$sd/paths.txt" count \
+      || true
     sed -n 's/^BENCH_JSON //p' "$out/warmup.txt" | tail -n 1 >"$out/warmup.json"
     [ "$COUNT_STATUSES" = 1 ] && count_arg=(count)
     log "$target: measuring ${DURATION}s (wrk -t1 -c$CONNECTIONS)"
-    timeout $((DURATION + 30)) "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
-      --latency -s "$BENCH/paths.lua" "$base" -- "$sd/paths.txt" "${count_arg[@]}" \
-      >"$out/wrk.txt" 2>&1 || true
+    local b0 s0 c0 t0 b1 s1 c1 t1 cpu
+    b0=$(cpu_busy_ticks); s0=$(tree_cpu_ticks "$pid"); children_cpu_s; c0=$CHILD_CPU; t0=$(date +%s.%N)
+    run_waiting "$out/wrk.txt" timeout $((DURATION + 30)) "${LOAD_PIN[@]}" \
+      wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$BENCH/paths.lua" "$base" \
+      -- "$sd/paths.txt" "${count_arg[@]}" || true
+    b1=$(cpu_busy_ticks); s1=$(tree_cpu_ticks "$pid"); children_cpu_s; c1=$CHILD_CPU; t1=$(date +%s.%N)
+    # In CPU cores over the run: the server's tree, wrk, everything else on the machine.
+    cpu=$(awk -v hz="$HZ" -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v c0="$c0" -v c1="$c1" \
+      -v t0="$t0" -v t1="$t1" 'BEGIN { w = t1 - t0; if (w <= 0) w = 1
+        srv = s / hz / w; lg = (c1 - c0) / w; oth = b / hz / w - srv - lg; if (oth < 0) oth = 0
+        printf "%.2f %.2f %.2f", srv, lg, oth }')
+    read -r cpu_server cpu_wrk cpu_other <<<"$cpu"
+    extra+=(--extra "cpu_server_cores=$cpu_server" --extra "cpu_wrk_cores=$cpu_wrk" \
+            --extra "cpu_other_cores=$cpu_other")
+    log "$target: CPU cores used: server $cpu_server, wrk $cpu_wrk, other processes $cpu_other"
+    if awk -v o="$cpu_other" 'BEGIN { exit !(o > 0.15) }'; then
+      log "WARNING: other processes used $cpu_other cores during this run: the machine was busy, numbers are noisy"
+    fi
     sed -n 's/^BENCH_JSON //p' "$out/wrk.txt" | tail -n 1 >"$out/measured.json"
     [ -s "$out/measured.json" ] || { log "$target: wrk gave no result:"; cat "$out/wrk.txt" >&2; }
     grep -E 'Requests/sec|Latency|Non-2xx|Socket errors' "$out/wrk.txt" | sed 's/^/    /' >&2 || true
@@ -317,7 +385,7 @@ for sc in $SCENARIOS; do
   if [ "$NGINX_ONLY" = 0 ] || [ "$NGINX_SOURCE" = export ]; then
     log "$sc: redirectory rules apply ($count rules)"
     t0=$(date +%s.%N)
-    "$REDIRECTORY" rules apply "$sd/rules.yaml" --database "$db" >"$sd/apply.log" 2>&1 \
+    run_waiting "$sd/apply.log" "$REDIRECTORY" rules apply "$sd/rules.yaml" --database "$db" \
       || { tail -n 30 "$sd/apply.log" >&2; die "\`redirectory rules apply\` failed for $sc (log above)"; }
     apply_s=$(elapsed "$t0")
     log "$sc: applied in ${apply_s}s"
@@ -327,8 +395,8 @@ for sc in $SCENARIOS; do
 
   if [ "$NGINX_SOURCE" = export ]; then
     ndir=$sd/nginx-export
-    "$REDIRECTORY" rules export --format nginx --database "$db" --output "$ndir" \
-      >"$sd/export.log" 2>&1 \
+    run_waiting "$sd/export.log" \
+      "$REDIRECTORY" rules export --format nginx --database "$db" --output "$ndir" \
       || { tail -n 30 "$sd/export.log" >&2
            die "\`redirectory rules export --format nginx\` failed for $sc (log above); NGINX_SOURCE=gen uses the hand-made nginx files instead"; }
     for f in redirectory-map.conf redirectory-return.conf; do
