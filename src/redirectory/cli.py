@@ -39,8 +39,8 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DatabaseOpt = Annotated[
     str,
@@ -107,6 +107,10 @@ def _store_error(exc: Exception, url: str) -> NoReturn:
     if isinstance(exc, (ArgumentError, NoSuchModuleError)):
         fail(f"--database: '{url}' is not a database URL this build supports "
              "(sqlite:///PATH or postgresql://USER@HOST/DB)")
+    if isinstance(exc, ValueError):
+        fail(f"--database: {exc}")
+    if isinstance(exc, OSError):
+        fail(f"--database: cannot open '{_redact(url)}': {exc.strerror or exc}")
     if isinstance(exc, OperationalError):
         fail(f"--database: cannot use '{_redact(url)}': {str(exc.orig).splitlines()[0] if exc.orig else exc}")
     raise exc
@@ -279,7 +283,9 @@ def rules_import(
             shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(incoming.rules))
             hosts = tuple(dict.fromkeys(current.allowed_hosts + incoming.allowed_hosts))
             merged = RuleSet(current.rules + shifted, hosts)
-            problems = [p for p in validate(merged, str(file)) if p.index is None or p.index >= offset]
+            # Report what the import adds: problems of the merged table the current one lacks.
+            known = {(p.code, p.index, p.message) for p in validate(current)}
+            problems = [p for p in validate(merged, str(file)) if (p.code, p.index, p.message) not in known]
             errors, _ = print_problems(problems, strict)
             if errors:
                 fail(f"{file}: {errors} problem(s) with the rules already in the table; nothing was changed")
