@@ -12,12 +12,13 @@ here is dialect-specific except the hit-counter upserts.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -44,6 +45,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from redirectory.rules.model import QueryMode, Rule, RuleSet, format_timestamp
 from redirectory.store.schema import (
@@ -204,34 +207,70 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def _dump_list(values: Sequence[str]) -> str:
-    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _dump_list(values: tuple[str, ...]) -> str:
+    return _JSON.encode(list(values))
+
+
+@functools.lru_cache(maxsize=4096)
 def _load_tuple(value: str) -> tuple[str, ...]:
-    if value == "[]":
-        return ()
     return tuple(json.loads(value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _ts_cached(value: datetime) -> str:
+    return format_timestamp(as_utc(value))
+
+
 def _ts(value: datetime | None) -> str | None:
-    return None if value is None else format_timestamp(as_utc(value))
+    return None if value is None else _ts_cached(value)
 
 
 def _parse_ts(value: str | None) -> datetime | None:
     return None if value is None else as_utc(datetime.fromisoformat(value))
 
 
-def _normalized(rule: Rule, position: int) -> Rule:
-    """`rule` at `position` with aware-UTC `starts`/`ends` (naive ones are taken as UTC)."""
+def _copy(
+    rule: Rule,
+    rule_id: str | None,
+    position: int,
+    starts: datetime | None,
+    ends: datetime | None,
+) -> Rule:
+    """`rule` with another id, position and window (much faster than `dataclasses.replace`)."""
+    return Rule(
+        to=rule.to,
+        source=rule.source,
+        source_regex=rule.source_regex,
+        status=rule.status,
+        methods=rule.methods,
+        query=rule.query,
+        starts=starts,
+        ends=ends,
+        cache=rule.cache,
+        priority=rule.priority,
+        case_insensitive=rule.case_insensitive,
+        enabled=rule.enabled,
+        tags=rule.tags,
+        note=rule.note,
+        id=rule_id,
+        line=rule.line,
+        position=position,
+        field_lines=rule.field_lines,
+    )
+
+
+def _utc_window(rule: Rule) -> tuple[datetime | None, datetime | None]:
+    """`starts`/`ends` as aware UTC (naive values are taken to be UTC)."""
     starts, ends = rule.starts, rule.ends
     if starts is not None and starts.tzinfo is not UTC:
         starts = as_utc(starts)
     if ends is not None and ends.tzinfo is not UTC:
         ends = as_utc(ends)
-    if starts is rule.starts and ends is rule.ends and rule.position == position:
-        return rule
-    return replace(rule, starts=starts, ends=ends, position=position)
+    return starts, ends
 
 
 def _rule_from_row(row: Sequence[Any]) -> Rule:
@@ -289,14 +328,20 @@ def _values(
     }
 
 
-def _record(values: Mapping[str, Any]) -> str:
+def _record(rule: Rule, values: Mapping[str, Any]) -> str:
     """The change-log JSON of a `rules` row: every column, lists as lists, ISO times."""
     out = dict(values)
-    for name in ("starts", "ends", "created_at", "updated_at"):
-        out[name] = _ts(out[name])
-    out["methods"] = None if out["methods"] is None else json.loads(out["methods"])
-    out["tags"] = json.loads(out["tags"])
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    out["starts"] = _ts(rule.starts)
+    out["ends"] = _ts(rule.ends)
+    out["created_at"] = _ts(values["created_at"])
+    out["updated_at"] = _ts(values["updated_at"])
+    out["methods"] = None if rule.methods is None else list(rule.methods)
+    out["tags"] = list(rule.tags)
+    return _JSON.encode(out)
+
+
+def _log(op: str, rule_id: str | None, before: str | None, after: str | None) -> dict[str, Any]:
+    return {"op": op, "rule_id": rule_id, "before": before, "after": after}
 
 
 def _rule_from_record(text_: str | None) -> Rule | None:
@@ -355,14 +400,18 @@ def diff(
     kept: set[str | None] = set()
     plan = Plan()
     for position, incoming in enumerate(ruleset.rules):
-        rule = _normalized(incoming, position)
+        starts, ends = _utc_window(incoming)
+        rule = incoming
+        if starts is not incoming.starts or ends is not incoming.ends:
+            rule = _copy(incoming, incoming.id, position, starts, ends)
         old = by_key.get(rule.key())
         if old is None:
-            plan.added.append(rule if new_id is None else replace(rule, id=new_id()))
+            rule_id = None if new_id is None else new_id()
+            plan.added.append(_copy(rule, rule_id, position, starts, ends))
             continue
         kept.add(old.id)
         if old != rule or (rule.is_regex and old.position != position):
-            plan.changed.append((old, replace(rule, id=old.id)))
+            plan.changed.append((old, _copy(rule, old.id, position, starts, ends)))
         elif old.position != position:
             assert old.id is not None
             plan.reordered.append((old.id, position))
@@ -371,6 +420,65 @@ def diff(
     if hosts_after != hosts_before:
         plan.allowed_hosts = (hosts_before, hosts_after)
     return plan
+
+
+def _new_id() -> str:
+    """A random UUID4 as text (same format as `str(uuid.uuid4())`, several times faster)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def _executemany(
+    conn: Connection,
+    stmt: ClauseElement,
+    rows: Sequence[Mapping[str, Any]],
+    where: Sequence[str] = (),
+) -> None:
+    """Run `stmt` once per row in batches, with little per-row overhead.
+
+    The statement is compiled once for the dialect (so it is the same SQL SQLAlchemy would
+    send), each value goes through its column type's own bind processor (memoized: most
+    rows share `created_at`, `revision`, ...) and the DBAPI's `executemany` gets the rows
+    directly. `where` names the bound parameters that are not columns (e.g. "b_id").
+    About 3x faster than `conn.execute(stmt, rows)` for 100k-row writes.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    columns = [key for key in rows[0] if key not in where]
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=columns))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    # (index, processor, memo) for the parameters whose type converts values
+    processed: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
+    for index, name in enumerate(names):
+        processor = compiled.binds[name].type.bind_processor(dialect)
+        if processor is not None:
+            processed.append((index, processor, {}))
+
+    def convert(row: Mapping[str, Any]) -> list[Any]:
+        values = [row[name] for name in names]
+        for index, processor, memo in processed:
+            value = values[index]
+            if value is not None:
+                converted = memo.get(value, _MISSING)
+                if converted is _MISSING:
+                    converted = memo[value] = processor(value)
+                values[index] = converted
+        return values
+
+    sql = compiled.string
+    for batch in _batches(rows):
+        if compiled.positional:
+            params: list[Any] = [tuple(convert(row)) for row in batch]
+        else:
+            params = [dict(zip(names, convert(row), strict=True)) for row in batch]
+        conn.exec_driver_sql(sql, params)
+
+
+_MISSING = object()
 
 
 def _is_locked(exc: OperationalError) -> bool:
@@ -519,8 +627,8 @@ class Store:
 
     @staticmethod
     def _rules(conn: Connection) -> list[Rule]:
-        result = conn.execute(select(*_RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id))
-        return [_rule_from_row(row) for row in result]
+        query = select(*_RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id)
+        return [_rule_from_row(row) for row in conn.execute(query).all()]
 
     def load(self) -> tuple[int, RuleSet]:
         """The current revision and the whole table (rules with ids, in position order)."""
@@ -586,7 +694,7 @@ class Store:
         )
         out: list[Change] = []
         with self.read_connection() as conn:
-            for rev, op, rule_id, before, after in conn.execute(query):
+            for rev, op, rule_id, before, after in conn.execute(query).all():
                 if op == "settings":
                     hosts = None if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
                     out.append(Change(rev, op, None, None, None, hosts))
@@ -620,32 +728,26 @@ class Store:
             rows = conn.execute(select(*_RULE_COLUMNS, *_META_COLUMNS)).all()
             current = [_rule_from_row(row) for row in rows]
             meta = {row[0]: (row[16], row[17], row[18]) for row in rows}
-            plan = diff(
-                current, ruleset, self._allowed_hosts(conn), new_id=lambda: str(uuid.uuid4())
-            )
+            plan = diff(current, ruleset, self._allowed_hosts(conn), new_id=_new_id)
             if plan.empty:
                 return plan, current_rev
             now = _utcnow()
             rev = self._new_revision(conn, actor, f"apply: {plan.summary()}", now)
             log: list[dict[str, Any]] = []
+            by_id = rules_t.c.id == bindparam("b_id")
 
             if plan.removed:
-                conn.execute(
-                    delete(rules_t).where(rules_t.c.id == bindparam("b_id")),
-                    [{"b_id": rule.id} for rule in plan.removed],
+                _executemany(
+                    conn,
+                    delete(rules_t).where(by_id),
+                    [{"b_id": r.id} for r in plan.removed],
+                    ("b_id",),
                 )
                 for rule in plan.removed:
                     assert rule.id is not None
                     created, updated, old_rev = meta[rule.id]
                     before = _values(rule, rule.id, rule.position, created, updated, old_rev)
-                    log.append(
-                        {
-                            "op": "remove",
-                            "rule_id": rule.id,
-                            "before": _record(before),
-                            "after": None,
-                        }
-                    )
+                    log.append(_log("remove", rule.id, _record(rule, before), None))
 
             if plan.changed:
                 params: list[dict[str, Any]] = []
@@ -654,40 +756,24 @@ class Store:
                     created, updated, old_rev = meta[old.id]
                     before = _values(old, old.id, old.position, created, updated, old_rev)
                     after = _values(new, old.id, new.position, created, now, rev)
-                    log.append(
-                        {
-                            "op": "change",
-                            "rule_id": old.id,
-                            "before": _record(before),
-                            "after": _record(after),
-                        }
-                    )
+                    log.append(_log("change", old.id, _record(old, before), _record(new, after)))
                     del after["id"], after["created_at"]
                     after["b_id"] = old.id
                     params.append(after)
-                for param_batch in _batches(params):
-                    conn.execute(
-                        update(rules_t).where(rules_t.c.id == bindparam("b_id")), list(param_batch)
-                    )
+                _executemany(conn, update(rules_t).where(by_id), params, ("b_id",))
 
             if plan.reordered:
                 moves = [{"b_id": i, "position": p} for i, p in plan.reordered]
-                for move_batch in _batches(moves):
-                    conn.execute(
-                        update(rules_t).where(rules_t.c.id == bindparam("b_id")), list(move_batch)
-                    )
+                _executemany(conn, update(rules_t).where(by_id), moves, ("b_id",))
 
             if plan.added:
-                for batch in _batches(plan.added):
-                    values = []
-                    for rule in batch:
-                        assert rule.id is not None
-                        row = _values(rule, rule.id, rule.position, now, now, rev)
-                        values.append(row)
-                        log.append(
-                            {"op": "add", "rule_id": rule.id, "before": None, "after": _record(row)}
-                        )
-                    conn.execute(insert(rules_t), values)
+                values = []
+                for rule in plan.added:
+                    assert rule.id is not None
+                    row = _values(rule, rule.id, rule.position, now, now, rev)
+                    values.append(row)
+                    log.append(_log("add", rule.id, None, _record(rule, row)))
+                _executemany(conn, insert(rules_t), values)
 
             if plan.allowed_hosts is not None:
                 hosts_before, hosts_after = plan.allowed_hosts
@@ -696,18 +782,17 @@ class Store:
                     insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(hosts_after))
                 )
                 log.append(
-                    {
-                        "op": "settings",
-                        "rule_id": None,
-                        "before": json.dumps({_ALLOWED_HOSTS: list(hosts_before)}),
-                        "after": json.dumps({_ALLOWED_HOSTS: list(hosts_after)}),
-                    }
+                    _log(
+                        "settings",
+                        None,
+                        _JSON.encode({_ALLOWED_HOSTS: list(hosts_before)}),
+                        _JSON.encode({_ALLOWED_HOSTS: list(hosts_after)}),
+                    )
                 )
 
             for entry in log:
                 entry["revision"] = rev
-            for log_batch in _batches(log):
-                conn.execute(insert(changes), list(log_batch))
+            _executemany(conn, insert(changes), log)
             return plan, rev
 
         return self._write(work)
@@ -734,25 +819,19 @@ class Store:
             now = _utcnow()
             rev = self._new_revision(conn, actor, f"add: {len(rules)} added", now)
             done = 0
+            stmt_rules, stmt_changes = insert(rules_t), insert(changes)
             for batch in _batches(rules):
                 values = []
                 log = []
-                for offset, rule in enumerate(batch, start=start + done):
-                    rule = _normalized(rule, offset)
-                    rule_id = str(uuid.uuid4())
-                    row = _values(rule, rule_id, offset, now, now, rev)
+                for position, rule in enumerate(batch, start=start + done):
+                    rule_id = _new_id()
+                    row = _values(rule, rule_id, position, now, now, rev)
                     values.append(row)
-                    log.append(
-                        {
-                            "revision": rev,
-                            "op": "add",
-                            "rule_id": rule_id,
-                            "before": None,
-                            "after": _record(row),
-                        }
-                    )
-                conn.execute(insert(rules_t), values)
-                conn.execute(insert(changes), log)
+                    entry = _log("add", rule_id, None, _record(rule, row))
+                    entry["revision"] = rev
+                    log.append(entry)
+                _executemany(conn, stmt_rules, values)
+                _executemany(conn, stmt_changes, log)
                 done += len(batch)
                 if progress is not None:
                     progress(done)
