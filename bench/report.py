@@ -105,6 +105,14 @@ def fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def cpu_cell(r: dict[str, Any]) -> str:
+    keys = ("cpu_server_cores", "cpu_wrk_cores", "cpu_other_cores")
+    if not all(k in r for k in keys):
+        return "-"
+    cell = "/".join(f"{float(r[k]):.2f}" for k in keys)
+    return cell + (" busy!" if float(r["cpu_other_cores"]) > 0.15 else "")
+
+
 def cmd_summary(a: argparse.Namespace) -> int:
     runs = []
     if Path(a.results).exists():
@@ -143,7 +151,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
         lines.append(f"## {sc} ({group[0]['rules']} rules)")
         head = (
             f"{'target':<22} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
-            f" {'3xx':>7} {'vs nginx':>9}"
+            f" {'3xx':>7} {'vs nginx':>9}  {'CPU srv/wrk/other':<17}"
         )
         lines.append(head)
         lines.append("-" * len(head))
@@ -159,7 +167,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
                 f"{r['target']:<22} {fmt(m.get('rps'), ',.0f'):>10}"
                 f" {fmt(m.get('p50_ms'), '.2f'):>8} {fmt(m.get('p99_ms'), '.2f'):>8}"
                 f" {fmt(rss / 1024 if rss else None, '.1f'):>8}"
-                f" {'-' if s3 is None else format(s3, '.1%'):>7} {ratio:>9}"
+                f" {'-' if s3 is None else format(s3, '.1%'):>7} {ratio:>9}  {cpu_cell(r):<17}"
             )
             for why in r["invalid"]:
                 lines.append(f"    INVALID: {why}")

@@ -237,8 +237,16 @@ wait_http() {
       return 1
     fi
     code=$(curl -s -o "$out" -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
-    [ "$code" = 200 ] && return 0
-    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+    if [ "$code" = 200 ]; then
+      # Ready = 200, and `"ready": true` when the body has a `ready` field at all.
+      "$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1]))
+sys.exit(0 if not isinstance(d, dict) or d.get("ready", True) is True else 1)' "$out" 2>/dev/null \
+        && return 0
+      if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+        log "WARNING: $url still says $(cat "$out") after ${timeout}s; going on"
+        return 0
+      fi
+    elif [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
       log "no 200 from $url after ${timeout}s (last: ${code:-none})"
       tail -n 30 "$logf" >&2 || true
       return 1
@@ -321,7 +329,7 @@ SERVERS=()
 if [ "$NGINX_ONLY" = 0 ]; then
   if [ -n "${REDIRECTORY_SERVERS:-}" ]; then
     read -r -a SERVERS <<<"$REDIRECTORY_SERVERS"
-  elif "$REDIRECTORY" serve --help 2>/dev/null | grep -q -- '--server'; then
+  elif serve_help=$(COLUMNS=200 "$REDIRECTORY" serve --help 2>&1) && grep -q -- "--server" <<<"$serve_help"; then
     SERVERS=(granian uvicorn)
   else
     SERVERS=(default)
