@@ -354,7 +354,7 @@ def test_add_is_all_or_nothing(store: Store) -> None:
     calls: list[int] = []
     with pytest.raises(IntegrityError):
         store.add(new, progress=calls.append)
-    assert calls == [1000, 2000]  # the first batches were written, then rolled back
+    assert calls[:2] == [1000, 2000]  # the first batches were written, then rolled back
     assert store.load() == snapshot
     assert store.rule_count() == 1
     assert store.revision() == 1

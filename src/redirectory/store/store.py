@@ -27,9 +27,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     Connection,
+    Dialect,
     Engine,
     Select,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -38,15 +38,16 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.schema import Table
+from sqlalchemy.types import TypeEngine
 
 from redirectory.rules.model import QueryMode, Rule, RuleSet, format_timestamp
 from redirectory.store.schema import (
@@ -431,30 +432,17 @@ def _new_id() -> str:
 _UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
-def _executemany(
-    conn: Connection,
-    stmt: ClauseElement,
-    rows: Sequence[Mapping[str, Any]],
-    where: Sequence[str] = (),
-) -> None:
-    """Run `stmt` once per row in batches, with little per-row overhead.
+def _converter(
+    dialect: Dialect, names: Sequence[str], types: Sequence[TypeEngine[Any]]
+) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """row -> [DBAPI value for each of `names`], using the types' own bind processors.
 
-    The statement is compiled once for the dialect (so it is the same SQL SQLAlchemy would
-    send), each value goes through its column type's own bind processor (memoized: most
-    rows share `created_at`, `revision`, ...) and the DBAPI's `executemany` gets the rows
-    directly. `where` names the bound parameters that are not columns (e.g. "b_id").
-    About 3x faster than `conn.execute(stmt, rows)` for 100k-row writes.
+    Conversions are memoized per value: in a bulk write most rows share `created_at`,
+    `revision`, booleans and so on.
     """
-    if not rows:
-        return
-    dialect = conn.dialect
-    columns = [key for key in rows[0] if key not in where]
-    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=columns))
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    # (index, processor, memo) for the parameters whose type converts values
     processed: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
-    for index, name in enumerate(names):
-        processor = compiled.binds[name].type.bind_processor(dialect)
+    for index, type_ in enumerate(types):
+        processor = type_.bind_processor(dialect)
         if processor is not None:
             processed.append((index, processor, {}))
 
@@ -469,6 +457,22 @@ def _executemany(
                 values[index] = converted
         return values
 
+    return convert
+
+
+def _executemany(conn: Connection, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run `stmt` once per row (DBAPI `executemany`, in batches) with little overhead.
+
+    The statement is compiled once, so the SQL is what SQLAlchemy itself would send; the
+    values go through the column types' bind processors (see `_converter`). Several times
+    faster than `conn.execute(stmt, rows)` for 100k rows.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=list(rows[0])))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    convert = _converter(dialect, names, [compiled.binds[name].type for name in names])
     sql = compiled.string
     for batch in _batches(rows):
         if compiled.positional:
@@ -476,6 +480,38 @@ def _executemany(
         else:
             params = [dict(zip(names, convert(row), strict=True)) for row in batch]
         conn.exec_driver_sql(sql, params)
+
+
+def _bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (dicts keyed by column name, all with the same keys).
+
+    PostgreSQL: `COPY ... FROM STDIN` (psycopg 3), far faster than any INSERT form.
+    Elsewhere: one compiled INSERT through `executemany`.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        _executemany(conn, insert(table), rows)
+        return
+    dialect = conn.dialect
+    names = list(rows[0])
+    convert = _converter(dialect, names, [table.c[name].type for name in names])
+    quote = dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    driver_connection: Any = conn.connection.driver_connection
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(convert(row))
+    except dbapi_error as exc:  # raise what conn.execute would: IntegrityError etc.
+        raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=dialect) from exc
+
+
+def _delete_by_id(conn: Connection, ids: Sequence[str]) -> None:
+    """DELETE the rules with these ids, a few hundred per statement."""
+    for batch in _batches(ids, 500):
+        conn.execute(delete(rules_t).where(rules_t.c.id.in_(list(batch))))
 
 
 _MISSING = object()
@@ -539,9 +575,7 @@ class Store:
 
         def run(conn: Connection) -> None:
             if self._dialect == "postgresql":
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                )
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
@@ -608,9 +642,7 @@ class Store:
     @staticmethod
     def _new_revision(conn: Connection, actor: str, summary: str, now: datetime) -> int:
         revision = (conn.scalar(select(func.max(revisions.c.revision))) or 0) + 1
-        conn.execute(
-            insert(revisions).values(revision=revision, at=now, actor=actor, summary=summary)
-        )
+        conn.execute(insert(revisions).values(revision=revision, at=now, actor=actor, summary=summary))
         return int(revision)
 
     # -- reading -----------------------------------------------------------------------
@@ -634,9 +666,7 @@ class Store:
         """The current revision and the whole table (rules with ids, in position order)."""
         with self.read_connection() as conn:
             revision = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
-            ruleset = RuleSet(
-                rules=tuple(self._rules(conn)), allowed_hosts=self._allowed_hosts(conn)
-            )
+            ruleset = RuleSet(rules=tuple(self._rules(conn)), allowed_hosts=self._allowed_hosts(conn))
         return revision, ruleset
 
     def rule_count(self) -> int:
@@ -699,11 +729,7 @@ class Store:
                     hosts = None if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
                     out.append(Change(rev, op, None, None, None, hosts))
                 else:
-                    out.append(
-                        Change(
-                            rev, op, rule_id, _rule_from_record(before), _rule_from_record(after)
-                        )
-                    )
+                    out.append(Change(rev, op, rule_id, _rule_from_record(before), _rule_from_record(after)))
         return out
 
     # -- declarative sync --------------------------------------------------------------
@@ -725,62 +751,51 @@ class Store:
         def work(conn: Connection) -> tuple[Plan, int]:
             self._lock_revisions(conn)
             current_rev = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
-            rows = conn.execute(select(*_RULE_COLUMNS, *_META_COLUMNS)).all()
-            current = [_rule_from_row(row) for row in rows]
-            meta = {row[0]: (row[16], row[17], row[18]) for row in rows}
+            stored = conn.execute(select(*_RULE_COLUMNS, *_META_COLUMNS)).all()
+            current = [_rule_from_row(row) for row in stored]
+            meta = {row[0]: (row[16], row[17], row[18]) for row in stored}
             plan = diff(current, ruleset, self._allowed_hosts(conn), new_id=_new_id)
             if plan.empty:
                 return plan, current_rev
             now = _utcnow()
             rev = self._new_revision(conn, actor, f"apply: {plan.summary()}", now)
             log: list[dict[str, Any]] = []
-            by_id = rules_t.c.id == bindparam("b_id")
-
-            if plan.removed:
-                _executemany(
-                    conn,
-                    delete(rules_t).where(by_id),
-                    [{"b_id": r.id} for r in plan.removed],
-                    ("b_id",),
-                )
-                for rule in plan.removed:
-                    assert rule.id is not None
-                    created, updated, old_rev = meta[rule.id]
-                    before = _values(rule, rule.id, rule.position, created, updated, old_rev)
-                    log.append(_log("remove", rule.id, _record(rule, before), None))
-
-            if plan.changed:
-                params: list[dict[str, Any]] = []
-                for old, new in plan.changed:
-                    assert old.id is not None
-                    created, updated, old_rev = meta[old.id]
-                    before = _values(old, old.id, old.position, created, updated, old_rev)
-                    after = _values(new, old.id, new.position, created, now, rev)
-                    log.append(_log("change", old.id, _record(old, before), _record(new, after)))
-                    del after["id"], after["created_at"]
-                    after["b_id"] = old.id
-                    params.append(after)
-                _executemany(conn, update(rules_t).where(by_id), params, ("b_id",))
-
+            # Changed and re-positioned rows are rewritten (DELETE + bulk INSERT with the
+            # same id and created_at): much faster than 100k single-row UPDATEs.
+            gone: list[str] = []
+            rows: list[dict[str, Any]] = []
+            for rule in plan.removed:
+                assert rule.id is not None
+                created, updated, old_rev = meta[rule.id]
+                before = _values(rule, rule.id, rule.position, created, updated, old_rev)
+                log.append(_log("remove", rule.id, _record(rule, before), None))
+                gone.append(rule.id)
+            for old, new in plan.changed:
+                assert old.id is not None
+                created, updated, old_rev = meta[old.id]
+                before = _values(old, old.id, old.position, created, updated, old_rev)
+                after = _values(new, old.id, new.position, created, now, rev)
+                log.append(_log("change", old.id, _record(old, before), _record(new, after)))
+                gone.append(old.id)
+                rows.append(after)
             if plan.reordered:
-                moves = [{"b_id": i, "position": p} for i, p in plan.reordered]
-                _executemany(conn, update(rules_t).where(by_id), moves, ("b_id",))
-
-            if plan.added:
-                values = []
-                for rule in plan.added:
-                    assert rule.id is not None
-                    row = _values(rule, rule.id, rule.position, now, now, rev)
-                    values.append(row)
-                    log.append(_log("add", rule.id, None, _record(rule, row)))
-                _executemany(conn, insert(rules_t), values)
+                by_id = {rule.id: rule for rule in current}
+                for rule_id, position in plan.reordered:
+                    created, updated, old_rev = meta[rule_id]
+                    rows.append(_values(by_id[rule_id], rule_id, position, created, updated, old_rev))
+                    gone.append(rule_id)
+            for rule in plan.added:
+                assert rule.id is not None
+                row = _values(rule, rule.id, rule.position, now, now, rev)
+                log.append(_log("add", rule.id, None, _record(rule, row)))
+                rows.append(row)
+            _delete_by_id(conn, gone)
+            _bulk_insert(conn, rules_t, rows)
 
             if plan.allowed_hosts is not None:
                 hosts_before, hosts_after = plan.allowed_hosts
                 conn.execute(delete(settings).where(settings.c.name == _ALLOWED_HOSTS))
-                conn.execute(
-                    insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(hosts_after))
-                )
+                conn.execute(insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(hosts_after)))
                 log.append(
                     _log(
                         "settings",
@@ -792,7 +807,7 @@ class Store:
 
             for entry in log:
                 entry["revision"] = rev
-            _executemany(conn, insert(changes), log)
+            _bulk_insert(conn, changes, log)
             return plan, rev
 
         return self._write(work)
@@ -819,7 +834,6 @@ class Store:
             now = _utcnow()
             rev = self._new_revision(conn, actor, f"add: {len(rules)} added", now)
             done = 0
-            stmt_rules, stmt_changes = insert(rules_t), insert(changes)
             for batch in _batches(rules):
                 values = []
                 log = []
@@ -830,8 +844,8 @@ class Store:
                     entry = _log("add", rule_id, None, _record(rule, row))
                     entry["revision"] = rev
                     log.append(entry)
-                _executemany(conn, stmt_rules, values)
-                _executemany(conn, stmt_changes, log)
+                _bulk_insert(conn, rules_t, values)
+                _bulk_insert(conn, changes, log)
                 done += len(batch)
                 if progress is not None:
                     progress(done)
@@ -841,9 +855,7 @@ class Store:
 
     # -- hit counters ------------------------------------------------------------------
 
-    def _upsert_counts(
-        self, conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]
-    ) -> None:
+    def _upsert_counts(self, conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
         """`hits = hits + n, last_hit = max(last_hit, new)` per row, inserting new keys."""
         if not rows:
             return
@@ -886,17 +898,13 @@ class Store:
                 merged[short] = (old_n + int(n), max(old_at, at))
             else:
                 merged[short] = (int(n), at)
-        path_rows = [
-            {"path": path, "hits": n, "last_hit": at} for path, (n, at) in sorted(merged.items())
-        ]
+        path_rows = [{"path": path, "hits": n, "last_hit": at} for path, (n, at) in sorted(merged.items())]
 
         def work(conn: Connection) -> None:
             if self._dialect == "postgresql":
                 # Hit flushes are rare and small: serializing them rules out deadlocks
                 # between the upserts and the pruning DELETE. Readers are not blocked.
-                conn.execute(
-                    text("LOCK TABLE rule_hits, unmatched_paths IN SHARE ROW EXCLUSIVE MODE")
-                )
+                conn.execute(text("LOCK TABLE rule_hits, unmatched_paths IN SHARE ROW EXCLUSIVE MODE"))
             self._upsert_counts(conn, rule_hits_t, "rule_id", rule_rows)
             self._upsert_counts(conn, unmatched_paths, "path", path_rows)
             if path_rows:
@@ -952,9 +960,7 @@ class Store:
                 )
                 for rid, source, regex, to, status, n, last in conn.execute(rule_query)
             ]
-            path_stats = [
-                PathStats(path, int(n), last) for path, n, last in conn.execute(path_query)
-            ]
+            path_stats = [PathStats(path, int(n), last) for path, n, last in conn.execute(path_query)]
         return Stats(rules=rule_stats, unmatched=path_stats)
 
 
