@@ -155,7 +155,6 @@ def serve(
     except ValueError as exc:
         fail(f"--forwarded-allow-ips: {exc} (give IP addresses or networks such as 10.0.0.0/8, or '*')")
     ruleset = load_valid(rules) if rules else None
-    _ensure_sqlite_dir(database)
     try:
         with open_store(database, migrate=not no_migrate) as store:
             if ruleset is not None:
@@ -181,13 +180,6 @@ def serve(
         run(config)
     except ServeError as exc:
         fail(str(exc))
-
-
-def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        path = Path(url[len("sqlite:///"):])
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
 
 
 # -- rules validate / apply / import / export ----------------------------------------------------
@@ -219,7 +211,6 @@ def rules_apply(
 ) -> None:
     """Declarative sync: print the plan (added / changed / removed), then apply it in one transaction."""
     ruleset = load_valid(file, fmt, strict)
-    _ensure_sqlite_dir(database)
     try:
         with open_store(database) as store:
             plan = store.plan(ruleset)  # type: ignore[attr-defined]
@@ -275,7 +266,6 @@ def rules_import(
     from redirectory.rules.validation import validate
 
     incoming = load_valid(file, fmt, strict)
-    _ensure_sqlite_dir(database)
     try:
         with open_store(database) as store:
             _revision, current = store.load()  # type: ignore[attr-defined]
@@ -539,7 +529,6 @@ def _jsonable(obj: object) -> object:
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
     """Run the database migrations (serve does this at start unless --no-migrate)."""
-    _ensure_sqlite_dir(database)
     try:
         with open_store(database) as store:
             out.print(f"database is up to date (revision {store.revision()})", highlight=False)  # type: ignore[attr-defined]

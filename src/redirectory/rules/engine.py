@@ -64,10 +64,7 @@ class Decision:
     rule: Rule | None = None
     values: Mapping[str, str | None] = field(default_factory=dict)
     location: str | None = None
-
-    @property
-    def rule_id(self) -> str | None:
-        return self.rule.id if self.rule else None
+    rule_id: str | None = None  # the matcher's id of the rule (the store's UUID for stored rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +143,7 @@ class Engine:
             rule=rule,
             values=values,
             location=location,
+            rule_id=compiled.id,
         )
 
     def not_found(self, request: Request, path: str) -> Decision:

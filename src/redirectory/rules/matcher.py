@@ -42,6 +42,7 @@ def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
 class CompiledRule:
     """A rule plus everything the hot path needs, computed once."""
 
+    id: str
     rule: Rule
     pattern: PathPattern | None
     regex: Any
@@ -50,10 +51,6 @@ class CompiledRule:
     cache_control: str | None
     has_window: bool
 
-    @property
-    def id(self) -> str | None:
-        return self.rule.id
-
     def accepts(self, method: str, now: datetime | None) -> bool:
         rule = self.rule
         if rule.methods is not None and method not in rule.methods:
@@ -61,7 +58,9 @@ class CompiledRule:
         return not (self.has_window and now is not None and not rule.active_at(now))
 
 
-def compile_rule(rule: Rule, default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE) -> CompiledRule:
+def compile_rule(
+    rule: Rule, rule_id: str = "", default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE
+) -> CompiledRule:
     """Compile one (already validated) rule. Raises PatternError / re2.error on bad input."""
     pattern = parse_source(rule.source) if rule.source is not None else None
     regex = compile_regex(rule.source_regex, rule.case_insensitive) if rule.source_regex is not None else None
@@ -83,7 +82,7 @@ def compile_rule(rule: Rule, default_permanent_max_age: int = DEFAULT_PERMANENT_
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
-    return CompiledRule(rule, pattern, regex, target, rank, cache_control, has_window)
+    return CompiledRule(rule_id or rule.id or "", rule, pattern, regex, target, rank, cache_control, has_window)
 
 
 @dataclass(slots=True)
@@ -129,16 +128,19 @@ class Matcher:
     def has_host_rules(self) -> bool:
         return bool(self._hosts)
 
-    def add(self, rule: Rule) -> CompiledRule:
-        """Add (or replace, by id) one rule. Disabled rules are kept out of matching."""
-        if rule.id is None:
+    def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule:
+        """Add (or replace, by id) one rule. Disabled rules are kept out of matching.
+
+        The id is `rule_id`, else `rule.id`, else a generated one (`rule-N`).
+        """
+        key = rule_id or rule.id
+        if key is None:
             self._anon += 1
-            rule = rule.with_id(f"rule-{self._anon}")
-        assert rule.id is not None
-        if rule.id in self._by_id:
-            self.remove(rule.id)
-        compiled = compile_rule(rule, self.default_permanent_max_age)
-        self._by_id[rule.id] = compiled
+            key = f"rule-{self._anon}"
+        if key in self._by_id:
+            self.remove(key)
+        compiled = compile_rule(rule, key, self.default_permanent_max_age)
+        self._by_id[key] = compiled
         if not rule.enabled:
             return compiled
         if compiled.has_window:

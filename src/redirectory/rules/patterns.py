@@ -13,7 +13,8 @@ the place they stand in, so that no value can change the target's scheme or host
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from redirectory.rules.normalise import (
@@ -52,21 +53,16 @@ class PathPattern:
     host: str | None
     segments: tuple[Segment, ...]
     tail: str | None  # name of the trailing `{name:path}` placeholder, if any
+    # Derived once (the hot paths read them often):
+    is_exact: bool = field(init=False)
+    literal_count: int = field(init=False)
+    names: tuple[str, ...] = field(init=False)
 
-    @property
-    def is_exact(self) -> bool:
-        return self.tail is None and not any(isinstance(s, Param) for s in self.segments)
-
-    @property
-    def literal_count(self) -> int:
-        return sum(1 for s in self.segments if isinstance(s, str))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        out = [s.name for s in self.segments if isinstance(s, Param)]
-        if self.tail:
-            out.append(self.tail)
-        return tuple(out)
+    def __post_init__(self) -> None:
+        params = [s.name for s in self.segments if isinstance(s, Param)]
+        object.__setattr__(self, "is_exact", self.tail is None and not params)
+        object.__setattr__(self, "literal_count", len(self.segments) - len(params))
+        object.__setattr__(self, "names", tuple(params + ([self.tail] if self.tail else [])))
 
     @property
     def exact_path(self) -> str:
@@ -92,6 +88,12 @@ def valid_host(host: str) -> bool:
     return bool(_HOST.match(host)) or bool(re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host))
 
 
+#: Parsed patterns and targets are memoised: the validator, the matcher and the exporters all
+#: parse the same texts.
+_CACHE_SIZE = 1 << 18
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
 def parse_source(text: str) -> PathPattern:
     """Parse a `from` pattern; raises PatternError naming what is wrong."""
     if not isinstance(text, str) or not text:
@@ -137,15 +139,18 @@ def parse_source(text: str) -> PathPattern:
         if raw in (".", ".."):
             raise PatternError("must not contain '.' or '..' segments (paths are normalised before matching)")
         segments.append(raw)
-    # Normalise literal text the same way request paths are.
-    normalised: list[Segment] = []
-    for seg in segments:
-        if isinstance(seg, str):
-            try:
-                seg = normalise_path("/" + seg)[1:] if seg else ""
-            except InvalidPath as exc:
-                raise PatternError(str(exc)) from None
-        normalised.append(seg)
+    # Normalise literal text the same way request paths are (skipped when already normal).
+    normalised: list[Segment] = list(segments)
+    literal_probe = "/" + "/".join(s if isinstance(s, str) else "x" for s in segments)
+    try:
+        already_normal = normalise_path(literal_probe) == literal_probe
+        if not already_normal:
+            normalised = [
+                (normalise_path("/" + seg)[1:] if seg else "") if isinstance(seg, str) else seg
+                for seg in segments
+            ]
+    except InvalidPath as exc:
+        raise PatternError(str(exc)) from None
     # Empty segments (duplicate slashes) disappear under normalisation, except a trailing one.
     compact: list[Segment] = [
         s for j, s in enumerate(normalised) if s != "" or (j == len(normalised) - 1 and tail is None)
@@ -168,10 +173,10 @@ class Target:
     text: str
     origin: str | None  # "https://host[:port]" for absolute targets, None for absolute paths
     parts: tuple[str | Hole, ...]  # everything after the origin
+    names: tuple[str, ...] = field(init=False)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parts if isinstance(p, Hole))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(p.name for p in self.parts if isinstance(p, Hole)))
 
     @property
     def is_static(self) -> bool:
@@ -215,6 +220,7 @@ class Target:
         return (self.origin or "") + rendered
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def parse_target(text: str) -> Target:
     """Parse a `to` template; raises PatternError naming what is wrong."""
     if not isinstance(text, str) or not text:

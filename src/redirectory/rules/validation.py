@@ -304,21 +304,19 @@ def _sample_request(compiled: CompiledRule) -> tuple[str | None, str, str] | Non
 
 
 def _check_loops_and_chains(rules: list[Rule], source: str | None) -> list[Problem]:
-    originals: dict[str, Rule] = {}
-    enabled: list[Rule] = []
+    matcher = Matcher()
+    by_id: dict[str, Rule] = {}
     for i, r in enumerate(rules):
         if r.enabled:
-            copy = r if r.id else r.with_id(f"#{i}")
-            originals[copy.id or ""] = r
-            enabled.append(copy)
-    if not enabled:
+            key = f"#{i}"
+            by_id[key] = r
+            matcher.add(r, key)
+    if not by_id:
         return []
-    matcher = Matcher(enabled)
-    by_id = {r.id: r for r in enabled}
-    hosts_served = {p.host for c in (matcher.get(r.id or "") for r in enabled) if c and (p := c.pattern) and p.host}
+    hosts_served = {p.host for key in by_id if (c := matcher.get(key)) and (p := c.pattern) and p.host}
     edges: dict[str, str] = {}
-    for rule in enabled:
-        compiled = matcher.get(rule.id or "")
+    for key, rule in by_id.items():
+        compiled = matcher.get(key)
         if compiled is None:
             continue
         sample = _sample_request(compiled)
@@ -333,7 +331,7 @@ def _check_loops_and_chains(rules: list[Rule], source: str | None) -> list[Probl
             continue
         found = matcher.match(norm, method, host, None)
         if found is not None:
-            edges[rule.id or ""] = found[0].rule.id or ""
+            edges[key] = found[0].id
     out: list[Problem] = []
     state: dict[str, int] = {}  # 1 = on stack, 2 = done
     in_cycle: set[str] = set()
@@ -355,7 +353,7 @@ def _check_loops_and_chains(rules: list[Rule], source: str | None) -> list[Probl
             else:
                 path_txt = " -> ".join(_where(by_id[c], source) for c in cycle + [cycle[0]])
                 msg = f"redirect loop across rules: {path_txt}"
-            out.append(_problem(originals[first.id or ''], "error", "to", msg, "loop", source))
+            out.append(_problem(first, "error", "to", msg, "loop", source))
         for n in stack:
             state[n] = 2
     for rid, nxt in edges.items():
@@ -373,7 +371,7 @@ def _check_loops_and_chains(rules: list[Rule], source: str | None) -> list[Probl
             hops += 1
         out.append(
             _problem(
-                originals[rid],
+                rule,
                 "warning",
                 "to",
                 f"redirect chain of {hops} hops: the target is redirected again by {_where(second, source)}; "
