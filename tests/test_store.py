@@ -9,12 +9,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from redirectory.rules.model import Rule, RuleSet
 from redirectory.store import Plan, Store, normalize_url
-from redirectory.store.schema import changes, revisions, rule_hits, unmatched_paths
+from redirectory.store.schema import changes, metadata, revisions, rule_hits, unmatched_paths
 from redirectory.store.store import MIGRATIONS_DIR, UNMATCHED_KEEP
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,9 +44,7 @@ def count(store: Store, table: object) -> int:
 def revision_rows(store: Store) -> list[tuple[int, str, str]]:
     with store.engine.connect() as conn:
         rows = conn.execute(
-            select(revisions.c.revision, revisions.c.actor, revisions.c.summary).order_by(
-                revisions.c.revision
-            )
+            select(revisions.c.revision, revisions.c.actor, revisions.c.summary).order_by(revisions.c.revision)
         )
         return [(r.revision, r.actor, r.summary) for r in rows]
 
@@ -113,6 +115,38 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
         assert again.revision() == 0
     finally:
         again.close()
+
+
+def test_migrations_match_schema_module(store: Store) -> None:
+    """schema.py (what the code queries) and the migrations (what exists) agree."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_downgrade_and_upgrade_again(store_url: str) -> None:
+    store = Store.open(store_url)
+    try:
+        store.upgrade()
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with store.write_connection() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+        with store.engine.connect() as conn:
+            assert "rules" not in inspect(conn).get_table_names()
+        store.upgrade()
+        store.apply(RuleSet(rules=(path_rule("/a"),)))
+        assert store.revision() == 1
+    finally:
+        store.close()
+
+
+def test_in_memory_sqlite() -> None:
+    with Store.open("sqlite://") as store:
+        store.upgrade()
+        store.apply(RuleSet(rules=(path_rule("/a"),)))
+        assert store.load()[0] == 1 and store.rule_count() == 1
 
 
 # --------------------------------------------------------------------------- apply
@@ -190,9 +224,7 @@ def test_apply_add_change_remove_with_revisions_and_change_log(store: Store) -> 
     # the raw record: every column, ISO timestamps, lists as JSON lists
     with store.engine.connect() as conn:
         raw = conn.execute(
-            select(changes.c.before, changes.c.after).where(
-                changes.c.revision == 2, changes.c.op == "change"
-            )
+            select(changes.c.before, changes.c.after).where(changes.c.revision == 2, changes.c.op == "change")
         ).one()
     before_rec, after_rec = json.loads(raw.before), json.loads(raw.after)
     assert before_rec["id"] == after_rec["id"] == ids["/b"]
@@ -211,9 +243,7 @@ def test_empty_plan_makes_no_revision(store: Store) -> None:
     assert plan.empty and rev == 1
     assert store.plan(ruleset).empty
     assert store.revision() == 1
-    assert revision_rows(store) == [
-        (1, "cli", "apply: 2 added, 0 changed, 0 removed, allowed_hosts changed")
-    ]
+    assert revision_rows(store) == [(1, "cli", "apply: 2 added, 0 changed, 0 removed, allowed_hosts changed")]
     # the empty table is also an empty plan on a fresh store
     assert store.plan(RuleSet(rules=ruleset.rules, allowed_hosts=("h",))).empty
 
@@ -263,17 +293,13 @@ def test_rule_identity_is_the_key(store: Store) -> None:
     store.apply(RuleSet(rules=(get, post, window)))
     assert store.rule_count() == 3
     # `to` differs: same key, so a change, not remove + add
-    plan = store.plan(
-        RuleSet(rules=(get, post, path_rule("/a", "/x", starts=T0, ends=T0 + timedelta(days=1))))
-    )
+    plan = store.plan(RuleSet(rules=(get, post, path_rule("/a", "/x", starts=T0, ends=T0 + timedelta(days=1)))))
     assert plan.summary() == "0 added, 1 changed, 0 removed"
 
 
 def test_allowed_hosts_change_is_logged(store: Store) -> None:
     store.apply(RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example",)))
-    plan, rev = store.apply(
-        RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example", "b.example"))
-    )
+    plan, rev = store.apply(RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example", "b.example")))
     assert rev == 2
     assert plan.allowed_hosts == (("a.example",), ("a.example", "b.example"))
     assert plan.summary() == "0 added, 0 changed, 0 removed, allowed_hosts changed"
@@ -302,9 +328,7 @@ def test_apply_rolls_back_everything_on_error(store: Store) -> None:
     assert [r.id for r in store.load()[1].rules] == [r.id for r in snapshot[1].rules]
     assert store.changes_since(0) == log_before
     assert store.revision() == 1
-    assert revision_rows(store) == [
-        (1, "cli", "apply: 3 added, 0 changed, 0 removed, allowed_hosts changed")
-    ]
+    assert revision_rows(store) == [(1, "cli", "apply: 3 added, 0 changed, 0 removed, allowed_hosts changed")]
 
 
 def test_apply_onto_a_larger_table(store: Store) -> None:
@@ -373,9 +397,9 @@ def test_changes_since(store: Store) -> None:
         (2, "add"),
         (3, "remove"),
     ]
-    assert [
-        (c.revision, c.op, c.before.from_text if c.before else None) for c in store.changes_since(2)
-    ] == [(3, "remove", "/a")]
+    assert [(c.revision, c.op, c.before.from_text if c.before else None) for c in store.changes_since(2)] == [
+        (3, "remove", "/a")
+    ]
     assert store.changes_since(3) == []
     assert store.changes_since(99) == []
 
@@ -429,10 +453,7 @@ def test_record_hits_concurrently_from_two_stores(store_url: str, store: Store) 
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=flush, args=(s, w))
-        for w, s in enumerate([store, other] * per_thread)
-    ]
+    threads = [threading.Thread(target=flush, args=(s, w)) for w, s in enumerate([store, other] * per_thread)]
     for t in threads:
         t.start()
     for t in threads:
@@ -492,9 +513,7 @@ def test_long_unmatched_paths_are_truncated(store: Store) -> None:
 
 
 def test_stats_lists_every_rule_including_unhit(store: Store) -> None:
-    store.apply(
-        RuleSet(rules=(path_rule("/a"), regex_rule("^/r$", "/x", status=308), path_rule("/c")))
-    )
+    store.apply(RuleSet(rules=(path_rule("/a"), regex_rule("^/r$", "/x", status=308), path_rule("/c"))))
     _, loaded = store.load()
     ids = {r.from_text: r.id for r in loaded.rules}
     store.record_hits({str(ids["/c"]): (5, T0), "removed-rule-id": (9, T0)}, {})
@@ -525,16 +544,12 @@ def test_list_rules_filters(store: Store) -> None:
         "//API.example.com/v1/users",
         "//api.example.com/v1/orders",
     ]
-    assert [r.from_text for r in store.list_rules(host="API.EXAMPLE.COM", status=308)] == [
-        "//API.example.com/v1/users"
-    ]
+    assert [r.from_text for r in store.list_rules(host="API.EXAMPLE.COM", status=308)] == ["//API.example.com/v1/users"]
     assert [r.from_text for r in store.list_rules(status=308)] == [
         "//API.example.com/v1/users",
         "^/items/(\\d+)$",
     ]
-    assert [r.from_text for r in store.list_rules(search="billing")] == [
-        "//api.example.com/v1/orders"
-    ]
+    assert [r.from_text for r in store.list_rules(search="billing")] == ["//api.example.com/v1/orders"]
     assert [r.from_text for r in store.list_rules(search="items")] == ["^/items/(\\d+)$"]
     assert [r.from_text for r in store.list_rules(search="ELSEWHERE")] == ["/plain"]
     assert [r.from_text for r in store.list_rules(search="%_")] == ["/100%_done"]  # no wildcards
@@ -555,9 +570,7 @@ def test_timestamps_come_back_aware_utc(store: Store) -> None:
     assert rule.starts.hour == 10
     assert rule.ends == ends.replace(tzinfo=UTC) and rule.ends.tzinfo is UTC
     # same rule, same instants in another zone: no change
-    assert store.plan(
-        RuleSet(rules=(path_rule("/a", starts=starts.astimezone(UTC), ends=ends),))
-    ).empty
+    assert store.plan(RuleSet(rules=(path_rule("/a", starts=starts.astimezone(UTC), ends=ends),))).empty
     [entry] = store.changes_since(0)
     assert entry.after is not None and entry.after.starts == starts
     assert entry.after.starts is not None and entry.after.starts.tzinfo is UTC
