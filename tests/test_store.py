@@ -297,6 +297,12 @@ def test_rule_identity_is_the_key(store: Store) -> None:
     assert plan.summary() == "0 added, 1 changed, 0 removed"
 
 
+def test_duplicate_keys_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="duplicate rule at position 1"):
+        store.apply(RuleSet(rules=(path_rule("/a", "/x"), path_rule("/a", "/y"))))
+    assert store.revision() == 0 and store.rule_count() == 0
+
+
 def test_allowed_hosts_change_is_logged(store: Store) -> None:
     store.apply(RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example",)))
     plan, rev = store.apply(RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example", "b.example")))

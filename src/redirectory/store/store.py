@@ -395,17 +395,23 @@ def diff(
 
     Identity is `Rule.key()`. A rule whose compared fields are equal is unchanged, except
     that a regex rule whose position moved counts as changed (regex order matters).
-    `new_id`, when given, assigns ids to added rules.
+    `new_id`, when given, assigns ids to added rules. Raises ValueError if two rules of
+    `ruleset` share a key (the validator reports that as an error first).
     """
     by_key = {rule.key(): rule for rule in current}
     kept: set[str | None] = set()
+    seen: set[tuple[Any, ...]] = set()
     plan = Plan()
     for position, incoming in enumerate(ruleset.rules):
         starts, ends = _utc_window(incoming)
         rule = incoming
         if starts is not incoming.starts or ends is not incoming.ends:
             rule = _copy(incoming, incoming.id, position, starts, ends)
-        old = by_key.get(rule.key())
+        key = rule.key()
+        if key in seen:  # the validator reports these; never store two rules with one key
+            raise ValueError(f"duplicate rule at position {position}: {rule.from_text!r}")
+        seen.add(key)
+        old = by_key.get(key)
         if old is None:
             rule_id = None if new_id is None else new_id()
             plan.added.append(_copy(rule, rule_id, position, starts, ends))
