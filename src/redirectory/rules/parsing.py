@@ -435,7 +435,7 @@ def rule_from_mapping(
             case_insensitive=flags["case_insensitive"],
             enabled=flags["enabled"],
             tags=tags,
-            note=note or None,
+            note=note if note and note.strip() else None,
             line=line,
             position=position,
             field_lines=field_lines,
