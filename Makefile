@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make run` settings (override on the command line: make run PORT=9000)
+HOST       ?= 127.0.0.1
+PORT       ?= 8000
+ADMIN_PORT ?= 8001
+DATABASE   ?= sqlite:///var/redirectory.db
+RULES      ?= examples/redirects.yaml
 DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint typecheck bench clean install dev
@@ -24,8 +30,8 @@ dev: $(DEVSTAMP)
 
 ## run: start the gateway with the example rules (redirects on :8000, admin on :8001)
 run: $(STAMP)
-	mkdir -p var
-	$(BIN)/redirectory serve --rules examples/redirects.yaml --database sqlite:///var/redirectory.db
+	$(BIN)/redirectory serve --rules $(RULES) --database $(DATABASE) \
+		--host $(HOST) --port $(PORT) --admin-port $(ADMIN_PORT)
 
 ## test: install the dev dependencies and run the whole suite
 test: $(DEVSTAMP)

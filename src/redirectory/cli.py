@@ -188,6 +188,8 @@ def rules_validate(
     file: Annotated[Path, typer.Argument(help="Rule file (.yaml, .yml, .json or .csv).")],
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+    database: Annotated[str | None, typer.Option("--database", hidden=True,
+                                                 help="Accepted like every rules command; validate never opens it.")] = None,
 ) -> None:
     """Check a rule file: exit 0 when valid, else every problem as FILE:LINE: field: message."""
     from redirectory.rulefile import read_rule_file

@@ -158,8 +158,8 @@ class Matcher:
         if pattern.is_exact:
             path = pattern.exact_path
             table = self._exact_ci if rule.case_insensitive else self._exact
-            key = (pattern.host, path.lower() if rule.case_insensitive else path)
-            bucket = table.setdefault(key, [])
+            exact_key = (pattern.host, path.lower() if rule.case_insensitive else path)
+            bucket = table.setdefault(exact_key, [])
             bucket.append(compiled)
             bucket.sort(key=lambda c: c.rank)
             return compiled

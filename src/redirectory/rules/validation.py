@@ -265,9 +265,9 @@ class _ShapeTrie:
                 for child in node.children.values():
                     walk(child, depth + 1)
             else:
-                child = node.children.get(seg) or node.children.get(seg.lower())
-                if child is not None:
-                    walk(child, depth + 1)
+                literal = node.children.get(seg) or node.children.get(seg.lower())
+                if literal is not None:
+                    walk(literal, depth + 1)
             if node.param is not None:
                 walk(node.param, depth + 1)
 
