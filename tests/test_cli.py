@@ -237,7 +237,7 @@ def test_export_round_trips_through_apply(tmp_path: Path, fmt: str) -> None:
     copy = f"sqlite:///{tmp_path}/copy.db"
     applied = cli("rules", "apply", str(out), "--database", copy)
     assert applied.returncode == 0, applied.stderr
-    strip = lambda rows: sorted((json.dumps({k: v for k, v in r.items() if k not in ("id", "line")}, sort_keys=True) for r in rows))  # noqa: E731
+    strip = lambda rows: sorted(json.dumps({k: v for k, v in r.items() if k not in ("id", "line")}, sort_keys=True) for r in rows)  # noqa: E731
     assert strip(table(copy)) == strip(table(source))
 
 

@@ -27,7 +27,7 @@ def pattern_texts(draw: st.DrawFn) -> str:
         if draw(st.booleans()):
             parts.append(draw(st.sampled_from(LITERALS)))
         else:
-            parts.append("{p%d}" % i)
+            parts.append(f"{{p{i}}}")
     if draw(st.booleans()):
         parts.append("{rest:path}")
     elif n == 0 or draw(st.integers(0, 4)) == 0:
@@ -76,7 +76,7 @@ def naive_regex(text: str, case_insensitive: bool) -> tuple[str | None, re.Patte
         if part == "{rest:path}":
             out += "(?:/(?P<rest>.*))?"
         elif part.startswith("{"):
-            out += "/(?P<%s>[^/]+)" % part[1:-1]
+            out += f"/(?P<{part[1:-1]}>[^/]+)"
         else:
             out += "/" + re.escape(part)
     if path.endswith("/{rest:path}") and out == "(?:/(?P<rest>.*))?":

@@ -8,10 +8,10 @@ cacheability), RFC 7538 (308) and the REST design guide's redirection page
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class MethodChange(str, Enum):
+class MethodChange(StrEnum):
     """What a client may do to the request method when it follows the redirect."""
 
     MAY_CHANGE_TO_GET = "may-change-to-get"  # 301, 302: POST -> GET allowed for historical reasons
@@ -20,7 +20,7 @@ class MethodChange(str, Enum):
     NOT_A_REDIRECT = "not-a-redirect"  # 304: nothing to follow
 
 
-class BodyPolicy(str, Enum):
+class BodyPolicy(StrEnum):
     """What redirectory puts in (or accepts in) the body of this status."""
 
     EMPTY = "empty"  # we send Content-Length: 0 (a short note is allowed by the RFC, not by us)

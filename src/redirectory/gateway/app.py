@@ -78,7 +78,7 @@ class Gateway:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down
                 pass
         await self.flush()
         if self.store is not None:

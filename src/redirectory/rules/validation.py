@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import re2
+
 from redirectory.rules.matcher import CompiledRule, Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.normalise import InvalidPath, normalise_path
@@ -75,7 +77,7 @@ def _check_rule(rule: Rule, allowed_hosts: tuple[str, ...], index: int, source: 
     elif rule.source_regex is not None:
         try:
             names = set(compile_regex(rule.source_regex).groupindex)
-        except Exception as exc:  # re2.error has no stable base class across versions
+        except re2.error as exc:
             out.append(
                 _problem(rule, "error", "from_regex", f"not valid RE2 syntax: {exc}", "from_regex.invalid", source)
             )
@@ -315,7 +317,7 @@ def _check_loops_and_chains(rules: list[Rule], source: str | None) -> list[Probl
         return []
     hosts_served = {p.host for key in by_id if (c := matcher.get(key)) and (p := c.pattern) and p.host}
     edges: dict[str, str] = {}
-    for key, rule in by_id.items():
+    for key in by_id:
         compiled = matcher.get(key)
         if compiled is None:
             continue
