@@ -376,6 +376,20 @@ def test_add_imports_after_existing_rules_in_one_revision(store: Store) -> None:
     assert store.add([]) == 2  # nothing to add: no revision
 
 
+def test_add_can_extend_allowed_hosts(store: Store) -> None:
+    store.apply(RuleSet(rules=(path_rule("/a"),), allowed_hosts=("a.example",)))
+    rev = store.add([path_rule("/b")], allowed_hosts=("a.example", "b.example"))
+    assert rev == 2
+    assert store.load()[1].allowed_hosts == ("a.example", "b.example")
+    assert [(c.op, c.allowed_hosts) for c in store.changes_since(1)] == [
+        ("settings", ("a.example", "b.example")),
+        ("add", None),
+    ]
+    assert revision_rows(store)[-1][2] == "add: 1 added, allowed_hosts changed"
+    assert store.add([], allowed_hosts=("a.example", "b.example")) == 2  # unchanged: no-op
+    assert store.add([], allowed_hosts=("c.example",)) == 3  # hosts alone: a revision
+
+
 def test_add_is_all_or_nothing(store: Store) -> None:
     store.apply(RuleSet(rules=(path_rule("/existing"),)))
     snapshot = store.load()

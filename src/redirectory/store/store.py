@@ -603,7 +603,7 @@ class Store:
 
     @property
     def dialect(self) -> str:
-        """ "sqlite" or "postgresql"."""
+        """The dialect name: "sqlite" or "postgresql"."""
         return self._dialect
 
     # -- transactions ------------------------------------------------------------------
@@ -799,17 +799,7 @@ class Store:
             _bulk_insert(conn, rules_t, rows)
 
             if plan.allowed_hosts is not None:
-                hosts_before, hosts_after = plan.allowed_hosts
-                conn.execute(delete(settings).where(settings.c.name == _ALLOWED_HOSTS))
-                conn.execute(insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(hosts_after)))
-                log.append(
-                    _log(
-                        "settings",
-                        None,
-                        _JSON.encode({_ALLOWED_HOSTS: list(hosts_before)}),
-                        _JSON.encode({_ALLOWED_HOSTS: list(hosts_after)}),
-                    )
-                )
+                log.append(self._set_allowed_hosts(conn, *plan.allowed_hosts))
 
             for entry in log:
                 entry["revision"] = rev
@@ -823,22 +813,36 @@ class Store:
         rules: Sequence[Rule],
         actor: str = "cli",
         progress: Callable[[int], None] | None = None,
+        *,
+        allowed_hosts: Sequence[str] | None = None,
     ) -> int:
         """Import: insert `rules` after the existing rules, with new UUIDs.
 
         All-or-nothing in one transaction and one revision (returned). `progress(done)` is
-        called after every batch of ~1000 rows. Adding nothing writes nothing and returns
-        the current revision.
+        called after every batch of ~1000 rows. `allowed_hosts`, when given and different
+        from the stored setting, replaces it in the same revision. Adding nothing (and not
+        changing allowed_hosts) writes nothing and returns the current revision.
         """
-        if not rules:
+        hosts = None if allowed_hosts is None else tuple(allowed_hosts)
+        if not rules and hosts is None:
             return self.revision()
 
         def work(conn: Connection) -> int:
             self._lock_revisions(conn)
+            hosts_before = self._allowed_hosts(conn)
+            hosts_changed = hosts is not None and hosts != hosts_before
+            if not rules and not hosts_changed:
+                return int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
             last = conn.scalar(select(func.max(rules_t.c.position)))
             start = 0 if last is None else int(last) + 1
             now = _utcnow()
-            rev = self._new_revision(conn, actor, f"add: {len(rules)} added", now)
+            summary = f"add: {len(rules)} added" + (", allowed_hosts changed" if hosts_changed else "")
+            rev = self._new_revision(conn, actor, summary, now)
+            if hosts_changed:
+                assert hosts is not None
+                entry = self._set_allowed_hosts(conn, hosts_before, hosts)
+                entry["revision"] = rev
+                _bulk_insert(conn, changes, [entry])
             done = 0
             for batch in _batches(rules):
                 values = []
@@ -858,6 +862,18 @@ class Store:
             return rev
 
         return self._write(work)
+
+    @staticmethod
+    def _set_allowed_hosts(conn: Connection, before: tuple[str, ...], after: tuple[str, ...]) -> dict[str, Any]:
+        """Store `after` as allowed_hosts; returns the change-log entry (without revision)."""
+        conn.execute(delete(settings).where(settings.c.name == _ALLOWED_HOSTS))
+        conn.execute(insert(settings).values(name=_ALLOWED_HOSTS, value=_dump_list(after)))
+        return _log(
+            "settings",
+            None,
+            _JSON.encode({_ALLOWED_HOSTS: list(before)}),
+            _JSON.encode({_ALLOWED_HOSTS: list(after)}),
+        )
 
     # -- hit counters ------------------------------------------------------------------
 
