@@ -103,8 +103,10 @@ def _dump_yaml(ruleset: RuleSet) -> str:
 def _dump_csv(ruleset: RuleSet) -> str:
     out = io.StringIO()
     if ruleset.allowed_hosts:
-        out.write(f"# allowed_hosts: {', '.join(ruleset.allowed_hosts)}\n")
-    writer = csv.writer(out, lineterminator="\n")
+        out.write(f"# allowed_hosts: {', '.join(ruleset.allowed_hosts)}\r\n")
+    # RFC 4180 line ends: the writer quotes every cell holding a character of the terminator,
+    # so a note with a lone CR survives (with "\n" alone it would be written bare).
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(RULE_FIELDS)
     for index, rule in enumerate(ruleset.rules):
         bad = [t for t in rule.tags if _TAG_SEPARATORS.search(t)]

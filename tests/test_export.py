@@ -1,0 +1,506 @@
+"""Exports: rule files round-trip through the parser; the nginx export passes `nginx -t` and,
+served by a real nginx, answers like the redirectory engine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from redirectory.rules.engine import Engine, Request
+from redirectory.rules.export import NginxExport, _strip_group_names, dumps, nginx
+from redirectory.rules.model import Rule, RuleSet
+from redirectory.rules.parsing import Format, loads
+from redirectory.semantics import RULE_STATUSES
+
+FORMATS: tuple[Format, ...] = ("yaml", "json", "csv")
+
+
+# -- round trips -----------------------------------------------------------------------------------
+def roundtrip(ruleset: RuleSet, fmt: Format) -> RuleSet:
+    text = dumps(ruleset, fmt)
+    parsed, problems = loads(text, fmt, "export." + fmt)
+    assert problems == [], (text, [p.format() for p in problems])
+    return parsed
+
+
+EXAMPLE = RuleSet(
+    rules=(
+        Rule(
+            to="/api/v2/users/{rest}",
+            source="/api/v1/users/{rest:path}",
+            methods=("GET", "HEAD"),
+            starts=datetime(2026, 12, 1, tzinfo=UTC),
+            ends=datetime(2026, 12, 8, 0, 0, 0, 5, tzinfo=UTC),
+            cache=86400,
+            priority=-2,
+            tags=("users", "v2"),
+            note='users moved to v2, see "docs"',
+        ),
+        Rule(to="/items/{id}", source_regex="^/legacy/(?P<id>[0-9]+)$", status=308, case_insensitive=True),
+        Rule(
+            to="https://bar.example.internal/x?a=1#f",
+            source="//h.example/a",
+            status=307,
+            query="drop",
+            enabled=False,
+            note="yes",
+        ),
+        Rule(to="/true", source="/null", status=303, cache=0, note="  padded\nmulti-line  "),
+    ),
+    allowed_hosts=("bar.example.internal", "h.example"),
+)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_roundtrip_example(fmt: Format) -> None:
+    assert roundtrip(EXAMPLE, fmt) == EXAMPLE
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_roundtrip_empty(fmt: Format) -> None:
+    assert roundtrip(RuleSet(), fmt) == RuleSet()
+
+
+def test_yaml_export_is_readable() -> None:
+    text = dumps(EXAMPLE, "yaml")
+    assert "methods: [GET, HEAD]" in text
+    assert "allowed_hosts: [bar.example.internal, h.example]" in text
+    assert text.startswith("allowed_hosts:")
+
+
+def test_csv_export_refuses_tags_it_cannot_hold() -> None:
+    ruleset = RuleSet((Rule(to="/b", source="/a", tags=("two words",)),))
+    with pytest.raises(ValueError, match="two words"):
+        dumps(ruleset, "csv")
+    assert roundtrip(ruleset, "yaml") == ruleset
+
+
+LITERALS = ["a", "B", "v1", "x-y", "~t", "a.b", "%C3%A9", "@", "=", "$d"]
+TARGETS = ["/n", "/n/{p0}", "https://t.example/{p0}?q=1", "/v2/{rest}", "/x?k={p0}#f", "/$/{rest}"]
+REGEXES = ["^/legacy/(?P<p0>[0-9]+)$", "^/r/([a-z]+)", "(?i)^/w/(?P<p0>.*)$", r"\.php$", "^/q/[\\]{}]+$"]
+hosts = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){0,2}", fullmatch=True)
+timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+words = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABC0123456789-_.:/é"), min_size=1, max_size=8)
+notes = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30).filter(lambda s: s.strip())
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> Rule:
+    n = draw(st.integers(0, 3))
+    segments = [draw(st.sampled_from(LITERALS)) if draw(st.booleans()) else f"{{p{i}}}" for i in range(n)]
+    if draw(st.booleans()):
+        segments.append("{rest:path}")
+    host = draw(st.none() | hosts)
+    source = ("//" + host if host else "") + "/" + "/".join(segments)
+    regex = draw(st.sampled_from(REGEXES)) if draw(st.integers(0, 4)) == 0 else None
+    window = draw(st.none() | st.tuples(timestamps, st.timedeltas(timedelta(seconds=1), timedelta(days=400))))
+    return Rule(
+        to=draw(st.sampled_from(TARGETS)),
+        source=None if regex else source,
+        source_regex=regex,
+        status=draw(st.sampled_from(RULE_STATUSES)),
+        methods=draw(
+            st.none()
+            | st.lists(st.sampled_from(["GET", "HEAD", "POST", "PROPFIND"]), min_size=1, unique=True).map(
+                lambda m: tuple(sorted(m))
+            )
+        ),
+        query=draw(st.sampled_from(["keep", "drop"])),
+        starts=window[0] if window else None,
+        ends=window[0] + window[1] if window else None,
+        cache=draw(st.none() | st.integers(0, 2**31 - 1)),
+        priority=draw(st.integers(-(2**31), 2**31 - 1)),
+        case_insensitive=draw(st.booleans()),
+        enabled=draw(st.booleans()),
+        tags=tuple(draw(st.lists(words, max_size=3))),
+        note=draw(st.none() | notes),
+    )
+
+
+rulesets = st.builds(
+    RuleSet,
+    rules=st.lists(rules(), max_size=6).map(tuple),
+    allowed_hosts=st.lists(hosts, max_size=3, unique=True).map(tuple),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ruleset=rulesets, fmt=st.sampled_from(FORMATS))
+def test_roundtrip_generated(ruleset: RuleSet, fmt: Format) -> None:
+    assert roundtrip(ruleset, fmt) == ruleset
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ruleset=rulesets)
+def test_nginx_export_never_raises(ruleset: RuleSet) -> None:
+    result = nginx(ruleset)
+    lines = result.map_conf.splitlines()
+    opened = [line for line in lines if line.startswith(("map ", "geo ")) and line.endswith("{")]
+    assert len(opened) == lines.count("}")
+    assert all(line.endswith(";") for line in lines if line.startswith("    "))
+    for problem in result.skipped:
+        assert problem.severity == "warning" and problem.code.startswith("nginx.")
+
+
+# -- nginx: what is exported and what is not ---------------------------------------------------------
+def test_nginx_skips_what_it_cannot_express() -> None:
+    ruleset, problems = loads(
+        "\n".join(
+            [
+                "rules:",
+                "  - {from: /m, to: /n, methods: [POST]}",  # 2
+                "  - from: /w",  # 3
+                "    to: /x",
+                "    ends: 2030-01-01T00:00:00Z",  # 5
+                "  - {from: '/q/{id}', to: '/r?id={id}'}",  # 6
+                "  - {from: '/e%20x', to: /f}",  # 7
+                "  - {from: /off, to: /on, enabled: false}",  # 8
+                "  - {from: /ok, to: /fine}",  # 9
+            ]
+        ),
+        "yaml",
+        "r.yaml",
+    )
+    assert problems == []
+    result = nginx(ruleset)
+    assert [(p.line, p.field, p.code, p.index, p.severity) for p in result.skipped] == [
+        (2, "methods", "nginx.methods", 0, "warning"),
+        (5, "ends", "nginx.window", 1, "warning"),
+        (6, "to", "nginx.placeholder", 2, "warning"),
+        (7, "from", "nginx.encoded", 3, "warning"),
+    ]
+    assert '"/ok" "301 3600 /fine$is_args$args";' in result.map_conf
+    assert "/off" not in result.map_conf
+    assert "# 1 of 6 rules exported." in result.map_conf
+
+
+def test_nginx_values_are_quoted_and_dollars_escaped() -> None:
+    result = nginx(
+        RuleSet(
+            (
+                Rule(to="/a$b/{x}", source="/p/{x}", query="drop"),
+                Rule(to='/c"d', source_regex='^/"q\\\\"$'),
+            )
+        )
+    )
+    assert 'geo $redirectory_dollar { default "$"; }' in result.map_conf
+    assert '"~^/p/([^/]+)$" "301 3600 /a${redirectory_dollar}b/$1";' in result.map_conf
+    assert '"~^/\\"q\\\\\\\\\\"$" "301 3600 /c\\"d$is_args$args";' in result.map_conf
+
+
+def test_nginx_precedence_order_of_regex_entries() -> None:
+    result = nginx(
+        RuleSet(
+            (
+                Rule(to="/r", source_regex="^/a/"),
+                Rule(to="/t", source="/a/{rest:path}"),
+                Rule(to="/p", source="/a/{x}/c", priority=1),
+                Rule(to="/q", source="/a/b/{y}"),
+                Rule(to="/e", source="/a/b/c"),
+            )
+        )
+    )
+    entries = re.findall(r'^    "(~[^"]*)" "301 3600 (/[a-z])', result.map_conf, re.M)
+    assert [target for _, target in entries] == ["/p", "/q", "/t", "/r"]
+    assert '"/a/b/c" "301 3600 /e$is_args$args";' in result.map_conf
+
+
+def test_nginx_case_colliding_exact_paths_become_regexes() -> None:
+    result = nginx(
+        RuleSet(
+            (
+                Rule(to="/x", source="/Path"),
+                Rule(to="/y", source="/path"),
+                Rule(to="/z", source="/PATH", case_insensitive=True),
+            )
+        )
+    )
+    assert '"~^/Path$" "301 3600 /x$is_args$args";' in result.map_conf
+    assert '"~^/path$" "301 3600 /y$is_args$args";' in result.map_conf
+    assert '"~*^/PATH$" "301 3600 /z$is_args$args";' in result.map_conf
+
+
+def test_nginx_hash_sizes_follow_the_table() -> None:
+    table = RuleSet(tuple(Rule(to=f"/n/{i}", source=f"/o/{i}") for i in range(5000)))
+    conf = nginx(table).map_conf
+    assert "map_hash_max_size 16384;" in conf
+    assert "map_hash_bucket_size 256;" in conf
+    long = RuleSet((Rule(to="/n", source="/" + "a" * 600),))
+    assert "map_hash_bucket_size 1024;" in nginx(long).map_conf
+
+
+@pytest.mark.parametrize(
+    ("regex", "plain"),
+    [
+        ("^/(?P<a>x)(?<b>y)$", "^/(x)(y)$"),
+        ("[(?P<a>x)]", "[(?P<a>x)]"),
+        ("\\(?P<a>x)", "\\(?P<a>x)"),
+        ("\\Q(?P<a>\\E(?P<b>z)", "\\Q(?P<a>\\E(z)"),
+        ("[]](?P<a>z)", "[]](z)"),
+        ("[[:alpha:]](?P<n>.)", "[[:alpha:]](.)"),
+    ],
+)
+def test_strip_group_names(regex: str, plain: str) -> None:
+    assert _strip_group_names(regex) == plain
+
+
+# -- nginx for real -----------------------------------------------------------------------------------
+NGINX = shutil.which("nginx") or next(
+    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx") if Path(p).exists()),
+    None,
+)
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx not installed: apt-get install nginx-light")
+
+CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {tmp}/redirectory-map.conf;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name _;
+        include {tmp}/redirectory-return.conf;
+        return 404;
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_conf(tmp: Path, export: NginxExport, port: int) -> Path:
+    (tmp / "redirectory-map.conf").write_text(export.map_conf)
+    (tmp / "redirectory-return.conf").write_text(export.return_conf)
+    conf = tmp / "nginx.conf"
+    conf.write_text(CONF.format(tmp=tmp, port=port))
+    return conf
+
+
+def nginx_check(tmp: Path, export: NginxExport) -> None:
+    assert NGINX is not None
+    conf = write_conf(tmp, export, free_port())
+    proc = subprocess.run(
+        [NGINX, "-t", "-q", "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + (tmp / "error.log").read_text()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Engine, int]]:
+    """A real nginx serving the export of LIVE_RULES, and the engine for the same rules."""
+    assert NGINX is not None
+    ruleset, problems = loads(LIVE_RULES, "yaml", "live.yaml")
+    assert problems == []
+    export = nginx(ruleset)
+    assert export.skipped == []
+    port = free_port()
+    conf = write_conf(tmp_path, export, port)
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    pytest.fail(f"nginx did not start: {err}{(tmp_path / 'error.log').read_text()}")
+                time.sleep(0.05)
+        yield Engine(ruleset), port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def raw_get(port: int, target: str, host: str = "localhost") -> tuple[int, dict[str, str]]:
+    """One raw HTTP/1.1 request; the status and the (lower-cased) response headers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1])
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+LIVE_RULES = """\
+rules:
+  - from: /api/v1/users/{rest:path}
+    to: /api/v2/users/{rest}
+  - from: /old/exact
+    to: https://new.example.com/landing?src=old
+    status: 307
+  - from_regex: '^/legacy/(?P<id>[0-9]+)$'
+    to: /items/{id}
+    status: 308
+    cache: 60
+  - from: /shop/{cat}/{item}
+    to: /store/{item}/in/{cat}
+    status: 303
+    query: drop
+  - from: /shop/special/{item}
+    to: /offers/{item}
+    status: 301
+  - from: //tenant.example/api/{rest:path}
+    to: /tenants/api/{rest}
+    status: 308
+  - from: /m/{rest:path}
+    to: https://fallback.example/{rest}
+    status: 301
+  - from: /Docs
+    to: /documentation
+    case_insensitive: true
+"""
+
+
+@needs_nginx
+@pytest.mark.nginx
+def test_nginx_config_is_valid(tmp_path: Path) -> None:
+    assert NGINX is not None
+    ruleset, _ = loads(LIVE_RULES, "yaml")
+    extra = RuleSet(
+        (
+            *ruleset.rules,
+            Rule(to="/a$b/{x}", source="/dollar/{x}"),
+            Rule(to='/c"d', source_regex='^/"q\\\\"[{}]{2}$'),
+            Rule(to="/x", source="/Path"),
+            Rule(to="/y", source="/path"),
+            Rule(to="/z", source="//h.example/Path", case_insensitive=True),
+            Rule(to="/w", source_regex="^/(?P<uri>[a-z]+)/(?P<host>x)$", case_insensitive=True),
+            Rule(to="https://t.example/?a=1#f", source="/qf"),
+        )
+    )
+    export = nginx(extra)
+    assert export.skipped == []
+    nginx_check(tmp_path, export)
+
+
+@needs_nginx
+@pytest.mark.nginx
+def test_nginx_config_with_many_exact_rules(tmp_path: Path) -> None:
+    table = RuleSet(tuple(Rule(to=f"/v2/svc{i}/items/{i}", source=f"/svc{i}/items/{i}") for i in range(20000)))
+    nginx_check(tmp_path, nginx(table))
+
+
+REQUESTS = [
+    "/api/v1/users/x",
+    "/api/v1/users/x/y?a=1&b=2",
+    "/api/v1/users",
+    "/api/v1/users/",
+    "/old/exact",
+    "/old/exact?utm=1",
+    "/legacy/42",
+    "/legacy/42?x=y",
+    "/legacy/42x",
+    "/shop/books/dune?ref=home",
+    "/shop/special/deal",
+    "/docs",
+    "/DOCS/",
+    "/m",
+    "/m/",
+    "/m/a/b?c=d",
+    "/anything/else",
+    "/",
+]
+
+
+@needs_nginx
+@pytest.mark.nginx
+def test_nginx_answers_like_the_engine(served: tuple[Engine, int]) -> None:
+    engine, port = served
+    origin = f"http://localhost:{port}"
+    for target in REQUESTS:
+        path, _, query = target.partition("?")
+        decision = engine.decide(Request("GET", path, query, host="localhost"))
+        status, headers = raw_get(port, target)
+        assert status == decision.response.status, target
+        location = headers.get("location")
+        if location is not None and location.startswith(origin):
+            location = location[len(origin) :]
+        assert location == decision.location, target
+        if decision.outcome == "redirect":
+            expected_cache = dict(decision.response.headers).get("cache-control")
+            assert headers.get("cache-control") == expected_cache, target
+
+
+@needs_nginx
+@pytest.mark.nginx
+def test_nginx_live_examples(served: tuple[Engine, int]) -> None:
+    _, port = served
+    status, headers = raw_get(port, "/api/v1/users/x")
+    assert status == 301 and headers["location"].endswith("/api/v2/users/x")
+    assert headers["cache-control"] == "max-age=3600"
+    status, headers = raw_get(port, "/old/exact?q=1")
+    assert status == 307 and headers["location"] == "https://new.example.com/landing?src=old&q=1"
+    assert "cache-control" not in headers
+    status, headers = raw_get(port, "/legacy/7")
+    assert status == 308 and headers["location"].endswith("/items/7")
+    assert headers["cache-control"] == "max-age=60"
+    status, headers = raw_get(port, "/api/x", host="tenant.example")
+    assert status == 308 and headers["location"].endswith("/tenants/api/x")
+    status, headers = raw_get(port, "/api/x", host="other.example")
+    assert status == 404
+    status, headers = raw_get(port, "/m/api/x?a=b")
+    assert status == 301 and headers["location"] == "https://fallback.example/api/x?a=b"
+
+
+@needs_nginx
+@pytest.mark.nginx
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/v1/users/a%0d%0aSet-Cookie:x=1",
+        "/api/v1/users/a%20b",
+        "/%5Cevil.example",
+        "/api/v1/users/%C3%A9",
+        "/api/v1/users/a%3Fb",
+        "/api/v1/users/a%22b",
+    ],
+)
+def test_nginx_never_redirects_to_unsafe_text(served: tuple[Engine, int], target: str) -> None:
+    _, port = served
+    status, headers = raw_get(port, target)
+    assert status == 404
+    assert "location" not in headers and "set-cookie" not in headers
