@@ -30,6 +30,9 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Select,
+    String,
+    any_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -515,7 +518,12 @@ def _bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any
 
 
 def _delete_by_id(conn: Connection, ids: Sequence[str]) -> None:
-    """DELETE the rules with these ids, a few hundred per statement."""
+    """DELETE the rules with these ids: `= ANY(array)` on PostgreSQL, `IN (...)` elsewhere."""
+    if conn.dialect.name == "postgresql":
+        stmt = delete(rules_t).where(rules_t.c.id == any_(bindparam("ids", type_=pg_dialect.ARRAY(String))))
+        for batch in _batches(ids, 10_000):
+            conn.execute(stmt, {"ids": list(batch)})
+        return
     for batch in _batches(ids, 500):
         conn.execute(delete(rules_t).where(rules_t.c.id.in_(list(batch))))
 
