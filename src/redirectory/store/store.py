@@ -6,8 +6,9 @@ revision, so readers can poll `revision()` and catch up with `changes_since()`.
 
 SQLite (the default, a single file) runs in WAL mode with `busy_timeout`, and write
 transactions start with `BEGIN IMMEDIATE` so two processes cannot race for a revision
-number. PostgreSQL (psycopg 3) takes a table lock for the same purpose. Nothing else in
-here is dialect-specific except the hit-counter upserts.
+number. PostgreSQL (psycopg 3) takes a table lock for the same purpose. Other dialect
+checks: the hit-counter upserts (ON CONFLICT on both) and, on PostgreSQL only, bulk
+inserts through COPY and bulk deletes through `= ANY(array)` (speed; same effect).
 """
 
 from __future__ import annotations
