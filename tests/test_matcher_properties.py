@@ -116,7 +116,7 @@ def naive_match(rules: list[Rule], path: str, method: str, host: str | None) -> 
     return min(found)[-1] if found else None
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(__import__("os").environ.get("HYPO_N", "400")), suppress_health_check=[HealthCheck.too_slow])
 @given(rule_tables(), request_paths(), st.sampled_from(METHODS), st.sampled_from([None, "h1.test", "other.test"]))
 def test_compiled_matcher_agrees_with_naive_reference(rules, path, method, host):
     matcher = Matcher(rules)

@@ -328,7 +328,7 @@ class Matcher:
                     rset.Add(("(?i)" if c.rule.case_insensitive else "") + (c.rule.source_regex or ""))
                 rset.Compile()
                 self._regex_set = rset
-            indices = sorted(self._regex_set.Match(path))
+            indices = sorted(self._regex_set.Match(path) or ())
             selected = [regexes[i] for i in indices]
         else:
             selected = regexes

@@ -61,7 +61,8 @@ class PathPattern:
     def __post_init__(self) -> None:
         params = [s.name for s in self.segments if isinstance(s, Param)]
         object.__setattr__(self, "is_exact", self.tail is None and not params)
-        object.__setattr__(self, "literal_count", len(self.segments) - len(params))
+        # A trailing slash's empty segment is not a literal: `/{x}/` is no more specific than `/{x}`.
+        object.__setattr__(self, "literal_count", sum(1 for s in self.segments if isinstance(s, str) and s))
         object.__setattr__(self, "names", tuple(params + ([self.tail] if self.tail else [])))
 
     @property
