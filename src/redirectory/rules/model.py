@@ -5,9 +5,9 @@ Pure data. Parsing (files) lives in `parsing`, checking in `validation`, matchin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from collections.abc import Mapping
 from typing import Any, Literal
 
 QueryMode = Literal["keep", "drop"]
