@@ -537,8 +537,8 @@ def _unknown_message(key: str, valid: Iterable[str], what: str) -> str:
     if guess not in valid:
         close = difflib.get_close_matches(key.lower(), valid, n=1, cutoff=0.6)
         guess = close[0] if close else None
-    hint = f": did you mean '{guess}'?" if guess else ""
-    return f"unknown {what} '{_short(key)}'{hint} Valid: {', '.join(valid)}"
+    hint = f": did you mean '{guess}'?" if guess else "."
+    return f"unknown {what} '{_short(key)}'{hint} Valid fields: {', '.join(valid)}"
 
 
 def _timestamp_field(value: Any, name: str, fail: _Fail) -> datetime | None:
