@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -26,6 +26,9 @@ from rich.table import Table
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, GatewayConfig
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE
+
+if TYPE_CHECKING:
+    from redirectory.store import Store
 
 app = typer.Typer(
     name="redirectory",
@@ -87,7 +90,7 @@ def load_valid(path: Path, fmt: str | None = None, strict: bool = False) -> Rule
 
 
 @contextmanager
-def open_store(url: str, migrate: bool = True) -> Iterator[object]:
+def open_store(url: str, migrate: bool = True) -> Iterator[Store]:
     from redirectory.store import Store
 
     store = None
@@ -158,7 +161,7 @@ def serve(
     try:
         with open_store(database, migrate=not no_migrate) as store:
             if ruleset is not None:
-                plan, revision = store.apply(ruleset, actor="serve --rules")  # type: ignore[attr-defined]
+                plan, revision = store.apply(ruleset, actor="serve --rules")
                 err.print(f"{rules}: {plan.summary()} (revision {revision})", highlight=False)
     except Exception as exc:  # noqa: BLE001 - mapped to a clear message
         _store_error(exc, database)
@@ -215,15 +218,15 @@ def rules_apply(
     ruleset = load_valid(file, fmt, strict)
     try:
         with open_store(database) as store:
-            plan = store.plan(ruleset)  # type: ignore[attr-defined]
+            plan = store.plan(ruleset)
             _print_plan(plan)
             if dry_run:
                 out.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
                 return
             if plan.empty:
-                out.print(f"no changes (revision {store.revision()})", highlight=False)  # type: ignore[attr-defined]
+                out.print(f"no changes (revision {store.revision()})", highlight=False)
                 return
-            plan, revision = store.apply(ruleset, actor="cli")  # type: ignore[attr-defined]
+            plan, revision = store.apply(ruleset, actor="cli")
             out.print(f"applied: {plan.summary()} (revision {revision})", highlight=False)
     except typer.Exit:
         raise
@@ -270,7 +273,7 @@ def rules_import(
     incoming = load_valid(file, fmt, strict)
     try:
         with open_store(database) as store:
-            _revision, current = store.load()  # type: ignore[attr-defined]
+            _revision, current = store.load()
             offset = len(current.rules)
             shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(incoming.rules))
             hosts = tuple(dict.fromkeys(current.allowed_hosts + incoming.allowed_hosts))
@@ -284,8 +287,9 @@ def rules_import(
             with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, transient=True, disable=len(shifted) < 1000) as progress:
                 task = progress.add_task("import", total=len(shifted))
-                revision = store.add(shifted, actor="cli import",  # type: ignore[attr-defined]
-                                     progress=lambda n: progress.update(task, completed=n))
+                revision = store.add(shifted, actor="cli import",
+                                     progress=lambda n: progress.update(task, completed=n),
+                                     allowed_hosts=hosts if hosts != current.allowed_hosts else None)
             out.print(f"imported {len(shifted)} rule(s) (revision {revision})", highlight=False)
     except typer.Exit:
         raise
@@ -306,7 +310,7 @@ def rules_export(
         fail(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
     try:
         with open_store(database) as store:
-            _revision, ruleset = store.load()  # type: ignore[attr-defined]
+            _revision, ruleset = store.load()
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
     if fmt == "nginx":
@@ -376,7 +380,7 @@ def rules_test(
     else:
         try:
             with open_store(database) as store:
-                revision, ruleset = store.load()  # type: ignore[attr-defined]
+                revision, ruleset = store.load()
         except Exception as exc:  # noqa: BLE001
             _store_error(exc, database)
         where = f"{_redact(database)} (revision {revision})"
@@ -468,7 +472,7 @@ def rules_list(
         fail(f"--status: {status} is not a rule status ({', '.join(map(str, RULE_STATUSES))})")
     try:
         with open_store(database) as store:
-            found = store.list_rules(host=host, status=status, search=search)  # type: ignore[attr-defined]
+            found = store.list_rules(host=host, status=status, search=search)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
     if as_json:
@@ -491,7 +495,7 @@ def rules_stats(
     """Hits and last hit per rule, and the top unmatched paths."""
     try:
         with open_store(database) as store:
-            stats = store.stats(limit_unmatched=limit)  # type: ignore[attr-defined]
+            stats = store.stats(limit_unmatched=limit)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
     rules = list(getattr(stats, "rules", []))
@@ -533,7 +537,7 @@ def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
     """Run the database migrations (serve does this at start unless --no-migrate)."""
     try:
         with open_store(database) as store:
-            out.print(f"database is up to date (revision {store.revision()})", highlight=False)  # type: ignore[attr-defined]
+            out.print(f"database is up to date (revision {store.revision()})", highlight=False)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
 
