@@ -35,9 +35,10 @@ def load_json(path: str | None) -> dict[str, Any] | None:
     if not p.exists() or p.stat().st_size == 0:
         return None
     try:
-        return json.loads(p.read_text())
+        data = json.loads(p.read_text())
     except json.JSONDecodeError:
         return None
+    return data if isinstance(data, dict) else None
 
 
 def share_3xx(statuses: dict[str, int]) -> float | None:
