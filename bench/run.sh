@@ -340,12 +340,15 @@ fi
 TS=$(date -u +%Y%m%dT%H%M%SZ)
 "$PYTHON" - "$WORK/meta.json" <<EOF
 import json, os, platform, subprocess, sys
-def sh(*cmd):
+def sh(*cmd, need_ok=False):
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else None
     except Exception:
         return None
+    text = (r.stdout + r.stderr).strip()
+    if not text or (need_ok and r.returncode != 0):
+        return None
+    return text.splitlines()[0]
 cpu = None
 try:
     cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -359,7 +362,7 @@ meta = {
     "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
     "nginx": sh("$NGINX", "-v"), "wrk": sh("wrk", "--version"),
     "redirectory": "$REDIRECTORY" if $NGINX_ONLY == 0 else None,
-    "redirectory_version": sh("$REDIRECTORY", "--version") if $NGINX_ONLY == 0 else None,
+    "redirectory_version": sh("$REDIRECTORY", "--version", need_ok=True) if $NGINX_ONLY == 0 else None,
     "redirectory_servers": "${SERVERS[*]}".split(),
     "redirectory_serve_args": "$REDIRECTORY_SERVE_ARGS",
     "nginx_source": "$NGINX_SOURCE", "scenarios": "$SCENARIOS".split(),
