@@ -294,16 +294,19 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
         untrusted.stop()
 
 
-def test_granian_server_option_serves_the_same_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_asgi_server_options_serve_the_same_answers(tmp_path: Path, server: str) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - from: /a/{x}\n    to: /b/{x}\n    status: 308\n")
-    served = start_serve(tmp_path, "--rules", str(rules), "--server", "granian")
+    served = start_serve(tmp_path, "--rules", str(rules), "--server", server)
     try:
         r = httpx.get(served.base + "/a/%2Fx")
         assert r.status_code == 308 and r.headers["location"] == "/b/%2Fx"
         assert r.headers["server"] == "redirectory"
+        miss = httpx.get(served.base + "/nope")
+        assert miss.status_code == 404 and miss.json()["errors"]
     finally:
-        served.stop()
+        assert served.stop() == 0
 
 
 def test_two_workers_share_the_table(tmp_path: Path) -> None:

@@ -14,12 +14,13 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig
 from redirectory.gateway.counters import HitCounters
 from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
-from redirectory.rules.engine import Engine, EngineOptions, Request
+from redirectory.rules.engine import Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.store import Store
 
@@ -31,7 +32,6 @@ INCREMENTAL_LIMIT = 2000
 CACHE_LIMIT = 100_000
 
 Scope = dict[str, Any]
-Cached = tuple[int, list[tuple[bytes, bytes]], bytes, str | None]
 
 
 def _text(raw: bytes) -> str:
@@ -41,8 +41,10 @@ def _text(raw: bytes) -> str:
 class Gateway:
     """Engine + store sync + counters for one worker process."""
 
-    def __init__(self, config: GatewayConfig):
+    def __init__(self, config: GatewayConfig, render: Callable[[Response], Any] | None = None):
         self.config = config
+        #: Turns an engine Response into what the server adapter sends (cached per request key).
+        self.render: Callable[[Response], Any] = render or render_asgi
         self.options = EngineOptions(default_permanent_max_age=config.default_permanent_max_age)
         self.public_origin = origin_of(config.public_url) if config.public_url else None
         self.proxies = TrustedProxies(config.forwarded_allow_ips)
@@ -50,7 +52,7 @@ class Gateway:
         self.engine = Engine((), self.options)
         self.revision = 0
         self.counters = HitCounters()
-        self.cache: dict[tuple[Any, ...], Cached] = {}
+        self.cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         self.healthy = True
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,46 +153,33 @@ class Gateway:
             raise
 
     # -- answering -----------------------------------------------------------------------
-    def respond(self, scope: Scope) -> Cached:
-        method: str = scope["method"]
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        query: bytes = scope["query_string"]
+    def answer(
+        self,
+        method: str,
+        raw_path: bytes,
+        query: bytes,
+        host: str | None = None,
+        fwd_proto: str | None = None,
+        fwd_host: str | None = None,
+        client_ip: str | None = None,
+    ) -> tuple[Any, str | None]:
+        """The rendered response (see `render`) and the id of the rule that answered, if any."""
         engine = self.engine
-        host: str | None = None
         origin = self.public_origin
         cacheable = not engine.matcher.windows
-        if engine.matcher.has_host_rules or self.proxies:
-            fwd_proto = fwd_host = None
-            for name, value in scope["headers"]:
-                if name == b"host":
-                    host = value.decode("latin-1")
-                elif name == b"x-forwarded-host":
-                    fwd_host = value.decode("latin-1")
-                elif name == b"x-forwarded-proto":
-                    fwd_proto = value.decode("latin-1")
-            if self.proxies and fwd_host and origin is None:
-                client = scope.get("client")
-                if self.proxies.trusts(client[0] if client else None):
-                    forwarded = forwarded_origin(fwd_proto, fwd_host)
-                    if forwarded:
-                        origin = forwarded
-                        host = fwd_host.split(",")[0].strip()
-                        cacheable = False
-        key = (method, raw_path, query, host)
+        if fwd_host and origin is None and self.proxies and self.proxies.trusts(client_ip):
+            forwarded = forwarded_origin(fwd_proto, fwd_host)
+            if forwarded:
+                origin = forwarded
+                host = fwd_host.split(",")[0].strip()
+                cacheable = False
+        key = (method, raw_path, query, host if engine.matcher.has_host_rules else None)
         if cacheable:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-        decision = engine.decide(
-            Request(method, _text(raw_path), _text(query), host, origin),
-        )
-        response = decision.response
-        result: Cached = (
-            response.status,
-            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
-            response.body,
-            decision.rule_id,
-        )
+        decision = engine.decide(Request(method, _text(raw_path), _text(query), host, origin))
+        result = (self.render(decision.response), decision.rule_id)
         if decision.outcome == "redirect":
             if cacheable:
                 if len(self.cache) >= CACHE_LIMIT:
@@ -199,6 +188,19 @@ class Gateway:
         elif decision.path is not None and decision.path != READY_PROBE_PATH:
             self.counters.miss(decision.path, time.time())
         return result
+
+    @property
+    def wants_headers(self) -> bool:
+        """Whether answers depend on request headers (Host for host rules, X-Forwarded-*)."""
+        return self.engine.matcher.has_host_rules or bool(self.proxies)
+
+
+def render_asgi(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return (
+        response.status,
+        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers],
+        response.body,
+    )
 
 
 class GatewayApp:
@@ -210,7 +212,22 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
-            status, headers, body, rule_id = self.gateway.respond(scope)
+            gateway = self.gateway
+            host = fwd_proto = fwd_host = None
+            if gateway.wants_headers:
+                for name, value in scope["headers"]:
+                    if name == b"host":
+                        host = value.decode("latin-1")
+                    elif name == b"x-forwarded-host":
+                        fwd_host = value.decode("latin-1")
+                    elif name == b"x-forwarded-proto":
+                        fwd_proto = value.decode("latin-1")
+            client = scope.get("client")
+            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            (status, headers, body), rule_id = gateway.answer(
+                scope["method"], raw_path, scope["query_string"], host, fwd_proto, fwd_host,
+                client[0] if client else None,
+            )
             if rule_id is not None:
                 self.gateway.counters.hit(rule_id, time.time())
             await send({"type": "http.response.start", "status": status, "headers": headers})

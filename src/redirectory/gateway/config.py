@@ -20,7 +20,7 @@ class GatewayConfig:
     admin_host: str = "127.0.0.1"
     admin_port: int = 8001
     workers: int = 1
-    server: str = "uvicorn"
+    server: str = "httptools"
     public_url: str | None = None
     forwarded_allow_ips: tuple[str, ...] = ()
     default_permanent_max_age: int = 3600

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from redirectory.gateway.config import ENV_VAR, READY_PROBE_PATH, GatewayConfig
 log = logging.getLogger("redirectory.serve")
 
 APP_FACTORY = "redirectory.gateway.app:create_app"
-SERVERS = ("uvicorn", "granian")
+SERVERS = ("httptools", "uvicorn", "granian")
 
 
 class ServeError(Exception):
@@ -87,11 +88,24 @@ def run(config: GatewayConfig) -> None:
         raise ServeError(f"--server must be one of: {', '.join(SERVERS)}")
     if (config.host, config.port) == (config.admin_host, config.admin_port):
         raise ServeError("the admin listener must not share the redirect port: change --admin-port")
-    check_port_free(config.host, config.port, "redirects")
     check_port_free(config.admin_host, config.admin_port, "the admin listener")
+    sock: socket.socket | None = None
+    if config.server == "httptools":
+        from redirectory.gateway.http1 import listen
+
+        try:
+            sock = listen(config.host, config.port, reuse_port=False)
+        except OSError as exc:
+            raise ServeError(f"cannot listen for redirects on {config.host}:{config.port}: {exc.strerror}") from None
+    else:
+        check_port_free(config.host, config.port, "redirects")
     os.environ[ENV_VAR] = config.to_env()
     status: dict[str, Any] = {"ready": False, "workers": config.workers,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    workers: list[Any] = []
+    if sock is not None and config.workers > 1:
+        # Start the worker processes before this process has threads of its own.
+        workers = _spawn_http1_workers(config, sock)
     admin, admin_thread = _start_admin(config, status)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_ready, args=(config, status, stop), daemon=True)
@@ -102,8 +116,10 @@ def run(config: GatewayConfig) -> None:
     try:
         if config.server == "granian":
             _run_granian(config)
-        else:
+        elif config.server == "uvicorn":
             _run_uvicorn(config)
+        elif sock is not None:
+            _run_http1(config, sock, workers)
     finally:
         stop.set()
         admin.should_exit = True
@@ -132,6 +148,57 @@ def _run_uvicorn(config: GatewayConfig) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
+
+
+def _http1_worker_main(config_json: str, sock: socket.socket) -> None:
+    from redirectory.gateway.http1 import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    os.environ[ENV_VAR] = config_json
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
+    run_worker(GatewayConfig.from_env(), sock)
+
+
+def _spawn_http1_workers(config: GatewayConfig, sock: socket.socket) -> list[Any]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    procs = []
+    for i in range(config.workers):
+        proc = context.Process(target=_http1_worker_main, args=(config.to_env(), sock),
+                               name=f"redirectory-worker-{i + 1}")
+        proc.start()
+        procs.append(proc)
+    return procs
+
+
+def _run_http1(config: GatewayConfig, sock: socket.socket, workers: list[Any]) -> None:
+    """One worker: serve here. N workers: supervise them (restart any that dies) until SIGTERM."""
+    from redirectory.gateway.http1 import run_worker
+
+    if not workers:
+        run_worker(config, sock)
+        return
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    while not stop.is_set():
+        for i, proc in enumerate(workers):
+            if not proc.is_alive() and not stop.is_set():
+                log.error("worker %s exited with %s; starting a new one", proc.pid, proc.exitcode)
+                workers[i] = _spawn_http1_workers(replace(config, workers=1), sock)[0]
+        stop.wait(0.5)
+    for proc in workers:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in workers:
+        proc.join(timeout=15)
+        if proc.is_alive():
+            proc.kill()
 
 
 def _run_granian(config: GatewayConfig) -> None:

@@ -1,0 +1,135 @@
+"""HTTP/1.1 behaviour of the default server (`--server httptools`), over raw sockets."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway_process import ServeProcess, parse_head, raw_request, start_serve
+
+RULES = """\
+rules:
+  - from: /a/{rest:path}
+    to: /b/{rest}
+    status: 308
+  - from: /form
+    to: /done
+    status: 303
+    methods: [POST]
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    tmp = tmp_path_factory.mktemp("http1")
+    rules = tmp / "rules.yaml"
+    rules.write_text(RULES)
+    served = start_serve(tmp, "--rules", str(rules), "--server", "httptools")
+    yield served
+    served.stop()
+
+
+def statuses(raw: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) [A-Z]", raw)]
+
+
+def test_pipelined_requests_are_answered_in_order(gateway: ServeProcess) -> None:
+    raw = raw_request(
+        gateway.port,
+        b"GET /a/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nx=1"
+        b"GET /a/2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    assert statuses(raw) == [308, 404, 303, 308]
+    assert raw.index(b"location: /b/1") < raw.index(b"location: /done") < raw.index(b"location: /b/2")
+
+
+def test_http10_closes_unless_keep_alive(gateway: ServeProcess) -> None:
+    raw = raw_request(gateway.port, b"GET /a/1 HTTP/1.0\r\n\r\n")
+    assert statuses(raw) == [308] and b"connection: close" in raw
+    raw = raw_request(gateway.port, b"GET /a/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /a/2 HTTP/1.0\r\n\r\n")
+    assert statuses(raw) == [308, 308]
+    assert b"connection: keep-alive" in raw
+
+
+def test_chunked_body_is_discarded_and_the_connection_reused(gateway: ServeProcess) -> None:
+    raw = raw_request(
+        gateway.port,
+        b"POST /form HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        b"GET /a/3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    assert statuses(raw) == [303, 308]
+
+
+def test_expect_100_continue(gateway: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 303 See Other")
+
+
+def test_large_body_gets_the_answer_at_once_and_a_close(gateway: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n\r\n")
+        reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 303 See Other") and b"connection: close" in reply
+
+
+def test_malformed_request_is_400_json(gateway: ServeProcess) -> None:
+    status, headers, body = parse_head(raw_request(gateway.port, b"THIS IS NOT HTTP\r\n\r\n"))
+    assert status == 400
+    assert dict(headers)["content-type"] == "application/json"
+    assert b'"errors"' in body
+
+
+def test_oversized_header_section_is_431(gateway: ServeProcess) -> None:
+    big = b"X-Big: " + b"a" * 70000 + b"\r\n"
+    status, _, _ = parse_head(raw_request(gateway.port, b"GET /a/1 HTTP/1.1\r\nHost: t\r\n" + big + b"\r\n"))
+    assert status == 431
+
+
+def test_absolute_form_target_is_answered_by_its_path(gateway: ServeProcess) -> None:
+    raw = raw_request(gateway.port, b"GET http://example.com/a/9?x=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    status, headers, _ = parse_head(raw)
+    assert status == 308 and dict(headers)["location"] == "/b/9?x=1"
+
+
+def test_idle_keep_alive_connection_is_closed(gateway: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=15) as sock:
+        sock.sendall(b"GET /a/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 308")
+        started = time.monotonic()
+        assert sock.recv(4096) == b""  # the server closes the idle connection
+        assert 3 < time.monotonic() - started < 10
+
+
+def test_slow_header_is_cut_off(gateway: ServeProcess) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+        sock.sendall(b"GET /a/1 HTTP/1.1\r\nHost: t\r\n")  # never finished
+        started = time.monotonic()
+        assert sock.recv(4096) == b""
+        assert time.monotonic() - started < 15
+
+
+def test_sigterm_exits_cleanly_and_flushes(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    served = start_serve(tmp_path, "--rules", str(rules), "--workers", "2")
+    for _ in range(10):
+        raw_request(served.port, b"GET /a/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert served.stop() == 0
+    from redirectory.store import Store
+
+    store = Store.open(served.database)
+    try:
+        hits = {r.from_text: r.hits for r in store.stats().rules}
+    finally:
+        store.close()
+    assert hits["/a/{rest:path}"] == 10
