@@ -5,7 +5,7 @@
 #
 # Run from the repository root after `make install`. Environment knobs (defaults in brackets):
 #   REDIRECTORY            redirectory CLI [.venv/bin/redirectory]
-#   REDIRECTORY_SERVERS    servers to benchmark ["granian uvicorn" when `serve --server` exists]
+#   REDIRECTORY_SERVERS    servers to benchmark ["httptools uvicorn granian" when `serve --server` exists]
 #   REDIRECTORY_SERVE_ARGS extra arguments for `redirectory serve` []
 #   NGINX_SOURCE           export = nginx files from `redirectory rules export --format nginx`,
 #                          gen = hand-made equivalent from gen_rules.py [export; gen with --nginx-only]
@@ -330,7 +330,7 @@ if [ "$NGINX_ONLY" = 0 ]; then
   if [ -n "${REDIRECTORY_SERVERS:-}" ]; then
     read -r -a SERVERS <<<"$REDIRECTORY_SERVERS"
   elif serve_help=$(COLUMNS=200 "$REDIRECTORY" serve --help 2>&1) && grep -q -- "--server" <<<"$serve_help"; then
-    SERVERS=(granian uvicorn)
+    SERVERS=(httptools uvicorn granian)
   else
     SERVERS=(default)
   fi
