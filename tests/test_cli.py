@@ -318,3 +318,41 @@ def test_help_lists_every_command() -> None:
     sub = cli("rules", "--help")
     for name in ("validate", "apply", "import", "export", "test", "list", "stats"):
         assert name in sub.stdout
+
+
+# -- serve: bad options never start anything -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--public-url", "ftp://x"], "--public-url"),
+        (["--public-url", "not a url"], "--public-url"),
+        (["--forwarded-allow-ips", "10.0.0.0/99"], "--forwarded-allow-ips"),
+        (["--server", "apache"], "--server"),
+        (["--port", "0"], "--port"),
+        (["--port", "8001", "--admin-port", "8001"], "admin"),
+    ],
+)
+def test_serve_refuses_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    done = cli("serve", "--database", db(tmp_path), *args, timeout=60)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert_no_traceback(done)
+
+
+def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = cli("serve", "--database", db(tmp_path), "--port", str(port), "--admin-port", str(port + 1 if port < 65535 else port - 1), timeout=60)
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}" in done.stderr and "redirects" in done.stderr
+
+
+def test_serve_with_an_invalid_rule_file_starts_nothing(tmp_path: Path) -> None:
+    f = write(tmp_path, "bad.yaml", "rules:\n  - from: /a\n    to: /b\n    status: 302\n")
+    done = cli("serve", "--rules", str(f), "--database", db(tmp_path), timeout=60)
+    assert done.returncode == 1
+    assert f"{f}:4: status:" in done.stderr

@@ -212,37 +212,55 @@ def rules_apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every planned change (default: the first {20} of each kind).")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
 ) -> None:
     """Declarative sync: print the plan (added / changed / removed), then apply it in one transaction."""
     ruleset = load_valid(file, fmt, strict)
     try:
         with open_store(database) as store:
-            plan = store.plan(ruleset)
-            _print_plan(plan)
             if dry_run:
+                plan = store.plan(ruleset)
+                _print_plan(plan, verbose)
                 out.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
                 return
-            if plan.empty:
-                out.print(f"no changes (revision {store.revision()})", highlight=False)
-                return
             plan, revision = store.apply(ruleset, actor="cli")
-            out.print(f"applied: {plan.summary()} (revision {revision})", highlight=False)
+            _print_plan(plan, verbose)
+            if plan.empty:
+                out.print(f"no changes (revision {revision})", highlight=False)
+            else:
+                out.print(f"applied: {plan.summary()} (revision {revision})", highlight=False)
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
 
 
-def _print_plan(plan: object) -> None:
-    for rule in getattr(plan, "added", []):
+PLAN_LINES = 20
+
+
+def _print_plan(plan: object, verbose: bool = False) -> None:
+    """Each added / changed / removed rule (the first PLAN_LINES of each kind unless verbose)."""
+    limit = None if verbose else PLAN_LINES
+
+    def more(items: list[object], what: str) -> None:
+        if limit is not None and len(items) > limit:
+            out.print(f"  ... and {len(items) - limit} more {what} (--verbose lists them all)", highlight=False)
+
+    added = list(getattr(plan, "added", []))
+    for rule in added[:limit]:
         out.print(f"[green]+ add   [/green] {_describe(rule)}", highlight=False)
-    for before, after in getattr(plan, "changed", []):
+    more(added, "to add")
+    changed = list(getattr(plan, "changed", []))
+    for before, after in changed[:limit]:
         out.print(f"[yellow]~ change[/yellow] {_describe(after)}", highlight=False)
         for name, old, new in _diff(before, after):
             out.print(f"           {name}: {old} -> {new}", highlight=False, markup=False)
-    for rule in getattr(plan, "removed", []):
+    more(changed, "to change")
+    removed = list(getattr(plan, "removed", []))
+    for rule in removed[:limit]:
         out.print(f"[red]- remove[/red] {_describe(rule)}", highlight=False)
+    more(removed, "to remove")
     hosts = getattr(plan, "allowed_hosts", None)
     if hosts:
         out.print(f"[yellow]~ allowed_hosts[/yellow] {list(hosts[0])} -> {list(hosts[1])}", highlight=False)
