@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from redirectory.rules.matcher import CompiledRule, Matcher, Values
-from redirectory.rules.model import Rule, RuleSet
+from redirectory.rules.model import Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
+from redirectory.rules.patterns import normalise_host
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE, BodyPolicy
 
 Headers = tuple[tuple[str, str], ...]
@@ -35,7 +36,6 @@ class EngineOptions:
     default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE
     max_path_length: int = 8192
     error_type_base: str = "urn:redirectory:error:"
-    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +86,6 @@ class Engine:
     def __init__(self, ruleset: RuleSet | Iterable[Rule] = (), options: EngineOptions | None = None):
         self.options = options or EngineOptions()
         rules = ruleset.rules if isinstance(ruleset, RuleSet) else tuple(ruleset)
-        if isinstance(ruleset, RuleSet) and ruleset.allowed_hosts and not self.options.allowed_hosts:
-            self.options = EngineOptions(
-                default_permanent_max_age=self.options.default_permanent_max_age,
-                max_path_length=self.options.max_path_length,
-                error_type_base=self.options.error_type_base,
-                allowed_hosts=ruleset.allowed_hosts,
-            )
         self.matcher = Matcher(rules, default_permanent_max_age=self.options.default_permanent_max_age)
 
     # -- decisions ---------------------------------------------------------------------
@@ -113,7 +106,7 @@ class Engine:
                                outcome="invalid-path")
         host = request.host
         if host is not None and self.matcher.has_host_rules:
-            host = _normalise_host(host)
+            host = normalise_host(host)
         if now is None and self.matcher.windows:
             now = datetime.now(UTC)
         found = self.matcher.match(path, request.method, host, now)
@@ -186,7 +179,7 @@ class Engine:
         decision = self.decide(request, now)
         considered: list[Consideration] = []
         if decision.path is not None:
-            host = _normalise_host(request.host) if request.host else None
+            host = normalise_host(request.host) if request.host else None
             when = now or datetime.now(UTC)
             chosen = False
             for compiled, _values in self.matcher.candidates(decision.path, host):
@@ -258,15 +251,7 @@ def error_body(
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _normalise_host(host: str) -> str:
-    from redirectory.rules.patterns import normalise_host
-
-    return normalise_host(host)
-
-
 def _window(rule: Rule) -> str:
-    from redirectory.rules.model import format_timestamp
-
     start = format_timestamp(rule.starts) if rule.starts else "-"
     end = format_timestamp(rule.ends) if rule.ends else "-"
     return f"{start} .. {end}"
