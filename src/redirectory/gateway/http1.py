@@ -50,6 +50,7 @@ _REASONS = {
     404: "Not Found",
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
 }
 
 
@@ -197,6 +198,13 @@ class GatewayProtocol(asyncio.Protocol):
 
     # -- answering -----------------------------------------------------------------------
     def _respond(self, close: bool) -> None:
+        try:
+            self._answer(close)
+        except Exception:  # a bug: log it, tell the client nothing but 500
+            log.exception("cannot answer %r", self.url[:200])
+            self._fail(500, "internal", "The gateway could not answer this request")
+
+    def _answer(self, close: bool) -> None:
         self.answered = True
         transport = self.transport
         if transport is None:
