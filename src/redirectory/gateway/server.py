@@ -84,6 +84,8 @@ def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.
 
 def run(config: GatewayConfig) -> None:
     """Serve until interrupted (SIGINT/SIGTERM)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
     if config.server not in SERVERS:
         raise ServeError(f"--server must be one of: {', '.join(SERVERS)}")
     if (config.host, config.port) == (config.admin_host, config.admin_port):
