@@ -39,7 +39,9 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Validate, apply, import, export, test, list and count rules.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for the admin API: create, list, revoke.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
@@ -547,6 +549,88 @@ def _jsonable(obj: object) -> object:
     if is_dataclass(obj) and not isinstance(obj, type):
         return asdict(obj)
     return obj
+
+
+# -- keys -------------------------------------------------------------------------------------
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for (1-200 printable characters), e.g. 'deploy bot'.")],
+    scope: Annotated[str, typer.Option("--scope", help="read, write or admin (admin includes write, write includes read).")],
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create an API key and print its secret once (only its hash is stored)."""
+    from redirectory.store.keys import validate_name, validate_scope
+
+    try:
+        validate_scope(scope)
+    except ValueError as exc:
+        fail(f"--scope: {exc}")
+    try:
+        validate_name(name)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with open_store(database) as store:
+            key, secret = store.create_key(name, scope)
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    err.print(
+        f"created key {key.id} (scope {key.scope}) '{key.name}': its secret (on standard output) "
+        "will not be shown again; store it safely.",
+        highlight=False,
+        markup=False,
+    )
+    sys.stdout.write(secret + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the API keys, newest first (never their secrets)."""
+    try:
+        with open_store(database) as store:
+            found = store.list_keys()
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    if as_json:
+        sys.stdout.write(json.dumps([k.to_dict() for k in found], indent=2) + "\n")
+        return
+    table = Table(title=f"{len(found)} key(s)")
+    for col in ("id", "name", "scope", "prefix", "created", "last used", "revoked"):
+        table.add_column(col, overflow="fold")
+    for k in found:
+        table.add_row(k.id, k.name, k.scope, k.prefix + "…", _when(k.created_at), _when(k.last_used_at), _when(k.revoked_at))
+    out.print(table, markup=False, highlight=False)
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+    database: DatabaseOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Revoke an API key: it stops working at once. Revoking a revoked key changes nothing."""
+    try:
+        with open_store(database) as store:
+            before = store.get_key(key_id)
+            key = store.revoke_key(key_id)
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+    if key is None:
+        from rich.markup import escape
+
+        fail(f"no API key with id '{escape(key_id)}' (see `redirectory keys list`)")
+    assert key.revoked_at is not None
+    when = key.to_dict()["revoked_at"]
+    if before is not None and before.revoked_at is not None:
+        out.print(f"key {key.id} '{key.name}' was already revoked at {when}", highlight=False, markup=False)
+    else:
+        out.print(f"revoked key {key.id} '{key.name}' at {when}", highlight=False, markup=False)
 
 
 # -- db ---------------------------------------------------------------------------------------

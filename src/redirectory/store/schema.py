@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -143,4 +144,18 @@ unmatched_paths = Table(
     Column("hits", BigInteger, nullable=False),
     Column("last_hit", UTCDateTime, nullable=False),
     Index("ix_unmatched_paths_hits", "hits"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUID4 text
+    Column("name", String(200), nullable=False),
+    Column("scope", String(10), nullable=False),  # read | write | admin
+    Column("prefix", String(12), nullable=False),  # first characters of the secret, for listings
+    Column("secret_hash", String(64), nullable=False),  # hex SHA-256 of the secret; never the secret
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )

@@ -1,8 +1,10 @@
-"""The rule store: rules, settings, revisions, the change log and hit counters.
+"""The rule store: rules, settings, revisions, the change log, hit counters and API keys.
 
 One `Store` wraps one SQLAlchemy engine. Every write is one transaction (all-or-nothing)
 and every write that changes the rule table or its settings allocates exactly one new
-revision, so readers can poll `revision()` and catch up with `changes_since()`.
+revision, so readers can poll `revision()` and catch up with `changes_since()`. API keys
+(`create_key` ... `verify_key`, see `keys.py`) are not part of the rule table: they write no
+revision.
 
 SQLite (the default, a single file) runs in WAL mode with `busy_timeout`, and write
 transactions start with `BEGIN IMMEDIATE` so two processes cannot race for a revision
@@ -14,12 +16,13 @@ inserts through COPY and bulk deletes through `= ANY(array)` (speed; same effect
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -42,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -54,6 +58,16 @@ from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import TypeEngine
 
 from redirectory.rules.model import QueryMode, Rule, RuleSet, format_timestamp
+from redirectory.store.keys import (
+    LAST_USED_RESOLUTION,
+    PREFIX_LENGTH,
+    ApiKey,
+    hash_secret,
+    is_well_formed,
+    new_secret,
+    validate_name,
+    validate_scope,
+)
 from redirectory.store.schema import (
     MAX_PATH_LENGTH,
     as_utc,
@@ -62,6 +76,7 @@ from redirectory.store.schema import (
     settings,
     unmatched_paths,
 )
+from redirectory.store.schema import api_keys as api_keys_t
 from redirectory.store.schema import rule_hits as rule_hits_t
 from redirectory.store.schema import rules as rules_t
 
@@ -95,6 +110,17 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _WRITE_OPTION = "redirectory_write"
 _ALLOWED_HOSTS = "allowed_hosts"
 _PG_MIGRATION_LOCK = 0x5EDC_0001  # pg_advisory_xact_lock key for concurrent upgrades
+
+# Columns that make up an ApiKey, in its field order.
+_KEY_COLUMNS = (
+    api_keys_t.c.id,
+    api_keys_t.c.name,
+    api_keys_t.c.scope,
+    api_keys_t.c.prefix,
+    api_keys_t.c.created_at,
+    api_keys_t.c.revoked_at,
+    api_keys_t.c.last_used_at,
+)
 
 # Columns that make up a Rule, in the order `_rule_from_row` unpacks them.
 _RULE_COLUMNS = (
@@ -993,6 +1019,107 @@ class Store:
             ]
             path_stats = [PathStats(path, int(n), last) for path, n, last in conn.execute(path_query)]
         return Stats(rules=rule_stats, unmatched=path_stats)
+
+    # -- API keys ----------------------------------------------------------------------
+
+    def create_key(self, name: str, scope: str) -> tuple[ApiKey, str]:
+        """A new API key and its secret (the only time the secret is available).
+
+        Stores the SHA-256 of the secret, never the secret. Raises ValueError (and writes
+        nothing) for a name that is not 1-200 printable characters or an unknown scope.
+        """
+        validate_name(name)
+        validate_scope(scope)
+        secret = new_secret()
+        key = ApiKey(
+            id=_new_id(),
+            name=name,
+            scope=scope,
+            prefix=secret[:PREFIX_LENGTH],
+            created_at=_utcnow(),
+            revoked_at=None,
+            last_used_at=None,
+        )
+        row = {
+            "id": key.id,
+            "name": key.name,
+            "scope": key.scope,
+            "prefix": key.prefix,
+            "secret_hash": hash_secret(secret),
+            "created_at": key.created_at,
+            "revoked_at": None,
+            "last_used_at": None,
+        }
+        self._write(lambda conn: conn.execute(insert(api_keys_t).values(row)))
+        return key, secret
+
+    def list_keys(self, include_revoked: bool = True) -> list[ApiKey]:
+        """Every key, newest first (only the valid ones unless `include_revoked`)."""
+        query = select(*_KEY_COLUMNS).order_by(api_keys_t.c.created_at.desc(), api_keys_t.c.id)
+        if not include_revoked:
+            query = query.where(api_keys_t.c.revoked_at.is_(None))
+        with self.read_connection() as conn:
+            return [ApiKey(*row) for row in conn.execute(query)]
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not; None if there is none."""
+        with self.read_connection() as conn:
+            row = conn.execute(select(*_KEY_COLUMNS).where(api_keys_t.c.id == key_id)).first()
+        return None if row is None else ApiKey(*row)
+
+    def revoke_key(self, key_id: str) -> ApiKey | None:
+        """Revoke a key (it never verifies again); None if there is no such key.
+
+        Idempotent: revoking a revoked key changes nothing and keeps its first `revoked_at`.
+        """
+
+        def work(conn: Connection) -> ApiKey | None:
+            conn.execute(
+                update(api_keys_t)
+                .where(api_keys_t.c.id == key_id, api_keys_t.c.revoked_at.is_(None))
+                .values(revoked_at=_utcnow())
+            )
+            row = conn.execute(select(*_KEY_COLUMNS).where(api_keys_t.c.id == key_id)).first()
+            return None if row is None else ApiKey(*row)
+
+        return self._write(work)
+
+    def verify_key(self, secret: str) -> ApiKey | None:
+        """The valid key whose secret this is; None for an unknown, revoked or malformed one.
+
+        The secret is hashed and looked up by its hash (the same work whatever part of it
+        is wrong; the stored hash is compared in constant time as well). This is one read
+        transaction; `last_used_at` is written only when it is older than
+        `LAST_USED_RESOLUTION` (at most about once a minute per key, not per request), by
+        one short extra write whose condition makes concurrent verifiers write it once.
+        """
+        if not isinstance(secret, str):
+            return None
+        digest = hash_secret(secret)
+        if not is_well_formed(secret):
+            return None
+        query = select(*_KEY_COLUMNS, api_keys_t.c.secret_hash).where(api_keys_t.c.secret_hash == digest)
+        with self.read_connection() as conn:
+            row = conn.execute(query).first()
+        if row is None or not hmac.compare_digest(str(row[-1]), digest):
+            return None
+        key = ApiKey(*row[:-1])
+        if key.revoked_at is not None:
+            return None
+        now = _utcnow()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            cutoff = now - LAST_USED_RESOLUTION
+            stmt = (
+                update(api_keys_t)
+                .where(
+                    api_keys_t.c.id == key.id,
+                    or_(api_keys_t.c.last_used_at.is_(None), api_keys_t.c.last_used_at <= cutoff),
+                )
+                .values(last_used_at=now)
+            )
+            if self._write(lambda conn: conn.execute(stmt).rowcount):
+                key = replace(key, last_used_at=now)
+        return key
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
