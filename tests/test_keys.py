@@ -255,7 +255,8 @@ def test_revoke(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_revoke_and_get_unknown_ids(store: Store) -> None:
     store.create_key("k", "read")
-    for unknown in ("00000000-0000-4000-8000-000000000000", "", "x" * 100, "'; DROP TABLE api_keys; --"):
+    for unknown in ("00000000-0000-4000-8000-000000000000", "", "x" * 100, "'; DROP TABLE api_keys; --",
+                    "a\x00b", "\udc80", "é"):
         assert store.revoke_key(unknown) is None
         assert store.get_key(unknown) is None
     assert key_count(store) == 1
@@ -290,13 +291,13 @@ def test_last_used_is_written_at_most_once_a_minute(store: Store, monkeypatch: p
     writes: list[str] = []
 
     def count_writes() -> None:
-        original = store._write
+        original = store.write_connection
 
-        def spy(work):  # type: ignore[no-untyped-def]
+        def spy():  # type: ignore[no-untyped-def]
             writes.append("write")
-            return original(work)
+            return original()
 
-        monkeypatch.setattr(store, "_write", spy)
+        monkeypatch.setattr(store, "write_connection", spy)
 
     count_writes()
     for seconds in (1, 10, 30, 59):
@@ -356,6 +357,25 @@ def test_concurrent_verifications_write_last_used_once(store_url: str, store: St
     stamps = {r.last_used_at for r in results if r is not None}
     stored = store.list_keys()[0].last_used_at
     assert stored is not None and stored in stamps
+
+
+def test_a_locked_sqlite_database_skips_the_last_used_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(monkeypatch)
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # applies to connections opened from now on
+    url = f"sqlite:///{tmp_path}/locked.db"
+    store = Store.open(url)
+    other = Store.open(url)
+    try:
+        store.upgrade()
+        _, secret = store.create_key("k", "read")
+        with other.write_connection():  # another writer holds the lock: verifying still works
+            found = store.verify_key(secret)
+            assert found is not None and found.last_used_at is None
+        found = store.verify_key(secret)
+        assert found is not None and found.last_used_at == clock.now
+    finally:
+        other.close()
+        store.close()
 
 
 def test_keys_are_not_rule_revisions(store: Store) -> None:

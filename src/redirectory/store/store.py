@@ -19,6 +19,7 @@ import functools
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -563,6 +564,15 @@ def _is_locked(exc: OperationalError) -> bool:
     return "database is locked" in message or "database table is locked" in message
 
 
+_KEY_ID_RE = re.compile(r"[0-9A-Za-z-]{1,36}")
+
+
+def _plausible_key_id(key_id: object) -> bool:
+    """Could this be an `api_keys.id`? (Anything else, e.g. NUL or lone surrogates, which
+    PostgreSQL rejects, is simply not found.)"""
+    return isinstance(key_id, str) and _KEY_ID_RE.fullmatch(key_id) is not None
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -1063,6 +1073,8 @@ class Store:
 
     def get_key(self, key_id: str) -> ApiKey | None:
         """The key with this id, revoked or not; None if there is none."""
+        if not _plausible_key_id(key_id):
+            return None
         with self.read_connection() as conn:
             row = conn.execute(select(*_KEY_COLUMNS).where(api_keys_t.c.id == key_id)).first()
         return None if row is None else ApiKey(*row)
@@ -1072,6 +1084,8 @@ class Store:
 
         Idempotent: revoking a revoked key changes nothing and keeps its first `revoked_at`.
         """
+        if not _plausible_key_id(key_id):
+            return None
 
         def work(conn: Connection) -> ApiKey | None:
             conn.execute(
@@ -1091,7 +1105,8 @@ class Store:
         is wrong; the stored hash is compared in constant time as well). This is one read
         transaction; `last_used_at` is written only when it is older than
         `LAST_USED_RESOLUTION` (at most about once a minute per key, not per request), by
-        one short extra write whose condition makes concurrent verifiers write it once.
+        one short extra write whose condition makes concurrent verifiers write it once (and
+        which is skipped, not retried, if SQLite stays locked by another writer).
         """
         if not isinstance(secret, str):
             return None
@@ -1117,7 +1132,16 @@ class Store:
                 )
                 .values(last_used_at=now)
             )
-            if self._write(lambda conn: conn.execute(stmt).rowcount):
+            try:
+                # One attempt, not `_write`'s retry loop: verification must not wait long
+                # behind a big rule write just to record a time that can wait a minute.
+                with self.write_connection() as conn:
+                    written = conn.execute(stmt).rowcount
+            except OperationalError as exc:
+                if self._dialect != "sqlite" or not _is_locked(exc):
+                    raise
+                written = 0
+            if written:
                 key = replace(key, last_used_at=now)
         return key
 
