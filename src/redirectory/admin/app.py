@@ -1,7 +1,9 @@
-"""The admin listener (off the redirect port). For now: `GET /healthz`.
+"""The admin listener (off the redirect port): `GET /healthz` and the admin REST API under /api/v1.
 
-The full admin REST API (rules, imports, history, keys) grows here; it reads and writes the same
-store as `rules apply`, so a change made through it reaches the gateway the same way.
+The admin API reads and writes the same store as `rules apply`, so a change made through it reaches
+the gateway the same way (the change log). It follows the REST design guide: errors in the guide's
+format, 406/415 for media types, 405 with `Allow`, API keys in headers only, no 302 anywhere and
+no trailing-slash redirects (a non-canonical path is a 404).
 """
 
 from __future__ import annotations
@@ -10,36 +12,54 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from redirectory.admin import errors
+from redirectory.admin.negotiation import NegotiationMiddleware
 from redirectory.store import Store
 
 log = logging.getLogger("redirectory.admin")
 
+API_DESCRIPTION = """The redirectory admin API: manage the redirect rule table over HTTP.
+
+Authentication: an API key in `Authorization: Bearer <key>` or `X-API-Key: <key>` (create the first
+one with `redirectory keys create NAME --scope admin`). Errors use the REST design guide's format.
+"""
+
 
 def create_admin_app(database: str, status: dict[str, Any] | None = None) -> FastAPI:
-    """`status` is a live dict the serving process keeps current (server, workers, ...)."""
-    app = FastAPI(title="redirectory admin", docs_url=None, redoc_url=None, openapi_url=None)
+    """`status` is a live dict the serving process keeps current (ready, workers, ...)."""
+    app = FastAPI(
+        title="redirectory admin API",
+        description=API_DESCRIPTION,
+        version="1",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        redirect_slashes=False,
+    )
     store = Store.open(database)
+    app.state.store = store
     shared = status if status is not None else {}
+    errors.install(app)
+    app.add_middleware(NegotiationMiddleware)
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         headers = {"cache-control": "no-store", "server": "redirectory"}
         try:
-            body = {
-                "status": "ok",
-                "revision": store.revision(),
-                "rules": store.rule_count(),
-                **shared,
-            }
+            body = {"status": "ok", "revision": store.revision(), "rules": store.rule_count(), **shared}
             return JSONResponse(body, headers=headers)
         except Exception as exc:  # noqa: BLE001 - reported as unavailable, no details
             log.warning("health check cannot read the store: %s", exc)
-            return JSONResponse(
-                {"status": "unavailable", "database": "unreachable", **shared},
-                status_code=503,
-                headers=headers,
-            )
+            return JSONResponse({"status": "unavailable", "database": "unreachable", **shared},
+                                status_code=503, headers=headers)
 
+    @app.api_route("/api/v1", methods=["GET", "HEAD"], include_in_schema=False)
+    def api_root() -> Response:
+        return Response(status_code=204, headers=errors.NO_STORE)
+
+    from redirectory.admin.rules import router as rules_router
+
+    app.include_router(rules_router)
     return app

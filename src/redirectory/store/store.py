@@ -908,6 +908,82 @@ class Store:
 
         return self._write(work)
 
+    # -- single-rule writes (the admin API) -------------------------------------------------
+    def insert_rule(self, rule: Rule, actor: str = "api") -> Any:
+        """Add one rule after the others (new UUID), as one revision; returns its `rules` row."""
+
+        def work(conn: Connection) -> Any:
+            self._lock_revisions(conn)
+            last = conn.scalar(select(func.max(rules_t.c.position)))
+            position = 0 if last is None else int(last) + 1
+            now = _utcnow()
+            rule_id = _new_id()
+            stored = _copy(rule, rule_id, position, *_utc_window(rule))
+            rev = self._new_revision(conn, actor, "create: 1 added", now)
+            row = _values(stored, rule_id, position, now, now, rev)
+            _bulk_insert(conn, rules_t, [row])
+            entry = _log("add", rule_id, None, _record(stored, row))
+            entry["revision"] = rev
+            _bulk_insert(conn, changes, [entry])
+            return conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).one()
+
+        return self._write(work)
+
+    def replace_rule(
+        self, rule_id: str, rule: Rule, actor: str = "api", check: Callable[[Any], None] | None = None
+    ) -> Any | None:
+        """Make rule `rule_id` equal to `rule` (same id and position), as one revision.
+
+        `check(current_row)` runs inside the transaction before the write (a precondition such
+        as If-Match); whatever it raises aborts the write. None when there is no such rule.
+        """
+
+        def work(conn: Connection) -> Any | None:
+            self._lock_revisions(conn)
+            current = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+            if current is None:
+                return None
+            if check is not None:
+                check(current)
+            old = _rule_from_row([getattr(current, c.name) for c in _RULE_COLUMNS])
+            now = _utcnow()
+            new = _copy(rule, rule_id, current.position, *_utc_window(rule))
+            rev = self._new_revision(conn, actor, "update: 1 changed", now)
+            before = _values(old, rule_id, current.position, current.created_at, current.updated_at,
+                             current.revision)
+            after = _values(new, rule_id, current.position, current.created_at, now, rev)
+            conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
+                {k: v for k, v in after.items() if k != "id"}))
+            entry = _log("change", rule_id, _record(old, before), _record(new, after))
+            entry["revision"] = rev
+            _bulk_insert(conn, changes, [entry])
+            return conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).one()
+
+        return self._write(work)
+
+    def delete_rule(self, rule_id: str, actor: str = "api", check: Callable[[Any], None] | None = None) -> bool:
+        """Remove rule `rule_id` as one revision (after `check(current_row)`); False if absent."""
+
+        def work(conn: Connection) -> bool:
+            self._lock_revisions(conn)
+            current = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+            if current is None:
+                return False
+            if check is not None:
+                check(current)
+            old = _rule_from_row([getattr(current, c.name) for c in _RULE_COLUMNS])
+            now = _utcnow()
+            rev = self._new_revision(conn, actor, "delete: 1 removed", now)
+            before = _values(old, rule_id, current.position, current.created_at, current.updated_at,
+                             current.revision)
+            conn.execute(delete(rules_t).where(rules_t.c.id == rule_id))
+            entry = _log("remove", rule_id, _record(old, before), None)
+            entry["revision"] = rev
+            _bulk_insert(conn, changes, [entry])
+            return True
+
+        return self._write(work)
+
     @staticmethod
     def _set_allowed_hosts(conn: Connection, before: tuple[str, ...], after: tuple[str, ...]) -> dict[str, Any]:
         """Store `after` as allowed_hosts; returns the change-log entry (without revision)."""

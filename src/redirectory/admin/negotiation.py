@@ -1,0 +1,82 @@
+"""Media types and credentials checked before any route runs (guide: 406, 415; keys never in URLs).
+
+- `Accept` that admits no JSON -> 406 (the interactive docs page is HTML and exempt);
+- a request body whose `Content-Type` is not JSON (or JSON Merge Patch for PATCH) -> 415;
+- an API key in the query string -> 400: keys go in `Authorization: Bearer` or `X-API-Key` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from redirectory.admin.errors import ErrorItem, error_response
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+API_PREFIX = "/api/"
+HTML_PATHS = frozenset({"/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
+JSON_TYPES = ("application/json", "application/*", "*/*", "application/problem+json")
+BODY_TYPES = {"POST": ("application/json",), "PUT": ("application/json",),
+              "PATCH": ("application/merge-patch+json", "application/json")}
+KEY_PARAMS = frozenset({"api_key", "apikey", "apiKey", "key", "token", "access_token", "x-api-key"})
+
+
+def accepts_json(accept: str) -> bool:
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (media in JSON_TYPES or media.endswith("+json")):
+            return True
+    return False
+
+
+class NegotiationMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        problem = self._check(scope, headers)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        status, key, detail, fields = problem
+        response = error_response(status, key, [ErrorItem(detail, key, fields=fields)])
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _check(scope: Scope, headers: dict[str, str]) -> tuple[int, str, str, list[str] | None] | None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        leaked = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True) if name in KEY_PARAMS})
+        if leaked:
+            return (400, "keyInQuery", "API keys are accepted only in the Authorization (Bearer) or "
+                    "X-API-Key header, never in the URL; this key should be revoked", leaked)
+        accept = headers.get("accept")
+        if accept and scope["path"] not in HTML_PATHS and not accepts_json(accept):
+            return (406, "notAcceptable", f"This API produces application/json; Accept was '{accept[:100]}'",
+                    ["Accept"])
+        method = scope["method"]
+        allowed = BODY_TYPES.get(method)
+        has_body = headers.get("content-length", "0") not in ("0", "") or "transfer-encoding" in headers
+        if allowed and has_body:
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in allowed:
+                return (415, "unsupportedMediaType",
+                        f"{method} takes {' or '.join(allowed)}; Content-Type was '{ctype or 'missing'}'",
+                        ["Content-Type"])
+        return None

@@ -1,0 +1,415 @@
+"""`/api/v1/rules` and `/api/v1/rules/{uuid}`: reading the rule table.
+
+Collection: the guide's `{"items": [...], "metadata": {"pagination": {...}, "etags": {...},
+"sortedBy": [...]}}` with `limit`/`offset` (default 10/0, `limit=0` means 10, at most 1000),
+filters `status`, `host`, `method`, `enabled`, `tag`, free text `q` over from/to/note, and
+`sort=field+ASC|DESC,...`. Out-of-range pages are 200 with no items (guide "Pagination Out of
+range"). Items: `ETag` and `Last-Modified`, `If-None-Match`/`If-Modified-Since` -> 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import and_, func, or_, select
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.store.schema import rules as rules_t
+
+router = APIRouter(prefix="/api/v1")
+
+SORT_FIELDS: dict[str, Any] = {
+    "from": func.coalesce(rules_t.c.source, rules_t.c.source_regex),
+    "to": rules_t.c.to,
+    "status": rules_t.c.status,
+    "priority": rules_t.c.priority,
+    "position": rules_t.c.position,
+    "createdAt": rules_t.c.created_at,
+    "updatedAt": rules_t.c.updated_at,
+}
+ITEM_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rule_dto(row: Any) -> dict[str, Any]:
+    """The public representation of a stored rule (explicit fields; nulls kept as null)."""
+    return {
+        "uuid": row.id,
+        "from": row.source,
+        "fromRegex": row.source_regex,
+        "to": row.to,
+        "status": row.status,
+        "methods": json.loads(row.methods) if row.methods else None,
+        "query": row.query,
+        "starts": _ts(row.starts),
+        "ends": _ts(row.ends),
+        "cache": row.cache,
+        "priority": row.priority,
+        "caseInsensitive": bool(row.case_insensitive),
+        "enabled": bool(row.enabled),
+        "tags": json.loads(row.tags) if row.tags else [],
+        "note": row.note,
+        "position": row.position,
+        "revision": row.revision,
+        "createdAt": _ts(row.created_at),
+        "updatedAt": _ts(row.updated_at),
+    }
+
+
+def etag_of(dto: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(dto, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def pagination(offset: int, limit: int, total: int) -> dict[str, Any]:
+    """The guide's metadata.pagination (zero-based offsets; out of range -> no current page)."""
+    page_count = math.ceil(total / limit) if total else 0
+    if offset < total:
+        return {
+            "offset": offset, "limit": limit,
+            "previousOffset": max(offset - limit, 0) if offset > 0 else None,
+            "nextOffset": offset + limit if offset + limit < total else None,
+            "currentPage": offset // limit + 1, "pageCount": page_count, "totalCount": total,
+        }
+    return {
+        "offset": offset, "limit": limit,
+        "previousOffset": (page_count - 1) * limit if page_count else None,
+        "nextOffset": None, "currentPage": None, "pageCount": page_count, "totalCount": total,
+    }
+
+
+def parse_sort(text: str | None) -> list[tuple[str, str]]:
+    if not text:
+        return []
+    out: list[tuple[str, str]] = []
+    problems: list[ErrorItem] = []
+    for part in text.split(","):
+        name, _, order = part.replace("+", " ").strip().partition(" ")
+        order = (order.strip() or "ASC").upper()
+        if name not in SORT_FIELDS:
+            problems.append(ErrorItem(f"cannot sort by '{name}': use one of {', '.join(SORT_FIELDS)}",
+                                      "invalidSortField", fields=["sort"]))
+        elif order not in ("ASC", "DESC"):
+            problems.append(ErrorItem(f"sort order '{order}' is not ASC or DESC", "invalidSortOrder", fields=["sort"]))
+        else:
+            out.append((name, order))
+    if problems:
+        raise ApiError(400, "invalidSort", problems)
+    return out
+
+
+def _boolean(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
+
+
+@router.api_route("/rules", methods=["GET", "HEAD"], summary="List rules",
+                  dependencies=[Depends(require("read"))])
+def list_rules(
+    request: Request,
+    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
+    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
+    status: Annotated[int | None, Query(description="Only rules with this status.")] = None,
+    host: Annotated[str | None, Query(description="Only rules for this host (from: //host/...).")] = None,
+    method: Annotated[str | None, Query(description="Only rules that answer this method.")] = None,
+    enabled: Annotated[str | None, Query(description="true or false.")] = None,
+    tag: Annotated[str | None, Query(description="Only rules with this tag.")] = None,
+    q: Annotated[str | None, Query(description="Text to find in from, to or note.")] = None,
+    sort: Annotated[str | None, Query(description="field+ASC|DESC, comma-separated.")] = None,
+    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+) -> JSONResponse:
+    problems = []
+    if limit < 0 or limit > 1000:
+        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
+    if offset < 0:
+        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
+    if problems:
+        raise ApiError(400, "invalidPagination", problems)
+    limit = limit or 10
+    order = parse_sort(sort)
+    conditions = []
+    if status is not None:
+        conditions.append(rules_t.c.status == status)
+    if host:
+        conditions.append(func.lower(rules_t.c.source).startswith(f"//{host.lower()}/", autoescape=True))
+    if method:
+        conditions.append(or_(rules_t.c.methods.is_(None),
+                              rules_t.c.methods.contains(json.dumps(method.upper()), autoescape=True)))
+    flag = _boolean(enabled, "enabled")
+    if flag is not None:
+        conditions.append(rules_t.c.enabled == flag)
+    if tag:
+        conditions.append(rules_t.c.tags.contains(json.dumps(tag), autoescape=True))
+    if q:
+        needle = q.lower()
+        conditions.append(or_(*(func.lower(col).contains(needle, autoescape=True) for col in
+                                (rules_t.c.source, rules_t.c.source_regex, rules_t.c.to, rules_t.c.note))))
+    where = and_(*conditions) if conditions else None
+    store = request.app.state.store
+    with store.read_connection() as conn:
+        count_q = select(func.count()).select_from(rules_t)
+        rows_q = select(rules_t)
+        if where is not None:
+            count_q, rows_q = count_q.where(where), rows_q.where(where)
+        ordering = [SORT_FIELDS[f].desc() if o == "DESC" else SORT_FIELDS[f].asc() for f, o in order]
+        rows_q = rows_q.order_by(*ordering, rules_t.c.position, rules_t.c.id).limit(limit).offset(offset)
+        total = conn.execute(count_q).scalar_one()
+        rows = conn.execute(rows_q).all()
+    items = [rule_dto(r) for r in rows]
+    body: dict[str, Any] = {"items": items}
+    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {
+            "pagination": pagination(offset, limit, total),
+            "etags": {item["uuid"]: etag_of(item) for item in items},
+            "sortedBy": [{"field": f, "order": o} for f, o in order],
+        }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/rules", summary="Methods allowed on the collection")
+def options_rules() -> Response:
+    return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
+
+
+@router.api_route("/rules/{rule_id}", methods=["GET", "HEAD"], summary="Get a rule",
+                  dependencies=[Depends(require("read"))])
+def get_rule(rule_id: str, request: Request) -> Response:
+    store = request.app.state.store
+    with store.read_connection() as conn:
+        row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+    if row is None:
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
+    dto = rule_dto(row)
+    etag = etag_of(dto)
+    modified = row.updated_at.astimezone(UTC).replace(microsecond=0)
+    headers = {"etag": etag, "last-modified": format_datetime(modified, usegmt=True),
+               "cache-control": "no-cache", "content-location": f"/api/v1/rules/{row.id}"}
+    if not_modified(request, etag, modified):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(dto, headers={**headers, "pragma": "no-cache", "expires": "0"})
+
+
+@router.options("/rules/{rule_id}", summary="Methods allowed on a rule")
+def options_rule(rule_id: str) -> Response:
+    return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
+
+
+def not_modified(request: Request, etag: str, modified: datetime) -> bool:
+    """RFC 9110 §13.1.2-13.1.3 for GET/HEAD: If-None-Match (weak comparison), else If-Modified-Since."""
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        if inm.strip() == "*":
+            return True
+        opaque = etag.removeprefix("W/")
+        return any(tag.strip().removeprefix("W/") == opaque for tag in inm.split(","))
+    ims = request.headers.get("if-modified-since")
+    if ims is not None:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            return False
+        return modified <= since
+    return False
+
+
+# -- writes ----------------------------------------------------------------------------------------
+#: Body field (camelCase, as in the representation) -> rule file field.
+BODY_FIELDS = {
+    "from": "from", "fromRegex": "from_regex", "to": "to", "status": "status", "methods": "methods",
+    "query": "query", "starts": "starts", "ends": "ends", "cache": "cache", "priority": "priority",
+    "caseInsensitive": "case_insensitive", "enabled": "enabled", "tags": "tags", "note": "note",
+}
+READ_ONLY = frozenset({"uuid", "position", "revision", "createdAt", "updatedAt", "metadata"})
+FILE_TO_BODY = {v: k for k, v in BODY_FIELDS.items()}
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError.one(400, "malformedJson", f"The body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError.one(400, "malformedJson", "The body must be a JSON object (a rule)")
+    return data
+
+
+def rule_from_body(data: dict[str, Any], position: int = 0) -> Any:
+    """Body -> Rule, or ApiError 400 listing every field problem."""
+    from redirectory.rules.parsing import rule_from_mapping
+
+    problems: list[ErrorItem] = []
+    mapped: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in READ_ONLY:
+            continue
+        target = BODY_FIELDS.get(name)
+        if target is None:
+            problems.append(ErrorItem(f"unknown field '{name}'; valid fields: {', '.join(BODY_FIELDS)}",
+                                      "unknownField", fields=[name]))
+            continue
+        mapped[target] = value
+    rule, found = rule_from_mapping(mapped, position=position)
+    for p in found:
+        problems.append(ErrorItem(p.message, "invalidField", fields=[FILE_TO_BODY.get(p.field, p.field)]))
+    if problems or rule is None:
+        raise ApiError(400, "validation", problems or [ErrorItem("The rule is not valid", "validation")])
+    return rule
+
+
+def check_table(store: Any, rule: Any, replacing: str | None = None) -> list[ErrorItem]:
+    """Validate the table as it would be with `rule` (in place of `replacing`): 422 on errors.
+
+    Returns the warnings that concern the rule (for metadata.warnings).
+    """
+    from redirectory.rules.model import RuleSet
+    from redirectory.rules.validation import validate
+
+    _revision, current = store.load()
+    others = tuple(r for r in current.rules if r.id != replacing)
+    merged = RuleSet((*others, rule.with_id(replacing or "new")), current.allowed_hosts)
+    known = {(p.code, p.index, p.message) for p in validate(RuleSet(others, current.allowed_hosts))}
+    found = [p for p in validate(merged) if (p.code, p.index, p.message) not in known]
+    items = [ErrorItem(p.message, p.code, fields=[FILE_TO_BODY.get(p.field, p.field)]) for p in found]
+    errors = [item for item, p in zip(items, found, strict=True) if p.is_error]
+    if errors:
+        raise ApiError(422, "ruleConflict", errors)
+    return items
+
+
+def _row_headers(row: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    dto = rule_dto(row)
+    modified = row.updated_at.astimezone(UTC).replace(microsecond=0)
+    return dto, {"etag": etag_of(dto), "last-modified": format_datetime(modified, usegmt=True)}
+
+
+def precondition(request: Request) -> Any:
+    """The If-Match check, run inside the write transaction against the current row."""
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError.one(428, "preconditionRequired",
+                           "Send If-Match with the rule's current ETag (GET it first) to change it",
+                           fields=["If-Match"])
+
+    def check(row: Any) -> None:
+        if if_match.strip() == "*":
+            return
+        current = etag_of(rule_dto(row))
+        tags = [t.strip() for t in if_match.split(",")]
+        if current not in tags:  # strong comparison (RFC 9110 §13.1.1)
+            raise ApiError.one(412, "preconditionFailed",
+                               "The rule changed since you read it: GET it again and retry",
+                               fields=["If-Match"])
+
+    return check
+
+
+def _actor(request: Request) -> str:
+    key = getattr(request.state, "api_key", None)
+    return f"api:{key.name}" if key is not None else "api"
+
+
+@router.post("/rules", status_code=201, summary="Create a rule", dependencies=[Depends(require("write"))])
+async def create_rule(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    if "uuid" in data:
+        raise ApiError.one(400, "readOnlyField", "uuid is assigned by the server; leave it out", fields=["uuid"])
+    rule = rule_from_body(data, position=1 << 30)
+    store = request.app.state.store
+    warnings = check_table(store, rule)
+    row = store.insert_rule(rule, actor=_actor(request))
+    dto, headers = _row_headers(row)
+    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warnings]}}
+    return JSONResponse(body, status_code=201,
+                        headers={**headers, **NO_STORE, "location": f"/api/v1/rules/{row.id}"})
+
+
+@router.put("/rules/{rule_id}", summary="Replace a rule", dependencies=[Depends(require("write"))])
+async def replace_rule(rule_id: str, request: Request) -> JSONResponse:
+    check = precondition(request)
+    data = await json_body(request)
+    if "uuid" in data and data["uuid"] != rule_id:
+        raise ApiError.one(400, "uuidMismatch", "The uuid in the body differs from the one in the URL", fields=["uuid"])
+    missing = [] if "to" in data else ["to"]
+    if "from" not in data and "fromRegex" not in data:
+        missing.append("from")
+    if missing:
+        raise ApiError(400, "incompleteRepresentation",
+                       [ErrorItem(f"PUT takes the whole rule: '{m}' is missing (use PATCH to change part of it)",
+                                  "missingField", fields=[m]) for m in missing])
+    return await _replace(request, rule_id, data, check)
+
+
+@router.patch("/rules/{rule_id}", summary="Change part of a rule (JSON Merge Patch)",
+              dependencies=[Depends(require("write"))])
+async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
+    check = precondition(request)
+    patch = await json_body(request)
+    store = request.app.state.store
+    with store.read_connection() as conn:
+        row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+    if row is None:
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
+    current = {k: v for k, v in rule_dto(row).items() if k not in READ_ONLY}
+    merged = merge_patch(current, patch)
+    return await _replace(request, rule_id, merged, check)
+
+
+async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: Any) -> JSONResponse:
+    store = request.app.state.store
+    with store.read_connection() as conn:
+        exists = conn.execute(select(rules_t.c.position).where(rules_t.c.id == rule_id)).first()
+    if exists is None:
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
+    rule = rule_from_body(data, position=exists.position)
+    warnings = check_table(store, rule, replacing=rule_id)
+    row = store.replace_rule(rule_id, rule, actor=_actor(request), check=check)
+    if row is None:
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
+    dto, headers = _row_headers(row)
+    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warnings]}}
+    return JSONResponse(body, headers={**headers, **NO_STORE})
+
+
+@router.delete("/rules/{rule_id}", status_code=204, summary="Delete a rule",
+               dependencies=[Depends(require("write"))])
+def delete_rule(rule_id: str, request: Request) -> Response:
+    check = precondition(request)
+    if not request.app.state.store.delete_rule(rule_id, actor=_actor(request), check=check):
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
+    return Response(status_code=204, headers=NO_STORE)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
