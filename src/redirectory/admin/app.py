@@ -62,4 +62,7 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     from redirectory.admin.rules import router as rules_router
 
     app.include_router(rules_router)
+    from redirectory.admin.bulk import router as bulk_router
+
+    app.include_router(bulk_router)
     return app

@@ -1,0 +1,181 @@
+"""`POST /api/v1/rules-bulk`: create and update many rules (guide "Bulk operations").
+
+Body: `{"items": [rule, ...], "metadata": {"etags": {"<uuid>": "<etag>"}}}`. An item without
+`uuid` is created; an item with `uuid` replaces that rule, and needs its current ETag in
+`metadata.etags` (428 without, 412 when stale). Atomic by default: every item is checked, the
+whole request is refused if any item has a problem (each error carries `index`, the item's
+zero-based position), and all writes land as ONE revision. `?atomic=false` handles each item on
+its own and answers with the items that succeeded and the errors of those that did not.
+Success is 200 (never 201, guide "Bulk operations HTTP status codes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.rules import (
+    FILE_TO_BODY,
+    _actor,
+    etag_of,
+    json_body,
+    rule_dto,
+    rule_from_body,
+)
+from redirectory.rules.model import Rule, RuleSet
+from redirectory.rules.validation import validate
+from redirectory.store.batch import MissingRule, write_rules
+
+router = APIRouter(prefix="/api/v1")
+MAX_ITEMS = 1000
+NEW_POSITION = 1 << 30
+
+
+def _etag_check(expected: str) -> Any:
+    def check(row: Any) -> None:
+        if expected.strip() != "*" and etag_of(rule_dto(row)) != expected.strip():
+            raise _Stale(expected)
+
+    return check
+
+
+class _Stale(Exception):
+    pass
+
+
+@router.post("/rules-bulk", summary="Create and update many rules", dependencies=[Depends(require("write"))])
+async def bulk(
+    request: Request,
+    atomic: Annotated[bool, Query(description="All or nothing (default), or each item on its own.")] = True,
+) -> JSONResponse:
+    data = await json_body(request)
+    items = data.get("items")
+    if not isinstance(items, list) or not items:
+        raise ApiError.one(400, "validation", "The body needs a non-empty 'items' array of rules", fields=["items"])
+    if len(items) > MAX_ITEMS:
+        raise ApiError.one(400, "tooManyItems", f"At most {MAX_ITEMS} items per request", fields=["items"])
+    etags = (data.get("metadata") or {}).get("etags") or {}
+    if not isinstance(etags, dict):
+        raise ApiError.one(400, "validation", "metadata.etags must map uuid to ETag", fields=["metadata.etags"])
+    store = request.app.state.store
+    parsed: list[tuple[int, str | None, Rule | None]] = []
+    errors: list[ErrorItem] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(ErrorItem("each item must be a rule object", "validation", index=index, status=400))
+            parsed.append((index, None, None))
+            continue
+        rule_id = item.get("uuid")
+        try:
+            rule = rule_from_body(item, position=NEW_POSITION + index)
+        except ApiError as exc:
+            for e in exc.errors:
+                e.index, e.status = index, exc.status
+            errors.extend(exc.errors)
+            parsed.append((index, rule_id, None))
+            continue
+        if rule_id is not None and str(rule_id) not in etags:
+            errors.append(ErrorItem(f"item {index} updates {rule_id}: send its ETag in metadata.etags",
+                                    "preconditionRequired", fields=["metadata.etags"], index=index, status=428))
+            parsed.append((index, rule_id, None))
+            continue
+        parsed.append((index, rule_id, rule))
+    if atomic:
+        return _atomic(request, store, parsed, errors, etags)
+    return _one_by_one(request, store, parsed, errors, etags)
+
+
+def _table_problems(store: Any, changes: list[tuple[int, str | None, Rule]]) -> tuple[list[ErrorItem], list[ErrorItem]]:
+    """(errors, warnings) the changes would add to the table, each with the item's index."""
+    _revision, current = store.load()
+    replaced = {rule_id for _i, rule_id, _r in changes if rule_id}
+    others = tuple(r for r in current.rules if r.id not in replaced)
+    positions = {}
+    candidates = []
+    stored_positions = {r.id: r.position for r in current.rules}
+    for index, rule_id, rule in changes:
+        position = stored_positions.get(rule_id, NEW_POSITION + index) if rule_id else NEW_POSITION + index
+        candidate = replace(rule, id=rule_id or f"new-{index}", position=position)
+        positions[position] = index
+        candidates.append(candidate)
+    known = {(p.code, p.index, p.message) for p in validate(RuleSet(others, current.allowed_hosts))}
+    found = [p for p in validate(RuleSet((*others, *candidates), current.allowed_hosts))
+             if (p.code, p.index, p.message) not in known]
+    errs: list[ErrorItem] = []
+    warns: list[ErrorItem] = []
+    for p in found:
+        item = ErrorItem(p.message, p.code, fields=[FILE_TO_BODY.get(p.field, p.field)],
+                         index=positions.get(p.index) if p.index is not None else None,
+                         status=422 if p.is_error else None)
+        (errs if p.is_error else warns).append(item)
+    return errs, warns
+
+
+def _atomic(request: Request, store: Any, parsed: list[tuple[int, str | None, Rule | None]],
+            errors: list[ErrorItem], etags: dict[str, str]) -> JSONResponse:
+    if errors:
+        # one kind of problem keeps its precise status; a mix is 400 (guide: several errors -> 400)
+        kinds = {e.status for e in errors}
+        raise ApiError(kinds.pop() or 400 if len(kinds) == 1 else 400, "bulkRejected", errors)
+    changes = [(i, rid, r) for i, rid, r in parsed if r is not None]
+    table_errors, warnings = _table_problems(store, changes)
+    if table_errors:
+        raise ApiError(422, "bulkRejected", table_errors)
+    creates = [(i, r) for i, rid, r in changes if not rid]
+    updates = [(i, str(rid), r) for i, rid, r in changes if rid]
+    checks = {str(rid): _etag_check(str(etags[str(rid)])) for _i, rid, _r in updates}
+    try:
+        rows = write_rules(store, creates, updates, actor=_actor(request), checks=checks)
+    except MissingRule as exc:
+        raise ApiError(404, "ruleNotFound", [ErrorItem(f"No rule has uuid {exc.rule_id[:64]}", "ruleNotFound",
+                                                       fields=["uuid"], index=exc.index, status=404)]) from None
+    except _Stale:
+        raise ApiError.one(412, "preconditionFailed", "A rule changed since you read it: GET it again and retry",
+                           fields=["metadata.etags"]) from None
+    return _result([rows[i] for i in sorted(rows)], [], warnings)
+
+
+def _one_by_one(request: Request, store: Any, parsed: list[tuple[int, str | None, Rule | None]],
+                errors: list[ErrorItem], etags: dict[str, str]) -> JSONResponse:
+    rows = []
+    warnings: list[ErrorItem] = []
+    for index, rule_id, rule in parsed:
+        if rule is None:
+            continue
+        table_errors, item_warnings = _table_problems(store, [(index, rule_id, rule)])
+        if table_errors:
+            errors.extend(table_errors)
+            continue
+        try:
+            written = write_rules(store, [] if rule_id else [(index, rule)],
+                                  [(index, str(rule_id), rule)] if rule_id else [], actor=_actor(request),
+                                  checks={str(rule_id): _etag_check(str(etags[str(rule_id)]))} if rule_id else None)
+        except MissingRule:
+            errors.append(ErrorItem(f"No rule has uuid {str(rule_id)[:64]}", "ruleNotFound", fields=["uuid"],
+                                    index=index, status=404))
+            continue
+        except _Stale:
+            errors.append(ErrorItem("The rule changed since you read it", "preconditionFailed",
+                                    fields=["metadata.etags"], index=index, status=412))
+            continue
+        rows.append(written[index])
+        warnings.extend(item_warnings)
+    if not rows and errors:
+        raise ApiError(400, "bulkRejected", sorted(errors, key=lambda e: e.index or 0))
+    return _result(rows, sorted(errors, key=lambda e: e.index or 0), warnings)
+
+
+def _result(rows: list[Any], errors: list[ErrorItem], warnings: list[ErrorItem]) -> JSONResponse:
+    items = [rule_dto(r) for r in rows]
+    body: dict[str, Any] = {
+        "items": items,
+        "metadata": {"etags": {i["uuid"]: etag_of(i) for i in items}, "warnings": [w.to_json() for w in warnings]},
+    }
+    if errors:
+        body["errors"] = [e.to_json() for e in errors]
+    return JSONResponse(body, headers=NO_STORE)
