@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -104,3 +105,62 @@ def test_bulk_update_needs_the_etag(api: httpx.Client) -> None:
     assert api.post("/api/v1/rules-bulk", json=body).status_code == 428
     body["metadata"] = {"etags": {item["uuid"]: '"stale"'}}
     assert api.post("/api/v1/rules-bulk", json=body).status_code == 412
+
+
+def wait_for_report(api: httpx.Client, location: str, timeout: float = 120) -> httpx.Response:
+    """Poll an import: 202 while it runs, then 303 See Other to the report."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = api.get(location)
+        if r.status_code == 303:
+            assert r.content == b""
+            report = api.get(r.headers["location"])
+            assert report.status_code == 200
+            return report
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "RUNNING" and "progress" in r.json()
+        time.sleep(0.2)
+    raise AssertionError("the import did not finish")
+
+
+def test_35_import_of_100k_rules_202_then_303_to_the_report(api: httpx.Client, served: ServeProcess) -> None:
+    count = total(api)
+    lines = ["from,to,status"] + [f"/imported/{i},/moved/{i},308" for i in range(100_000)]
+    r = api.post("/api/v1/rule-imports", content="\n".join(lines).encode(), headers={"content-type": "text/csv"})
+    assert r.status_code == 202, r.text
+    assert r.headers["location"].startswith("/api/v1/rule-imports/")
+    report = wait_for_report(api, r.headers["location"], timeout=300).json()
+    assert report["status"] == "SUCCEEDED" and report["added"] == 100_000 and report["revision"]
+    assert total(api) == count + 100_000
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        live = httpx.get(served.base + "/imported/99999", follow_redirects=False)
+        if live.status_code == 308:
+            break
+        time.sleep(0.2)
+    assert live.headers["location"] == "/moved/99999"
+
+
+def test_failed_import_changes_nothing_and_reports_why(api: httpx.Client, served: ServeProcess) -> None:
+    count, rev = total(api), revision(api, served)
+    lines = ["from,to,status"] + [f"/half/{i},/h/{i},308" for i in range(5000)] + ["/half/bad,/h/bad,302"]
+    r = api.post("/api/v1/rule-imports?format=csv", content="\n".join(lines).encode(),
+                 headers={"content-type": "text/plain"})
+    assert r.status_code == 202
+    report = wait_for_report(api, r.headers["location"]).json()
+    assert report["status"] == "FAILED" and report["added"] == 0
+    assert any("302" in e["detail"] for e in report["errors"])
+    assert total(api) == count and revision(api, served) == rev
+    # valid rows, but a loop with a rule already in the table: refused as a whole
+    yaml = b"rules:\n  - from: /fresh\n    to: /fresh2\n    status: 308\n  - from: /elsewhere\n    to: /base\n    status: 308\n"
+    r = api.post("/api/v1/rule-imports", content=yaml, headers={"content-type": "application/yaml"})
+    report = wait_for_report(api, r.headers["location"]).json()
+    assert report["status"] == "FAILED" and "loop" in str(report["errors"])
+    assert total(api) == count
+
+
+def test_import_needs_a_known_format(api: httpx.Client) -> None:
+    r = api.post("/api/v1/rule-imports", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and r.json()["errors"][0]["fields"] == ["format"]
+    assert api.post("/api/v1/rule-imports", content=b"x", headers={"content-type": "image/png"}).status_code == 415
+    assert api.get("/api/v1/rule-imports/00000000-0000-4000-8000-000000000000").status_code == 404

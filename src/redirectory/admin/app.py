@@ -65,4 +65,7 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     from redirectory.admin.bulk import router as bulk_router
 
     app.include_router(bulk_router)
+    from redirectory.admin.imports import router as imports_router
+
+    app.include_router(imports_router)
     return app

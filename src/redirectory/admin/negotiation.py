@@ -21,6 +21,11 @@ HTML_PATHS = frozenset({"/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
 JSON_TYPES = ("application/json", "application/*", "*/*", "application/problem+json")
 BODY_TYPES = {"POST": ("application/json",), "PUT": ("application/json",),
               "PATCH": ("application/merge-patch+json", "application/json")}
+#: Paths whose POST body is a file rather than JSON.
+FILE_UPLOADS: dict[str, tuple[str, ...]] = {"/api/v1/rule-imports": (
+    "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json", "text/csv",
+    "text/plain", "application/octet-stream",
+)}
 KEY_PARAMS = frozenset({"api_key", "apikey", "apiKey", "key", "token", "access_token", "x-api-key"})
 
 
@@ -71,7 +76,8 @@ class NegotiationMiddleware:
             return (406, "notAcceptable", f"This API produces application/json; Accept was '{accept[:100]}'",
                     ["Accept"])
         method = scope["method"]
-        allowed = BODY_TYPES.get(method)
+        allowed: tuple[str, ...] | None = FILE_UPLOADS.get(scope["path"]) if method == "POST" else None
+        allowed = allowed or BODY_TYPES.get(method)
         has_body = headers.get("content-length", "0") not in ("0", "") or "transfer-encoding" in headers
         if allowed and has_body:
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()

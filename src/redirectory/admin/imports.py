@@ -1,0 +1,218 @@
+"""`/api/v1/rule-imports`: import a rule file as a long-running operation (guide LRO + 303).
+
+POST the file as the body (`?format=yaml|json|csv|nginx|apache|netlify`, or a Content-Type
+such as `application/yaml`, `text/csv`, `application/json`) -> 202 Accepted with `Location:
+/api/v1/rule-imports/{uuid}`. GET that while it runs -> 202 with `{"status": "RUNNING",
+"progress": {...}}`; once finished -> 303 See Other to `/api/v1/rule-imports/{uuid}/report`,
+which holds what was added (or why nothing was), the new revision and the warnings.
+
+An import adds rules (it is not a sync); it is validated together with the table and written in
+one transaction, so a failed import changes nothing. Import jobs live in the admin process's
+memory (the last 100 are kept; a restart forgets them, never the rules they wrote).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.rules import FILE_TO_BODY, _actor
+
+router = APIRouter(prefix="/api/v1")
+KEEP_JOBS = 100
+MAX_BYTES = 64 * 1024 * 1024
+CONTENT_TYPES = {
+    "application/yaml": "yaml", "application/x-yaml": "yaml", "text/yaml": "yaml", "text/x-yaml": "yaml",
+    "application/json": "json", "text/csv": "csv",
+}
+
+
+def _formats() -> tuple[str, ...]:
+    try:
+        from redirectory.rules.importers import IMPORT_FORMATS
+
+        return tuple(IMPORT_FORMATS)
+    except ImportError:
+        return ("yaml", "json", "csv")
+
+
+def _load(text: str, fmt: str, source: str) -> Any:
+    try:
+        from redirectory.rules.importers import load_any
+    except ImportError:
+        from redirectory.rules.parsing import loads
+
+        return loads(text, fmt, source)  # type: ignore[arg-type]
+    return load_any(text, fmt, source)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+@dataclass
+class ImportJob:
+    id: str
+    format: str
+    actor: str
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    status: str = "RUNNING"  # RUNNING | SUCCEEDED | FAILED
+    phase: str = "parsing"
+    total: int | None = None
+    done: int = 0
+    finished: datetime | None = None
+    revision: int | None = None
+    added: int = 0
+    warnings: list[ErrorItem] = field(default_factory=list)
+    errors: list[ErrorItem] = field(default_factory=list)
+
+    def progress(self) -> dict[str, Any]:
+        return {"phase": self.phase, "done": self.done, "total": self.total}
+
+    def status_json(self) -> dict[str, Any]:
+        return {"uuid": self.id, "status": self.status, "format": self.format, "createdAt": _ts(self.created),
+                "progress": self.progress()}
+
+    def report_json(self) -> dict[str, Any]:
+        return {
+            "uuid": self.id, "status": self.status, "format": self.format,
+            "createdAt": _ts(self.created), "finishedAt": _ts(self.finished),
+            "added": self.added, "changed": 0, "revision": self.revision,
+            "errors": [e.to_json() for e in self.errors],
+            "metadata": {"warnings": [w.to_json() for w in self.warnings]},
+        }
+
+
+class ImportRegistry:
+    def __init__(self) -> None:
+        self.jobs: OrderedDict[str, ImportJob] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def add(self, job: ImportJob) -> None:
+        with self.lock:
+            self.jobs[job.id] = job
+            while len(self.jobs) > KEEP_JOBS:
+                oldest = next(iter(self.jobs))
+                if self.jobs[oldest].status == "RUNNING":
+                    break
+                self.jobs.popitem(last=False)
+
+    def get(self, job_id: str) -> ImportJob | None:
+        with self.lock:
+            return self.jobs.get(job_id)
+
+
+def _items(problems: list[Any]) -> list[ErrorItem]:
+    return [ErrorItem(p.format(), p.code, fields=[FILE_TO_BODY.get(p.field, p.field)], index=p.index)
+            for p in problems]
+
+
+def run_import(store: Any, job: ImportJob, text: str) -> None:
+    """Parse, validate with the table, write in one transaction (or nothing); fills `job`."""
+    from redirectory.rules.model import RuleSet
+    from redirectory.rules.validation import validate
+
+    try:
+        ruleset, problems = _load(text, job.format, "upload")
+        errors = [p for p in problems if p.is_error]
+        job.warnings = _items([p for p in problems if not p.is_error])
+        if errors:
+            job.errors = _items(errors)
+            return
+        job.phase, job.total = "validating", len(ruleset.rules)
+        _revision, current = store.load()
+        offset = len(current.rules)
+        shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(ruleset.rules))
+        hosts = tuple(dict.fromkeys(current.allowed_hosts + ruleset.allowed_hosts))
+        known = {(p.code, p.index, p.message) for p in validate(current)}
+        found = [p for p in validate(RuleSet(current.rules + shifted, hosts), "upload")
+                 if (p.code, p.index, p.message) not in known]
+        job.warnings += _items([p for p in found if not p.is_error])
+        if any(p.is_error for p in found):
+            job.errors = _items([p for p in found if p.is_error])
+            return
+        job.phase = "writing"
+
+        def progress(done: int) -> None:
+            job.done = done
+
+        job.revision = store.add(shifted, actor=job.actor, progress=progress,
+                                 allowed_hosts=hosts if hosts != current.allowed_hosts else None)
+        job.added, job.done = len(shifted), len(shifted)
+    except Exception:  # noqa: BLE001 - reported as a failed import without internals
+        import logging
+
+        logging.getLogger("redirectory.admin").exception("import %s failed", job.id)
+        job.errors = [ErrorItem("The import could not be written; nothing was changed", "importFailed")]
+    finally:
+        job.status = "FAILED" if job.errors else "SUCCEEDED"
+        job.phase = "finished"
+        job.finished = datetime.now(UTC)
+
+
+def _registry(request: Request) -> ImportRegistry:
+    registry = getattr(request.app.state, "imports", None)
+    if registry is None:
+        registry = request.app.state.imports = ImportRegistry()
+    return registry
+
+
+@router.post("/rule-imports", status_code=202, summary="Import a rule file (long-running)",
+             dependencies=[Depends(require("write"))])
+async def start_import(
+    request: Request,
+    fmt: Annotated[str | None, Query(alias="format", description="yaml, json, csv, nginx, apache or netlify")] = None,
+) -> JSONResponse:
+    formats = _formats()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    chosen = fmt or CONTENT_TYPES.get(ctype)
+    if chosen is None or chosen not in formats:
+        raise ApiError.one(400, "unknownFormat",
+                           f"Say the file's format with ?format= ({', '.join(formats)}) or a Content-Type such as "
+                           "application/yaml or text/csv", fields=["format"])
+    raw = await request.body()
+    if len(raw) > MAX_BYTES:
+        raise ApiError.one(400, "fileTooLarge", f"Import files are limited to {MAX_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError.one(400, "encoding", f"The file is not valid UTF-8 (byte offset {exc.start})") from None
+    job = ImportJob(id=str(uuid.uuid4()), format=chosen, actor=_actor(request))
+    _registry(request).add(job)
+    threading.Thread(target=run_import, args=(request.app.state.store, job, text),
+                     name=f"import-{job.id}", daemon=True).start()
+    return JSONResponse(job.status_json(), status_code=202,
+                        headers={"location": f"/api/v1/rule-imports/{job.id}", **NO_STORE})
+
+
+@router.api_route("/rule-imports/{job_id}", methods=["GET", "HEAD"], summary="An import's status",
+                  dependencies=[Depends(require("read"))], response_model=None)
+def import_status(job_id: str, request: Request) -> Response:
+    job = _registry(request).get(job_id)
+    if job is None:
+        raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
+    if job.status == "RUNNING":
+        return JSONResponse(job.status_json(), status_code=202,
+                            headers={"location": f"/api/v1/rule-imports/{job.id}", **NO_STORE})
+    return Response(status_code=303, headers={"location": f"/api/v1/rule-imports/{job.id}/report", **NO_STORE})
+
+
+@router.api_route("/rule-imports/{job_id}/report", methods=["GET", "HEAD"], summary="What an import did",
+                  dependencies=[Depends(require("read"))])
+def import_report(job_id: str, request: Request) -> JSONResponse:
+    job = _registry(request).get(job_id)
+    if job is None:
+        raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
+    if job.status == "RUNNING":
+        raise ApiError.one(404, "importRunning", "The import is still running: poll its status resource",
+                           fields=["uuid"])
+    return JSONResponse(job.report_json(), headers=NO_STORE)
