@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redirectory.rules.importers import IMPORT_FORMATS, detect_import_format, load_any
 from redirectory.rules.model import Problem, RuleSet
-from redirectory.rules.parsing import Format, detect_format, loads
+from redirectory.rules.parsing import detect_format
 from redirectory.rules.validation import validate
 
 FORMATS: tuple[str, ...] = ("yaml", "json", "csv")
 
 
 def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, list[Problem]]:
-    """Parse and validate a rule file. Problems name `FILE:LINE`; nothing here raises on bad input."""
+    """Parse and validate a rule file, or a foreign redirect configuration (nginx, apache,
+    netlify: see `rules.importers`). Problems name `FILE:LINE`; nothing here raises on bad input.
+
+    Without `fmt` the name decides: .yaml/.yml, .json, .csv, `_redirects` (netlify) and
+    `.htaccess` (apache); a `.conf` file may be nginx or Apache, so it needs `fmt`."""
     name = str(path)
-    chosen = fmt or detect_format(name)
+    chosen = fmt or detect_format(name) or detect_import_format(name)
     if chosen is None:
+        if name.lower().endswith(".conf"):
+            return RuleSet(), [_file_problem(name, "a .conf file may be nginx or Apache configuration: "
+                                                 "pass --format nginx or --format apache")]
         return RuleSet(), [_file_problem(name, "cannot tell the format from the file name: "
-                                             "use .yaml, .yml, .json or .csv, or pass --format")]
-    if chosen not in FORMATS:
-        return RuleSet(), [_file_problem(name, f"unknown format '{chosen}': use one of {', '.join(FORMATS)}")]
+                                             "use .yaml, .yml, .json or .csv (or _redirects, .htaccess), "
+                                             "or pass --format")]
+    if chosen not in IMPORT_FORMATS:
+        return RuleSet(), [_file_problem(name, f"unknown format '{chosen}': use one of {', '.join(IMPORT_FORMATS)}")]
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -30,8 +39,7 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
         line = data[: exc.start].count(b"\n") + 1
         return RuleSet(), [Problem("error", "file", f"not valid UTF-8 (byte offset {exc.start})",
                                    line=line, code="encoding", source=name)]
-    fmt_literal: Format = chosen  # type: ignore[assignment]
-    ruleset, problems = loads(text, fmt_literal, name)
+    ruleset, problems = load_any(text, chosen, name)
     problems = list(problems) + validate(ruleset, name)
     problems.sort(key=lambda p: (p.line if p.line is not None else 0, p.field))
     return ruleset, problems

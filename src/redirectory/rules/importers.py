@@ -1,0 +1,1030 @@
+"""Importers for foreign redirect configurations: nginx, Apache and Netlify `_redirects`.
+
+Pure (no I/O): text in, `(RuleSet, list[Problem])` out, and never raises on any input. Each
+importer converts what it can into rule mappings and runs them through the same field checks
+as a rule file (`parsing.rule_from_mapping`); what it cannot convert is skipped with a warning
+that names the line and says what would work instead. Checks across rules (loops, overlaps,
+allowed hosts) are the validator's, as for any rule file (`rulefile.read_rule_file`).
+
+Every importer:
+- turns a 302 into a 307 (temporary, same method and body) with a warning per rule
+  (code `status.302-converted`): 302 is refused by redirectory; use 303 instead when the
+  original redirect sent a client from a POST to its result;
+- keeps 301, 303, 307 and 308, and skips 410 and any other status with a warning;
+- turns `$1`..`$9` in a target into named groups: the regex's capturing groups are rewritten
+  as `(?P<g1>...)`, `(?P<g2>...)` (named groups keep their names) and `$N` becomes `{gN}`.
+
+nginx (`load_nginx`):
+- `server { server_name a.example; ... }` with exactly one plain name makes its rules
+  host-specific (`//a.example/...`); otherwise they answer any host;
+- `location = /exact { return CODE URL; }` → an exact rule;
+- `location /prefix { return CODE URL; }` → `/prefix/{rest:path}` → URL (a static URL: nginx's
+  prefix also matches `/prefixes`, which a rule cannot express); `$request_uri` in URL becomes
+  the request path (`/prefix/{rest}`, query kept), `$uri` the same with the query dropped;
+  a `return` directly in `server { }` is the prefix `/`;
+- `location ~ REGEX` / `location ~* REGEX` (case-insensitive) with `return CODE URL` → a regex rule;
+- `rewrite REGEX REPLACEMENT permanent|redirect;` → a regex rule (301 / 302→307); a replacement
+  starting with http(s):// and no flag is a 302; `last`/`break` rewrites are internal (skipped
+  with a warning); a replacement ending in `?` drops the request's query;
+- `map $uri $var { /a /b; ~regex /c/$1; }` used by `return CODE $var;` (usually inside
+  `if ($var) { ... }`) → one rule per entry (`default` and `hostnames` are ignored);
+- other variables (`$host`, `$scheme`, `$args`...) in a target, `return` inside other `if`
+  blocks, named locations, and `return`s with a non-redirect status: skipped (a warning for
+  those that redirect). Other directives are ignored silently.
+
+Apache (`load_apache`): `Redirect [status] /path URL` (a prefix match: exact `/path` → URL plus
+`/path/{rest:path}` → `URL/{rest}`; status permanent|temp|seeother|gone or a number, default
+302), `RedirectPermanent`, `RedirectTemp`, `RedirectMatch [status] REGEX URL`, and `RewriteRule
+PATTERN SUBSTITUTION [R=CODE,...]` (only with `R`; `R` alone is 302; `NC` → case-insensitive;
+`QSD` → query dropped; a per-directory pattern such as `^old/` gets its leading slash, `^/old/`).
+A RewriteRule that follows `RewriteCond` lines is skipped with a warning (conditions cannot be
+expressed). `<VirtualHost>` with one `ServerName` and no `ServerAlias` makes rules host-specific;
+rules inside `<Location>`, `<Directory>`, `<If>`... are skipped with a warning.
+
+Netlify (`load_netlify`): `FROM TO [STATUS][!]` per line; `*` at the end of FROM →
+`{rest:path}`, `:splat` → `{rest}`, `:name` → `{name}`; a FROM that is a full URL makes the rule
+host-specific; default status 301; `!` (force) is accepted (redirectory always redirects);
+200 (rewrite), 404 (custom page) and query or condition parameters are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote
+
+from redirectory.rules.model import Problem, Rule, RuleSet
+from redirectory.rules.parsing import loads, rule_from_mapping
+from redirectory.rules.patterns import valid_host
+
+IMPORT_FORMATS: tuple[str, ...] = ("yaml", "json", "csv", "nginx", "apache", "netlify")
+FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify")
+
+_KEPT = frozenset({301, 303, 307, 308})
+_GROUP_REF = re.compile(r"\$(?:\{([0-9])\}|([0-9]))")
+_VARIABLE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# -- public API ----------------------------------------------------------------------------------
+def load_any(text: str, fmt: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Parse `text` in any import format: yaml/json/csv (rule files) or nginx/apache/netlify."""
+    if fmt == "yaml":
+        return loads(text, "yaml", source)
+    if fmt == "json":
+        return loads(text, "json", source)
+    if fmt == "csv":
+        return loads(text, "csv", source)
+    loader = _LOADERS.get(fmt)
+    if loader is None:
+        return RuleSet(), [
+            Problem(
+                "error",
+                "file",
+                f"unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}",
+                code="format",
+                source=source,
+            )
+        ]
+    return loader(text, source)
+
+
+def load_nginx(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an nginx configuration (see the module docstring for what maps)."""
+    return _guarded(_load_nginx, text, source)
+
+
+def load_apache(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an Apache configuration or `.htaccess` file."""
+    return _guarded(_load_apache, text, source)
+
+
+def load_netlify(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a Netlify `_redirects` file."""
+    return _guarded(_load_netlify, text, source)
+
+
+def detect_import_format(name: str) -> str | None:
+    """The foreign format a file name implies (`_redirects`, `.htaccess`), else None."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if base == "_redirects":
+        return "netlify"
+    if base == ".htaccess" or base.endswith(".htaccess"):
+        return "apache"
+    return None
+
+
+# -- shared --------------------------------------------------------------------------------------
+_Loader = Callable[[str, str], tuple[RuleSet, list[Problem]]]
+
+
+def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+    builder = _Builder(source)
+    try:
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        loader(builder, text)
+    except Exception as exc:  # noqa: BLE001 - last resort: an importer bug must not crash the caller
+        builder.problems.append(
+            Problem(
+                "error",
+                "file",
+                f"cannot read the file: internal error {type(exc).__name__}: {exc}",
+                code="internal",
+                source=source,
+            )
+        )
+    return builder.result()
+
+
+@dataclass
+class _Builder:
+    source: str
+    rules: list[Rule] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    count: int = 0
+
+    def warn(self, line: int | None, code: str, message: str, name: str = "rules") -> None:
+        self.problems.append(
+            Problem("warning", name, f"line {line}: {message}", line=line, code=code, source=self.source)
+        )
+
+    def status(self, code: int, line: int, what: str, post_hint: bool = True) -> int | None:
+        """The rule status for a foreign status (302 → 307 with a warning), None to skip."""
+        if code in _KEPT:
+            return code
+        if code == 302:
+            hint = (
+                "; if it sent a client from a POST to its result, use 303 instead"
+                if post_hint
+                else ""
+            )
+            self.warn(
+                line,
+                "status.302-converted",
+                f"{what}: 302 became 307 (temporary, the client repeats the same method and body); "
+                f"redirectory never sends 302{hint}",
+                name="status",
+            )
+            return 307
+        if code == 410:
+            self.warn(
+                line,
+                "import.status-skipped",
+                f"{what}: 410 Gone is not a redirect: skipped "
+                "(redirectory answers 404 for paths no rule matches)",
+                name="status",
+            )
+            return None
+        self.warn(
+            line,
+            "import.status-skipped",
+            f"{what}: status {code} is not a redirect redirectory can send: skipped "
+            "(use 301 or 308 for a permanent move, 303 or 307 for a temporary one)",
+            name="status",
+        )
+        return None
+
+    def add(self, line: int, data: dict[str, Any]) -> None:
+        clean = {k: v for k, v in data.items() if v is not None}
+        index = self.count
+        self.count += 1
+        rule, found = rule_from_mapping(
+            clean,
+            line=line,
+            field_lines=dict.fromkeys(clean, line),
+            index=index,
+            source=self.source,
+            position=index,
+        )
+        self.problems.extend(found)
+        if rule is not None:
+            self.rules.append(rule)
+
+    def result(self) -> tuple[RuleSet, list[Problem]]:
+        # in file order (map entries where the map is written), as a rule file would give them
+        ordered = sorted(self.rules, key=lambda r: r.line or 0)
+        rules = tuple(replace(r, position=i) for i, r in enumerate(ordered))
+        self.problems.sort(key=lambda p: p.line if p.line is not None else 0)
+        return RuleSet(rules), self.problems
+
+
+def _named_groups(regex: str) -> tuple[str, list[str]] | None:
+    """`regex` with unnamed capturing groups named g1, g2..., and the name of each group by
+    number. None when the regex cannot be scanned (unbalanced brackets)."""
+    out: list[str] = []
+    names: list[str] = []
+    i = 0
+    n = len(regex)
+    in_class = False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            # a ']' first in a class (or after '^') is literal
+            if regex.startswith("^", i):
+                out.append("^")
+                i += 1
+            if regex.startswith("]", i):
+                out.append("]")
+                i += 1
+            continue
+        if c == "(":
+            if regex.startswith("(?P<", i) or (regex.startswith("(?<", i) and not regex.startswith("(?<=", i)
+                                              and not regex.startswith("(?<!", i)):
+                start = i + (4 if regex.startswith("(?P<", i) else 3)
+                end = regex.find(">", start)
+                if end == -1:
+                    return None
+                name = regex[start:end]
+                names.append(name)
+                out.append(f"(?P<{name}>")
+                i = end + 1
+                continue
+            if regex.startswith("(?'", i):
+                end = regex.find("'", i + 3)
+                if end == -1:
+                    return None
+                name = regex[i + 3 : end]
+                names.append(name)
+                out.append(f"(?P<{name}>")
+                i = end + 1
+                continue
+            if regex.startswith("(?", i):
+                out.append(c)
+                i += 1
+                continue
+            names.append(f"g{len(names) + 1}")
+            out.append(f"(?P<{names[-1]}>")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    if in_class:
+        return None
+    return "".join(out), names
+
+
+def _regex_rule(
+    b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
+    query: str | None = None,
+) -> None:
+    """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted."""
+    scanned = _named_groups(regex)
+    if scanned is None:
+        b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
+               name="from_regex")
+        return
+    converted, names = scanned
+    problem: list[str] = []
+
+    def group(m: re.Match[str]) -> str:
+        number = int(m.group(1) or m.group(2))
+        if number == 0 or number > len(names):
+            problem.append(m.group(0))
+            return m.group(0)
+        return "{" + names[number - 1] + "}"
+
+    to = _GROUP_REF.sub(group, target)
+    if problem:
+        b.warn(line, "import.group", f"{what}: {problem[0]} in the target refers to no group of the regex "
+               f"(it has {len(names)}): skipped", name="to")
+        return
+    b.add(line, {"from_regex": converted, "to": to, "status": status,
+                 "case_insensitive": True if case_insensitive else None, "query": query})
+
+
+def _path(text: str) -> str:
+    """A literal path from a foreign file as a `from` path: characters a pattern cannot hold raw
+    (space, braces, non-ASCII...) percent-encoded; existing escapes kept."""
+    return quote(text, safe="/:@!$&'()*+,;=-._~%")
+
+
+def _variables(text: str) -> list[str]:
+    return [m.group(0) for m in _VARIABLE.finditer(text)]
+
+
+# -- nginx ---------------------------------------------------------------------------------------
+@dataclass
+class _Directive:
+    name: str
+    args: list[str]
+    line: int
+    block: list[_Directive] | None = None
+
+
+_NGINX_REDIRECT_CODES = frozenset({300, 301, 302, 303, 304, 305, 307, 308, 410})
+
+
+def _nginx_tokens(text: str, b: _Builder) -> list[tuple[str, int, bool]]:
+    """(token, line, quoted) for an nginx configuration; `{`, `}` and `;` are their own tokens."""
+    tokens: list[tuple[str, int, bool]] = []
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c in " \t\r\f\v":
+            i += 1
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end == -1 else end
+        elif c in "{};":
+            tokens.append((c, line, False))
+            i += 1
+        elif c in "\"'":
+            start_line = line
+            j = i + 1
+            buf: list[str] = []
+            while j < n and text[j] != c:
+                if text[j] == "\\" and j + 1 < n:
+                    nxt = text[j + 1]
+                    buf.append(nxt if nxt in "\"'\\" else "\\" + nxt)
+                    line += nxt == "\n"
+                    j += 2
+                    continue
+                line += text[j] == "\n"
+                buf.append(text[j])
+                j += 1
+            if j >= n:
+                b.warn(start_line, "import.syntax", "a quote opened here is never closed: the rest of the file "
+                       "is ignored", name="file")
+                return tokens
+            tokens.append(("".join(buf), start_line, True))
+            i = j + 1
+        else:
+            j = i
+            buf = []
+            while j < n and text[j] not in " \t\r\n\f\v;{}\"'":
+                if text[j] == "\\" and j + 1 < n:
+                    buf.append(text[j : j + 2])
+                    j += 2
+                    continue
+                if text[j] == "$" and j + 1 < n and text[j + 1] == "{":  # ${var}
+                    close = text.find("}", j)
+                    if close != -1 and re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", text[j : close + 1]):
+                        buf.append(text[j : close + 1])
+                        j = close + 1
+                        continue
+                buf.append(text[j])
+                j += 1
+            tokens.append(("".join(buf), line, False))
+            i = j
+    return tokens
+
+
+def _nginx_parse(text: str, b: _Builder) -> list[_Directive]:
+    tokens = _nginx_tokens(text, b)
+    root: list[_Directive] = []
+    stack: list[tuple[list[_Directive], int]] = [(root, 0)]
+    current: list[str] = []
+    start = 0
+    for tok, line, quoted in tokens:
+        if not quoted and tok == ";":
+            if current:
+                stack[-1][0].append(_Directive(current[0], current[1:], start))
+            current = []
+        elif not quoted and tok == "{":
+            block: list[_Directive] = []
+            if current:
+                stack[-1][0].append(_Directive(current[0], current[1:], start, block))
+            else:
+                stack[-1][0].append(_Directive("", [], line, block))
+            stack.append((block, line))
+            current = []
+        elif not quoted and tok == "}":
+            if current:
+                b.warn(start, "import.syntax", f"`{current[0]}` is not ended by `;`: ignored", name="file")
+                current = []
+            if len(stack) == 1:
+                b.warn(line, "import.syntax", "`}` closes no block: ignored", name="file")
+            else:
+                stack.pop()
+        else:
+            if not current:
+                start = line
+            current.append(tok)
+    if current:
+        b.warn(start, "import.syntax", f"`{current[0]}` is not ended by `;`: ignored", name="file")
+    for _block, opened in stack[1:]:
+        b.warn(opened, "import.syntax", "the block opened here is never closed with `}`", name="file")
+    return root
+
+
+@dataclass
+class _NginxMap:
+    source: str
+    entries: list[tuple[str, str, int]]
+    line: int
+
+
+@dataclass
+class _NginxContext:
+    host: str | None = None
+    location: tuple[str, str] | None = None  # (modifier, path or regex); modifier "" for prefix
+
+
+def _load_nginx(b: _Builder, text: str) -> None:
+    tree = _nginx_parse(text, b)
+    maps: dict[str, _NginxMap] = {}
+    _collect_maps(tree, maps)
+    used: set[str] = set()
+    if _nginx_route_maps(b, maps):
+        # redirectory's own export: the `return`s read chained maps already converted
+        used.update(name for name, m in maps.items() if m.source not in ("$uri", "$host$uri"))
+    _nginx_walk(b, tree, _NginxContext(), maps, used)
+
+
+_ROUTE_VALUE = re.compile(r"(30[1378]) ([0-9]+|-) (.+)")
+
+
+def _nginx_route_maps(b: _Builder, maps: dict[str, _NginxMap]) -> bool:
+    """Maps written by `redirectory rules export --format nginx`: keyed on $uri (or "$host$uri"),
+    each value "CODE MAX-AGE TARGET". Their entries become rules; True when there were any."""
+    found = False
+    for name, m in maps.items():
+        if m.source not in ("$uri", "$host$uri") or not m.entries:
+            continue
+        values = [_ROUTE_VALUE.fullmatch(value) for _key, value, _line in m.entries]
+        if not all(values):
+            continue
+        found = True
+        for (key, _value, line), match in zip(m.entries, values, strict=True):
+            assert match is not None
+            code, age, target = int(match.group(1)), match.group(2), match.group(3)
+            target = target.replace("${redirectory_dollar}", "$")
+            query = None
+            if target.endswith("$is_args$args"):
+                target = target[: -len("$is_args$args")]
+            else:
+                query = "drop"
+            cache = None if age == "-" or (code in (301, 308) and age == "3600") else int(age)
+            what = f"map {name} entry `{key}`"
+            if key.startswith("~"):
+                ci = key.startswith("~*")
+                _regex_rule(b, line, what, key[2:] if ci else key[1:], target, code, case_insensitive=ci,
+                            query=query)
+                continue
+            if m.source == "$host$uri":
+                host, slash, path = key.partition("/")
+                key = f"//{host}/{path}" if slash else key
+            b.add(line, {"from": key, "to": target, "status": code, "query": query, "cache": cache})
+    return found
+
+
+def _collect_maps(block: list[_Directive], maps: dict[str, _NginxMap]) -> None:
+    for d in block:
+        if d.name == "map" and d.block is not None and len(d.args) == 2:
+            entries = []
+            for e in d.block:
+                if e.name in ("default", "hostnames", "volatile", "include") or e.block is not None:
+                    continue
+                if len(e.args) == 1:
+                    entries.append((e.name, e.args[0], e.line))
+            maps[d.args[1]] = _NginxMap(d.args[0], entries, d.line)
+        elif d.block is not None:
+            _collect_maps(d.block, maps)
+
+
+def _nginx_walk(
+    b: _Builder, block: list[_Directive], ctx: _NginxContext, maps: dict[str, _NginxMap], used: set[str],
+    in_if: bool = False,
+) -> None:
+    for d in block:
+        if d.name == "server" and d.block is not None:
+            names = [a for d2 in d.block if d2.name == "server_name" for a in d2.args]
+            host = None
+            if len(names) == 1 and valid_host(names[0].lower()):
+                host = names[0].lower()
+            _nginx_walk(b, d.block, _NginxContext(host=host), maps, used)
+        elif d.name == "location" and d.block is not None:
+            location = _nginx_location(b, d)
+            if location is not None:
+                _nginx_walk(b, d.block, _NginxContext(ctx.host, location), maps, used)
+        elif d.name == "if" and d.block is not None:
+            _nginx_walk(b, d.block, ctx, maps, used, in_if=True)
+        elif d.name in ("map", "upstream", "events", "types", "geo", "split_clients", "limit_except"):
+            continue
+        elif d.block is not None:
+            _nginx_walk(b, d.block, ctx, maps, used, in_if)
+        elif d.name == "return":
+            _nginx_return(b, d, ctx, maps, used, in_if)
+        elif d.name == "rewrite":
+            _nginx_rewrite(b, d, ctx, in_if)
+
+
+def _nginx_location(b: _Builder, d: _Directive) -> tuple[str, str] | None:
+    args = d.args
+    if len(args) == 2 and args[0] in ("=", "~", "~*", "^~"):
+        return args[0], args[1]
+    if len(args) == 1:
+        arg = args[0]
+        if arg.startswith("@"):
+            return None  # named location: reached only by internal redirects
+        for mod in ("~*", "~", "^~", "="):
+            if arg.startswith(mod) and len(arg) > len(mod):
+                return mod, arg[len(mod):]
+        return "", arg
+    return None
+
+
+def _nginx_return(
+    b: _Builder, d: _Directive, ctx: _NginxContext, maps: dict[str, _NginxMap], used: set[str], in_if: bool
+) -> None:
+    args = d.args
+    if len(args) == 1 and re.match(r"(?i)https?://|\$scheme", args[0]):
+        code, url = 302, args[0]
+    elif len(args) == 2 and args[0].isdigit() and len(args[0]) <= 4:
+        code, url = int(args[0]), args[1]
+    elif len(args) == 1 and args[0] == "410":
+        b.status(410, d.line, "`return 410`")
+        return
+    else:
+        if args and args[0].isdigit() and int(args[0][:4]) in _NGINX_REDIRECT_CODES:
+            b.warn(d.line, "import.unsupported", f"`return {' '.join(args)}` has no target URL: skipped")
+        return
+    if code not in _NGINX_REDIRECT_CODES:
+        return  # return 200 "text", 403, 404...: not a redirect
+    what = f"return {code} {url}"
+    keep_args = "$is_args$args" in url
+    url = url.replace("$is_args$args", "")
+    # `return CODE $var` with `map ... $var { ... }`: one rule per map entry
+    if url in maps or (url.startswith("${") and url[2:-1] in maps):
+        name = url if url in maps else "$" + url[2:-1]
+        _nginx_map_rules(b, d, code, maps[name], ctx, used, name)
+        return
+    if in_if:
+        b.warn(d.line, "import.conditional", f"`{what}` is inside `if (...)`: a condition cannot be expressed as "
+               "a rule: skipped")
+        return
+    status = b.status(code, d.line, f"`{what}`")
+    if status is None:
+        return
+    loc = ctx.location or ("", "/")
+    mod, where = loc
+    if mod in ("~", "~*"):
+        if ctx.host:
+            b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
+                   "check it", name="from_regex")
+        if _unknown_variables(b, d.line, what, url, allow_groups=True):
+            return
+        _regex_rule(b, d.line, f"`{what}`", where, url, status, case_insensitive=mod == "~*")
+        return
+    prefix = f"//{ctx.host}" if ctx.host else ""
+    if not where.startswith("/"):
+        b.warn(d.line, "import.unsupported", f"`{what}`: location {where!r} is not a path: skipped", name="from")
+        return
+    query: str | None = None
+    if mod == "=":
+        exact = _nginx_uri_target(url, where, keep_args)
+        if exact is None:
+            _unknown_variables(b, d.line, what, url, allow_groups=False)
+            return
+        to, query = exact
+        b.add(d.line, {"from": prefix + _path(where), "to": to, "status": status, "query": query})
+        return
+    # prefix location (also ^~ and the server level): everything under it
+    base = where.rstrip("/")
+    pattern = f"{prefix}{_path(base)}/{{rest:path}}"
+    if "$request_uri" in url or "$uri" in url:
+        converted = _nginx_uri_target(url, base + "/{rest}", keep_args)
+        if converted is None:
+            _unknown_variables(b, d.line, what, url, allow_groups=False)
+            return
+        to, query = converted
+    else:
+        if _unknown_variables(b, d.line, what, url, allow_groups=False):
+            return
+        to = url
+    b.add(d.line, {"from": pattern, "to": to, "status": status, "query": query})
+
+
+def _nginx_uri_target(url: str, path: str, keep_args: bool) -> tuple[str, str | None] | None:
+    """`url` with $request_uri (query kept) or $uri (query dropped unless $is_args$args
+    followed) replaced by `path`; None when another variable remains."""
+    query: str | None = None
+    out = url
+    if "$request_uri" in out or "${request_uri}" in out:
+        out = out.replace("${request_uri}", path).replace("$request_uri", path)
+    if re.search(r"\$\{?uri\b", out):
+        out = re.sub(r"\$\{uri\}|\$uri\b", path, out)
+        if keep_args or "?$args" in out or "?$query_string" in out:
+            out = out.replace("?$args", "").replace("?$query_string", "")
+        else:
+            query = "drop"
+    if _variables(out):
+        return None
+    return out, query
+
+
+def _unknown_variables(b: _Builder, line: int, what: str, url: str, *, allow_groups: bool) -> bool:
+    found = [v for v in _variables(url)]
+    if not allow_groups:
+        found += [m.group(0) for m in _GROUP_REF.finditer(url)]
+    if found:
+        b.warn(line, "import.variable", f"`{what}`: the target uses {found[0]}, which a rule cannot express "
+               "(rules know the path's placeholders and regex groups only): skipped", name="to")
+        return True
+    return False
+
+
+def _nginx_map_rules(
+    b: _Builder, d: _Directive, code: int, m: _NginxMap, ctx: _NginxContext, used: set[str], name: str
+) -> None:
+    if name in used:
+        return
+    used.add(name)
+    if m.source not in ("$uri", "$request_uri", "$document_uri"):
+        b.warn(m.line, "import.unsupported", f"`map {m.source} {name}` maps {m.source}, not the path ($uri): "
+               "skipped")
+        return
+    prefix = f"//{ctx.host}" if ctx.host else ""
+    for key, value, line in m.entries:
+        what = f"map entry `{key} {value}`"
+        status = b.status(code, line, what)
+        if status is None:
+            continue
+        if key.startswith("~"):
+            ci = key.startswith("~*")
+            regex = key[2:] if ci else key[1:]
+            if _unknown_variables(b, line, what, value, allow_groups=True):
+                continue
+            _regex_rule(b, line, what, regex, value, status, case_insensitive=ci)
+            continue
+        if key.startswith("\\"):
+            key = key[1:]
+        if not key.startswith("/") or (m.source == "$request_uri" and "?" in key):
+            b.warn(line, "import.unsupported", f"{what}: the key is not a plain path: skipped", name="from")
+            continue
+        if _unknown_variables(b, line, what, value, allow_groups=False):
+            continue
+        b.add(line, {"from": prefix + _path(key), "to": value, "status": status})
+
+
+def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) -> None:
+    args = d.args
+    if len(args) < 2 or len(args) > 3:
+        b.warn(d.line, "import.unsupported", "`rewrite` needs REGEX REPLACEMENT [flag]: skipped")
+        return
+    regex, replacement = args[0], args[1]
+    flag = args[2] if len(args) == 3 else None
+    what = f"rewrite {' '.join(args)}"
+    absolute = re.match(r"(?i)https?://", replacement) is not None
+    if flag == "permanent":
+        code = 301
+    elif flag == "redirect" or (flag is None and absolute):
+        code = 302
+    else:
+        b.warn(d.line, "import.rewrite", f"`{what}` is an internal rewrite, not a redirect: skipped "
+               "(use `permanent` or `redirect` for a redirect)")
+        return
+    if in_if:
+        b.warn(d.line, "import.conditional", f"`{what}` is inside `if (...)`: a condition cannot be expressed as "
+               "a rule: skipped")
+        return
+    status = b.status(code, d.line, f"`{what}`")
+    if status is None:
+        return
+    query = None
+    if replacement.endswith("?"):
+        replacement = replacement[:-1]
+        query = "drop"
+    if _unknown_variables(b, d.line, what, replacement, allow_groups=True):
+        return
+    if ctx.host:
+        b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: check it",
+               name="from_regex")
+    ci = False
+    if regex.startswith("(?i)"):
+        regex, ci = regex[4:], True
+    _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query)
+
+
+# -- Apache --------------------------------------------------------------------------------------
+_APACHE_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
+_APACHE_SKIP_CONTAINERS = ("location", "locationmatch", "directory", "directorymatch", "files", "filesmatch",
+                           "if", "elseif", "else", "proxy")
+
+
+def _apache_lines(text: str) -> list[tuple[int, str]]:
+    """Logical lines (continuations joined), with the first physical line's number."""
+    out: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        pending.append(line)
+        out.append((start, " ".join(pending).strip()))
+        pending = []
+    if pending:
+        out.append((start, " ".join(pending).strip()))
+    return out
+
+
+def _apache_args(text: str) -> list[str]:
+    args: list[str] = []
+    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', text):
+        if m.group(1) is not None:
+            args.append(re.sub(r"\\(.)", r"\1", m.group(1)))
+        else:
+            args.append(m.group(2))
+    return args
+
+
+def _load_apache(b: _Builder, text: str) -> None:
+    containers: list[tuple[str, int, list[str]]] = []  # (name, line, server names)
+    conds: list[int] = []
+    for line, content in _apache_lines(text):
+        if not content or content.startswith("#"):
+            continue
+        opening = re.fullmatch(r"<\s*([A-Za-z]+)\b([^>]*)>", content)
+        if opening:
+            containers.append((opening.group(1).lower(), line, []))
+            continue
+        closing = re.fullmatch(r"</\s*([A-Za-z]+)\s*>", content)
+        if closing:
+            name = closing.group(1).lower()
+            if containers and containers[-1][0] == name:
+                containers.pop()
+            else:
+                b.warn(line, "import.syntax", f"</{closing.group(1)}> closes no open <{closing.group(1)}>: ignored",
+                       name="file")
+            conds.clear()
+            continue
+        args = _apache_args(content)
+        if not args:
+            continue
+        directive = args[0].lower()
+        args = args[1:]
+        if directive in ("servername", "serveralias"):
+            for c in reversed(containers):
+                if c[0] == "virtualhost":
+                    c[2].extend(a if directive == "servername" else "*" + a for a in args)
+                    if directive == "serveralias":
+                        c[2].append("*")
+                    break
+            continue
+        if directive == "rewritecond":
+            conds.append(line)
+            continue
+        if directive not in ("redirect", "redirectpermanent", "redirecttemp", "redirectmatch", "rewriterule"):
+            continue
+        had_conds = bool(conds)
+        conds.clear()
+        inner = [c for c in containers if c[0] in _APACHE_SKIP_CONTAINERS]
+        what = f"`{content}`"
+        if inner:
+            b.warn(line, "import.container", f"{what} is inside <{inner[-1][0]}> (from line {inner[-1][1]}): "
+                   "its condition cannot be expressed as a rule: skipped")
+            continue
+        host = None
+        for c in reversed(containers):
+            if c[0] == "virtualhost":
+                if len(c[2]) == 1 and valid_host(c[2][0].lower()):
+                    host = c[2][0].lower()
+                break
+        if directive == "rewriterule":
+            _apache_rewrite(b, line, what, args, host, had_conds)
+        elif directive == "redirectmatch":
+            _apache_redirect_match(b, line, what, args, host)
+        else:
+            default = {"redirect": 302, "redirectpermanent": 301, "redirecttemp": 302}[directive]
+            _apache_redirect(b, line, what, args, host, default, directive == "redirect")
+
+
+def _apache_status(args: list[str], default: int, allow: bool) -> tuple[int | None, list[str]]:
+    if allow and args:
+        word = args[0].lower()
+        if word in _APACHE_STATUS:
+            return _APACHE_STATUS[word], args[1:]
+        if word.isdigit() and len(word) == 3:
+            return int(word), args[1:]
+    return default, args
+
+
+def _apache_redirect(
+    b: _Builder, line: int, what: str, args: list[str], host: str | None, default: int, status_arg: bool
+) -> None:
+    code, rest = _apache_status(args, default, status_arg)
+    assert code is not None
+    if code == 410 or (len(rest) == 1 and code not in _KEPT and code != 302):
+        b.status(code, line, what)
+        return
+    if len(rest) != 2:
+        b.warn(line, "import.unsupported", f"{what}: expected [status] /path URL: skipped")
+        return
+    path, url = rest
+    if not path.startswith("/"):
+        b.warn(line, "import.unsupported", f"{what}: {path!r} is not a path starting with /: skipped", name="from")
+        return
+    status = b.status(code, line, what)
+    if status is None:
+        return
+    if _unknown_variables(b, line, what, url, allow_groups=False):
+        return
+    prefix = f"//{host}" if host else ""
+    base = _path(path.rstrip("/"))
+    if not path.endswith("/"):
+        b.add(line, {"from": prefix + _path(path), "to": url, "status": status})
+    b.add(line, {"from": f"{prefix}{base}/{{rest:path}}", "to": url.rstrip("/") + "/{rest}", "status": status})
+
+
+def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], host: str | None) -> None:
+    code, rest = _apache_status(args, 302, True)
+    assert code is not None
+    if code == 410 or (len(rest) == 1 and code not in _KEPT and code != 302):
+        b.status(code, line, what)
+        return
+    if len(rest) != 2:
+        b.warn(line, "import.unsupported", f"{what}: expected [status] REGEX URL: skipped")
+        return
+    regex, url = rest
+    status = b.status(code, line, what)
+    if status is None:
+        return
+    if _unknown_variables(b, line, what, url, allow_groups=True):
+        return
+    if host:
+        b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
+               name="from_regex")
+    _regex_rule(b, line, what, regex, url, status)
+
+
+def _apache_rewrite(b: _Builder, line: int, what: str, args: list[str], host: str | None, had_conds: bool) -> None:
+    if len(args) < 2:
+        b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
+        return
+    pattern, subst = args[0], args[1]
+    flags: list[str] = []
+    if len(args) >= 3:
+        flags = [f.strip() for f in args[2].strip("[]").split(",") if f.strip()]
+    code: int | None = None
+    ci = False
+    query: str | None = None
+    for f in flags:
+        name, _, value = f.partition("=")
+        lname = name.lower()
+        if lname in ("r", "redirect"):
+            v = value.lower()
+            code = _APACHE_STATUS.get(v) or (int(v) if v.isdigit() and len(v) == 3 else 302 if not v else None)
+            if code is None:
+                b.warn(line, "import.unsupported", f"{what}: R={value} is not a status: skipped", name="status")
+                return
+        elif lname in ("nc", "nocase"):
+            ci = True
+        elif lname in ("qsd", "qsdiscard"):
+            query = "drop"
+        elif lname in ("g", "gone"):
+            code = 410
+        elif lname in ("f", "forbidden"):
+            return
+    if code is None:
+        if re.match(r"(?i)https?://", subst):
+            b.warn(line, "import.rewrite", f"{what}: an absolute substitution without [R] is a 302 redirect in "
+                   "Apache but was skipped: add [R=301] (or 307/308) to import it")
+        return  # an internal rewrite, not a redirect
+    if had_conds:
+        b.warn(line, "import.conditional", f"{what} follows RewriteCond lines: conditions cannot be expressed as "
+               "a rule: skipped")
+        return
+    status = b.status(code, line, what)
+    if status is None:
+        return
+    if subst == "-":
+        b.warn(line, "import.unsupported", f"{what}: `-` (no substitution) has no target: skipped", name="to")
+        return
+    if "%{" in subst or re.search(r"%[0-9]", subst):
+        b.warn(line, "import.variable", f"{what}: the substitution uses a server variable or RewriteCond "
+               "back-reference, which a rule cannot express: skipped", name="to")
+        return
+    if _unknown_variables(b, line, what, subst, allow_groups=True):
+        return
+    if subst.endswith("?"):
+        subst, query = subst[:-1], "drop"
+    if pattern.startswith("!"):
+        b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
+               name="from_regex")
+        return
+    # per-directory (.htaccess) patterns see the path without its leading slash
+    if pattern.startswith("^") and not pattern.startswith("^/"):
+        pattern = "^/" + pattern[1:]
+    if host:
+        b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
+               name="from_regex")
+    _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query)
+
+
+# -- Netlify -------------------------------------------------------------------------------------
+def _load_netlify(b: _Builder, text: str) -> None:
+    for number, raw in enumerate(text.splitlines(), 1):
+        content = raw.strip()
+        if not content or content.startswith("#"):
+            continue
+        if " #" in content:
+            content = content.split(" #", 1)[0].strip()
+        parts = content.split()
+        what = f"`{content}`"
+        if len(parts) < 2:
+            b.warn(number, "import.syntax", f"{what}: expected FROM TO [STATUS]: skipped")
+            continue
+        source = parts[0]
+        index = 1
+        while index < len(parts) and "=" in parts[index] and not parts[index].startswith(("/", "http")):
+            index += 1
+        if index > 1:
+            b.warn(number, "import.conditional", f"{what}: query parameter matching ({parts[1]}) cannot be "
+                   "expressed as a rule: skipped")
+            continue
+        if index >= len(parts):
+            b.warn(number, "import.syntax", f"{what}: expected FROM TO [STATUS]: skipped")
+            continue
+        target = parts[index]
+        rest = parts[index + 1 :]
+        code = 301
+        if rest and re.fullmatch(r"[0-9]{3}!?", rest[0]):
+            code = int(rest[0][:3])
+            rest = rest[1:]
+        if rest:
+            b.warn(number, "import.conditional", f"{what}: conditions ({' '.join(rest)}) cannot be expressed as a "
+                   "rule: skipped")
+            continue
+        if code in (200, 404):
+            kind = "a rewrite (the content is served from TO)" if code == 200 else "a custom 404 page"
+            b.warn(number, "import.status-skipped", f"{what}: {code} is {kind}, not a redirect: skipped",
+                   name="status")
+            continue
+        status = b.status(code, number, what)
+        if status is None:
+            continue
+        host = ""
+        m = re.match(r"(?i)https?://([^/]+)(/.*)?$", source)
+        if m:
+            name = m.group(1).lower()
+            if not valid_host(name):
+                b.warn(number, "import.unsupported", f"{what}: {m.group(1)!r} is not a host name: skipped",
+                       name="from")
+                continue
+            host, source = "//" + name, m.group(2) or "/"
+        if not source.startswith("/"):
+            b.warn(number, "import.unsupported", f"{what}: FROM must be a path starting with / or a URL: skipped",
+                   name="from")
+            continue
+        segments = source.split("/")
+        names: list[str] = []
+        converted: list[str] = []
+        bad = False
+        for i, seg in enumerate(segments):
+            if seg == "*":
+                if i != len(segments) - 1:
+                    bad = True
+                    break
+                converted.append("{splat:path}")
+                names.append("splat")
+            elif seg.startswith(":") and _NAME.fullmatch(seg[1:]):
+                converted.append("{" + seg[1:] + "}")
+                names.append(seg[1:])
+            elif "*" in seg:
+                bad = True
+                break
+            else:
+                converted.append(_path(seg))
+        if bad:
+            b.warn(number, "import.unsupported", f"{what}: `*` is only supported as the last segment (/path/*): "
+                   "skipped", name="from")
+            continue
+        pattern = "/".join(converted).replace("{splat:path}", "{rest:path}")
+
+        def placeholder(m: re.Match[str], names: list[str] = names) -> str:
+            word = m.group(1)
+            if word == "splat" and "splat" in names:
+                return "{rest}"
+            return "{" + word + "}" if word in names and word != "splat" else m.group(0)
+
+        # only in the path, query and fragment: never in "https://host:port"
+        split = re.match(r"(?i)(https?://[^/?#]*)?(.*)$", target, re.DOTALL)
+        assert split is not None
+        to = (split.group(1) or "") + re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", placeholder, split.group(2))
+        b.add(number, {"from": host + pattern, "to": to, "status": status})
+
+
+_LOADERS: dict[str, _Loader] = {"nginx": load_nginx, "apache": load_apache, "netlify": load_netlify}
