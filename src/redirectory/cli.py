@@ -280,16 +280,12 @@ def _diff(before: Rule, after: Rule) -> list[tuple[str, object, object]]:
 
 @rules_app.command("import")
 def rules_import(
-    file: Annotated[Path, typer.Argument(help="Rule file, or nginx / Apache / Netlify redirect configuration, whose rules are added to the table.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the name: .yaml/.yml, .json, .csv, _redirects, .htaccess; a .conf file needs --format).")] = None,
+    file: Annotated[Path, typer.Argument(help="Rule file whose rules are added to the table.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar.
-
-    nginx, Apache and Netlify redirects are converted (302 becomes 307); what cannot be
-    converted is skipped with a warning naming its line (see docs/rules.md).
-    """
+    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from redirectory.rules.validation import validate
@@ -377,8 +373,7 @@ def rules_test(
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
 ) -> None:
     """Explain which rule matches a request and why (or that none does), and the exact response."""
-    from redirectory.gateway.forwarded import forwarded_origin, origin_of
-    from redirectory.rules.engine import Engine, EngineOptions, Request
+    from redirectory.rules.resolution import resolve
 
     headers: dict[str, str] = {}
     for item in header or []:
@@ -386,18 +381,9 @@ def rules_test(
         if not sep or not name.strip():
             fail(f"--header: '{item}' is not 'Name: value'")
         headers[name.strip().lower()] = value.strip()
-    parts = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
-    if parts.scheme and parts.scheme not in ("http", "https"):
-        fail(f"URL: scheme '{parts.scheme}' is not http or https")
-    host = headers.get("host") or parts.netloc or None
-    origin = None
-    if public_url:
-        try:
-            origin = origin_of(public_url)
-        except ValueError as exc:
-            fail(f"--public-url: {exc}")
-    elif "x-forwarded-host" in headers:
-        origin = forwarded_origin(headers.get("x-forwarded-proto"), headers["x-forwarded-host"])
+    scheme = urlsplit(url if "://" in url or url.startswith("/") else "/" + url).scheme
+    if scheme and scheme not in ("http", "https"):
+        fail(f"URL: scheme '{scheme}' is not http or https")
     if rules is not None:
         ruleset = load_valid(rules)
         where = str(rules)
@@ -408,9 +394,11 @@ def rules_test(
         except Exception as exc:  # noqa: BLE001
             _store_error(exc, database)
         where = f"{_redact(database)} (revision {revision})"
-    engine = Engine(ruleset, EngineOptions())
-    request = Request(method.upper(), parts.path or "/", parts.query, host, origin)
-    explanation = engine.explain(request)
+    try:
+        resolution = resolve(ruleset, url, method, headers, public_url=public_url)
+    except ValueError as exc:
+        fail(str(exc))
+    engine, request, explanation = resolution.engine, resolution.request, resolution.explanation
     decision = explanation.decision
     response = decision.response
     sem = TABLE.get(response.status)
@@ -418,19 +406,9 @@ def rules_test(
     wire = [f"HTTP/1.1 {response.status} {reason}"]
     wire += [f"{k}: {v}" for k, v in response.headers]
     wire.append(f"date: {format_datetime(datetime.now(UTC), usegmt=True)}")
-    body = b"" if request.method == "HEAD" else response.body
+    body = resolution.body
     if as_json:
-        doc = {
-            "request": {"method": request.method, "path": request.path, "query": request.query, "host": host},
-            "normalisedPath": decision.path,
-            "outcome": decision.outcome,
-            "rule": _rule_json(decision.rule),
-            "values": dict(decision.values),
-            "considered": [{"rule": _rule_json(c.rule), "verdict": c.verdict} for c in explanation.considered],
-            "response": {"status": response.status, "headers": [list(h) for h in response.headers],
-                         "body": body.decode() if body else ""},
-        }
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.write(json.dumps(resolution.to_json(), indent=2) + "\n")
         return
     out.print(f"[bold]{request.method} {url}[/bold]  (table: {where})", highlight=False)
     if decision.path is not None:
@@ -473,14 +451,9 @@ def _why(rule: Rule, engine: object) -> str:
 
 
 def _rule_json(rule: Rule | None) -> dict[str, object] | None:
-    if rule is None:
-        return None
-    data = rule.to_dict()
-    if rule.id:
-        data["id"] = rule.id
-    if rule.line:
-        data["line"] = rule.line
-    return data
+    from redirectory.rules.resolution import rule_json
+
+    return rule_json(rule)
 
 
 @rules_app.command("list")

@@ -43,6 +43,17 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     shared = status if status is not None else {}
     errors.install(app)
     app.add_middleware(NegotiationMiddleware)
+    from redirectory.admin.ratelimit import RateLimitMiddleware
+
+    app.add_middleware(RateLimitMiddleware, store=store)
+
+    from redirectory.admin.history import router as history_router
+    from redirectory.admin.keys_api import router as keys_router
+    from redirectory.admin.resolutions import router as resolutions_router
+
+    app.include_router(keys_router)
+    app.include_router(history_router)
+    app.include_router(resolutions_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -84,9 +84,11 @@ from redirectory.store.schema import rules as rules_t
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "Change",
+    "LoggedChange",
     "MIGRATIONS_DIR",
     "PathStats",
     "Plan",
+    "Revision",
     "RuleStats",
     "Stats",
     "Store",
@@ -1221,6 +1223,61 @@ class Store:
                 key = replace(key, last_used_at=now)
         return key
 
+    # -- history (the admin API) ----------------------------------------------------------
+
+    def history(
+        self, offset: int = 0, limit: int = 10, changes_per_revision: int | None = 100
+    ) -> tuple[int, list[Revision]]:
+        """(how many revisions there are, one page of them newest first, each with its changes)."""
+        with self.read_connection() as conn:
+            total = int(conn.scalar(select(func.count()).select_from(revisions)) or 0)
+            rows = conn.execute(
+                select(revisions).order_by(revisions.c.revision.desc()).limit(limit).offset(offset)
+            ).all()
+            return total, _history_revisions(conn, rows, changes_per_revision)
+
+    def revision_info(self, revision: int) -> Revision | None:
+        """One revision with every one of its changes; None if there is no such revision."""
+        with self.read_connection() as conn:
+            row = conn.execute(select(revisions).where(revisions.c.revision == revision)).first()
+            if row is None:
+                return None
+            return _history_revisions(conn, [row], None)[0]
+
+    def ruleset_at(self, revision: int) -> RuleSet:
+        """The table as it was right after `revision`, rebuilt by replaying the change log.
+
+        Rules keep their ids; order is the stored position (path rules whose position moved
+        without any other change log no entry, but their order does not matter; regex rules
+        log every move). Raises LookupError for a revision that does not exist (0 is the empty
+        table before the first write).
+        """
+        if revision < 0:
+            raise LookupError(f"no revision {revision}")
+        query = (
+            select(changes.c.op, changes.c.rule_id, changes.c.before, changes.c.after)
+            .where(changes.c.revision <= revision)
+            .order_by(changes.c.seq)
+        )
+        table: dict[str, Rule] = {}
+        hosts: tuple[str, ...] = ()
+        with self.read_connection() as conn:
+            if revision > 0:
+                found = conn.scalar(select(revisions.c.revision).where(revisions.c.revision == revision))
+                if found is None:
+                    raise LookupError(f"no revision {revision}")
+            for op, rule_id, _before, after in conn.execute(query):
+                if op == "settings":
+                    hosts = () if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
+                elif op in ("add", "change"):
+                    rule = _rule_from_record(after)
+                    if rule is not None and rule_id is not None:
+                        table[rule_id] = rule
+                elif op == "remove" and rule_id is not None:
+                    table.pop(rule_id, None)
+        ordered = sorted(table.values(), key=lambda r: (r.position, r.id or ""))
+        return RuleSet(rules=tuple(ordered), allowed_hosts=hosts)
+
 
 def _install_sqlite_hooks(engine: Engine) -> None:
     """Pragmas on connect; our own BEGIN (IMMEDIATE for writes) instead of pysqlite's."""
@@ -1243,3 +1300,66 @@ def _install_sqlite_hooks(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+# --------------------------------------------------------------------------- history (admin API)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChange:
+    """One change-log row as stored: `before`/`after` are the JSON records (dicts) or None."""
+
+    op: str
+    rule_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One revision with (up to a limit) its change-log entries, oldest first."""
+
+    revision: int
+    at: datetime
+    actor: str
+    summary: str
+    change_count: int
+    changes: list[LoggedChange]
+
+
+def _history_revisions(
+    conn: Connection, rows: Sequence[Any], changes_per_revision: int | None
+) -> list[Revision]:
+    numbers = [int(row.revision) for row in rows]
+    if not numbers:
+        return []
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(changes.c.revision, func.count())
+            .where(changes.c.revision.in_(numbers))
+            .group_by(changes.c.revision)
+        ).all()
+    )
+    logged: dict[int, list[LoggedChange]] = {n: [] for n in numbers}
+    for number in numbers:
+        query = (
+            select(changes.c.op, changes.c.rule_id, changes.c.before, changes.c.after)
+            .where(changes.c.revision == number)
+            .order_by(changes.c.seq)
+        )
+        if changes_per_revision is not None:
+            query = query.limit(changes_per_revision)
+        for op, rule_id, before, after in conn.execute(query):
+            logged[number].append(
+                LoggedChange(
+                    op,
+                    rule_id,
+                    None if before is None else json.loads(before),
+                    None if after is None else json.loads(after),
+                )
+            )
+    return [
+        Revision(int(row.revision), row.at, row.actor, row.summary, int(counts.get(row.revision, 0)),
+                 logged[int(row.revision)])
+        for row in rows
+    ]

@@ -1,0 +1,170 @@
+"""`/api/v1/history`: the revisions of the rule table, and restoring an earlier one.
+
+Collection: newest first, the guide's pagination (`limit`/`offset`, `metadata.pagination`,
+`metadata.etags` keyed by revision number). Each item is `{"revision", "at", "actor",
+"summary", "changeCount", "changes": [{"op", "ruleUuid", "before", "after"}]}`, `before`/`after`
+being the rule as the rules resource shows it (or null; for `op: settings`, `{"allowedHosts"}`).
+In the collection a revision lists at most `CHANGES_IN_COLLECTION` changes (`changeCount` says
+how many there are); `GET /api/v1/history/{revision}` lists them all.
+
+`POST /api/v1/history/{revision}/restore` (scope `write`) makes the table what it was right after
+that revision, as ONE new revision (the change log replayed up to it, then applied like
+`rules apply`): 200 with `{"revision": <new>, "restoredFrom": N, "plan": {"added", "changed",
+"removed"}}` (counts). Restoring the current state changes nothing and writes no revision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.rules import _actor, etag_of, not_modified, pagination
+from redirectory.store.store import LoggedChange, Revision
+
+router = APIRouter(prefix="/api/v1", tags=["history"])
+
+CHANGES_IN_COLLECTION = 100
+COLLECTION_METHODS = "GET, HEAD, OPTIONS"
+ITEM_METHODS = "GET, HEAD, OPTIONS"
+RESTORE_METHODS = "POST, OPTIONS"
+
+#: Change-log record field -> the rules resource's field.
+RECORD_FIELDS = {
+    "id": "uuid", "source": "from", "source_regex": "fromRegex", "to": "to", "status": "status",
+    "methods": "methods", "query": "query", "starts": "starts", "ends": "ends", "cache": "cache",
+    "priority": "priority", "case_insensitive": "caseInsensitive", "enabled": "enabled", "tags": "tags",
+    "note": "note", "position": "position", "revision": "revision", "created_at": "createdAt",
+    "updated_at": "updatedAt",
+}
+
+
+def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    if op == "settings":
+        return {"allowedHosts": record.get("allowed_hosts", [])}
+    out = {public: record.get(name) for name, public in RECORD_FIELDS.items()}
+    out["caseInsensitive"] = bool(out["caseInsensitive"])
+    out["enabled"] = bool(out["enabled"])
+    out["tags"] = out["tags"] or []
+    return out
+
+
+def change_dto(change: LoggedChange) -> dict[str, Any]:
+    return {"op": change.op, "ruleUuid": change.rule_id, "before": _record_dto(change.op, change.before),
+            "after": _record_dto(change.op, change.after)}
+
+
+def revision_dto(rev: Revision) -> dict[str, Any]:
+    return {
+        "revision": rev.revision,
+        "at": rev.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "actor": rev.actor,
+        "summary": rev.summary,
+        "changeCount": rev.change_count,
+        "changes": [change_dto(c) for c in rev.changes],
+    }
+
+
+def _number(text: str) -> int:
+    """A revision number from the path; anything else names nothing (404)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 12 or int(text) < 1:
+        raise ApiError.one(404, "revisionNotFound", f"No revision {text[:64]}", fields=["revision"])
+    return int(text)
+
+
+def _boolean(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
+
+
+@router.api_route("/history", methods=["GET", "HEAD"], summary="List revisions (newest first)",
+                  dependencies=[Depends(require("read"))])
+def list_history(
+    request: Request,
+    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
+    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
+    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+) -> JSONResponse:
+    problems = []
+    if limit < 0 or limit > 1000:
+        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
+    if offset < 0:
+        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
+    if problems:
+        raise ApiError(400, "invalidPagination", problems)
+    limit = limit or 10
+    total, revisions = request.app.state.store.history(offset, limit, CHANGES_IN_COLLECTION)
+    items = [revision_dto(r) for r in revisions]
+    body: dict[str, Any] = {"items": items}
+    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {
+            "pagination": pagination(offset, limit, total),
+            "etags": {str(item["revision"]): etag_of(item) for item in items},
+            "sortedBy": [{"field": "revision", "order": "DESC"}],
+        }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/history", summary="Methods allowed on the history")
+def options_history() -> Response:
+    return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
+
+
+@router.api_route("/history/{revision}", methods=["GET", "HEAD"], summary="Get one revision with all its changes",
+                  dependencies=[Depends(require("read"))])
+def get_revision(revision: str, request: Request) -> Response:
+    number = _number(revision)
+    rev = request.app.state.store.revision_info(number)
+    if rev is None:
+        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+    dto = revision_dto(rev)
+    modified = rev.at.astimezone(UTC).replace(microsecond=0)
+    headers = {"etag": etag_of(dto), "last-modified": format_datetime(modified, usegmt=True), **NO_STORE,
+               "content-location": f"/api/v1/history/{number}"}
+    if not_modified(request, headers["etag"], modified):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(dto, headers=headers)
+
+
+@router.options("/history/{revision}", summary="Methods allowed on a revision")
+def options_revision(revision: str) -> Response:
+    return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
+
+
+@router.post("/history/{revision}/restore", summary="Make the table what it was at this revision (a new revision)",
+             dependencies=[Depends(require("write"))])
+def restore(revision: str, request: Request) -> JSONResponse:
+    from redirectory.rules.validation import validate
+
+    number = _number(revision)
+    store = request.app.state.store
+    try:
+        ruleset = store.ruleset_at(number)
+    except LookupError:
+        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"]) from None
+    errors = [p for p in validate(ruleset) if p.is_error]
+    if errors:
+        raise ApiError(422, "restoreInvalid", [
+            ErrorItem(p.message, p.code, fields=[p.field], index=p.index) for p in errors])
+    plan, new_revision = store.apply(ruleset, actor=_actor(request))
+    body = {"revision": new_revision, "restoredFrom": number,
+            "plan": {"added": len(plan.added), "changed": len(plan.changed), "removed": len(plan.removed)}}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/history/{revision}/restore", summary="Methods allowed on restore")
+def options_restore(revision: str) -> Response:
+    return Response(status_code=200, headers={"allow": RESTORE_METHODS, **NO_STORE})

@@ -1,0 +1,177 @@
+"""`/api/v1/api-keys` and `/api/v1/api-keys/{uuid}`: managing API keys (scope `admin`).
+
+Create: `POST {"name": ..., "scope": "read"|"write"|"admin"}` -> 201, `Location`, the key and,
+this once only, its `secret`. Collection: newest first, the guide's pagination (`limit`/`offset`,
+`metadata.pagination`, `metadata.etags`), optional `revoked=true|false`. Never a secret or a hash
+in any other response. `DELETE` revokes (204; the key answers 401 from then on); like every
+admin write it needs `If-Match` (the key's ETag, or `*`). A revoked key stays readable, with
+`revokedAt` set.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.rules import etag_of, json_body, not_modified, pagination
+from redirectory.store.keys import SCOPES, ApiKey, validate_name, validate_scope
+
+router = APIRouter(prefix="/api/v1", tags=["api-keys"])
+
+COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
+ITEM_METHODS = "GET, HEAD, DELETE, OPTIONS"
+BODY_FIELDS = ("name", "scope")
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_dto(key: ApiKey) -> dict[str, Any]:
+    """The public representation of a key: never its secret or hash."""
+    return {
+        "uuid": key.id,
+        "name": key.name,
+        "scope": key.scope,
+        "prefix": key.prefix,
+        "revoked": key.revoked,
+        "createdAt": _ts(key.created_at),
+        "lastUsedAt": _ts(key.last_used_at),
+        "revokedAt": _ts(key.revoked_at),
+    }
+
+
+def _modified(key: ApiKey) -> datetime:
+    """When the key's state last changed (creation or revocation; use is not a change)."""
+    return max(key.created_at, key.revoked_at or key.created_at).astimezone(UTC).replace(microsecond=0)
+
+
+def _item_headers(key: ApiKey, dto: dict[str, Any]) -> dict[str, str]:
+    return {"etag": etag_of(dto), "last-modified": format_datetime(_modified(key), usegmt=True)}
+
+
+def _not_found(key_id: str) -> ApiError:
+    return ApiError.one(404, "apiKeyNotFound", f"No API key has uuid {key_id[:64]}", fields=["uuid"])
+
+
+def _boolean(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
+
+
+@router.api_route("/api-keys", methods=["GET", "HEAD"], summary="List API keys",
+                  dependencies=[Depends(require("admin"))])
+def list_keys(
+    request: Request,
+    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
+    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
+    revoked: Annotated[str | None, Query(description="true: only revoked keys; false: only valid ones.")] = None,
+    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+) -> JSONResponse:
+    problems = []
+    if limit < 0 or limit > 1000:
+        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
+    if offset < 0:
+        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
+    if problems:
+        raise ApiError(400, "invalidPagination", problems)
+    limit = limit or 10
+    wanted = _boolean(revoked, "revoked")
+    keys = request.app.state.store.list_keys(include_revoked=True)
+    if wanted is not None:
+        keys = [k for k in keys if k.revoked is wanted]
+    items = [key_dto(k) for k in keys[offset:offset + limit]]
+    body: dict[str, Any] = {"items": items}
+    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {
+            "pagination": pagination(offset, limit, len(keys)),
+            "etags": {item["uuid"]: etag_of(item) for item in items},
+            "sortedBy": [{"field": "createdAt", "order": "DESC"}],
+        }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/api-keys", status_code=201, summary="Create an API key (its secret is shown once)",
+             dependencies=[Depends(require("admin"))])
+async def create_key(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    problems: list[ErrorItem] = []
+    for name in data:
+        if name not in BODY_FIELDS:
+            problems.append(ErrorItem(f"unknown field '{name}'; valid fields: {', '.join(BODY_FIELDS)}",
+                                      "unknownField", fields=[name]))
+    if "name" not in data:
+        problems.append(ErrorItem("'name' is required", "missingField", fields=["name"]))
+    else:
+        try:
+            validate_name(data["name"])
+        except ValueError as exc:
+            problems.append(ErrorItem(str(exc), "invalidField", fields=["name"]))
+    if "scope" not in data:
+        problems.append(ErrorItem(f"'scope' is required: one of {', '.join(SCOPES)}", "missingField",
+                                  fields=["scope"]))
+    else:
+        try:
+            validate_scope(data["scope"])
+        except ValueError as exc:
+            problems.append(ErrorItem(str(exc), "invalidField", fields=["scope"]))
+    if problems:
+        raise ApiError(400, "validation", problems)
+    key, secret = request.app.state.store.create_key(data["name"], data["scope"])
+    dto = key_dto(key)
+    headers = {**_item_headers(key, dto), **NO_STORE, "location": f"/api/v1/api-keys/{key.id}"}
+    return JSONResponse({**dto, "secret": secret}, status_code=201, headers=headers)
+
+
+@router.options("/api-keys", summary="Methods allowed on the collection")
+def options_keys() -> Response:
+    return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
+
+
+@router.api_route("/api-keys/{key_id}", methods=["GET", "HEAD"], summary="Get an API key",
+                  dependencies=[Depends(require("admin"))])
+def get_key(key_id: str, request: Request) -> Response:
+    key = request.app.state.store.get_key(key_id)
+    if key is None:
+        raise _not_found(key_id)
+    dto = key_dto(key)
+    headers = {**_item_headers(key, dto), **NO_STORE, "content-location": f"/api/v1/api-keys/{key.id}"}
+    if not_modified(request, headers["etag"], _modified(key)):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(dto, headers=headers)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key",
+               dependencies=[Depends(require("admin"))])
+def revoke_key(key_id: str, request: Request) -> Response:
+    store = request.app.state.store
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError.one(428, "preconditionRequired",
+                           "Send If-Match with the key's current ETag (or *) to revoke it", fields=["If-Match"])
+    key = store.get_key(key_id)
+    if key is None:
+        raise _not_found(key_id)
+    if if_match.strip() != "*" and etag_of(key_dto(key)) not in [t.strip() for t in if_match.split(",")]:
+        raise ApiError.one(412, "preconditionFailed", "The key changed since you read it: GET it again and retry",
+                           fields=["If-Match"])
+    if store.revoke_key(key_id) is None:
+        raise _not_found(key_id)
+    return Response(status_code=204, headers=NO_STORE)
+
+
+@router.options("/api-keys/{key_id}", summary="Methods allowed on a key")
+def options_key(key_id: str) -> Response:
+    return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})

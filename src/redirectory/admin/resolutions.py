@@ -1,0 +1,80 @@
+"""`POST /api/v1/resolutions`: which rule a request would match, why, and the exact response.
+
+Body: `{"url": "http://host/path?q" or "/path", "method": "GET", "headers": {"Host": ...}}`
+(`method` and `headers` optional; `Host` and `X-Forwarded-Proto/Host` count, as at the
+gateway). Answers 200 with the same explanation as `redirectory rules test --json`, computed
+against the table in the store right now. Nothing is stored (scope `read`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.rules import json_body
+from redirectory.rules.resolution import resolve
+
+router = APIRouter(prefix="/api/v1", tags=["resolutions"])
+
+METHODS = "POST, OPTIONS"
+BODY_FIELDS = ("url", "method", "headers")
+MAX_URL = 8192
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
+_HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+
+
+def _problems(data: dict[str, Any]) -> list[ErrorItem]:
+    problems: list[ErrorItem] = []
+    for name in data:
+        if name not in BODY_FIELDS:
+            problems.append(ErrorItem(f"unknown field '{name}'; valid fields: {', '.join(BODY_FIELDS)}",
+                                      "unknownField", fields=[name]))
+    url = data.get("url")
+    if url is None:
+        problems.append(ErrorItem("'url' is required (an absolute http(s) URL or a path)", "missingField",
+                                  fields=["url"]))
+    elif not isinstance(url, str) or not url or len(url) > MAX_URL or any(c in url for c in "\r\n\0 "):
+        problems.append(ErrorItem(f"'url' must be a URL or path of 1-{MAX_URL} characters without spaces",
+                                  "invalidField", fields=["url"]))
+    method = data.get("method", "GET")
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        problems.append(ErrorItem("'method' must be an HTTP method name such as GET", "invalidField",
+                                  fields=["method"]))
+    headers = data.get("headers", {})
+    if not isinstance(headers, dict):
+        problems.append(ErrorItem("'headers' must be an object of header names to text values", "invalidField",
+                                  fields=["headers"]))
+    else:
+        for name, value in headers.items():
+            if not _HEADER.fullmatch(name):
+                problems.append(ErrorItem(f"'{name[:64]}' is not a header name", "invalidField",
+                                          fields=[f"headers.{name[:64]}"]))
+            elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                problems.append(ErrorItem(f"header '{name}' must have a one-line text value", "invalidField",
+                                          fields=[f"headers.{name}"]))
+    return problems
+
+
+@router.post("/resolutions", summary="Explain how a request would be redirected",
+             dependencies=[Depends(require("read"))])
+async def create_resolution(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    problems = _problems(data)
+    if problems:
+        raise ApiError(400, "validation", problems)
+    _revision, ruleset = request.app.state.store.load()
+    try:
+        resolution = resolve(ruleset, data["url"], data.get("method", "GET"), data.get("headers") or {})
+    except ValueError as exc:
+        raise ApiError.one(400, "invalidField", str(exc), fields=["url"]) from None
+    return JSONResponse(resolution.to_json(), headers=NO_STORE)
+
+
+@router.options("/resolutions", summary="Methods allowed on resolutions")
+def options_resolutions() -> Response:
+    return Response(status_code=200, headers={"allow": METHODS, **NO_STORE})
