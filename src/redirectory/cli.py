@@ -280,12 +280,16 @@ def _diff(before: Rule, after: Rule) -> list[tuple[str, object, object]]:
 
 @rules_app.command("import")
 def rules_import(
-    file: Annotated[Path, typer.Argument(help="Rule file whose rules are added to the table.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+    file: Annotated[Path, typer.Argument(help="Rule file, or nginx / Apache / Netlify redirect configuration, whose rules are added to the table.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the name: .yaml/.yml, .json, .csv, _redirects, .htaccess; a .conf file needs --format).")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar."""
+    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar.
+
+    nginx, Apache and Netlify redirects are converted (302 becomes 307); what cannot be
+    converted is skipped with a warning naming its line (see docs/rules.md).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from redirectory.rules.validation import validate
