@@ -260,6 +260,18 @@ def test_apache_redirect_without_status_and_rewrite_r_alone_are_302() -> None:
         ("/a", 307), ("/a/{rest:path}", 307), ("^/c$", 307), ("^/e(?P<g1>.*)", 307)]
     assert warnings_of(problems) == [(1, "status.302-converted"), (2, "status.302-converted"),
                                      (3, "status.302-converted")]
+    ruleset, problems = load_apache("Redirect 308 /price https://x.example/$5\n", "x")  # literal: no groups
+    assert problems == [] and ruleset.rules[0].to == "https://x.example/$5"
+
+
+def test_apache_htaccess_relative_substitutions_use_rewrite_base() -> None:
+    text = "RewriteRule ^a/(.*)$ b/$1 [R=308]\nRewriteBase /shop\nRewriteRule ^c$ d [R=301,L]\n"
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert problems == []
+    assert rules_of(ruleset) == [
+        (1, {"from_regex": "^/a/(?P<g1>.*)$", "to": "/b/{g1}", "status": 308}),
+        (3, {"from_regex": "^/c$", "to": "/shop/d", "status": 301}),
+    ]
 
 
 def test_apache_skips() -> None:

@@ -754,6 +754,7 @@ def _apache_args(text: str) -> list[str]:
 def _load_apache(b: _Builder, text: str) -> None:
     containers: list[tuple[str, int, list[str]]] = []  # (name, line, server names)
     conds: list[int] = []
+    rewrite_base = "/"
     for line, content in _apache_lines(text):
         if not content or content.startswith("#"):
             continue
@@ -787,6 +788,10 @@ def _load_apache(b: _Builder, text: str) -> None:
         if directive == "rewritecond":
             conds.append(line)
             continue
+        if directive == "rewritebase":
+            if len(args) == 1 and args[0].startswith("/"):
+                rewrite_base = args[0] if args[0].endswith("/") else args[0] + "/"
+            continue
         if directive not in ("redirect", "redirectpermanent", "redirecttemp", "redirectmatch", "rewriterule"):
             continue
         had_conds = bool(conds)
@@ -804,7 +809,7 @@ def _load_apache(b: _Builder, text: str) -> None:
                     host = c[2][0].lower()
                 break
         if directive == "rewriterule":
-            _apache_rewrite(b, line, what, args, host, had_conds)
+            _apache_rewrite(b, line, what, args, host, had_conds, rewrite_base)
         elif directive == "redirectmatch":
             _apache_redirect_match(b, line, what, args, host)
         else:
@@ -840,9 +845,7 @@ def _apache_redirect(
     status = b.status(code, line, what)
     if status is None:
         return
-    if _unknown_variables(b, line, what, url, allow_groups=False):
-        return
-    prefix = f"//{host}" if host else ""
+    prefix = f"//{host}" if host else ""  # the URL is literal: `$` is not a variable here
     base = _path(path.rstrip("/"))
     if not path.endswith("/"):
         b.add(line, {"from": prefix + _path(path), "to": url, "status": status})
@@ -870,7 +873,9 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
     _regex_rule(b, line, what, regex, url, status)
 
 
-def _apache_rewrite(b: _Builder, line: int, what: str, args: list[str], host: str | None, had_conds: bool) -> None:
+def _apache_rewrite(
+    b: _Builder, line: int, what: str, args: list[str], host: str | None, had_conds: bool, rewrite_base: str
+) -> None:
     if len(args) < 2:
         b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
         return
@@ -921,6 +926,8 @@ def _apache_rewrite(b: _Builder, line: int, what: str, args: list[str], host: st
         return
     if subst.endswith("?"):
         subst, query = subst[:-1], "drop"
+    if not subst.startswith("/") and not re.match(r"(?i)https?://", subst):
+        subst = rewrite_base + subst  # a relative substitution (.htaccess): under RewriteBase
     if pattern.startswith("!"):
         b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
                name="from_regex")
