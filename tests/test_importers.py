@@ -308,6 +308,7 @@ https://old.example/* https://new.example/:splat 308
 /gone /x 410
 /missing /404.html 404
 /a/*/b /c
+/nosplat /x/:splat
 """
 
 
@@ -328,8 +329,10 @@ def test_netlify_constructs() -> None:
         (10, "import.status-skipped"),
         (11, "import.status-skipped"),
         (12, "import.unsupported"),
+        (13, "import.unsupported"),
     ]
     by_line = {p.line: p for p in problems}
+    assert ":splat" in by_line[13].message
     assert "rewrite" in by_line[7].message and "not a redirect" in by_line[7].message
     assert "410 Gone" in by_line[10].message
 

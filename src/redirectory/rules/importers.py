@@ -36,7 +36,8 @@ Apache (`load_apache`): `Redirect [status] /path URL` (a prefix match: exact `/p
 `/path/{rest:path}` → `URL/{rest}`; status permanent|temp|seeother|gone or a number, default
 302), `RedirectPermanent`, `RedirectTemp`, `RedirectMatch [status] REGEX URL`, and `RewriteRule
 PATTERN SUBSTITUTION [R=CODE,...]` (only with `R`; `R` alone is 302; `NC` → case-insensitive;
-`QSD` → query dropped; a per-directory pattern such as `^old/` gets its leading slash, `^/old/`).
+`QSD` → query dropped; a per-directory pattern such as `^old/` gets its leading slash, `^/old/`,
+and a relative substitution goes under `RewriteBase`, `/` by default). `Redirect` URLs are literal.
 A RewriteRule that follows `RewriteCond` lines is skipped with a warning (conditions cannot be
 expressed). `<VirtualHost>` with one `ServerName` and no `ServerAlias` makes rules host-specific;
 rules inside `<Location>`, `<Directory>`, `<If>`... are skipped with a warning.
@@ -1020,6 +1021,10 @@ def _load_netlify(b: _Builder, text: str) -> None:
                    "skipped", name="from")
             continue
         pattern = "/".join(converted).replace("{splat:path}", "{rest:path}")
+        if ":splat" in target and "splat" not in names:
+            b.warn(number, "import.unsupported", f"{what}: TO uses :splat but FROM has no `*` to fill it: skipped",
+                   name="to")
+            continue
 
         def placeholder(m: re.Match[str], names: list[str] = names) -> str:
             word = m.group(1)
