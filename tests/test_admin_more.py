@@ -240,7 +240,9 @@ def test_restore_makes_the_table_what_it_was_as_a_new_revision(writer: httpx.Cli
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["plan"] == {"added": 1, "changed": 0, "removed": 1} and body["restoredFrom"] == at
-    assert body["revision"] == reader.get("/api/v1/history?limit=1").json()["items"][0]["revision"] > at
+    newest = reader.get("/api/v1/history?limit=1").json()["items"][0]
+    assert body["revision"] == newest["revision"] > at and newest["actor"] == "api:more-writer"
+    assert sorted(c["op"] for c in newest["changes"]) == ["add", "remove"]
     after = sorted(i["from"] for i in reader.get("/api/v1/rules?limit=1000").json()["items"])
     assert after == before
     deadline = time.monotonic() + 2
@@ -346,17 +348,40 @@ def test_16_no_new_route_answers_302(served: ServeProcess, admin_key: str) -> No
 
 
 # -- rate limiting -------------------------------------------------------------------------------
-def test_52_authenticated_responses_carry_rate_limit_headers(reader: httpx.Client, served: ServeProcess) -> None:
-    first, second = reader.get("/api/v1/rules"), reader.get("/api/v1/history")
-    assert first.headers["x-ratelimit-limit"] == "600"
-    remaining = int(first.headers["x-ratelimit-remaining"])
-    assert 0 <= int(second.headers["x-ratelimit-remaining"]) < remaining <= 600
-    reset = int(first.headers["x-ratelimit-reset"])
-    assert time.time() - 1 <= reset <= time.time() + 61  # UTC epoch seconds, end of the window
-    assert "x-ratelimit-limit" in reader.options("/api/v1/rules").headers
-    assert "x-ratelimit-limit" in reader.get(f"/api/v1/rules/{UNKNOWN}").headers  # errors too
+def test_52_authenticated_responses_carry_rate_limit_headers(admin: httpx.Client, served: ServeProcess) -> None:
+    secret = admin.post("/api/v1/api-keys", json={"name": "headers", "scope": "read"}).json()["secret"]
+    with _client(served, secret) as fresh:  # a new key: its window starts with its first request
+        first, second = fresh.get("/api/v1/rules"), fresh.get("/api/v1/history")
+        assert first.headers["x-ratelimit-limit"] == "600"
+        assert (first.headers["x-ratelimit-remaining"], second.headers["x-ratelimit-remaining"]) == ("599", "598")
+        reset = int(first.headers["x-ratelimit-reset"])
+        assert time.time() + 50 <= reset <= time.time() + 61  # UTC epoch seconds, end of the window
+        assert "x-ratelimit-limit" in fresh.options("/api/v1/rules").headers
+        missing = fresh.get(f"/api/v1/rules/{UNKNOWN}")  # errors too
+        assert missing.status_code == 404 and missing.headers["x-ratelimit-remaining"] == "596"
+        assert "x-ratelimit-limit" in fresh.head("/api/v1/rules").headers
     anonymous = httpx.get(served.admin + "/api/v1/rules")
     assert anonymous.status_code == 401 and "x-ratelimit-limit" not in anonymous.headers
+    unknown = httpx.get(served.admin + "/api/v1/rules", headers={"x-api-key": "rdk_" + "A" * 43})
+    assert unknown.status_code == 401 and "x-ratelimit-limit" not in unknown.headers
+
+
+def test_rate_limit_windows_and_setting() -> None:
+    from redirectory.admin.ratelimit import FixedWindow, parse_limit
+
+    now = [1000.0]
+    limiter = FixedWindow(2, 60, clock=lambda: now[0])
+    assert [limiter.hit("a").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit("b").remaining == 1  # per key
+    refused = limiter.hit("a")
+    assert (refused.remaining, refused.reset, refused.retry_after) == (0, 1060, 60)
+    now[0] = 1060.0
+    assert limiter.hit("a").allowed and limiter.hit("a").reset == 1120
+    assert parse_limit(None) == (600, 60) and parse_limit("100") == (100, 60) and parse_limit("5/10s") == (5, 10)
+    assert parse_limit("0") == (0, 60)
+    for bad in ("x", "-1", "5/0"):
+        with pytest.raises(ValueError):
+            parse_limit(bad)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 A fixed window per key, in memory (one admin listener per `serve` process): by default 600
 requests a minute. `REDIRECTORY_ADMIN_RATE_LIMIT` sets it: `N` (requests per minute) or
-`N/S` (N requests per S seconds); `0` turns limiting off. Windows are aligned on the epoch,
-so every key's window ends at the same moment.
+`N/S` (N requests per S seconds); `0` turns limiting off. A key's window starts with its
+first request (after the previous window ended) and lasts S seconds.
 
 Every response to a request made with a valid key carries `X-RateLimit-Limit`,
 `X-RateLimit-Remaining` and `X-RateLimit-Reset` (when the window ends, in UTC epoch seconds).
@@ -59,6 +59,7 @@ class Verdict:
     limit: int
     remaining: int
     reset: int  # epoch seconds when the window ends
+    retry_after: int = 0  # seconds until then (at least 1 when refused)
 
     def headers(self) -> dict[str, str]:
         return {"x-ratelimit-limit": str(self.limit), "x-ratelimit-remaining": str(self.remaining),
@@ -66,26 +67,26 @@ class Verdict:
 
 
 class FixedWindow:
-    """Counts per key in epoch-aligned windows of `window` seconds."""
+    """Counts per key in fixed windows of `window` seconds, each key's starting at its first
+    request after the previous one ended."""
 
     def __init__(self, limit: int, window: int, clock: Callable[[], float] = time.time):
         self.limit, self.window, self.clock = limit, window, clock
         self._lock = threading.Lock()
-        self._start = -1
-        self._counts: dict[str, int] = {}
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (window start, requests in it)
 
     def hit(self, key: str) -> Verdict:
         now = self.clock()
-        start = int(now // self.window) * self.window
         with self._lock:
-            if start != self._start:  # a new window: every old count is void
-                self._start, self._counts = start, {}
-            used = self._counts.get(key, 0)
+            start, used = self._windows.get(key, (now, 0))
+            if now >= start + self.window:  # that window is over: a new one starts now
+                start, used = now, 0
             allowed = used < self.limit
             if allowed:
                 used += 1
-                self._counts[key] = used
-        return Verdict(allowed, self.limit, max(self.limit - used, 0), start + self.window)
+            self._windows[key] = (start, used)
+        end = start + self.window
+        return Verdict(allowed, self.limit, max(self.limit - used, 0), math.ceil(end), max(1, math.ceil(end - now)))
 
 
 class RateLimitMiddleware:
@@ -120,7 +121,7 @@ class RateLimitMiddleware:
             key_id = self._known[digest] = key.id
         verdict = self.limiter.hit(key_id)
         if not verdict.allowed:
-            retry = max(1, math.ceil(verdict.reset - time.time()))
+            retry = verdict.retry_after
             response = error_response(
                 429, "tooManyRequests",
                 [ErrorItem(f"This key may make {verdict.limit} requests per {self.limiter.window} seconds; "
