@@ -164,3 +164,16 @@ def test_import_needs_a_known_format(api: httpx.Client) -> None:
     assert r.status_code == 400 and r.json()["errors"][0]["fields"] == ["format"]
     assert api.post("/api/v1/rule-imports", content=b"x", headers={"content-type": "image/png"}).status_code == 415
     assert api.get("/api/v1/rule-imports/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_import_of_an_nginx_config_converts_302_to_307_with_a_warning(api: httpx.Client, served: ServeProcess) -> None:
+    conf = b"server {\n  location = /from-nginx { return 301 /to-nginx; }\n  location = /temp { return 302 /elsewhere-temp; }\n}\n"
+    r = api.post("/api/v1/rule-imports?format=nginx", content=conf, headers={"content-type": "text/plain"})
+    assert r.status_code == 202, r.text
+    report = wait_for_report(api, r.headers["location"]).json()
+    assert report["status"] == "SUCCEEDED" and report["added"] == 2, report
+    assert any("302" in w["detail"] for w in report["metadata"]["warnings"])
+    found = {i["from"]: i["status"] for i in api.get("/api/v1/rules?q=nginx").json()["items"]}
+    assert found["/from-nginx"] == 301
+    temp = api.get("/api/v1/rules?q=elsewhere-temp").json()["items"]
+    assert [i["status"] for i in temp] == [307]
