@@ -338,6 +338,9 @@ def test_16_no_new_route_answers_302(served: ServeProcess, admin_key: str) -> No
     headers = {"authorization": f"Bearer {admin_key}"}
     paths = [p for p in doc["paths"] if p.startswith(("/api/v1/api-keys", "/api/v1/history", "/api/v1/resolutions"))]
     assert len(paths) == 6
+    for path, field in (("/api/v1/api-keys", "scope"), ("/api/v1/resolutions", "url")):
+        schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert field in schema["required"]
     for path in paths:
         concrete = path.replace("{key_id}", UNKNOWN).replace("{revision}", "999999")
         for method in [*doc["paths"][path], "trace", "head", "options"]:

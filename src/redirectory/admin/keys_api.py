@@ -103,8 +103,18 @@ def list_keys(
     return JSONResponse(body, headers=NO_STORE)
 
 
+CREATE_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["name", "scope"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "scope": {"type": "string", "enum": list(SCOPES)}},
+    }}},
+}
+
+
 @router.post("/api-keys", status_code=201, summary="Create an API key (its secret is shown once)",
-             dependencies=[Depends(require("admin"))])
+             dependencies=[Depends(require("admin"))], openapi_extra={"requestBody": CREATE_BODY})
 async def create_key(request: Request) -> JSONResponse:
     data = await json_body(request)
     problems: list[ErrorItem] = []

@@ -60,8 +60,22 @@ def _problems(data: dict[str, Any]) -> list[ErrorItem]:
     return problems
 
 
+REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["url"], "additionalProperties": False,
+        "properties": {
+            "url": {"type": "string", "description": "http(s)://host/path?query or /path?query"},
+            "method": {"type": "string", "default": "GET"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "Request headers that count: Host, X-Forwarded-Proto, X-Forwarded-Host."},
+        },
+    }}},
+}
+
+
 @router.post("/resolutions", summary="Explain how a request would be redirected",
-             dependencies=[Depends(require("read"))])
+             dependencies=[Depends(require("read"))], openapi_extra={"requestBody": REQUEST_BODY})
 async def create_resolution(request: Request) -> JSONResponse:
     data = await json_body(request)
     problems = _problems(data)
