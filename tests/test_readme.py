@@ -47,7 +47,8 @@ def test_quick_start_runs_as_written(tmp_path: Path) -> None:
     venv = Path(sys.executable).parent.parent
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"VENV={venv}", f"PORT={port}", f"ADMIN_PORT={admin_port}",
+        # -o pyproject.toml: never reinstall into the running venv (it may serve another checkout)
+        ["make", "--no-print-directory", "-o", "pyproject.toml", "run", f"VENV={venv}", f"PORT={port}", f"ADMIN_PORT={admin_port}",
          f"DATABASE={database}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
