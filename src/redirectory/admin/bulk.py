@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import BULK_INPUT, COMMON, errors
+from redirectory.admin.openapi import json_body as json_body_schema
 from redirectory.admin.rules import (
     FILE_TO_BODY,
     _actor,
@@ -31,7 +33,7 @@ from redirectory.rules.model import Rule, RuleSet
 from redirectory.rules.validation import validate
 from redirectory.store.batch import MissingRule, write_rules
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON)
 MAX_ITEMS = 1000
 NEW_POSITION = 1 << 30
 
@@ -48,7 +50,8 @@ class _Stale(Exception):
     pass
 
 
-@router.post("/rules-bulk", summary="Create and update many rules", dependencies=[Depends(require("write"))])
+@router.post("/rules-bulk", summary="Create and update many rules", dependencies=[Depends(require("write"))],
+             openapi_extra=json_body_schema(BULK_INPUT), responses=errors(412, 422, 428))
 async def bulk(
     request: Request,
     atomic: Annotated[bool, Query(description="All or nothing (default), or each item on its own.")] = True,

@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON, errors
 from redirectory.admin.rules import _actor, etag_of, not_modified, pagination
 from redirectory.store.store import LoggedChange, Revision
 
-router = APIRouter(prefix="/api/v1", tags=["history"])
+router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(412, 422, 428)})
 
 CHANGES_IN_COLLECTION = 100
 COLLECTION_METHODS = "GET, HEAD, OPTIONS"
@@ -80,7 +81,7 @@ def _number(text: str) -> int:
 
 
 def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None:
+    if value is None or value == "":
         return None
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -118,7 +119,7 @@ def list_history(
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.options("/history", summary="Methods allowed on the history")
+@router.options("/history", response_class=Response, summary="Methods allowed on the history")
 def options_history() -> Response:
     return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
 
@@ -139,7 +140,7 @@ def get_revision(revision: str, request: Request) -> Response:
     return JSONResponse(dto, headers=headers)
 
 
-@router.options("/history/{revision}", summary="Methods allowed on a revision")
+@router.options("/history/{revision}", response_class=Response, summary="Methods allowed on a revision")
 def options_revision(revision: str) -> Response:
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
@@ -165,6 +166,6 @@ def restore(revision: str, request: Request) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.options("/history/{revision}/restore", summary="Methods allowed on restore")
+@router.options("/history/{revision}/restore", response_class=Response, summary="Methods allowed on restore")
 def options_restore(revision: str) -> Response:
     return Response(status_code=200, headers={"allow": RESTORE_METHODS, **NO_STORE})

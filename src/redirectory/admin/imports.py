@@ -25,9 +25,10 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON, FILE_BODY
 from redirectory.admin.rules import FILE_TO_BODY, _actor
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON)
 KEEP_JOBS = 100
 MAX_BYTES = 64 * 1024 * 1024
 CONTENT_TYPES = {
@@ -167,7 +168,7 @@ def _registry(request: Request) -> ImportRegistry:
 
 
 @router.post("/rule-imports", status_code=202, summary="Import a rule file (long-running)",
-             dependencies=[Depends(require("write"))])
+             dependencies=[Depends(require("write"))], openapi_extra=FILE_BODY)
 async def start_import(
     request: Request,
     fmt: Annotated[str | None, Query(alias="format", description="yaml, json, csv, nginx, apache or netlify")] = None,
@@ -195,7 +196,9 @@ async def start_import(
 
 
 @router.api_route("/rule-imports/{job_id}", methods=["GET", "HEAD"], summary="An import's status",
-                  dependencies=[Depends(require("read"))], response_model=None)
+                  dependencies=[Depends(require("read"))], response_model=None,
+                  responses={202: {"description": "Still running, with progress"},
+                             303: {"description": "Finished: see the report (Location)"}})
 def import_status(job_id: str, request: Request) -> Response:
     job = _registry(request).get(job_id)
     if job is None:

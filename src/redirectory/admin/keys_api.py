@@ -19,10 +19,11 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON, errors, with_if_match
 from redirectory.admin.rules import etag_of, json_body, not_modified, pagination
 from redirectory.store.keys import SCOPES, ApiKey, validate_name, validate_scope
 
-router = APIRouter(prefix="/api/v1", tags=["api-keys"])
+router = APIRouter(prefix="/api/v1", tags=["api-keys"], responses={**COMMON, **errors(412, 422, 428)})
 
 COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 ITEM_METHODS = "GET, HEAD, DELETE, OPTIONS"
@@ -61,7 +62,7 @@ def _not_found(key_id: str) -> ApiError:
 
 
 def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None:
+    if value is None or value == "":
         return None
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -145,7 +146,7 @@ async def create_key(request: Request) -> JSONResponse:
     return JSONResponse({**dto, "secret": secret}, status_code=201, headers=headers)
 
 
-@router.options("/api-keys", summary="Methods allowed on the collection")
+@router.options("/api-keys", response_class=Response, summary="Methods allowed on the collection")
 def options_keys() -> Response:
     return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
 
@@ -164,7 +165,7 @@ def get_key(key_id: str, request: Request) -> Response:
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key",
-               dependencies=[Depends(require("admin"))])
+               dependencies=[Depends(require("admin"))], openapi_extra=with_if_match())
 def revoke_key(key_id: str, request: Request) -> Response:
     store = request.app.state.store
     if_match = request.headers.get("if-match")
@@ -182,6 +183,6 @@ def revoke_key(key_id: str, request: Request) -> Response:
     return Response(status_code=204, headers=NO_STORE)
 
 
-@router.options("/api-keys/{key_id}", summary="Methods allowed on a key")
+@router.options("/api-keys/{key_id}", response_class=Response, summary="Methods allowed on a key")
 def options_key(key_id: str) -> Response:
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})

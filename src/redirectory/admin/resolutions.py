@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON, errors
 from redirectory.admin.rules import json_body
 from redirectory.rules.resolution import resolve
 
-router = APIRouter(prefix="/api/v1", tags=["resolutions"])
+router = APIRouter(prefix="/api/v1", tags=["resolutions"], responses={**COMMON, **errors(412, 422, 428)})
 
 METHODS = "POST, OPTIONS"
 BODY_FIELDS = ("url", "method", "headers")
@@ -89,6 +90,6 @@ async def create_resolution(request: Request) -> JSONResponse:
     return JSONResponse(resolution.to_json(), headers=NO_STORE)
 
 
-@router.options("/resolutions", summary="Methods allowed on resolutions")
+@router.options("/resolutions", response_class=Response, summary="Methods allowed on resolutions")
 def options_resolutions() -> Response:
     return Response(status_code=200, headers={"allow": METHODS, **NO_STORE})

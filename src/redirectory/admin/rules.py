@@ -22,9 +22,11 @@ from sqlalchemy import and_, func, or_, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON, RULE_INPUT, errors, with_if_match
+from redirectory.admin.openapi import json_body as body_schema
 from redirectory.store.schema import rules as rules_t
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON)
 
 SORT_FIELDS: dict[str, Any] = {
     "from": func.coalesce(rules_t.c.source, rules_t.c.source_regex),
@@ -113,7 +115,7 @@ def parse_sort(text: str | None) -> list[tuple[str, str]]:
 
 
 def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None:
+    if value is None or value == "":
         return None
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -186,13 +188,13 @@ def list_rules(
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.options("/rules", summary="Methods allowed on the collection")
+@router.options("/rules", response_class=Response, summary="Methods allowed on the collection")
 def options_rules() -> Response:
     return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
 
 
 @router.api_route("/rules/{rule_id}", methods=["GET", "HEAD"], summary="Get a rule",
-                  dependencies=[Depends(require("read"))])
+                  dependencies=[Depends(require("read"))], responses={304: {"description": "Not Modified"}})
 def get_rule(rule_id: str, request: Request) -> Response:
     store = request.app.state.store
     with store.read_connection() as conn:
@@ -209,7 +211,7 @@ def get_rule(rule_id: str, request: Request) -> Response:
     return JSONResponse(dto, headers={**headers, "pragma": "no-cache", "expires": "0"})
 
 
-@router.options("/rules/{rule_id}", summary="Methods allowed on a rule")
+@router.options("/rules/{rule_id}", response_class=Response, summary="Methods allowed on a rule")
 def options_rule(rule_id: str) -> Response:
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
@@ -331,7 +333,8 @@ def _actor(request: Request) -> str:
     return f"api:{key.name}" if key is not None else "api"
 
 
-@router.post("/rules", status_code=201, summary="Create a rule", dependencies=[Depends(require("write"))])
+@router.post("/rules", status_code=201, summary="Create a rule", dependencies=[Depends(require("write"))],
+             openapi_extra=body_schema(RULE_INPUT), responses=errors(422))
 async def create_rule(request: Request) -> JSONResponse:
     data = await json_body(request)
     if "uuid" in data:
@@ -346,7 +349,8 @@ async def create_rule(request: Request) -> JSONResponse:
                         headers={**headers, **NO_STORE, "location": f"/api/v1/rules/{row.id}"})
 
 
-@router.put("/rules/{rule_id}", summary="Replace a rule", dependencies=[Depends(require("write"))])
+@router.put("/rules/{rule_id}", summary="Replace a rule", dependencies=[Depends(require("write"))],
+            openapi_extra=with_if_match(body_schema(RULE_INPUT)), responses=errors(412, 422, 428))
 async def replace_rule(rule_id: str, request: Request) -> JSONResponse:
     check = precondition(request)
     data = await json_body(request)
@@ -363,7 +367,9 @@ async def replace_rule(rule_id: str, request: Request) -> JSONResponse:
 
 
 @router.patch("/rules/{rule_id}", summary="Change part of a rule (JSON Merge Patch)",
-              dependencies=[Depends(require("write"))])
+              dependencies=[Depends(require("write"))],
+              openapi_extra=with_if_match(body_schema({**RULE_INPUT, "required": []}, "application/merge-patch+json")),
+              responses=errors(412, 422, 428))
 async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
     check = precondition(request)
     patch = await json_body(request)
@@ -394,7 +400,7 @@ async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: 
 
 
 @router.delete("/rules/{rule_id}", status_code=204, summary="Delete a rule",
-               dependencies=[Depends(require("write"))])
+               dependencies=[Depends(require("write"))], responses=errors(412, 428), openapi_extra=with_if_match())
 def delete_rule(rule_id: str, request: Request) -> Response:
     check = precondition(request)
     if not request.app.state.store.delete_rule(rule_id, actor=_actor(request), check=check):

@@ -1,0 +1,109 @@
+"""OpenAPI pieces shared by the admin routes: the error format, the rule body, common responses.
+
+The routes read their JSON bodies themselves (to report every problem at once, in the guide's
+format); these schemas make the OpenAPI document say what they accept and answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_ITEM: dict[str, Any] = {
+    "type": "object",
+    "required": ["detail", "detailKey"],
+    "properties": {
+        "detail": {"type": "string"},
+        "detailKey": {"type": "string"},
+        "detailKeyParameters": {"type": "array", "items": {"type": "string"}},
+        "fields": {"type": "array", "items": {"type": "string"}},
+        "index": {"type": "integer", "minimum": 0},
+        "status": {"type": "integer"},
+    },
+}
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "titleKey", "errors"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "titleKey": {"type": "string"},
+        "instance": {"type": "string", "format": "uuid"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "errors": {"type": "array", "minItems": 1, "items": ERROR_ITEM},
+    },
+}
+_DESCRIPTIONS = {
+    400: "Invalid request: every problem listed, each with `fields`",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's scope does not allow this",
+    404: "No such resource",
+    405: "Method not allowed here (see `Allow`)",
+    406: "`Accept` admits no JSON",
+    412: "`If-Match` is stale",
+    415: "The body's media type is not accepted",
+    422: "A business rule refuses the change (loop, duplicate, ambiguity)",
+    428: "`If-Match` is required",
+    429: "Rate limit reached (see `Retry-After`)",
+    500: "Server error (no details)",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these error statuses, in the guide's error format."""
+    return {code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR}}}
+            for code in codes}
+
+
+#: Every route may answer these (auth, negotiation, rate limit, server error).
+COMMON = errors(400, 401, 403, 404, 405, 406, 415, 429, 500)
+
+_TEXT = {"type": ["string", "null"]}
+RULE_INPUT: dict[str, Any] = {
+    "type": "object",
+    "description": "A rule, with the fields of a rule file in camelCase (see docs/rules.md).",
+    "properties": {
+        "from": _TEXT,
+        "fromRegex": _TEXT,
+        "to": {"type": "string"},
+        "status": {"type": "integer", "enum": [301, 303, 307, 308]},
+        "methods": {"type": ["array", "null"], "items": {"type": "string"}},
+        "query": {"type": "string", "enum": ["keep", "drop"]},
+        "starts": {"type": ["string", "null"], "format": "date-time"},
+        "ends": {"type": ["string", "null"], "format": "date-time"},
+        "cache": {"type": ["integer", "null"], "minimum": 0},
+        "priority": {"type": "integer"},
+        "caseInsensitive": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "note": _TEXT,
+        "uuid": {"type": "string", "format": "uuid"},
+    },
+    "required": ["to"],
+}
+
+
+def json_body(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema}}}}
+
+
+BULK_INPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": RULE_INPUT},
+        "metadata": {"type": "object", "properties": {
+            "etags": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    },
+}
+FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string"}} for media in
+    ("application/yaml", "text/yaml", "text/csv", "application/json", "text/plain")}}}
+
+
+#: `If-Match` as a required header (updates and deletes).
+IF_MATCH: dict[str, Any] = {"name": "If-Match", "in": "header", "required": True,
+                            "description": "The resource's current ETag (or *)", "schema": {"type": "string"}}
+
+
+def with_if_match(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**(extra or {}), "parameters": [IF_MATCH]}
