@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors
-from redirectory.admin.rules import _actor, etag_of, not_modified, pagination
+from redirectory.admin.paging import page_limit, pagination, query_flag
+from redirectory.admin.rules import _actor, etag_of, not_modified
 from redirectory.store.store import LoggedChange, Revision
 
 router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(412, 422, 428)})
@@ -80,15 +81,6 @@ def _number(text: str) -> int:
     return int(text)
 
 
-def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
 
 
 @router.api_route("/history", methods=["GET", "HEAD"], summary="List revisions (newest first)",
@@ -99,18 +91,11 @@ def list_history(
     offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
     exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
 ) -> JSONResponse:
-    problems = []
-    if limit < 0 or limit > 1000:
-        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
-    if offset < 0:
-        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
-    if problems:
-        raise ApiError(400, "invalidPagination", problems)
-    limit = limit or 10
+    limit = page_limit(limit, offset)
     total, revisions = request.app.state.store.history(offset, limit, CHANGES_IN_COLLECTION)
     items = [revision_dto(r) for r in revisions]
     body: dict[str, Any] = {"items": items}
-    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
         body["metadata"] = {
             "pagination": pagination(offset, limit, total),
             "etags": {str(item["revision"]): etag_of(item) for item in items},

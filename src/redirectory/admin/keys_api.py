@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors, with_if_match
-from redirectory.admin.rules import etag_of, json_body, not_modified, pagination
+from redirectory.admin.paging import page_limit, pagination, query_flag
+from redirectory.admin.rules import etag_of, json_body, not_modified
 from redirectory.store.keys import SCOPES, ApiKey, validate_name, validate_scope
 
 router = APIRouter(prefix="/api/v1", tags=["api-keys"], responses={**COMMON, **errors(412, 422, 428)})
@@ -61,15 +62,6 @@ def _not_found(key_id: str) -> ApiError:
     return ApiError.one(404, "apiKeyNotFound", f"No API key has uuid {key_id[:64]}", fields=["uuid"])
 
 
-def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
 
 
 @router.api_route("/api-keys", methods=["GET", "HEAD"], summary="List API keys",
@@ -81,21 +73,14 @@ def list_keys(
     revoked: Annotated[str | None, Query(description="true: only revoked keys; false: only valid ones.")] = None,
     exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
 ) -> JSONResponse:
-    problems = []
-    if limit < 0 or limit > 1000:
-        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
-    if offset < 0:
-        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
-    if problems:
-        raise ApiError(400, "invalidPagination", problems)
-    limit = limit or 10
-    wanted = _boolean(revoked, "revoked")
+    limit = page_limit(limit, offset)
+    wanted = query_flag(revoked, "revoked")
     keys = request.app.state.store.list_keys(include_revoked=True)
     if wanted is not None:
         keys = [k for k in keys if k.revoked is wanted]
     items = [key_dto(k) for k in keys[offset:offset + limit]]
     body: dict[str, Any] = {"items": items}
-    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
         body["metadata"] = {
             "pagination": pagination(offset, limit, len(keys)),
             "etags": {item["uuid"]: etag_of(item) for item in items},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, RULE_INPUT, errors, with_if_match
 from redirectory.admin.openapi import json_body as body_schema
+from redirectory.admin.paging import page_limit, pagination, query_flag
 from redirectory.store.schema import rules as rules_t
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -77,23 +77,6 @@ def etag_of(dto: dict[str, Any]) -> str:
     return f'"{digest[:32]}"'
 
 
-def pagination(offset: int, limit: int, total: int) -> dict[str, Any]:
-    """The guide's metadata.pagination (zero-based offsets; out of range -> no current page)."""
-    page_count = math.ceil(total / limit) if total else 0
-    if offset < total:
-        return {
-            "offset": offset, "limit": limit,
-            "previousOffset": max(offset - limit, 0) if offset > 0 else None,
-            "nextOffset": offset + limit if offset + limit < total else None,
-            "currentPage": offset // limit + 1, "pageCount": page_count, "totalCount": total,
-        }
-    return {
-        "offset": offset, "limit": limit,
-        "previousOffset": (page_count - 1) * limit if page_count else None,
-        "nextOffset": None, "currentPage": None, "pageCount": page_count, "totalCount": total,
-    }
-
-
 def parse_sort(text: str | None) -> list[tuple[str, str]]:
     if not text:
         return []
@@ -114,15 +97,6 @@ def parse_sort(text: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _boolean(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
 
 
 @router.api_route("/rules", methods=["GET", "HEAD"], summary="List rules",
@@ -140,14 +114,7 @@ def list_rules(
     sort: Annotated[str | None, Query(description="field+ASC|DESC, comma-separated.")] = None,
     exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
 ) -> JSONResponse:
-    problems = []
-    if limit < 0 or limit > 1000:
-        problems.append(ErrorItem("limit must be between 0 and 1000 (0 means 10)", "invalidLimit", fields=["limit"]))
-    if offset < 0:
-        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
-    if problems:
-        raise ApiError(400, "invalidPagination", problems)
-    limit = limit or 10
+    limit = page_limit(limit, offset)
     order = parse_sort(sort)
     conditions = []
     if status is not None:
@@ -157,7 +124,7 @@ def list_rules(
     if method:
         conditions.append(or_(rules_t.c.methods.is_(None),
                               rules_t.c.methods.contains(json.dumps(method.upper()), autoescape=True)))
-    flag = _boolean(enabled, "enabled")
+    flag = query_flag(enabled, "enabled")
     if flag is not None:
         conditions.append(rules_t.c.enabled == flag)
     if tag:
@@ -179,7 +146,7 @@ def list_rules(
         rows = conn.execute(rows_q).all()
     items = [rule_dto(r) for r in rows]
     body: dict[str, Any] = {"items": items}
-    if _boolean(exclude_metadata, "excludeMetadata") is not True:
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
         body["metadata"] = {
             "pagination": pagination(offset, limit, total),
             "etags": {item["uuid"]: etag_of(item) for item in items},
