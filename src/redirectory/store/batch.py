@@ -11,14 +11,12 @@ from redirectory.rules.model import Rule
 from redirectory.store.schema import changes
 from redirectory.store.schema import rules as rules_t
 from redirectory.store.store import (
-    _RULE_COLUMNS,
     Store,
     _bulk_insert,
     _copy,
     _log,
     _new_id,
     _record,
-    _rule_from_row,
     _utc_window,
     _utcnow,
     _values,
@@ -55,15 +53,11 @@ def write_rules(
         written: dict[int, str] = {}
         log = []
         for index, rule_id, rule in updates:
-            current = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
-            if current is None:
+            existing = store._current(conn, rule_id, (checks or {}).get(rule_id))
+            if existing is None:
                 raise MissingRule(index, rule_id)
-            if checks and rule_id in checks:
-                checks[rule_id](current)
-            old = _rule_from_row([getattr(current, c.name) for c in _RULE_COLUMNS])
+            current, old, before = existing
             new = _copy(rule, rule_id, current.position, *_utc_window(rule))
-            before = _values(old, rule_id, current.position, current.created_at, current.updated_at,
-                             current.revision)
             after = _values(new, rule_id, current.position, current.created_at, now, rev)
             conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 {k: v for k, v in after.items() if k != "id"}))

@@ -911,6 +911,19 @@ class Store:
         return self._write(work)
 
     # -- single-rule writes (the admin API) -------------------------------------------------
+    @staticmethod
+    def _current(
+        conn: Connection, rule_id: str, check: Callable[[Any], None] | None
+    ) -> tuple[Any, Rule, dict[str, Any]] | None:
+        """Rule `rule_id` for a write: (row, rule, change-log values) after `check(row)`, or None."""
+        row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+        if row is None:
+            return None
+        if check is not None:
+            check(row)
+        rule = _rule_from_row([getattr(row, c.name) for c in _RULE_COLUMNS])
+        return row, rule, _values(rule, rule_id, row.position, row.created_at, row.updated_at, row.revision)
+
     def insert_rule(self, rule: Rule, actor: str = "api") -> Any:
         """Add one rule after the others (new UUID), as one revision; returns its `rules` row."""
 
@@ -942,17 +955,13 @@ class Store:
 
         def work(conn: Connection) -> Any | None:
             self._lock_revisions(conn)
-            current = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
-            if current is None:
+            found = self._current(conn, rule_id, check)
+            if found is None:
                 return None
-            if check is not None:
-                check(current)
-            old = _rule_from_row([getattr(current, c.name) for c in _RULE_COLUMNS])
+            current, old, before = found
             now = _utcnow()
             new = _copy(rule, rule_id, current.position, *_utc_window(rule))
             rev = self._new_revision(conn, actor, "update: 1 changed", now)
-            before = _values(old, rule_id, current.position, current.created_at, current.updated_at,
-                             current.revision)
             after = _values(new, rule_id, current.position, current.created_at, now, rev)
             conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 {k: v for k, v in after.items() if k != "id"}))
@@ -968,16 +977,12 @@ class Store:
 
         def work(conn: Connection) -> bool:
             self._lock_revisions(conn)
-            current = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
-            if current is None:
+            found = self._current(conn, rule_id, check)
+            if found is None:
                 return False
-            if check is not None:
-                check(current)
-            old = _rule_from_row([getattr(current, c.name) for c in _RULE_COLUMNS])
+            _row, old, before = found
             now = _utcnow()
             rev = self._new_revision(conn, actor, "delete: 1 removed", now)
-            before = _values(old, rule_id, current.position, current.created_at, current.updated_at,
-                             current.revision)
             conn.execute(delete(rules_t).where(rules_t.c.id == rule_id))
             entry = _log("remove", rule_id, _record(old, before), None)
             entry["revision"] = rev
