@@ -192,7 +192,7 @@ def serve(
 def rules_validate(
     file: Annotated[Path, typer.Argument(help="Rule file (.yaml, .yml, .json or .csv).")],
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the file name).")] = None,
     database: Annotated[str | None, typer.Option("--database", hidden=True,
                                                  help="Accepted like every rules command; validate never opens it.")] = None,
 ) -> None:
@@ -215,7 +215,7 @@ def rules_apply(
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every planned change (default: the first {20} of each kind).")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json or csv (default: from the extension).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the file name).")] = None,
 ) -> None:
     """Declarative sync: print the plan (added / changed / removed), then apply it in one transaction."""
     ruleset = load_valid(file, fmt, strict)
