@@ -50,10 +50,12 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     from redirectory.admin.history import router as history_router
     from redirectory.admin.keys_api import router as keys_router
     from redirectory.admin.resolutions import router as resolutions_router
+    from redirectory.admin.stats import router as stats_router
 
     app.include_router(keys_router)
     app.include_router(history_router)
     app.include_router(resolutions_router)
+    app.include_router(stats_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from redirectory.admin.errors import ApiError, ErrorItem
@@ -51,3 +52,25 @@ def query_flag(value: str | None, name: str) -> bool | None:
     if lowered in ("false", "0", "no"):
         return False
     raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
+
+
+def parse_sort(text: str | None, allowed: Iterable[str]) -> list[tuple[str, str]]:
+    """The guide's `sort=field+ASC|DESC,...` (a decoded `+` is a space); 400 lists every bad part."""
+    if not text:
+        return []
+    names = list(allowed)
+    out: list[tuple[str, str]] = []
+    problems: list[ErrorItem] = []
+    for part in text.split(","):
+        name, _, order = part.replace("+", " ").strip().partition(" ")
+        order = (order.strip() or "ASC").upper()
+        if name not in names:
+            problems.append(ErrorItem(f"cannot sort by '{name}': use one of {', '.join(names)}",
+                                      "invalidSortField", fields=["sort"]))
+        elif order not in ("ASC", "DESC"):
+            problems.append(ErrorItem(f"sort order '{order}' is not ASC or DESC", "invalidSortOrder", fields=["sort"]))
+        else:
+            out.append((name, order))
+    if problems:
+        raise ApiError(400, "invalidSort", problems)
+    return out

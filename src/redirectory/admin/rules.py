@@ -23,7 +23,7 @@ from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, RULE_INPUT, errors, with_if_match
 from redirectory.admin.openapi import json_body as body_schema
-from redirectory.admin.paging import page_limit, pagination, query_flag
+from redirectory.admin.paging import page_limit, pagination, parse_sort, query_flag
 from redirectory.store.schema import rules as rules_t
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -77,24 +77,6 @@ def etag_of(dto: dict[str, Any]) -> str:
     return f'"{digest[:32]}"'
 
 
-def parse_sort(text: str | None) -> list[tuple[str, str]]:
-    if not text:
-        return []
-    out: list[tuple[str, str]] = []
-    problems: list[ErrorItem] = []
-    for part in text.split(","):
-        name, _, order = part.replace("+", " ").strip().partition(" ")
-        order = (order.strip() or "ASC").upper()
-        if name not in SORT_FIELDS:
-            problems.append(ErrorItem(f"cannot sort by '{name}': use one of {', '.join(SORT_FIELDS)}",
-                                      "invalidSortField", fields=["sort"]))
-        elif order not in ("ASC", "DESC"):
-            problems.append(ErrorItem(f"sort order '{order}' is not ASC or DESC", "invalidSortOrder", fields=["sort"]))
-        else:
-            out.append((name, order))
-    if problems:
-        raise ApiError(400, "invalidSort", problems)
-    return out
 
 
 
@@ -115,7 +97,7 @@ def list_rules(
     exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
-    order = parse_sort(sort)
+    order = parse_sort(sort, SORT_FIELDS)
     conditions = []
     if status is not None:
         conditions.append(rules_t.c.status == status)

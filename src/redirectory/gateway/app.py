@@ -141,8 +141,9 @@ class Gateway:
         rules, paths = counters.batches()
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, self.store.record_hits, rules, paths)
+            await loop.run_in_executor(None, self.store.record_hits, rules, paths, counters.unmatched_overflow)
         except Exception:
+            self.counters.unmatched_overflow += counters.unmatched_overflow
             # Put the counts back so none are lost.
             for rule_id, n in counters.hits.items():
                 self.counters.hits[rule_id] = self.counters.hits.get(rule_id, 0) + n

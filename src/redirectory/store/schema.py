@@ -146,6 +146,18 @@ unmatched_paths = Table(
     Index("ix_unmatched_paths_hits", "hits"),
 )
 
+hit_buckets = Table(
+    "hit_buckets",
+    metadata,
+    # Hits over time: `width` is 60 (minute buckets, kept MINUTE_BUCKETS_KEPT) or 3600 (hour
+    # buckets, kept HOUR_BUCKETS_KEPT); `start` is the bucket's start in Unix seconds (UTC);
+    # `rule_id` is the rule's UUID, or "" for requests no rule matched.
+    Column("width", Integer, primary_key=True),
+    Column("start", BigInteger, primary_key=True),
+    Column("rule_id", String(36), primary_key=True),
+    Column("hits", BigInteger, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

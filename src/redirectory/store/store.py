@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -59,6 +59,7 @@ from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import TypeEngine
 
 from redirectory.rules.model import QueryMode, Rule, RuleSet, format_timestamp
+from redirectory.store import hits as hits_sql
 from redirectory.store.keys import (
     LAST_USED_RESOLUTION,
     PREFIX_LENGTH,
@@ -585,6 +586,7 @@ class Store:
         """Wrap an engine made by `Store.open` (use that instead)."""
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._last_prune: datetime | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -1027,14 +1029,20 @@ class Store:
         self,
         rule_hits: Mapping[str, tuple[int, datetime]],
         unmatched: Mapping[str, tuple[int, datetime]],
+        unmatched_extra: int = 0,
     ) -> None:
         """Add batched hit counts: {rule id or path: (hits, last hit time)}.
 
         One transaction. Paths are truncated to 2048 characters; afterwards only the
-        `UNMATCHED_KEEP` most hit unmatched paths are kept.
+        `UNMATCHED_KEEP` most hit unmatched paths are kept. The same hits are added to the
+        minute and hour buckets (`redirectory.store.hits`); `unmatched_extra` counts unmatched
+        requests whose paths were not kept, for the buckets only.
         """
-        if not rule_hits and not unmatched:
+        if not rule_hits and not unmatched and not unmatched_extra:
             return
+        now = _utcnow()
+        bucket_rows = hits_sql.bucket_rows(rule_hits, unmatched, unmatched_extra, now)
+        prune = self._last_prune is None or now - self._last_prune >= timedelta(minutes=1)
         rule_rows = [
             {"rule_id": rule_id, "hits": int(n), "last_hit": as_utc(at)}
             for rule_id, (n, at) in sorted(rule_hits.items())
@@ -1057,6 +1065,9 @@ class Store:
                 conn.execute(text("LOCK TABLE rule_hits, unmatched_paths IN SHARE ROW EXCLUSIVE MODE"))
             self._upsert_counts(conn, rule_hits_t, "rule_id", rule_rows)
             self._upsert_counts(conn, unmatched_paths, "path", path_rows)
+            hits_sql.upsert_buckets(conn, self._dialect, bucket_rows)
+            if prune:
+                hits_sql.prune_buckets(conn, now)
             if path_rows:
                 count = conn.scalar(select(func.count()).select_from(unmatched_paths)) or 0
                 if count > UNMATCHED_KEEP:
@@ -1072,6 +1083,32 @@ class Store:
                     conn.execute(delete(unmatched_paths).where(unmatched_paths.c.path.not_in(keep)))
 
         self._write(work)
+        if prune:
+            self._last_prune = now
+
+    def stats_summary(self) -> hits_sql.StatsSummary:
+        """All-time totals: rules hit and never hit, hits, unmatched paths kept and their hits."""
+        with self.read_connection() as conn:
+            return hits_sql.summary(conn)
+
+    def rule_stats_page(
+        self, offset: int, limit: int, sort: Sequence[tuple[str, str]] = (("hits", "DESC"),), unused: bool | None = None
+    ) -> tuple[int, list[tuple[str, str, str, int, int, datetime | None]]]:
+        """One page of the current rules with their hits: (total, rows); see `hits.rule_stats_page`."""
+        with self.read_connection() as conn:
+            return hits_sql.rule_stats_page(conn, offset, limit, list(sort), unused)
+
+    def unmatched_page(self, offset: int, limit: int) -> tuple[int, list[tuple[str, int, datetime]]]:
+        """One page of the unmatched paths kept, most hit first: (total, rows)."""
+        with self.read_connection() as conn:
+            return hits_sql.unmatched_page(conn, offset, limit)
+
+    def timeline(
+        self, interval: str, since: datetime, until: datetime, rule_id: str | None = None
+    ) -> list[hits_sql.Bucket]:
+        """Hits per `interval` ("minute", "hour" or "day") in [since, until), empty buckets included."""
+        with self.read_connection() as conn:
+            return hits_sql.timeline(conn, interval, since, until, rule_id)
 
     def stats(self, limit_unmatched: int = 20) -> Stats:
         """Hits of every current rule (0 if never hit), most hit first; top unmatched paths."""

@@ -1,0 +1,205 @@
+"""`/api/v1/stats`: what the gateway answered — hits per rule, unmatched paths, hits over time.
+
+The gateway counts in memory and flushes about once a second, so these numbers trail the
+traffic by a second or so (see `redirectory.store.hits`). Every route needs scope `read`.
+
+- `GET /api/v1/stats`: totals, with the five most hit rules and unmatched paths;
+- `GET /api/v1/stats/rules`: every current rule with `hits` and `lastHit` (collection; default
+  sort `hits+DESC`; `unused=true` lists the rules never hit, the candidates for removal);
+- `GET /api/v1/stats/unmatched-paths`: the most requested paths no rule matched (collection);
+- `GET /api/v1/stats/timeline?interval=minute|hour|day&since=&until=&ruleUuid=`: hits per
+  bucket, empty buckets included, at most `MAX_BUCKETS` per response.
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_lib
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from redirectory.admin.auth import require
+from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.openapi import COMMON
+from redirectory.admin.paging import page_limit, pagination, parse_sort, query_flag
+from redirectory.admin.rules import etag_of
+from redirectory.store.hits import INTERVALS, RULE_STATS_SORT, oldest_kept
+
+router = APIRouter(prefix="/api/v1", tags=["stats"], responses=COMMON)
+
+READ_METHODS = "GET, HEAD, OPTIONS"
+TOP = 5
+MAX_BUCKETS = 1440
+#: Buckets shown when `since` is not given, per interval.
+DEFAULT_SPAN = {"minute": 60, "hour": 24, "day": 30}
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def _rule_item(row: tuple[str, str, str, int, int, datetime | None]) -> dict[str, Any]:
+    rid, source, to, status, hits, last = row
+    return {"uuid": rid, "from": source, "to": to, "status": status, "hits": hits, "lastHit": _ts(last)}
+
+
+def _path_item(row: tuple[str, int, datetime]) -> dict[str, Any]:
+    path, hits, last = row
+    return {"path": path, "hits": hits, "lastHit": _ts(last)}
+
+
+def _options() -> Response:
+    return Response(status_code=200, headers={"allow": READ_METHODS, **NO_STORE})
+
+
+@router.api_route("/stats", methods=["GET", "HEAD"], summary="Hit totals and the most hit rules and paths",
+                  dependencies=[Depends(require("read"))])
+def get_stats(request: Request) -> JSONResponse:
+    store = request.app.state.store
+    summary = store.stats_summary()
+    _, top_rules = store.rule_stats_page(0, TOP, [("hits", "DESC")], unused=False)
+    _, top_paths = store.unmatched_page(0, TOP)
+    body = {
+        "rules": summary.rules,
+        "rulesHit": summary.rules_hit,
+        "rulesNeverHit": summary.rules - summary.rules_hit,
+        "hits": summary.hits,
+        "lastHit": _ts(summary.last_hit),
+        "unmatchedPaths": summary.unmatched_paths,
+        "unmatchedHits": summary.unmatched_hits,
+        "lastUnmatched": _ts(summary.last_unmatched),
+        "topRules": [_rule_item(r) for r in top_rules],
+        "topUnmatchedPaths": [_path_item(p) for p in top_paths],
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/stats", response_class=Response, summary="Methods allowed on the stats")
+def options_stats() -> Response:
+    return _options()
+
+
+@router.api_route("/stats/rules", methods=["GET", "HEAD"], summary="Hits and last hit of every rule",
+                  dependencies=[Depends(require("read"))])
+def list_rule_stats(
+    request: Request,
+    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
+    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
+    sort: Annotated[str | None, Query(description=f"field+ASC|DESC, comma-separated; fields: "
+                                                  f"{', '.join(RULE_STATS_SORT)}. Default hits+DESC.")] = None,
+    unused: Annotated[str | None, Query(description="true: only rules never hit; false: only rules hit.")] = None,
+    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+) -> JSONResponse:
+    limit = page_limit(limit, offset)
+    order = parse_sort(sort, RULE_STATS_SORT) or [("hits", "DESC")]
+    total, rows = request.app.state.store.rule_stats_page(offset, limit, order, query_flag(unused, "unused"))
+    items = [_rule_item(r) for r in rows]
+    body: dict[str, Any] = {"items": items}
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {
+            "pagination": pagination(offset, limit, total),
+            "etags": {item["uuid"]: etag_of(item) for item in items},
+            "sortedBy": [{"field": f, "order": o} for f, o in order],
+        }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/stats/rules", response_class=Response, summary="Methods allowed on rule stats")
+def options_rule_stats() -> Response:
+    return _options()
+
+
+@router.api_route("/stats/unmatched-paths", methods=["GET", "HEAD"],
+                  summary="The most requested paths no rule matched", dependencies=[Depends(require("read"))])
+def list_unmatched(
+    request: Request,
+    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
+    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
+    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+) -> JSONResponse:
+    limit = page_limit(limit, offset)
+    total, rows = request.app.state.store.unmatched_page(offset, limit)
+    body: dict[str, Any] = {"items": [_path_item(r) for r in rows]}
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {
+            "pagination": pagination(offset, limit, total),
+            "sortedBy": [{"field": "hits", "order": "DESC"}, {"field": "lastHit", "order": "DESC"}],
+        }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/stats/unmatched-paths", response_class=Response, summary="Methods allowed on unmatched paths")
+def options_unmatched() -> Response:
+    return _options()
+
+
+def _instant(text: str | None, name: str, problems: list[ErrorItem]) -> datetime | None:
+    """An ISO 8601 timestamp (`2026-11-24T10:00:00Z`, an offset, or a date); no zone means UTC."""
+    if text is None or text == "":
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(ErrorItem(f"'{name}' must be an ISO 8601 timestamp such as 2026-11-24T10:00:00Z",
+                                  "invalidTimestamp", fields=[name]))
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.api_route("/stats/timeline", methods=["GET", "HEAD"], summary="Hits over time, in buckets",
+                  dependencies=[Depends(require("read"))])
+def get_timeline(
+    request: Request,
+    interval: Annotated[str, Query(description="Bucket size: minute (kept 2 days), hour or day (kept 90 days).")]
+    = "hour",
+    since: Annotated[str | None, Query(description="First instant (ISO 8601; default: 60 minutes, 24 hours "
+                                                   "or 30 days before `until`).")] = None,
+    until: Annotated[str | None, Query(description="End, exclusive (ISO 8601; default: now).")] = None,
+    rule_uuid: Annotated[str | None, Query(alias="ruleUuid", description="Only this rule's hits.")] = None,
+) -> JSONResponse:
+    problems: list[ErrorItem] = []
+    if interval not in INTERVALS:
+        problems.append(ErrorItem(f"interval must be one of {', '.join(INTERVALS)}", "invalidInterval",
+                                  fields=["interval"]))
+    start = _instant(since, "since", problems)
+    end = _instant(until, "until", problems)
+    rule_id = None
+    if rule_uuid:
+        try:
+            rule_id = str(uuid_lib.UUID(rule_uuid))
+        except ValueError:
+            problems.append(ErrorItem("ruleUuid must be a rule's UUID", "invalidField", fields=["ruleUuid"]))
+    if problems:
+        raise ApiError(400, "invalidTimeline", problems)
+    step = timedelta(seconds=INTERVALS[interval][1])
+    now = datetime.now(UTC)
+    end = end or now
+    start = start or end - DEFAULT_SPAN[interval] * step
+    if start >= end:
+        raise ApiError.one(400, "invalidTimeline", "since must be before until", fields=["since", "until"])
+    if (end - start) / step > MAX_BUCKETS:
+        raise ApiError.one(400, "tooManyBuckets",
+                           f"at most {MAX_BUCKETS} buckets per request: narrow since/until or use a larger interval",
+                           fields=["since", "until", "interval"])
+    buckets = request.app.state.store.timeline(interval, start, end, rule_id)
+    body = {
+        "interval": interval,
+        "since": _ts(buckets[0].start if buckets else start),
+        "until": _ts(end),
+        "ruleUuid": rule_id,
+        "keptSince": _ts(oldest_kept(interval, now)),
+        "hits": sum(b.hits for b in buckets),
+        "unmatchedHits": sum(b.unmatched for b in buckets) if rule_id is None else None,
+        "buckets": [
+            {"start": _ts(b.start), "hits": b.hits, "unmatchedHits": b.unmatched if rule_id is None else None}
+            for b in buckets
+        ],
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/stats/timeline", response_class=Response, summary="Methods allowed on the timeline")
+def options_timeline() -> Response:
+    return _options()
