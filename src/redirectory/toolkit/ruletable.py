@@ -1,0 +1,120 @@
+"""The redirect rule table inside an app: a rule file, or the store with live reload.
+
+`RuleTable.answer(request)` returns the gateway's response for a request a rule matches (the
+same `rules.engine.Engine` decides), and None for everything else so the app answers it. The
+response is the gateway's except `Server`, which belongs to the app's server.
+
+With a store, a daemon thread started on the first request (so forking servers start it in each
+worker) polls `Store.revision()` every `poll_interval` seconds; when it moved, the table is read
+again and a new engine is swapped in whole, so a request never sees half a change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from redirectory.rulefile import read_rule_file
+from redirectory.rules.engine import SERVER_HEADERS, Engine, EngineOptions, Request, Response
+from redirectory.rules.model import RuleSet
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE
+from redirectory.toolkit.redirects import DEFAULT_OPTIONS, RedirectOptions, RequestInfo
+
+log = logging.getLogger("redirectory.toolkit.rules")
+
+
+class RuleTableError(ValueError):
+    """A rule file with errors, or neither/both of `rules` and `store`."""
+
+
+class RuleTable:
+    def __init__(
+        self,
+        rules: str | Path | RuleSet | None = None,
+        *,
+        store: str | None = None,
+        poll_interval: float = 1.0,
+        options: RedirectOptions = DEFAULT_OPTIONS,
+        default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE,
+    ):
+        if (rules is None) == (store is None):
+            raise RuleTableError("pass either rules (a rule file or a RuleSet) or store (a database URL)")
+        if poll_interval <= 0:
+            raise RuleTableError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        self.options = options
+        self.engine_options = EngineOptions(default_permanent_max_age=default_permanent_max_age)
+        self.poll_interval = poll_interval
+        self.store_url = store
+        self.revision = 0
+        self._started = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if store is not None:
+            self._load_store()
+        elif isinstance(rules, RuleSet):
+            self.engine = Engine(rules, self.engine_options)
+        else:
+            assert rules is not None
+            ruleset, problems = read_rule_file(rules)
+            errors = [p for p in problems if p.is_error]
+            if errors:
+                listed = "\n".join(f"  {p.format()}" for p in errors[:20])
+                raise RuleTableError(f"{rules}: {len(errors)} error(s) in the rule file:\n{listed}")
+            self.engine = Engine(ruleset, self.engine_options)
+
+    # -- store sync ------------------------------------------------------------------------
+    def _load_store(self) -> None:
+        from redirectory.store import Store
+
+        assert self.store_url is not None
+        store = Store.open(self.store_url)
+        try:
+            revision, ruleset = store.load()
+        finally:
+            store.close()
+        self.engine = Engine(ruleset, self.engine_options)
+        self.revision = revision
+
+    def _poll(self) -> None:
+        from redirectory.store import Store
+
+        assert self.store_url is not None
+        store = Store.open(self.store_url)
+        try:
+            while not self._stop.wait(self.poll_interval):
+                try:
+                    if store.revision() > self.revision:
+                        revision, ruleset = store.load()
+                        self.engine, self.revision = Engine(ruleset, self.engine_options), revision
+                        log.info("rule table reloaded at revision %d (%d rules)", revision, len(self.engine))
+                except Exception as exc:  # noqa: BLE001 - keep serving the last table
+                    log.warning("cannot read the store, serving revision %d: %s", self.revision, exc)
+        finally:
+            store.close()
+
+    def start(self) -> None:
+        """Start polling the store (done by the first `answer`); no-op for a rule file."""
+        if self.store_url is None or self._started:
+            return
+        with self._lock:
+            if not self._started:
+                threading.Thread(target=self._poll, name="redirectory-rules", daemon=True).start()
+                self._started = True
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # -- answering -------------------------------------------------------------------------
+    def answer(self, request: RequestInfo) -> Response | None:
+        """The gateway's response when a rule matches, else None."""
+        if not self._started and self.store_url is not None:
+            self.start()
+        engine = self.engine
+        decision = engine.decide(Request(request.method, request.path, request.query, request.host,
+                                         self.options.origin(request)))
+        if decision.outcome != "redirect":
+            return None
+        response = decision.response
+        headers = tuple(h for h in response.headers if h not in SERVER_HEADERS)
+        return Response(response.status, headers, response.body)
