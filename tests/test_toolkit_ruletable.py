@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import Engine, Request
 from redirectory.rules.model import Rule
-from redirectory.rulefile import read_rule_file
 from redirectory.store import Store
 from redirectory.toolkit import RedirectOptions, RequestInfo, RuleTable, RuleTableError
 
