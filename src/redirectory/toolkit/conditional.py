@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redirectory.rules.engine import Response, error_body
 from redirectory.toolkit.validators import (
@@ -104,13 +104,19 @@ class Validators:
             raise ValueError("updated_at must be timezone-aware (e.g. datetime.now(UTC))")
         return cls(tag, updated_at, exists)
 
-    def headers(self) -> list[tuple[str, str]]:
-        """ETag and Last-Modified header fields for these validators."""
+    def headers(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        """ETag and Last-Modified header fields for these validators.
+
+        Last-Modified is never later than one second before `now`: it must not be later than
+        the response's Date (RFC 9110 §8.8.2.1), and servers such as uvicorn refresh Date once
+        a second. A just-modified resource then gets one more 200, never a false 304.
+        """
         out: list[tuple[str, str]] = []
         if self.etag is not None:
             out.append(("etag", str(self.etag)))
         if self.last_modified is not None:
-            out.append(("last-modified", format_http_date(self.last_modified)))
+            latest = (now or datetime.now(UTC)).replace(microsecond=0) - timedelta(seconds=1)
+            out.append(("last-modified", format_http_date(min(_seconds(self.last_modified), latest))))
         return out
 
 

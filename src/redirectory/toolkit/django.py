@@ -47,10 +47,12 @@ def conditional(
             pre = Preconditions.from_headers(request.headers.items())
             outcome = evaluate(request.method or "GET", pre, current, require_if_match=require_if_match)
             added = [*current.headers(), *extra]
+            # after a write the old validators would be wrong: the view sets the new ones
+            kept = added if request.method in ("GET", "HEAD") else extra
             if not outcome.proceed:
                 return to_response(outcome_response(outcome, added))
             native = view(request, *args, **kwargs)
-            for name, value in added:
+            for name, value in kept:
                 if not native.has_header(name):
                     native[name] = value
             return native

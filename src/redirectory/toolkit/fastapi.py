@@ -63,9 +63,11 @@ def conditional(
         outcome = evaluate(request.method, Preconditions.from_headers(request.headers.items()), current,
                            require_if_match=require_if_match)
         added = [*current.headers(), *extra]
+        # after a write the old validators would be wrong: the handler sets the new ones
+        kept = added if request.method in ("GET", "HEAD") else extra
         if not outcome.proceed:
             raise ConditionalResponseError(outcome_response(outcome, added))
-        for name, value in added:
+        for name, value in kept:
             response.headers[name] = value
         return current
 

@@ -57,10 +57,12 @@ def conditional(
             pre = Preconditions.from_headers(flask.request.headers.items())
             outcome = evaluate(flask.request.method, pre, current, require_if_match=require_if_match)
             added = [*current.headers(), *extra]
+            # after a write the old validators would be wrong: the view sets the new ones
+            kept = added if flask.request.method in ("GET", "HEAD") else extra
             if not outcome.proceed:
                 return to_response(outcome_response(outcome, added))
             native = flask.make_response(view(*args, **kwargs))
-            for name, value in added:
+            for name, value in kept:
                 if name not in native.headers:
                     native.headers[name] = value
             return native

@@ -1,0 +1,1 @@
+"""The guide's redirect cases inside a Django project, with redirectory.toolkit (see views.py)."""
