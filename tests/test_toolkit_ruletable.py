@@ -58,7 +58,7 @@ def test_store_changes_are_served_live(tmp_path: Path) -> None:
     with Store.open(url) as store:
         store.upgrade()
         store.add([Rule(source="/old", to="/new", status=308)])
-    table = RuleTable(store=url, poll_interval=0.05)
+    table = RuleTable(store=url, poll_interval=0.05, flush_interval=0.05)
     try:
         first = table.answer(RequestInfo("GET", "/old"))
         assert first is not None and first.status == 308
@@ -73,3 +73,8 @@ def test_store_changes_are_served_live(tmp_path: Path) -> None:
         assert later is not None and later.status == 307
     finally:
         table.close()
+    # hits are written to the store, as the gateway does (the app's own routes are not counted)
+    with Store.open(url) as store:
+        hits = {r.from_text: r.hits for r in store.stats().rules}
+        assert hits["/old"] == 1 and hits["/later"] >= 2
+        assert not store.stats().unmatched

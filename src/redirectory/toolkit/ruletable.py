@@ -6,20 +6,29 @@ response is the gateway's except `Server`, which belongs to the app's server.
 
 With a store, a daemon thread started on the first request (so forking servers start it in each
 worker) polls `Store.revision()` every `poll_interval` seconds; when it moved, the table is read
-again and a new engine is swapped in whole, so a request never sees half a change.
+again and a new engine is swapped in whole, so a request never sees half a change. The same
+thread writes each rule's hits to the store every `flush_interval` seconds (and on `close()`),
+as the gateway does, so the admin API's statistics include redirects answered inside apps.
+Requests no rule matches are the app's, so they are not counted as unmatched paths.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from redirectory.gateway.counters import HitCounters
 from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import SERVER_HEADERS, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE
 from redirectory.toolkit.redirects import DEFAULT_OPTIONS, RedirectOptions, RequestInfo
+
+if TYPE_CHECKING:
+    from redirectory.store import Store
 
 log = logging.getLogger("redirectory.toolkit.rules")
 
@@ -35,6 +44,7 @@ class RuleTable:
         *,
         store: str | None = None,
         poll_interval: float = 1.0,
+        flush_interval: float = 5.0,
         options: RedirectOptions = DEFAULT_OPTIONS,
         default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE,
     ):
@@ -45,6 +55,9 @@ class RuleTable:
         self.options = options
         self.engine_options = EngineOptions(default_permanent_max_age=default_permanent_max_age)
         self.poll_interval = poll_interval
+        self.flush_interval = flush_interval
+        self.counters = HitCounters()
+        self._thread: threading.Thread | None = None
         self.store_url = store
         self.revision = 0
         self._started = False
@@ -81,6 +94,7 @@ class RuleTable:
 
         assert self.store_url is not None
         store = Store.open(self.store_url)
+        flushed = time.monotonic()
         try:
             while not self._stop.wait(self.poll_interval):
                 try:
@@ -90,8 +104,27 @@ class RuleTable:
                         log.info("rule table reloaded at revision %d (%d rules)", revision, len(self.engine))
                 except Exception as exc:  # noqa: BLE001 - keep serving the last table
                     log.warning("cannot read the store, serving revision %d: %s", self.revision, exc)
+                if time.monotonic() - flushed >= self.flush_interval:
+                    self._flush(store)
+                    flushed = time.monotonic()
         finally:
+            self._flush(store)
             store.close()
+
+    def _flush(self, store: Store) -> None:
+        with self._lock:
+            counters, self.counters = self.counters, HitCounters()
+        if not counters:
+            return
+        rules, paths = counters.batches()
+        try:
+            store.record_hits(rules, paths)
+        except Exception as exc:  # noqa: BLE001 - the counts are kept for the next try
+            log.warning("cannot record hits: %s", exc)
+            with self._lock:
+                for rule_id, n in counters.hits.items():
+                    self.counters.hits[rule_id] = self.counters.hits.get(rule_id, 0) + n
+                    self.counters.last.setdefault(rule_id, counters.last[rule_id])
 
     def start(self) -> None:
         """Start polling the store (done by the first `answer`); no-op for a rule file."""
@@ -99,11 +132,15 @@ class RuleTable:
             return
         with self._lock:
             if not self._started:
-                threading.Thread(target=self._poll, name="redirectory-rules", daemon=True).start()
+                self._thread = threading.Thread(target=self._poll, name="redirectory-rules", daemon=True)
+                self._thread.start()
                 self._started = True
 
     def close(self) -> None:
+        """Stop polling and write the last hits (waits for the polling thread)."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     # -- answering -------------------------------------------------------------------------
     def answer(self, request: RequestInfo) -> Response | None:
@@ -115,6 +152,9 @@ class RuleTable:
                                          self.options.origin(request)))
         if decision.outcome != "redirect":
             return None
+        if self.store_url is not None and decision.rule_id is not None:
+            with self._lock:
+                self.counters.hit(decision.rule_id, time.time())
         response = decision.response
         headers = tuple(h for h in response.headers if h not in SERVER_HEADERS)
         return Response(response.status, headers, response.body)
