@@ -123,13 +123,17 @@ class ConditionalMiddleware:
       is added (bodies up to `max_buffer` bytes; larger ones pass through untouched);
     - GET/HEAD with a 2xx carrying ETag or Last-Modified: the preconditions are evaluated
       (RFC 9110 §13.2.2) and a 304 (§15.4.5 headers only) or 412 replaces the response;
-    - `require_if_match`: POST, PUT, PATCH, DELETE without If-Match get 428 before the handler.
+    - `require_if_match`: POST, PUT, PATCH, DELETE without If-Match get 428 before the handler;
+    - `weak_etags`: make the body ETags weak, for when a layer outside this one (compression)
+      changes the bytes; otherwise put this middleware outside such layers.
 
     Writes need their validators *before* the handler runs: use the dependency/decorator forms.
     """
 
-    def __init__(self, app: ASGIApp, require_if_match: bool = False, max_buffer: int = 1 << 20):
+    def __init__(self, app: ASGIApp, require_if_match: bool = False, max_buffer: int = 1 << 20,
+                 weak_etags: bool = False):
         self.app = app
+        self.weak_etags = weak_etags
         self.require_if_match = require_if_match
         self.max_buffer = max_buffer
 
@@ -187,7 +191,7 @@ class ConditionalMiddleware:
                 await flush()
             elif not message.get("more_body", False):
                 body = b"".join(m.get("body", b"") for m in state["chunks"])
-                etag = ("etag", str(etag_of_bytes(body)))
+                etag = ("etag", str(etag_of_bytes(body, weak=self.weak_etags)))
                 headers = [*_text(state["start"].get("headers", ())), etag]
                 outcome = evaluate(method, pre, response_validators(headers))
                 state["mode"] = "pass"

@@ -129,8 +129,10 @@ class ConditionalMiddleware:
     """Conditional requests after the handler (GET/HEAD), and the If-Match requirement before it.
     Same behaviour as `redirectory.toolkit.asgi.ConditionalMiddleware`."""
 
-    def __init__(self, app: WSGIApp, require_if_match: bool = False, max_buffer: int = 1 << 20):
+    def __init__(self, app: WSGIApp, require_if_match: bool = False, max_buffer: int = 1 << 20,
+                 weak_etags: bool = False):
         self.app = app
+        self.weak_etags = weak_etags
         self.require_if_match = require_if_match
         self.max_buffer = max_buffer
 
@@ -183,7 +185,7 @@ class ConditionalMiddleware:
                 return passthrough()
         _close(result)
         body = b"".join(chunks)
-        etag = ("ETag", str(etag_of_bytes(body)))
+        etag = ("ETag", str(etag_of_bytes(body, weak=self.weak_etags)))
         outcome = evaluate(method, pre, response_validators([*headers, etag]))
         if outcome.proceed:
             start_response(captured["status"], [*headers, etag], captured["exc_info"])
