@@ -250,7 +250,7 @@ def emit_warnings(session: Session, seen: int) -> int:
     """Log and warn (RedirectWarning) for the hops after the first `seen`; returns the new count."""
     for hop in session.trace.hops[seen:]:
         if hop.warning:
-            logger.warning("%s", hop.warning)
+            logger.info("%s", hop.warning)
             warnings.warn(hop.warning, RedirectWarning, stacklevel=_caller_level())
     return len(session.trace.hops)
 

@@ -182,7 +182,7 @@ def remaining_freshness(
             return 0.0, "Expires is not a valid date (already expired)"
         lifetime, source = expires.timestamp() - date_value, f"Expires: {expires_values[0]}"
     else:
-        lifetime, source = float(default), f"default ({default:g} s, no Cache-Control max-age or Expires)"
+        lifetime, source = float(default), f"default {default:g} s: no Cache-Control max-age or Expires"
 
     remaining = lifetime - current_age
     if current_age >= 1:

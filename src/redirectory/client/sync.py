@@ -66,23 +66,23 @@ class Client(httpx.Client):
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         **httpx_options: Unpack[HttpxOptions],
     ) -> None:
-        self._redirects = RedirectOptions(redirect_302=redirect_302, redirect_301=redirect_301, memory=memory,
+        self._redirectory = RedirectOptions(redirect_302=redirect_302, redirect_301=redirect_301, memory=memory,
                                           allow_downgrade=allow_downgrade, buffer_bodies=buffer_bodies,
                                           sensitive_headers=sensitive_headers)
         super().__init__(follow_redirects=follow_redirects, max_redirects=max_redirects, **httpx_options)
 
     @property
     def policy(self) -> Policy:
-        return self._redirects.policy
+        return self._redirectory.policy
 
     @property
     def memory(self) -> RedirectMemory | None:
         """The permanent-redirect memory (None with `memory=False`)."""
-        return self._redirects.memory
+        return self._redirectory.memory
 
     @property
     def buffer_bodies(self) -> bool:
-        return self._redirects.buffer_bodies
+        return self._redirectory.buffer_bodies
 
     def forget(self, url: httpx.URL | str) -> int:
         """Forget every remembered move from `url` (relative URLs join the base_url); returns how many."""
@@ -135,7 +135,7 @@ class Client(httpx.Client):
 
     def close(self) -> None:
         super().close()
-        if self._redirects.owns_memory and self.memory is not None:
+        if self._redirectory.owns_memory and self.memory is not None:
             self.memory.close()
 
     # The httpx methods, typed to return redirectory's Response (they all go through send()).
