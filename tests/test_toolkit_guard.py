@@ -193,3 +193,11 @@ def test_unknown_mode_is_named() -> None:
     with pytest.raises(ValueError, match="unknown guard mode 'strict': use one of refuse, rewrite, report"):
         Guard("strict")
     assert Guard(GuardMode.REPORT).mode is GuardMode.REPORT
+
+
+def test_debug_defaults_to_on_under_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Guard("refuse").debug is True  # pytest sets PYTEST_CURRENT_TEST
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    assert Guard("refuse").debug is False
+    monkeypatch.setenv("REDIRECTORY_DEBUG", "1")
+    assert Guard("refuse").debug is True

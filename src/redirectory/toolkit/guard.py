@@ -10,6 +10,9 @@ Modes:
 - `rewrite`: a 302 becomes 307 for GET/HEAD and 303 for other methods (what clients did with 302);
 - `report`: the response is sent unchanged; findings are logged and counted.
 
+`debug=None` (the default) means: on when the environment has `REDIRECTORY_DEBUG=1` or pytest
+is running a test (`PYTEST_CURRENT_TEST`), off otherwise.
+
 In `refuse` and `rewrite` modes the guard also fixes what it can: a 303 or 304 loses its body
 (303 keeps `Content-Length: 0`), a 304 loses its content headers (Content-Type, Content-Length,
 Content-Encoding...). A 301/302/303/307/308 without Location cannot be fixed (no target is
@@ -19,6 +22,7 @@ known), so it is refused like a 302 in those modes. Every finding is counted in 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,7 +66,7 @@ class Verdict:
 @dataclass
 class Guard:
     mode: GuardMode | str = GuardMode.REWRITE
-    debug: bool = False
+    debug: bool | None = None
     counts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -72,6 +76,8 @@ class Guard:
         except ValueError:
             valid = ", ".join(m.value for m in GuardMode)
             raise ValueError(f"unknown guard mode {self.mode!r}: use one of {valid}") from None
+        if self.debug is None:
+            self.debug = os.environ.get("REDIRECTORY_DEBUG") == "1" or "PYTEST_CURRENT_TEST" in os.environ
 
     def check(self, method: str, status: int, headers: list[tuple[str, str]]) -> Verdict:
         names = {k.lower() for k, _ in headers}

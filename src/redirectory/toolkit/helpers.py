@@ -49,24 +49,28 @@ def redirect(request: Any, location: str, status: int, *, headers: Iterable[tupl
     return _native(request, lambda info: redirect_response(status, location, info, options or _options, headers))
 
 
-def moved_permanently(request: Any, location: str, **kw: Any) -> Any:
+def moved_permanently(request: Any, location: str, *, headers: Iterable[tuple[str, str]] = (),
+                      options: RedirectOptions | None = None) -> Any:
     """301: the resource moved for good (use it for GET/HEAD; clients may turn POST into GET)."""
-    return redirect(request, location, 301, **kw)
+    return redirect(request, location, 301, headers=headers, options=options)
 
 
-def permanent_redirect(request: Any, location: str, **kw: Any) -> Any:
+def permanent_redirect(request: Any, location: str, *, headers: Iterable[tuple[str, str]] = (),
+                       options: RedirectOptions | None = None) -> Any:
     """308: moved for good, and the method and body are kept."""
-    return redirect(request, location, 308, **kw)
+    return redirect(request, location, 308, headers=headers, options=options)
 
 
-def see_other(request: Any, location: str, **kw: Any) -> Any:
+def see_other(request: Any, location: str, *, headers: Iterable[tuple[str, str]] = (),
+              options: RedirectOptions | None = None) -> Any:
     """303: the work is done; GET the result at `location`. No body."""
-    return redirect(request, location, 303, **kw)
+    return redirect(request, location, 303, headers=headers, options=options)
 
 
-def temporary_redirect(request: Any, location: str, **kw: Any) -> Any:
+def temporary_redirect(request: Any, location: str, *, headers: Iterable[tuple[str, str]] = (),
+                       options: RedirectOptions | None = None) -> Any:
     """307: send the same request (method and body) to `location`, this time only."""
-    return redirect(request, location, 307, **kw)
+    return redirect(request, location, 307, headers=headers, options=options)
 
 
 def not_modified(request: Any, validators: Validators | None = None, *,

@@ -87,7 +87,7 @@ class RedirectMiddleware:
 class GuardMiddleware:
     """The 302 guard (see `redirectory.toolkit.guard`) around a WSGI app."""
 
-    def __init__(self, app: WSGIApp, mode: GuardMode | str = GuardMode.REWRITE, debug: bool = False,
+    def __init__(self, app: WSGIApp, mode: GuardMode | str = GuardMode.REWRITE, debug: bool | None = None,
                  guard: Guard | None = None):
         self.app = app
         self.guard = guard or Guard(mode, debug)
