@@ -255,3 +255,15 @@ def test_one_client_many_threads(edge: Edge, key: str) -> None:
     assert not errors
     hits = edge.hits(key)
     assert hits["target"] == 80 and hits["perm"] <= 8  # at most each thread's first request saw the 308
+
+
+def test_url_credentials_survive_a_remembered_hop_but_never_reach_the_memory(edge: Edge, key: str,
+                                                                             tmp_path: Path) -> None:
+    url = f"http://ada:secret@127.0.0.1:{edge.port}/perm/{key}"
+    with Client(memory=tmp_path / "m.sqlite") as client:
+        first = client.get(url).json()["headers"]["authorization"]
+        remembered = client.get(url)
+        assert remembered.history == [] and remembered.json()["headers"]["authorization"] == first
+        assert client.memory is not None
+        assert all("secret" not in e.url + e.target for e in client.memory.entries())
+    assert b"secret" not in (tmp_path / "m.sqlite").read_bytes()

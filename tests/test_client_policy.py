@@ -98,6 +98,7 @@ def test_location_resolution() -> None:
     assert str(resolve_location(base, "//cdn.example/a")) == "https://cdn.example/a#frag"
     assert str(resolve_location(base, "?page=2")) == "https://api.example/v1/users/42?page=2#frag"
     assert memory_key(base) == "https://api.example/v1/users/42"
+    assert memory_key(httpx.URL("https://user:pw@api.example:8443/a?b=1#c")) == "https://api.example:8443/a?b=1"
 
 
 def test_policy_rejects_unknown_choices() -> None:

@@ -206,7 +206,7 @@ class Session:
     def _learn(self, request: httpx.Request, response: httpx.Response, decision: Decision) -> tuple[str, ...]:
         """Remember a permanent move (or forget an older one for the same key); a note for the trace."""
         if self.memory is None:
-            return ()
+            return ()  # keys and targets are stored without user:password (memory_key)
         entry = self.memory.remember(request.method, memory_key(request.url), response.status_code,
                                      memory_key(decision.url), response.headers.multi_items(), flush=False)
         if entry is None:

@@ -46,6 +46,7 @@ __all__ = [
     "UseClientDefault",
     "build_memory",
     "memory_key_for",
+    "origin_auth",
 ]
 
 #: Hop limit (RFC 9110 §15.4 asks clients to detect loops; httpx allows 20, we stop at 10).
@@ -115,6 +116,15 @@ def build_memory(memory: MemoryOption) -> tuple[RedirectMemory | None, bool]:
         return None, False
     return RedirectMemory(path=memory), True
 
+
+
+def origin_auth(client_auth: httpx.Auth | None, auth: AuthTypes | UseClientDefault | None,
+                url: httpx.URL) -> AuthTypes | UseClientDefault | None:
+    """The auth for hops on the request's own origin: as given, or the URL's user:password as httpx
+    would derive it for the first hop (so that remembered hops, which change the URL, keep it)."""
+    if isinstance(auth, UseClientDefault) and client_auth is None and (url.username or url.password):
+        return httpx.BasicAuth(url.username, url.password)
+    return auth
 
 
 def memory_key_for(base_url: httpx.URL, url: httpx.URL | str) -> str:

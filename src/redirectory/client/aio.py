@@ -27,6 +27,7 @@ from redirectory.client._shared import (
     TimeoutTypes,
     UseClientDefault,
     memory_key_for,
+    origin_auth,
 )
 from redirectory.client.memory import RedirectMemory
 from redirectory.client.policy import DEFAULT_SENSITIVE_HEADERS, Policy, Redirect301, Redirect302, credentials_follow
@@ -113,6 +114,7 @@ class AsyncClient(httpx.AsyncClient):
         session = Session(settings, request, follow=follow, jar=self.cookies)
         if follow and self.buffer_bodies and not body_replayable(request):
             await request.aread()
+        auth = origin_auth(self.auth, auth, request.url)
         current, warned = request, 0
         while True:
             to_send = session.prepare(current)
