@@ -6,7 +6,7 @@ Run: python tests/client_edge_app.py --port P1 --port P2 [--https-port P3 --cert
 Routes (any method unless noted):
   /echo/{path}            200 JSON: method, path, query, headers, body (text)
   /r/{status}?to=URL      `status` with Location URL; optional cc= (Cache-Control), expires=,
-                          body= (response body), cookie= (Set-Cookie)
+                          body= (response body), cookie= (Set-Cookie), no_location= (no Location)
   /loop/a, /loop/b        307 to each other
   /chain/{n}              308 to /chain/{n-1}; /chain/0 echoes
   /perm/{key}             while state.moved: `state.status` (308) to /target/{key} with state.cc;
@@ -55,7 +55,7 @@ async def redirect(request: Request) -> Response:
     await request.body()
     status = int(request.path_params["status"])
     q = request.query_params
-    headers = {"Location": q.get("to", "/echo/")}
+    headers = {} if "no_location" in q else {"Location": q.get("to", "/echo/")}
     if "cc" in q:
         headers["Cache-Control"] = q["cc"]
     if "expires" in q:

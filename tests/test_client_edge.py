@@ -267,3 +267,25 @@ def test_url_credentials_survive_a_remembered_hop_but_never_reach_the_memory(edg
         assert client.memory is not None
         assert all("secret" not in e.url + e.target for e in client.memory.entries())
     assert b"secret" not in (tmp_path / "m.sqlite").read_bytes()
+
+
+def test_expires_decides_how_long_a_move_is_remembered(edge: Edge, client: Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from redirectory.client.freshness import format_http_date
+
+    future = format_http_date(datetime.now(UTC) + timedelta(hours=2))
+    url = edge.base + r(308, "/echo/e", expires=future)
+    client.get(url)
+    assert "Expires: " + future in client.get(url).explain()
+    past = edge.base + r(308, "/echo/p", expires="Thu, 01 Jan 1970 00:00:00 GMT")
+    client.get(past)
+    assert client.get(past).history != []  # already expired: asked again
+
+
+def test_what_is_not_followed_is_returned(edge: Edge, client: Client) -> None:
+    assert client.get(edge.base + r(304, "/echo/x")).status_code == 304
+    assert client.get(edge.base + r(300, "/echo/x")).status_code == 300
+    no_location = client.get(edge.base + r(307, "/echo/x", no_location="1"))
+    assert no_location.status_code == 307 and no_location.history == []
+    assert no_location.explain().endswith(f"=> 307 Temporary Redirect (GET {no_location.url})")
