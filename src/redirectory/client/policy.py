@@ -113,7 +113,9 @@ def credentials_follow(source: httpx.URL, target: httpx.URL) -> bool:
 def memory_key(url: httpx.URL) -> str:
     """The URL as the redirect memory keys it: normalised by httpx, without fragment or user:password
     (a move belongs to the resource, and credentials must never reach the memory's file)."""
-    return str(url.copy_with(fragment=None, userinfo=b""))
+    if url.fragment or url.userinfo:
+        url = url.copy_with(fragment=None, userinfo=b"")
+    return str(url)
 
 
 def resolve_location(url: httpx.URL, location: str) -> httpx.URL:
