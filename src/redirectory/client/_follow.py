@@ -247,8 +247,9 @@ class Session:
 
 
 def emit_warnings(session: Session, seen: int) -> int:
-    """Log and warn (RedirectWarning) for the hops after the first `seen`; returns the new count."""
+    """Log (DEBUG) and warn (RedirectWarning) for the hops after the first `seen`; returns the new count."""
     for hop in session.trace.hops[seen:]:
+        logger.debug("%s %s %s -> %s %s: %s", hop.kind, hop.method, hop.url, hop.next_method, hop.next_url, hop.why)
         if hop.warning:
             logger.info("%s", hop.warning)
             warnings.warn(hop.warning, RedirectWarning, stacklevel=_caller_level())

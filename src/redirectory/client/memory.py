@@ -106,6 +106,7 @@ class RedirectMemory:
         try:
             db = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a cache: durable enough, and no fsync per remembered move
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, _SCHEMA_VERSION):
                 raise ValueError(f"{path}: redirect memory schema version {version} is not supported")
