@@ -289,3 +289,33 @@ def test_what_is_not_followed_is_returned(edge: Edge, client: Client) -> None:
     no_location = client.get(edge.base + r(307, "/echo/x", no_location="1"))
     assert no_location.status_code == 307 and no_location.history == []
     assert no_location.explain().endswith(f"=> 307 Temporary Redirect (GET {no_location.url})")
+
+
+class Tagged(httpx.Response):
+    tag = "from the tagging transport"
+
+
+class TaggingTransport(httpx.BaseTransport):
+    """A real transport wrapper (HTTPTransport underneath) that returns its own Response subclass."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        response = self.inner.handle_request(request)
+        return Tagged(response.status_code, headers=response.headers, stream=response.stream,
+                      extensions=response.extensions)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_custom_transport_sees_every_hop_and_keeps_its_response_class(edge: Edge) -> None:
+    transport = TaggingTransport()
+    with Client(transport=transport) as c:
+        response = c.post(edge.base + r(307, "/echo/t"), content=b"b")
+    assert transport.requests == ["POST /r/307", "POST /echo/t"]
+    assert isinstance(response, Tagged) and isinstance(response, Response)
+    assert response.tag == "from the tagging transport" and "307 Temporary Redirect" in response.explain()

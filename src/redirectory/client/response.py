@@ -31,13 +31,28 @@ class Response(httpx.Response):
         return self.trace.explain()
 
 
+_COMBINED: dict[type[httpx.Response], type[Response]] = {}
+
+
+def _redirectory_class(cls: type[httpx.Response]) -> type[Response]:
+    """Response itself, or (for a transport's own Response subclass) a class that is both."""
+    if cls is httpx.Response:
+        return Response
+    combined = _COMBINED.get(cls)
+    if combined is None:
+        combined = _COMBINED.setdefault(cls, type(cls.__name__, (Response, cls), {"__module__": cls.__module__}))
+    return combined
+
+
 def adopt(response: httpx.Response, trace: Trace) -> Response:
     """Turn the transport's httpx.Response into a redirectory Response (same object, same stream).
 
     Response adds no state of its own besides the trace, so changing the class of the live object
-    keeps the stream, the connection and every httpx attribute exactly as they were.
+    keeps the stream, the connection and every httpx attribute exactly as they were. A transport
+    returning its own Response subclass gets a class that is both (isinstance holds for each).
     """
-    response.__class__ = Response
+    if not isinstance(response, Response):
+        response.__class__ = _redirectory_class(type(response))
     assert isinstance(response, Response)
     response._redirectory_trace = trace
     return response
