@@ -63,14 +63,15 @@ class ServeProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_serve(tmp: Path, *args: str, database: str | None = None, timeout: float = 60) -> ServeProcess:
+def start_serve(tmp: Path, *args: str, database: str | None = None, timeout: float = 60,
+                env: dict[str, str] | None = None) -> ServeProcess:
     database = database or f"sqlite:///{tmp}/gateway.db"
     port, admin_port = free_port(), free_port()
     log = tmp / f"serve-{port}.log"
     handle = log.open("wb")
     proc = subprocess.Popen(
         [str(BIN), "serve", "--database", database, "--port", str(port), "--admin-port", str(admin_port), *args],
-        stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+        stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
     served = ServeProcess(proc, port, admin_port, database, log)
     deadline = time.monotonic() + timeout

@@ -119,9 +119,24 @@ def test_stats_timeline_rejects_bad_parameters_all_at_once(reader: httpx.Client)
     assert r.status_code == 400
     fields = sorted(f for e in r.json()["errors"] for f in e["fields"])
     assert fields == ["interval", "ruleUuid", "since"]
-    r = reader.get("/api/v1/stats/timeline", params={"interval": "minute", "since": "2026-01-01T00:00:00Z",
-                                                     "until": "2026-02-01T00:00:00Z"})
-    assert r.status_code == 400 and r.json()["errors"][0]["detailKey"].endswith("tooManyBuckets")
+    assert reader.get("/api/v1/stats/timeline", params={"until": ""}).status_code == 400
+    assert reader.get("/api/v1/stats/timeline", params={"since": "2026-11-24"}).status_code == 400
+
+
+def test_stats_timeline_clamps_to_what_is_kept(reader: httpx.Client, traffic: dict[str, int]) -> None:
+    # Asking for a year of minutes answers the minutes that are kept, at most 1,440 of them.
+    r = reader.get("/api/v1/stats/timeline", params={"interval": "minute", "since": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 200
+    body = r.json()
+    assert 1 <= len(body["buckets"]) <= 1441 and body["hits"] == 10
+    assert datetime.fromisoformat(body["since"]) >= datetime.fromisoformat(body["keptSince"]) - timedelta(minutes=1)
+    # A range that ends before it starts, or lies in the past beyond what is kept, has no buckets.
+    empty = reader.get("/api/v1/stats/timeline", params={"since": "2026-01-02T00:00:00+01:00",
+                                                         "until": "2026-01-01T00:00:00Z"}).json()
+    assert empty["buckets"] == [] and empty["hits"] == 0
+    far = reader.get("/api/v1/stats/timeline", params={"since": "0001-01-01T00:00:00-23:59",
+                                                       "until": "9999-12-31T23:59:59+23:59", "interval": "day"})
+    assert far.status_code == 200 and far.json()["hits"] == 10
 
 
 def test_stats_needs_a_key_and_allows_only_reads(served: ServeProcess, reader: httpx.Client) -> None:

@@ -62,8 +62,16 @@ async def bulk(
         raise ApiError.one(400, "validation", "The body needs a non-empty 'items' array of rules", fields=["items"])
     if len(items) > MAX_ITEMS:
         raise ApiError.one(400, "tooManyItems", f"At most {MAX_ITEMS} items per request", fields=["items"])
-    etags = (data.get("metadata") or {}).get("etags") or {}
-    if not isinstance(etags, dict):
+    unknown = sorted(set(data) - {"items", "metadata"})
+    if unknown:
+        raise ApiError(400, "validation", [ErrorItem(f"unknown field '{name[:64]}'; valid fields: items, metadata",
+                                                     "unknownField", fields=[name[:64]]) for name in unknown])
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ApiError.one(400, "validation", "metadata must be an object such as {\"etags\": {uuid: ETag}}",
+                           fields=["metadata"])
+    etags = metadata.get("etags", {})
+    if not isinstance(etags, dict) or not all(isinstance(v, str) for v in etags.values()):
         raise ApiError.one(400, "validation", "metadata.etags must map uuid to ETag", fields=["metadata.etags"])
     store = request.app.state.store
     parsed: list[tuple[int, str | None, Rule | None]] = []

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors
-from redirectory.admin.paging import page_limit, pagination, query_flag
+from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
 from redirectory.admin.rules import _actor, etag_of, not_modified
 from redirectory.store.store import LoggedChange, Revision
 
@@ -87,9 +87,9 @@ def _number(text: str) -> int:
                   dependencies=[Depends(require("read"))])
 def list_history(
     request: Request,
-    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
-    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
-    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     total, revisions = request.app.state.store.history(offset, limit, CHANGES_IN_COLLECTION)
@@ -125,8 +125,12 @@ def get_revision(revision: str, request: Request) -> Response:
     return JSONResponse(dto, headers=headers)
 
 
-@router.options("/history/{revision}", response_class=Response, summary="Methods allowed on a revision")
-def options_revision(revision: str) -> Response:
+@router.options("/history/{revision}", response_class=Response, summary="Methods allowed on a revision",
+                dependencies=[Depends(require("read"))])
+def options_revision(revision: str, request: Request) -> Response:
+    number = _number(revision)
+    if number > request.app.state.store.revision():
+        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
 

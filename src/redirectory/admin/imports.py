@@ -171,7 +171,8 @@ def _registry(request: Request) -> ImportRegistry:
              dependencies=[Depends(require("write"))], openapi_extra=FILE_BODY)
 async def start_import(
     request: Request,
-    fmt: Annotated[str | None, Query(alias="format", description="yaml, json, csv, nginx, apache or netlify")] = None,
+    fmt: Annotated[str | None, Query(alias="format", description="The file's format (empty or absent: from the "
+                                     "Content-Type)", json_schema_extra={"enum": [*_formats(), ""]})] = None,
 ) -> JSONResponse:
     formats = _formats()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -181,6 +182,8 @@ async def start_import(
                            f"Say the file's format with ?format= ({', '.join(formats)}) or a Content-Type such as "
                            "application/yaml or text/csv", fields=["format"])
     raw = await request.body()
+    if not raw.strip():
+        raise ApiError.one(400, "emptyFile", "The body is empty: send the rule file itself")
     if len(raw) > MAX_BYTES:
         raise ApiError.one(400, "fileTooLarge", f"Import files are limited to {MAX_BYTES // (1024 * 1024)} MiB")
     try:

@@ -2,27 +2,27 @@
 
 Create: `POST {"name": ..., "scope": "read"|"write"|"admin"}` -> 201, `Location`, the key and,
 this once only, its `secret`. Collection: newest first, the guide's pagination (`limit`/`offset`,
-`metadata.pagination`, `metadata.etags`), optional `revoked=true|false`. Never a secret or a hash
-in any other response. `DELETE` revokes (204; the key answers 401 from then on); like every
-admin write it needs `If-Match` (the key's ETag, or `*`). A revoked key stays readable, with
-`revokedAt` set.
+`metadata.pagination`, `metadata.etags`). Never a secret or a hash in any other response.
+`DELETE` revokes (204; the key answers 401 from then on); like every admin write it needs
+`If-Match` (the key's ETag, or `*`). A revoked key is gone from the API (404, not listed); the
+database keeps it for the audit trail (`redirectory keys list` shows it).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors, with_if_match
-from redirectory.admin.paging import page_limit, pagination, query_flag
+from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
 from redirectory.admin.rules import etag_of, json_body, not_modified
-from redirectory.store.keys import SCOPES, ApiKey, validate_name, validate_scope
+from redirectory.store.keys import MAX_NAME_LENGTH, NAME_PATTERN, SCOPES, ApiKey, validate_name, validate_scope
 
 router = APIRouter(prefix="/api/v1", tags=["api-keys"], responses={**COMMON, **errors(412, 422, 428)})
 
@@ -42,16 +42,14 @@ def key_dto(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "scope": key.scope,
         "prefix": key.prefix,
-        "revoked": key.revoked,
         "createdAt": _ts(key.created_at),
         "lastUsedAt": _ts(key.last_used_at),
-        "revokedAt": _ts(key.revoked_at),
     }
 
 
 def _modified(key: ApiKey) -> datetime:
-    """When the key's state last changed (creation or revocation; use is not a change)."""
-    return max(key.created_at, key.revoked_at or key.created_at).astimezone(UTC).replace(microsecond=0)
+    """When the key's representation last changed: its creation (use is not a change)."""
+    return key.created_at.astimezone(UTC).replace(microsecond=0)
 
 
 def _item_headers(key: ApiKey, dto: dict[str, Any]) -> dict[str, str]:
@@ -62,22 +60,26 @@ def _not_found(key_id: str) -> ApiError:
     return ApiError.one(404, "apiKeyNotFound", f"No API key has uuid {key_id[:64]}", fields=["uuid"])
 
 
+def _live_key(request: Request, key_id: str) -> ApiKey:
+    """The key, unless it is unknown or revoked (both 404)."""
+    key: ApiKey | None = request.app.state.store.get_key(key_id)
+    if key is None or key.revoked:
+        raise _not_found(key_id)
+    return key
+
+
 
 
 @router.api_route("/api-keys", methods=["GET", "HEAD"], summary="List API keys",
                   dependencies=[Depends(require("admin"))])
 def list_keys(
     request: Request,
-    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
-    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
-    revoked: Annotated[str | None, Query(description="true: only revoked keys; false: only valid ones.")] = None,
-    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
-    wanted = query_flag(revoked, "revoked")
-    keys = request.app.state.store.list_keys(include_revoked=True)
-    if wanted is not None:
-        keys = [k for k in keys if k.revoked is wanted]
+    keys = request.app.state.store.list_keys(include_revoked=False)
     items = [key_dto(k) for k in keys[offset:offset + limit]]
     body: dict[str, Any] = {"items": items}
     if query_flag(exclude_metadata, "excludeMetadata") is not True:
@@ -93,7 +95,8 @@ CREATE_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {
         "type": "object", "required": ["name", "scope"], "additionalProperties": False,
-        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
+                                "pattern": NAME_PATTERN},
                        "scope": {"type": "string", "enum": list(SCOPES)}},
     }}},
 }
@@ -139,9 +142,7 @@ def options_keys() -> Response:
 @router.api_route("/api-keys/{key_id}", methods=["GET", "HEAD"], summary="Get an API key",
                   dependencies=[Depends(require("admin"))])
 def get_key(key_id: str, request: Request) -> Response:
-    key = request.app.state.store.get_key(key_id)
-    if key is None:
-        raise _not_found(key_id)
+    key = _live_key(request, key_id)
     dto = key_dto(key)
     headers = {**_item_headers(key, dto), **NO_STORE, "content-location": f"/api/v1/api-keys/{key.id}"}
     if not_modified(request, headers["etag"], _modified(key)):
@@ -157,9 +158,7 @@ def revoke_key(key_id: str, request: Request) -> Response:
     if if_match is None:
         raise ApiError.one(428, "preconditionRequired",
                            "Send If-Match with the key's current ETag (or *) to revoke it", fields=["If-Match"])
-    key = store.get_key(key_id)
-    if key is None:
-        raise _not_found(key_id)
+    key = _live_key(request, key_id)
     if if_match.strip() != "*" and etag_of(key_dto(key)) not in [t.strip() for t in if_match.split(",")]:
         raise ApiError.one(412, "preconditionFailed", "The key changed since you read it: GET it again and retry",
                            fields=["If-Match"])
@@ -168,6 +167,8 @@ def revoke_key(key_id: str, request: Request) -> Response:
     return Response(status_code=204, headers=NO_STORE)
 
 
-@router.options("/api-keys/{key_id}", response_class=Response, summary="Methods allowed on a key")
-def options_key(key_id: str) -> Response:
+@router.options("/api-keys/{key_id}", response_class=Response, summary="Methods allowed on a key",
+                dependencies=[Depends(require("admin"))])
+def options_key(key_id: str, request: Request) -> Response:
+    _live_key(request, key_id)
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})

@@ -2,7 +2,9 @@
 
 - `Accept` that admits no JSON -> 406 (the interactive docs page is HTML and exempt);
 - a request body whose `Content-Type` is not JSON (or JSON Merge Patch for PATCH) -> 415;
+- `Accept-Language` that admits no English (the language of every message) -> 406;
 - an API key in the query string -> 400: keys go in `Authorization: Bearer` or `X-API-Key` only.
+A method no route takes is left to the router (405 + Allow), whatever its body.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
+
+from starlette.routing import Match
 
 from redirectory.admin.errors import ErrorItem, error_response
 
@@ -46,6 +50,57 @@ def accepts_json(accept: str) -> bool:
     return False
 
 
+#: The language of every message (errors, warnings), sent as Content-Language.
+LANGUAGE = "en"
+
+
+def accepts_language(header: str) -> bool:
+    """Whether an Accept-Language field admits English (RFC 9110 §12.5.4, RFC 4647 ranges).
+
+    A range admits it when it is `*` or its primary subtag is `en` (lookup falls back from
+    `en-GB` to `en`), unless its weight is 0.
+    """
+    if not header.strip():
+        return True
+    for part in header.split(","):
+        lang, _, params = part.strip().partition(";")
+        lang = lang.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (lang == "*" or lang.split("-")[0] == LANGUAGE):
+            return True
+    return False
+
+
+def _with_language(send: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """`send` that adds `Content-Language` to every response that lacks it (messages, notes)."""
+
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"content-language" for name, _ in headers):
+                headers.append((b"content-language", LANGUAGE.encode()))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether some route takes this method on this path (else the router answers 404 or 405)."""
+    app = scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", None)
+    if routes is None:
+        return True
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+
 class NegotiationMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -58,7 +113,7 @@ class NegotiationMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         problem = self._check(scope, headers)
         if problem is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _with_language(send))
             return
         status, key, detail, fields = problem
         response = error_response(status, key, [ErrorItem(detail, key, fields=fields)])
@@ -75,11 +130,16 @@ class NegotiationMiddleware:
         if accept and scope["path"] not in HTML_PATHS and not accepts_json(accept):
             return (406, "notAcceptable", f"This API produces application/json; Accept was '{accept[:100]}'",
                     ["Accept"])
+        language = headers.get("accept-language")
+        if language is not None and scope["path"] not in HTML_PATHS and not accepts_language(language):
+            return (406, "languageNotAcceptable",
+                    f"This API answers in English (Content-Language: {LANGUAGE}); Accept-Language was "
+                    f"'{language[:100]}'", ["Accept-Language"])
         method = scope["method"]
         allowed: tuple[str, ...] | None = FILE_UPLOADS.get(scope["path"]) if method == "POST" else None
         allowed = allowed or BODY_TYPES.get(method)
         has_body = headers.get("content-length", "0") not in ("0", "") or "transfer-encoding" in headers
-        if allowed and has_body:
+        if allowed and has_body and _routed(scope):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype not in allowed:
                 return (415, "unsupportedMediaType",

@@ -62,11 +62,12 @@ RULE_INPUT: dict[str, Any] = {
     "type": "object",
     "description": "A rule, with the fields of a rule file in camelCase (see docs/rules.md).",
     "properties": {
-        "from": _TEXT,
-        "fromRegex": _TEXT,
-        "to": {"type": "string"},
+        "from": {"type": ["string", "null"], "pattern": "^/", "description": "/path, /path/{name}, //host/path"},
+        "fromRegex": {"type": ["string", "null"], "minLength": 1, "description": "An RE2 regular expression"},
+        "to": {"type": "string", "minLength": 1, "pattern": "^(/|[hH][tT][tT][pP][sS]?://)",
+               "description": "An absolute path or http(s) URL; {name} placeholders come from `from`"},
         "status": {"type": "integer", "enum": [301, 303, 307, 308]},
-        "methods": {"type": ["array", "null"], "items": {"type": "string"}},
+        "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
         "query": {"type": "string", "enum": ["keep", "drop"]},
         "starts": {"type": ["string", "null"], "format": "date-time"},
         "ends": {"type": ["string", "null"], "format": "date-time"},
@@ -89,15 +90,19 @@ def json_body(schema: dict[str, Any], media: str = "application/json") -> dict[s
 BULK_INPUT: dict[str, Any] = {
     "type": "object",
     "required": ["items"],
+    "additionalProperties": False,
     "properties": {
         "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": RULE_INPUT},
         "metadata": {"type": "object", "properties": {
             "etags": {"type": "object", "additionalProperties": {"type": "string"}}}},
     },
 }
+#: A rule file. Any document is accepted (202): the import checks it and its report lists every
+#: problem, so the schema constrains nothing beyond the media type. (nginx, Apache and Netlify
+#: files are also taken as text/plain or application/octet-stream, with ?format=.)
+_ANY_FILE = {"description": "A rule file (docs/rules.md), or an nginx, Apache or Netlify file with ?format="}
 FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    media: {"schema": {"type": "string"}} for media in
-    ("application/yaml", "text/yaml", "text/csv", "application/json", "text/plain")}}}
+    media: {"schema": _ANY_FILE} for media in ("application/yaml", "text/yaml", "application/json", "text/csv")}}}
 
 
 #: `If-Match` as a required header (updates and deletes).

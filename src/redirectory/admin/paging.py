@@ -3,13 +3,45 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from redirectory.admin.errors import ApiError, ErrorItem
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
+#: Offsets beyond this are refused (no table is that large; the database's integers are not unbounded).
+MAX_OFFSET = 10**12
+FLAG_VALUES = ("true", "false")
+
+#: The query parameters every collection takes (their OpenAPI schema states the valid ranges).
+Limit = Annotated[int, Query(description=f"Page size, 0-{MAX_LIMIT} (0 means the default, {DEFAULT_LIMIT}).",
+                             json_schema_extra={"minimum": 0, "maximum": MAX_LIMIT})]
+Offset = Annotated[int, Query(description="Zero-based index of the first item.",
+                              json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET})]
+ExcludeMetadata = Annotated[str | None, Query(alias="excludeMetadata", description="true: answer only `items`.",
+                                              json_schema_extra={"enum": [*FLAG_VALUES, ""]})]
+
+
+def flag_param(description: str) -> Any:
+    """A true/false query parameter (empty means not given)."""
+    return Query(description=description, json_schema_extra={"enum": [*FLAG_VALUES, ""]})
+
+
+def sort_param(fields: Iterable[str], default: str | None = None) -> Any:
+    """`sort=field+ASC|DESC,...` with a schema pattern that admits exactly what `parse_sort` does."""
+    names = list(fields)
+    text = f"field+ASC|DESC, comma-separated; fields: {', '.join(names)}."
+    return Query(description=text + (f" Default {default}." if default else ""),
+                 json_schema_extra={"pattern": _sort_pattern(names)})
+
+
+def _sort_pattern(names: list[str]) -> str:
+    one = f"(?:{'|'.join(re.escape(n) for n in names)})(?:[ +](?:ASC|DESC))?"
+    return f"^(?:{one}(?:,{one})*)?$"
 
 
 def page_limit(limit: int, offset: int) -> int:
@@ -18,8 +50,8 @@ def page_limit(limit: int, offset: int) -> int:
     if limit < 0 or limit > MAX_LIMIT:
         problems.append(ErrorItem(f"limit must be between 0 and {MAX_LIMIT} (0 means {DEFAULT_LIMIT})",
                                   "invalidLimit", fields=["limit"]))
-    if offset < 0:
-        problems.append(ErrorItem("offset must be 0 or more", "invalidOffset", fields=["offset"]))
+    if offset < 0 or offset > MAX_OFFSET:
+        problems.append(ErrorItem(f"offset must be between 0 and {MAX_OFFSET}", "invalidOffset", fields=["offset"]))
     if problems:
         raise ApiError(400, "invalidPagination", problems)
     return limit or DEFAULT_LIMIT
@@ -46,10 +78,9 @@ def query_flag(value: str | None, name: str) -> bool | None:
     """A true/false query parameter; absent or empty means not given."""
     if value is None or value == "":
         return None
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
+    if value == "true":
         return True
-    if lowered in ("false", "0", "no"):
+    if value == "false":
         return False
     raise ApiError.one(400, "invalidField", f"'{name}' must be true or false", fields=[name])
 
@@ -62,13 +93,14 @@ def parse_sort(text: str | None, allowed: Iterable[str]) -> list[tuple[str, str]
     out: list[tuple[str, str]] = []
     problems: list[ErrorItem] = []
     for part in text.split(","):
-        name, _, order = part.replace("+", " ").strip().partition(" ")
-        order = (order.strip() or "ASC").upper()
+        name, sep, order = part.replace("+", " ").partition(" ")
+        order = order if sep else "ASC"
         if name not in names:
-            problems.append(ErrorItem(f"cannot sort by '{name}': use one of {', '.join(names)}",
+            problems.append(ErrorItem(f"cannot sort by '{name[:64]}': use one of {', '.join(names)}",
                                       "invalidSortField", fields=["sort"]))
         elif order not in ("ASC", "DESC"):
-            problems.append(ErrorItem(f"sort order '{order}' is not ASC or DESC", "invalidSortOrder", fields=["sort"]))
+            problems.append(ErrorItem(f"sort order '{order[:64]}' is not ASC or DESC", "invalidSortOrder",
+                                      fields=["sort"]))
         else:
             out.append((name, order))
     if problems:

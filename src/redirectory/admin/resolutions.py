@@ -25,8 +25,13 @@ router = APIRouter(prefix="/api/v1", tags=["resolutions"], responses={**COMMON, 
 METHODS = "POST, OPTIONS"
 BODY_FIELDS = ("url", "method", "headers")
 MAX_URL = 8192
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
-_HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+#: The valid values, as regular expressions shared by the checks below and the OpenAPI schema:
+#: an http(s) URL, or a path (anything without whitespace and without another `scheme://`).
+URL_PATTERN = r"^(?:[hH][tT][tT][pP][sS]?://[^\s\x00]+|(?:[^\s\x00:]|:(?!//))+)$"
+METHOD_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$"
+HEADER_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"
+VALUE_PATTERN = r"^[^\r\n\x00]*$"
+_URL, _TOKEN, _HEADER, _VALUE = (re.compile(p) for p in (URL_PATTERN, METHOD_PATTERN, HEADER_PATTERN, VALUE_PATTERN))
 
 
 def _problems(data: dict[str, Any]) -> list[ErrorItem]:
@@ -39,9 +44,9 @@ def _problems(data: dict[str, Any]) -> list[ErrorItem]:
     if url is None:
         problems.append(ErrorItem("'url' is required (an absolute http(s) URL or a path)", "missingField",
                                   fields=["url"]))
-    elif not isinstance(url, str) or not url or len(url) > MAX_URL or any(c in url for c in "\r\n\0 "):
-        problems.append(ErrorItem(f"'url' must be a URL or path of 1-{MAX_URL} characters without spaces",
-                                  "invalidField", fields=["url"]))
+    elif not isinstance(url, str) or len(url) > MAX_URL or not _URL.fullmatch(url):
+        problems.append(ErrorItem(f"'url' must be an http(s) URL or a path, of 1-{MAX_URL} characters without "
+                                  "spaces", "invalidField", fields=["url"]))
     method = data.get("method", "GET")
     if not isinstance(method, str) or not _TOKEN.fullmatch(method):
         problems.append(ErrorItem("'method' must be an HTTP method name such as GET", "invalidField",
@@ -55,7 +60,7 @@ def _problems(data: dict[str, Any]) -> list[ErrorItem]:
             if not _HEADER.fullmatch(name):
                 problems.append(ErrorItem(f"'{name[:64]}' is not a header name", "invalidField",
                                           fields=[f"headers.{name[:64]}"]))
-            elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            elif not isinstance(value, str) or not _VALUE.fullmatch(value):
                 problems.append(ErrorItem(f"header '{name}' must have a one-line text value", "invalidField",
                                           fields=[f"headers.{name}"]))
     return problems
@@ -66,9 +71,11 @@ REQUEST_BODY = {
     "content": {"application/json": {"schema": {
         "type": "object", "required": ["url"], "additionalProperties": False,
         "properties": {
-            "url": {"type": "string", "description": "http(s)://host/path?query or /path?query"},
-            "method": {"type": "string", "default": "GET"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+            "url": {"type": "string", "description": "http(s)://host/path?query or /path?query",
+                    "minLength": 1, "maxLength": MAX_URL, "pattern": URL_PATTERN},
+            "method": {"type": "string", "default": "GET", "pattern": METHOD_PATTERN},
+            "headers": {"type": "object", "propertyNames": {"pattern": HEADER_PATTERN},
+                        "additionalProperties": {"type": "string", "pattern": VALUE_PATTERN},
                         "description": "Request headers that count: Host, X-Forwarded-Proto, X-Forwarded-Host."},
         },
     }}},

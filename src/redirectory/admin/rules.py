@@ -23,7 +23,18 @@ from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, RULE_INPUT, errors, with_if_match
 from redirectory.admin.openapi import json_body as body_schema
-from redirectory.admin.paging import page_limit, pagination, parse_sort, query_flag
+from redirectory.admin.paging import (
+    ExcludeMetadata,
+    Limit,
+    Offset,
+    flag_param,
+    page_limit,
+    pagination,
+    parse_sort,
+    query_flag,
+    sort_param,
+)
+from redirectory.semantics import RULE_STATUSES
 from redirectory.store.schema import rules as rules_t
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -85,19 +96,23 @@ def etag_of(dto: dict[str, Any]) -> str:
                   dependencies=[Depends(require("read"))])
 def list_rules(
     request: Request,
-    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
-    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
-    status: Annotated[int | None, Query(description="Only rules with this status.")] = None,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    status: Annotated[int | None, Query(description="Only rules with this status.",
+                                        json_schema_extra={"enum": list(RULE_STATUSES)})] = None,
     host: Annotated[str | None, Query(description="Only rules for this host (from: //host/...).")] = None,
     method: Annotated[str | None, Query(description="Only rules that answer this method.")] = None,
-    enabled: Annotated[str | None, Query(description="true or false.")] = None,
+    enabled: Annotated[str | None, flag_param("true: only enabled rules; false: only disabled ones.")] = None,
     tag: Annotated[str | None, Query(description="Only rules with this tag.")] = None,
     q: Annotated[str | None, Query(description="Text to find in from, to or note.")] = None,
-    sort: Annotated[str | None, Query(description="field+ASC|DESC, comma-separated.")] = None,
-    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+    sort: Annotated[str | None, sort_param(SORT_FIELDS)] = None,
+    exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     order = parse_sort(sort, SORT_FIELDS)
+    if status is not None and status not in RULE_STATUSES:
+        raise ApiError.one(400, "invalidField", f"status must be one of {', '.join(map(str, RULE_STATUSES))}",
+                           fields=["status"])
     conditions = []
     if status is not None:
         conditions.append(rules_t.c.status == status)
@@ -160,8 +175,13 @@ def get_rule(rule_id: str, request: Request) -> Response:
     return JSONResponse(dto, headers={**headers, "pragma": "no-cache", "expires": "0"})
 
 
-@router.options("/rules/{rule_id}", response_class=Response, summary="Methods allowed on a rule")
-def options_rule(rule_id: str) -> Response:
+@router.options("/rules/{rule_id}", response_class=Response, summary="Methods allowed on a rule",
+                dependencies=[Depends(require("read"))])
+def options_rule(rule_id: str, request: Request) -> Response:
+    with request.app.state.store.read_connection() as conn:
+        found = conn.execute(select(rules_t.c.id).where(rules_t.c.id == rule_id)).first()
+    if found is None:
+        raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
 
@@ -203,7 +223,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError.one(400, "malformedJson", f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ApiError.one(400, "malformedJson", "The body must be a JSON object (a rule)")
+        raise ApiError.one(400, "malformedJson", "The body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError.one(400, "malformedJson", "The body holds an unpaired UTF-16 surrogate "
+                           "(\\ud800-\\udfff): not valid Unicode text") from None
     return data
 
 

@@ -13,7 +13,7 @@ traffic by a second or so (see `redirectory.store.hits`). Every route needs scop
 
 from __future__ import annotations
 
-import uuid as uuid_lib
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,7 +23,17 @@ from fastapi.responses import JSONResponse
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON
-from redirectory.admin.paging import page_limit, pagination, parse_sort, query_flag
+from redirectory.admin.paging import (
+    ExcludeMetadata,
+    Limit,
+    Offset,
+    flag_param,
+    page_limit,
+    pagination,
+    parse_sort,
+    query_flag,
+    sort_param,
+)
 from redirectory.admin.rules import etag_of
 from redirectory.store.hits import INTERVALS, RULE_STATS_SORT, oldest_kept
 
@@ -34,6 +44,8 @@ TOP = 5
 MAX_BUCKETS = 1440
 #: Buckets shown when `since` is not given, per interval.
 DEFAULT_SPAN = {"minute": 60, "hour": 24, "day": 30}
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -85,12 +97,11 @@ def options_stats() -> Response:
                   dependencies=[Depends(require("read"))])
 def list_rule_stats(
     request: Request,
-    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
-    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
-    sort: Annotated[str | None, Query(description=f"field+ASC|DESC, comma-separated; fields: "
-                                                  f"{', '.join(RULE_STATS_SORT)}. Default hits+DESC.")] = None,
-    unused: Annotated[str | None, Query(description="true: only rules never hit; false: only rules hit.")] = None,
-    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    sort: Annotated[str | None, sort_param(RULE_STATS_SORT, "hits+DESC")] = None,
+    unused: Annotated[str | None, flag_param("true: only rules never hit; false: only rules hit.")] = None,
+    exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     order = parse_sort(sort, RULE_STATS_SORT) or [("hits", "DESC")]
@@ -115,9 +126,9 @@ def options_rule_stats() -> Response:
                   summary="The most requested paths no rule matched", dependencies=[Depends(require("read"))])
 def list_unmatched(
     request: Request,
-    limit: Annotated[int, Query(description="Page size, 1-1000 (0 means the default, 10).")] = 10,
-    offset: Annotated[int, Query(description="Zero-based index of the first item.")] = 0,
-    exclude_metadata: Annotated[str | None, Query(alias="excludeMetadata")] = None,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     total, rows = request.app.state.store.unmatched_page(offset, limit)
@@ -136,28 +147,38 @@ def options_unmatched() -> Response:
 
 
 def _instant(text: str | None, name: str, problems: list[ErrorItem]) -> datetime | None:
-    """An ISO 8601 timestamp (`2026-11-24T10:00:00Z`, an offset, or a date); no zone means UTC."""
-    if text is None or text == "":
+    """An RFC 3339 timestamp (`2026-11-24T10:00:00Z` or with an offset), in UTC."""
+    if text is None:
         return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        problems.append(ErrorItem(f"'{name}' must be an ISO 8601 timestamp such as 2026-11-24T10:00:00Z",
+    value = None
+    if _RFC3339.fullmatch(text):
+        try:
+            value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        except ValueError:
+            value = None
+    if value is None:
+        problems.append(ErrorItem(f"'{name}' must be a timestamp such as 2026-11-24T10:00:00Z",
                                   "invalidTimestamp", fields=[name]))
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 with a negative offset, year 9999 with a positive one
+        return datetime.min.replace(tzinfo=UTC) if value.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 @router.api_route("/stats/timeline", methods=["GET", "HEAD"], summary="Hits over time, in buckets",
                   dependencies=[Depends(require("read"))])
 def get_timeline(
     request: Request,
-    interval: Annotated[str, Query(description="Bucket size: minute (kept 2 days), hour or day (kept 90 days).")]
-    = "hour",
-    since: Annotated[str | None, Query(description="First instant (ISO 8601; default: 60 minutes, 24 hours "
-                                                   "or 30 days before `until`).")] = None,
-    until: Annotated[str | None, Query(description="End, exclusive (ISO 8601; default: now).")] = None,
-    rule_uuid: Annotated[str | None, Query(alias="ruleUuid", description="Only this rule's hits.")] = None,
+    interval: Annotated[str, Query(description="Bucket size: minute (kept 2 days), hour or day (kept 90 days).",
+                                   json_schema_extra={"enum": list(INTERVALS)})] = "hour",
+    since: Annotated[str | None, Query(description="First instant (RFC 3339; default: 60 minutes, 24 hours "
+                                                   "or 30 days before `until`).",
+                                       json_schema_extra={"format": "date-time"})] = None,
+    until: Annotated[str | None, Query(description="End, exclusive (RFC 3339; default: now).",
+                                       json_schema_extra={"format": "date-time"})] = None,
+    rule_uuid: Annotated[str | None, Query(alias="ruleUuid", description="Only this rule's hits.",
+                                           json_schema_extra={"format": "uuid"})] = None,
 ) -> JSONResponse:
     problems: list[ErrorItem] = []
     if interval not in INTERVALS:
@@ -166,30 +187,28 @@ def get_timeline(
     start = _instant(since, "since", problems)
     end = _instant(until, "until", problems)
     rule_id = None
-    if rule_uuid:
-        try:
-            rule_id = str(uuid_lib.UUID(rule_uuid))
-        except ValueError:
+    if rule_uuid is not None:
+        if _UUID.fullmatch(rule_uuid):
+            rule_id = rule_uuid.lower()
+        else:
             problems.append(ErrorItem("ruleUuid must be a rule's UUID", "invalidField", fields=["ruleUuid"]))
     if problems:
         raise ApiError(400, "invalidTimeline", problems)
     step = timedelta(seconds=INTERVALS[interval][1])
     now = datetime.now(UTC)
-    end = end or now
+    kept = oldest_kept(interval, now)
+    # Clamp to what can hold data: nothing is kept before `kept`, nothing is counted after now,
+    # and one answer holds at most MAX_BUCKETS buckets (the latest ones).
+    end = min(end or now, now + step)
     start = start or end - DEFAULT_SPAN[interval] * step
-    if start >= end:
-        raise ApiError.one(400, "invalidTimeline", "since must be before until", fields=["since", "until"])
-    if (end - start) / step > MAX_BUCKETS:
-        raise ApiError.one(400, "tooManyBuckets",
-                           f"at most {MAX_BUCKETS} buckets per request: narrow since/until or use a larger interval",
-                           fields=["since", "until", "interval"])
-    buckets = request.app.state.store.timeline(interval, start, end, rule_id)
+    start = max(start, kept - step, end - MAX_BUCKETS * step)
+    buckets = request.app.state.store.timeline(interval, start, end, rule_id) if start < end else []
     body = {
         "interval": interval,
         "since": _ts(buckets[0].start if buckets else start),
         "until": _ts(end),
         "ruleUuid": rule_id,
-        "keptSince": _ts(oldest_kept(interval, now)),
+        "keptSince": _ts(kept),
         "hits": sum(b.hits for b in buckets),
         "unmatchedHits": sum(b.unmatched for b in buckets) if rule_id is None else None,
         "buckets": [

@@ -107,16 +107,26 @@ def validate_scope(scope: object) -> str:
     return scope
 
 
+#: Characters a key name must not hold: controls, line and paragraph separators, bidirectional
+#: overrides (they disguise names in listings) and unpaired surrogates.
+_FORBIDDEN = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff"
+#: What a key name may be: at least one non-space character and none of the above (this is also
+#: the admin API's schema pattern).
+NAME_PATTERN = rf"^[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}][^{_FORBIDDEN}]*$"
+_NAME = re.compile(NAME_PATTERN)
+
+
 def validate_name(name: object) -> str:
-    """`name` if it is 1-200 printable characters and not blank, else ValueError."""
+    """`name` if it is 1-200 printable characters (see `NAME_PATTERN`) and not blank, else ValueError."""
     if not isinstance(name, str):
         raise ValueError(f"name must be text (got {type(name).__name__})")
     if not name.strip():
         raise ValueError("name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(f"name must be at most {MAX_NAME_LENGTH} characters (got {len(name)})")
-    if not name.isprintable():
-        raise ValueError("name must be printable text (no control characters, tabs or line breaks)")
+    if not _NAME.fullmatch(name):
+        raise ValueError("name must be printable text: no control characters, tabs, line breaks or "
+                         "bidirectional overrides")
     return name
 
 
