@@ -21,6 +21,7 @@ asserted here, and listed (same numbering) in docs/client.md:
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,9 @@ def test_d7_one_shot_bodies_precisely(edge: Edge, key: str, clients: tuple[httpx
     theirs, ours = clients
     with pytest.raises(httpx.StreamConsumed):
         theirs.post(edge.base + r(307, f"/target/{key}"), content=body())
+    deadline = time.monotonic() + 5
+    while edge.hits(key)["target"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert edge.hits(key)["target"] == 1  # httpx opened the follow-up request before failing
     with pytest.raises(BodyNotReplayable):
         ours.post(edge.base + r(307, f"/target/{key}"), content=body())
