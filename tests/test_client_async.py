@@ -63,6 +63,13 @@ async def test_async_generator_body_is_refused_or_buffered(edge: Edge, key: str)
     assert (echo["method"], echo["body"]) == ("PUT", "async body")
 
 
+async def test_leaving_async_with_closes_an_owned_memory_file(edge: Edge, key: str, tmp_path: Path) -> None:
+    async with AsyncClient(memory=tmp_path / "owned.sqlite") as client:
+        await client.get(f"{edge.base}/perm/{key}")
+    assert client.memory is not None and not client.memory.persistent
+    assert len(RedirectMemory(path=tmp_path / "owned.sqlite")) == 1
+
+
 async def test_many_tasks_share_one_persistent_memory(edge: Edge, key: str, tmp_path: Path) -> None:
     memory = RedirectMemory(16, path=tmp_path / "async.sqlite")
     limits = httpx.Limits(max_connections=20)

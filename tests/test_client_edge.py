@@ -221,6 +221,12 @@ def test_memory_persists_across_clients(edge: Edge, key: str, tmp_path: Path) ->
     with Client(memory=str(path)) as second:
         response = second.get(f"{edge.base}/perm/{key}")
     assert response.history == [] and edge.hits(key) == {"perm": 1, "target": 2}
+    assert first.memory is not None and not first.memory.persistent  # leaving `with` closed the file
+    shared = RedirectMemory(path=path)
+    with Client(memory=shared):
+        pass
+    assert shared.persistent  # a memory passed in belongs to the caller and stays open
+    shared.close()
 
 
 def test_stream_hooks_and_transport_pass_through(edge: Edge) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Unpack
 
 import anyio.to_thread
@@ -140,6 +141,19 @@ class AsyncClient(httpx.AsyncClient):
 
     async def aclose(self) -> None:
         await super().aclose()
+        await self._close_memory()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await super().__aexit__(exc_type, exc_value, traceback)  # httpx's __aexit__ does not call aclose()
+        await self._close_memory()
+
+    async def _close_memory(self) -> None:
+        """Close the memory's file if this client opened it (a RedirectMemory passed in stays open)."""
         if self._redirectory.owns_memory and self.memory is not None:
             await anyio.to_thread.run_sync(self.memory.close)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Unpack
 
 import httpx
@@ -137,6 +138,19 @@ class Client(httpx.Client):
 
     def close(self) -> None:
         super().close()
+        self._close_memory()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        super().__exit__(exc_type, exc_value, traceback)  # httpx's __exit__ does not call close()
+        self._close_memory()
+
+    def _close_memory(self) -> None:
+        """Close the memory's file if this client opened it (a RedirectMemory passed in stays open)."""
         if self._redirectory.owns_memory and self.memory is not None:
             self.memory.close()
 
