@@ -42,6 +42,20 @@ def test_origin_from_options() -> None:
     assert got is not None and dict(got.headers)["location"] == "https://api.example.com/api/v2/users/1"
 
 
+def test_host_rules_use_the_trusted_proxys_host(tmp_path: Path) -> None:
+    rules = tmp_path / "hosts.yaml"
+    rules.write_text("rules:\n  - from: //old.example/{rest:path}\n    to: https://new.example/{rest}\n    status: 308\n")
+    proxied = RuleTable(rules, options=RedirectOptions(trusted_proxies=("10.0.0.0/8",)))
+    behind = RequestInfo("GET", "/a", host="internal:8000", client_ip="10.1.2.3",
+                         headers=(("x-forwarded-host", "old.example"), ("x-forwarded-proto", "https")))
+    got = proxied.answer(behind)
+    assert got is not None and dict(got.headers)["location"] == "https://new.example/a"
+    assert proxied.answer(RequestInfo("GET", "/a", host="old.example")) is not None
+    untrusted = RequestInfo("GET", "/a", host="internal:8000", client_ip="192.0.2.1",
+                            headers=(("x-forwarded-host", "old.example"),))
+    assert proxied.answer(untrusted) is None
+
+
 def test_bad_rule_file_names_its_problems(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - from: /a\n    to: /b\n    status: 302\n")

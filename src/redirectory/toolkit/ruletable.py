@@ -148,8 +148,11 @@ class RuleTable:
         if not self._started and self.store_url is not None:
             self.start()
         engine = self.engine
-        decision = engine.decide(Request(request.method, request.path, request.query, request.host,
-                                         self.options.origin(request)))
+        origin, host = self.options.origin(request), request.host
+        forwarded_host = request.header("x-forwarded-host")
+        if origin is not None and forwarded_host and self.options.public_url is None:
+            host = forwarded_host.split(",")[0].strip()  # as the gateway: the trusted proxy's host
+        decision = engine.decide(Request(request.method, request.path, request.query, host, origin))
         if decision.outcome != "redirect":
             return None
         if self.store_url is not None and decision.rule_id is not None:
