@@ -94,9 +94,12 @@ def build_next_request(request: httpx.Request, decision: Decision, jar: httpx.Co
                                   extensions=request.extensions)
     else:
         follow_up = httpx.Request(decision.method, decision.url, headers=headers, extensions=request.extensions)
-    scratch = httpx.Request(decision.method, decision.url)
-    jar.set_cookie_header(scratch)
-    cookies = _cookie_pairs(carried) | _cookie_pairs(scratch.headers.get("cookie"))
+    from_jar: str | None = None
+    if len(jar.jar):
+        scratch = httpx.Request(decision.method, decision.url)
+        jar.set_cookie_header(scratch)
+        from_jar = scratch.headers.get("cookie")
+    cookies = _cookie_pairs(carried) | _cookie_pairs(from_jar)
     if cookies:
         follow_up.headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
     return follow_up
