@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,12 +43,17 @@ class ServeProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    #: The admin listener's certificate when it serves HTTPS (`start_serve(admin_tls=...)`).
+    admin_ca: Path | None = None
+
     @property
     def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        scheme = "https" if self.admin_ca else "http"
+        return f"{scheme}://127.0.0.1:{self.admin_port}"
 
     def health(self) -> dict[str, object]:
-        return httpx.get(self.admin + "/healthz", timeout=5).json()
+        verify = ssl.create_default_context(cafile=str(self.admin_ca)) if self.admin_ca else True
+        return httpx.get(self.admin + "/healthz", timeout=5, verify=verify).json()
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -64,8 +70,11 @@ class ServeProcess:
 
 
 def start_serve(tmp: Path, *args: str, database: str | None = None, timeout: float = 60,
-                env: dict[str, str] | None = None) -> ServeProcess:
+                env: dict[str, str] | None = None, admin_tls: tuple[Path, Path] | None = None) -> ServeProcess:
+    """Start `redirectory serve` and wait until it is ready; `admin_tls` = (certificate, key) files."""
     database = database or f"sqlite:///{tmp}/gateway.db"
+    if admin_tls:
+        args = (*args, "--admin-tls-cert", str(admin_tls[0]), "--admin-tls-key", str(admin_tls[1]))
     port, admin_port = free_port(), free_port()
     log = tmp / f"serve-{port}.log"
     handle = log.open("wb")
@@ -73,7 +82,7 @@ def start_serve(tmp: Path, *args: str, database: str | None = None, timeout: flo
         [str(BIN), "serve", "--database", database, "--port", str(port), "--admin-port", str(admin_port), *args],
         stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1", **(env or {})},
     )
-    served = ServeProcess(proc, port, admin_port, database, log)
+    served = ServeProcess(proc, port, admin_port, database, log, admin_tls[0] if admin_tls else None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

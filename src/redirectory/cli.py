@@ -137,6 +137,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port for redirects.", min=1, max=65535)] = 8000,
     admin_host: Annotated[str, typer.Option(help="Address of the admin listener (health, admin API).")] = "127.0.0.1",
     admin_port: Annotated[int, typer.Option(help="Port of the admin listener.", min=1, max=65535)] = 8001,
+    admin_tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain) for the admin listener: serves it over HTTPS, TLS 1.2+.")] = None,
+    admin_tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --admin-tls-cert.")] = None,
+    admin_plain_http: Annotated[bool, typer.Option("--admin-plain-http", help="Allow plain HTTP on a non-loopback --admin-host (a TLS-terminating proxy encrypts in front of it).")] = False,
     workers: Annotated[int, typer.Option(help="Gateway worker processes.", min=1, max=64)] = 1,
     public_url: Annotated[str | None, typer.Option(help="Origin clients use (e.g. https://api.example.com): makes Location absolute.")] = None,
     forwarded_allow_ips: Annotated[str, typer.Option(help="Comma-separated proxy IPs/CIDRs whose X-Forwarded-Proto/Host are trusted ('*' = any).")] = "",
@@ -147,7 +150,15 @@ def serve(
 ) -> None:
     """Run the redirect gateway (and the admin listener beside it)."""
     from redirectory.gateway.forwarded import TrustedProxies, origin_of
-    from redirectory.gateway.server import ServeError, run
+    from redirectory.gateway.server import ServeError, admin_url, run
+    from redirectory.gateway.tls import check_admin_transport
+
+    cert = str(admin_tls_cert) if admin_tls_cert else None
+    key = str(admin_tls_key) if admin_tls_key else None
+    try:
+        check_admin_transport(admin_host, cert, key, admin_plain_http)
+    except ValueError as exc:
+        fail(str(exc))
 
     if public_url:
         try:
@@ -173,6 +184,8 @@ def serve(
         port=port,
         admin_host=admin_host,
         admin_port=admin_port,
+        admin_tls_cert=cert,
+        admin_tls_key=key,
         workers=workers,
         server=server,
         public_url=public_url,
@@ -180,7 +193,7 @@ def serve(
         default_permanent_max_age=default_cache,
         access_log=access_log,
     )
-    err.print(f"redirects on http://{host}:{port}  admin on http://{admin_host}:{admin_port}/healthz", highlight=False)
+    err.print(f"redirects on http://{host}:{port}  admin on {admin_url(config)}/healthz", highlight=False)
     try:
         run(config)
     except ServeError as exc:

@@ -19,6 +19,8 @@ class GatewayConfig:
     port: int = 8000
     admin_host: str = "127.0.0.1"
     admin_port: int = 8001
+    admin_tls_cert: str | None = None
+    admin_tls_key: str | None = None
     workers: int = 1
     server: str = "httptools"
     public_url: str | None = None

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from redirectory.gateway.config import ENV_VAR, READY_PROBE_PATH, GatewayConfig
+from redirectory.gateway.tls import MINIMUM_VERSION as MINIMUM_TLS
 
 log = logging.getLogger("redirectory.serve")
 
@@ -40,9 +41,14 @@ def check_port_free(host: str, port: int, what: str) -> None:
             raise ServeError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
 
 
-def _url(host: str, port: int) -> str:
+def _url(host: str, port: int, scheme: str = "http") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def admin_url(config: GatewayConfig) -> str:
+    """The admin listener's base URL (https when it has a certificate)."""
+    return _url(config.admin_host, config.admin_port, "https" if config.admin_tls_cert else "http")
 
 
 def _start_admin(config: GatewayConfig, status: dict[str, Any]) -> tuple[Any, threading.Thread]:
@@ -51,18 +57,22 @@ def _start_admin(config: GatewayConfig, status: dict[str, Any]) -> tuple[Any, th
     from redirectory.admin.app import create_admin_app
 
     app = create_admin_app(config.database, status)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.admin_host,
-            port=config.admin_port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-            lifespan="off",
-        )
+    settings = uvicorn.Config(
+        app,
+        host=config.admin_host,
+        port=config.admin_port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+        ssl_certfile=config.admin_tls_cert,
+        ssl_keyfile=config.admin_tls_key,
     )
+    settings.load()
+    if settings.ssl is not None:
+        settings.ssl.minimum_version = MINIMUM_TLS
+    server = uvicorn.Server(settings)
     thread = threading.Thread(target=server.run, name="redirectory-admin", daemon=True)
     thread.start()
     return server, thread
@@ -78,7 +88,7 @@ def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.
             continue
         status["ready"] = True
         log.info("gateway ready: redirects on %s, admin on %s", _url(config.host, config.port),
-                 _url(config.admin_host, config.admin_port))
+                 admin_url(config))
         return
 
 
