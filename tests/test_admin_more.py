@@ -355,7 +355,7 @@ def test_16_no_new_route_answers_302(served: ServeProcess, admin_key: str) -> No
 
 
 # -- rate limiting -------------------------------------------------------------------------------
-def test_52_authenticated_responses_carry_rate_limit_headers(admin: httpx.Client, served: ServeProcess) -> None:
+def test_57_authenticated_responses_carry_rate_limit_headers(admin: httpx.Client, served: ServeProcess) -> None:
     secret = admin.post("/api/v1/api-keys", json={"name": "headers", "scope": "read"}).json()["secret"]
     with _client(served, secret) as fresh:  # a new key: its window starts with its first request
         first, second = fresh.get("/api/v1/rules"), fresh.get("/api/v1/history")
@@ -403,7 +403,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     proc.stop()
 
 
-def test_52_over_the_limit_is_429_with_retry_after(limited: ServeProcess) -> None:
+def test_57_over_the_limit_is_429_with_retry_after(limited: ServeProcess) -> None:
     one, two = _key(limited, "read", "limited-1"), _key(limited, "read", "limited-2")
     with _client(limited, one) as client:
         remaining = [int(client.get("/api/v1/rules").headers["x-ratelimit-remaining"]) for _ in range(3)]

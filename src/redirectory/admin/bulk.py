@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
@@ -190,3 +190,8 @@ def _result(rows: list[Any], errors: list[ErrorItem], warnings: list[ErrorItem])
     if errors:
         body["errors"] = [e.to_json() for e in errors]
     return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/rules-bulk", response_class=Response, summary="Methods allowed on bulk writes")
+def options_bulk() -> Response:
+    return Response(status_code=200, headers={"allow": "POST, OPTIONS", **NO_STORE})

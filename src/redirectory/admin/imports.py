@@ -222,3 +222,28 @@ def import_report(job_id: str, request: Request) -> JSONResponse:
         raise ApiError.one(404, "importRunning", "The import is still running: poll its status resource",
                            fields=["uuid"])
     return JSONResponse(job.report_json(), headers=NO_STORE)
+
+
+def _allow(methods: str) -> Response:
+    return Response(status_code=200, headers={"allow": methods, **NO_STORE})
+
+
+@router.options("/rule-imports", response_class=Response, summary="Methods allowed on imports")
+def options_imports() -> Response:
+    return _allow("POST, OPTIONS")
+
+
+@router.options("/rule-imports/{job_id}", response_class=Response, summary="Methods allowed on an import",
+                dependencies=[Depends(require("read"))])
+def options_import(job_id: str, request: Request) -> Response:
+    if _registry(request).get(job_id) is None:
+        raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
+    return _allow("GET, HEAD, OPTIONS")
+
+
+@router.options("/rule-imports/{job_id}/report", response_class=Response, summary="Methods allowed on a report",
+                dependencies=[Depends(require("read"))])
+def options_report(job_id: str, request: Request) -> Response:
+    if _registry(request).get(job_id) is None:
+        raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
+    return _allow("GET, HEAD, OPTIONS")

@@ -34,6 +34,7 @@ from redirectory.admin.paging import (
     query_flag,
     sort_param,
 )
+from redirectory.admin.representation import Fields, shape, style_param
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store.schema import rules as rules_t
 
@@ -48,6 +49,11 @@ SORT_FIELDS: dict[str, Any] = {
     "createdAt": rules_t.c.created_at,
     "updatedAt": rules_t.c.updated_at,
 }
+#: Every field of a rule's representation, and the reduced styles (`?style=`).
+RULE_FIELDS = ("uuid", "from", "fromRegex", "to", "status", "methods", "query", "starts", "ends", "cache",
+               "priority", "caseInsensitive", "enabled", "tags", "note", "position", "revision", "createdAt",
+               "updatedAt")
+STYLES = {"compact": ("uuid", "from", "fromRegex", "to", "status", "enabled")}
 ITEM_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 
@@ -106,10 +112,13 @@ def list_rules(
     tag: Annotated[str | None, Query(description="Only rules with this tag.")] = None,
     q: Annotated[str | None, Query(description="Text to find in from, to or note.")] = None,
     sort: Annotated[str | None, sort_param(SORT_FIELDS)] = None,
+    style: Annotated[str | None, style_param(STYLES)] = None,
+    fields: Fields = None,
     exclude_metadata: ExcludeMetadata = None,
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     order = parse_sort(sort, SORT_FIELDS)
+    wanted = shape(style, fields, RULE_FIELDS, STYLES)
     if status is not None and status not in RULE_STATUSES:
         raise ApiError.one(400, "invalidField", f"status must be one of {', '.join(map(str, RULE_STATUSES))}",
                            fields=["status"])
@@ -142,7 +151,7 @@ def list_rules(
         total = conn.execute(count_q).scalar_one()
         rows = conn.execute(rows_q).all()
     items = [rule_dto(r) for r in rows]
-    body: dict[str, Any] = {"items": items}
+    body: dict[str, Any] = {"items": [wanted.apply(item) for item in items]}
     if query_flag(exclude_metadata, "excludeMetadata") is not True:
         body["metadata"] = {
             "pagination": pagination(offset, limit, total),
@@ -159,7 +168,9 @@ def options_rules() -> Response:
 
 @router.api_route("/rules/{rule_id}", methods=["GET", "HEAD"], summary="Get a rule",
                   dependencies=[Depends(require("read"))], responses={304: {"description": "Not Modified"}})
-def get_rule(rule_id: str, request: Request) -> Response:
+def get_rule(rule_id: str, request: Request, style: Annotated[str | None, style_param(STYLES)] = None,
+             fields: Fields = None) -> Response:
+    wanted = shape(style, fields, RULE_FIELDS, STYLES)
     store = request.app.state.store
     with store.read_connection() as conn:
         row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
@@ -172,7 +183,7 @@ def get_rule(rule_id: str, request: Request) -> Response:
                "cache-control": "no-cache", "content-location": f"/api/v1/rules/{row.id}"}
     if not_modified(request, etag, modified):
         return Response(status_code=304, headers=headers)
-    return JSONResponse(dto, headers={**headers, "pragma": "no-cache", "expires": "0"})
+    return JSONResponse(wanted.apply(dto), headers={**headers, "pragma": "no-cache", "expires": "0"})
 
 
 @router.options("/rules/{rule_id}", response_class=Response, summary="Methods allowed on a rule",
