@@ -172,3 +172,27 @@ def test_56_content_language_and_unsupported_accept_language_is_406(admin: httpx
     for refused in ("fr-BE", "nl-BE, fr;q=0.5", "en;q=0, de"):
         body = _error(admin.get("/api/v1/rules", headers={"accept-language": refused}), 406)
         assert body["errors"][0]["fields"] == ["Accept-Language"]
+
+
+def test_15_a_server_error_says_nothing_about_why(admin: httpx.Client, served: ServeProcess) -> None:
+    """A real fault: a row whose JSON column another program broke. The 500 names nothing."""
+    import sqlite3
+
+    made = admin.post("/api/v1/rules", json={"from": "/broken-row", "to": "/x", "status": 307}).json()
+    path = served.database.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE rules SET methods = ? WHERE id = ?", ("{not json", made["uuid"]))
+    try:
+        r = admin.get(f"/api/v1/rules/{made['uuid']}")
+        assert r.status_code == 500
+        body = r.json()
+        assert body["errors"] == [{"detail": "The server could not complete the request",
+                                   "detailKey": "redirectory.errors.internal"}]
+        text = r.text.lower() + str(r.headers).lower()
+        for leak in ("traceback", "json", "decode", "sqlalchemy", "sqlite", "select", "python", "uvicorn",
+                     "starlette", "fastapi", "line "):
+            assert leak not in text.replace("application/json", ""), leak
+        assert body["instance"] in served.output()  # operators find the cause in the log
+    finally:
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM rules WHERE id = ?", (made["uuid"],))
