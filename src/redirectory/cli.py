@@ -638,6 +638,59 @@ def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
         _store_error(exc, database)
 
 
+# -- check ------------------------------------------------------------------------------------
+@app.command("check")
+def check_command(
+    urls: Annotated[list[str] | None, typer.Argument(help="Live URLs to probe hop by hop (never auto-followed).", show_default=False)] = None,
+    har: Annotated[list[Path] | None, typer.Option("--har", help="A HAR file of recorded traffic (repeatable).", show_default=False)] = None,
+    openapi: Annotated[list[Path] | None, typer.Option("--openapi", help="An OpenAPI 3.0/3.1 file, YAML or JSON (repeatable).", show_default=False)] = None,
+    method: Annotated[str, typer.Option("--method", help="Method of the first live request.")] = "GET",
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="'Name: value' sent with every live request (repeatable).", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Request body for an unsafe --method.", show_default=False)] = None,
+    allow_unsafe: Annotated[bool, typer.Option("--allow-unsafe", help="Allow unsafe methods, only to --allow-host hosts.")] = False,
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="Host that may receive unsafe methods (repeatable).", show_default=False)] = None,
+    profile: Annotated[str, typer.Option("--profile", help="house (the design guide) or rfc (RFC levels only).")] = "house",
+    policy_308: Annotated[str, typer.Option("--policy-308", help="How to report 308: allow, info, warning or error.")] = "info",
+    require_absolute_location: Annotated[bool, typer.Option("--require-absolute-location", help="A relative Location is an error.")] = False,
+    allow_origin: Annotated[list[str] | None, typer.Option("--allow-origin", help="Origin redirects may go to without RDR-CROSS-ORIGIN (repeatable).", show_default=False)] = None,
+    max_hops: Annotated[int, typer.Option("--max-hops", help="Longest redirect chain before RDR-CHAIN warns.")] = 5,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Check id to skip (repeatable, or comma-separated).", show_default=False)] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Leave out the legacy findings listed in this file.", show_default=False)] = None,
+    write_baseline: Annotated[Path | None, typer.Option("--write-baseline", help="Write this run's findings as a baseline file.", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, sarif or junit.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to a file.", show_default=False)] = None,
+    fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 on findings at or above: error, warning or info.")] = "error",
+    rate: Annotated[float, typer.Option("--rate", help="Live requests per second at most (0: no limit).")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per live request.")] = 10.0,
+    no_conditional: Annotated[bool, typer.Option("--no-conditional", help="Skip the conditional re-requests (304 tests).")] = False,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each finding's source, doc link and evidence.")] = False,
+    list_ids: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
+) -> None:
+    """Lint redirects and conditional requests: live URLs, HAR files or OpenAPI documents.
+
+    Exit 0 when nothing reaches --fail-on, 1 when findings do, 2 on a usage error. See docs/checks.md.
+    """
+    from redirectory.check.live import LiveOptions
+    from redirectory.check.runner import CheckOptions, execute, list_checks
+
+    if list_ids:
+        list_checks(out)
+        return
+    live = LiveOptions(method=method.upper(), data=data.encode() if data is not None else None,
+                       allow_unsafe=allow_unsafe, allow_hosts=frozenset(h.lower() for h in allow_host or []),
+                       timeout=timeout, rate=rate, max_hops=max_hops, conditional=not no_conditional,
+                       verify=not insecure)
+    options = CheckOptions(urls=urls or [], har=har or [], openapi=openapi or [], live=live, headers=header or [],
+                           profile=profile, policy_308=policy_308, absolute_location=require_absolute_location,
+                           allowed_origins=allow_origin or [], ignore=ignore or [], baseline=baseline,
+                           write_baseline=write_baseline, format=fmt, output=output, fail_on=fail_on,
+                           verbose=verbose)
+    code = execute(options, out, err)
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point: no tracebacks for users unless REDIRECTORY_DEBUG=1."""
     try:
