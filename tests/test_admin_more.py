@@ -226,6 +226,20 @@ def test_23_26_27_history_pagination(reader: httpx.Client) -> None:
     assert fields_of(assert_error(reader.get("/api/v1/history?limit=-1&offset=-1"), 400)) == {"limit", "offset"}
 
 
+def test_23_26_a_revision_pages_through_its_changes(reader: httpx.Client) -> None:
+    first = reader.get("/api/v1/history/1").json()  # `serve --rules`: the six rules of RULES
+    assert first["changeCount"] == 6 and len(first["changes"]) == 6
+    page = reader.get("/api/v1/history/1/changes?limit=4").json()
+    assert [c["op"] for c in page["items"]] == ["add"] * 4
+    assert page["metadata"]["pagination"] == {"offset": 0, "limit": 4, "previousOffset": None, "nextOffset": 4,
+                                              "currentPage": 1, "pageCount": 2, "totalCount": 6}
+    rest = reader.get("/api/v1/history/1/changes?limit=4&offset=4").json()
+    assert len(rest["items"]) == 2
+    assert [c["ruleUuid"] for c in page["items"] + rest["items"]] == [c["ruleUuid"] for c in first["changes"]]
+    assert_error(reader.get("/api/v1/history/999999/changes"), 404)
+    assert reader.options("/api/v1/history/1/changes").headers["allow"] == "GET, HEAD, OPTIONS"
+
+
 def test_11_unknown_revision_is_404(reader: httpx.Client, writer: httpx.Client) -> None:
     for bad in ("999999", "0", "abc", "-1", "1.5"):
         assert_error(reader.get(f"/api/v1/history/{bad}"), 404)

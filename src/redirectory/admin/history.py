@@ -4,8 +4,9 @@ Collection: newest first, the guide's pagination (`limit`/`offset`, `metadata.pa
 `metadata.etags` keyed by revision number). Each item is `{"revision", "at", "actor",
 "summary", "changeCount", "changes": [{"op", "ruleUuid", "before", "after"}]}`, `before`/`after`
 being the rule as the rules resource shows it (or null; for `op: settings`, `{"allowedHosts"}`).
-In the collection a revision lists at most `CHANGES_IN_COLLECTION` changes (`changeCount` says
-how many there are); `GET /api/v1/history/{revision}` lists them all.
+A revision lists at most `CHANGES_IN_COLLECTION` changes (`changeCount` says how many there are,
+in the collection and in `GET /api/v1/history/{revision}`); `GET /api/v1/history/{revision}/changes`
+pages through all of them, oldest first (an `apply` of a 100k-rule file is one revision).
 
 `POST /api/v1/history/{revision}/restore` (scope `write`) makes the table what it was right after
 that revision, as ONE new revision (the change log replayed up to it, then applied like
@@ -15,18 +16,22 @@ that revision, as ONE new revision (the change log replayed up to it, then appli
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
 from redirectory.admin.rules import _actor, etag_of, not_modified
+from redirectory.store.schema import changes as changes_t
+from redirectory.store.schema import revisions as revisions_t
 from redirectory.store.store import LoggedChange, Revision
 
 router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(412, 422, 428)})
@@ -109,13 +114,29 @@ def options_history() -> Response:
     return Response(status_code=200, headers={"allow": COLLECTION_METHODS, **NO_STORE})
 
 
-@router.api_route("/history/{revision}", methods=["GET", "HEAD"], summary="Get one revision with all its changes",
+def _revision_page(store: Any, number: int, offset: int, limit: int) -> Revision:
+    """Revision `number` with `limit` of its changes from `offset` (oldest first); 404 if none."""
+    with store.read_connection() as conn:
+        row = conn.execute(select(revisions_t).where(revisions_t.c.revision == number)).first()
+        if row is None:
+            raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+        count = int(conn.scalar(select(func.count()).select_from(changes_t)
+                                .where(changes_t.c.revision == number)) or 0)
+        rows = conn.execute(
+            select(changes_t.c.op, changes_t.c.rule_id, changes_t.c.before, changes_t.c.after)
+            .where(changes_t.c.revision == number).order_by(changes_t.c.seq).offset(offset).limit(limit)
+        ).all()
+    logged = [LoggedChange(op, rule_id, None if before is None else json.loads(before),
+                           None if after is None else json.loads(after)) for op, rule_id, before, after in rows]
+    return Revision(int(row.revision), row.at, row.actor, row.summary, count, logged)
+
+
+@router.api_route("/history/{revision}", methods=["GET", "HEAD"],
+                  summary=f"Get one revision (its first {CHANGES_IN_COLLECTION} changes; all of them under /changes)",
                   dependencies=[Depends(require("read"))])
 def get_revision(revision: str, request: Request) -> Response:
     number = _number(revision)
-    rev = request.app.state.store.revision_info(number)
-    if rev is None:
-        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+    rev = _revision_page(request.app.state.store, number, 0, CHANGES_IN_COLLECTION)
     dto = revision_dto(rev)
     modified = rev.at.astimezone(UTC).replace(microsecond=0)
     headers = {"etag": etag_of(dto), "last-modified": format_datetime(modified, usegmt=True), **NO_STORE,
@@ -128,6 +149,35 @@ def get_revision(revision: str, request: Request) -> Response:
 @router.options("/history/{revision}", response_class=Response, summary="Methods allowed on a revision",
                 dependencies=[Depends(require("read"))])
 def options_revision(revision: str, request: Request) -> Response:
+    number = _number(revision)
+    if number > request.app.state.store.revision():
+        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+    return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
+
+
+@router.api_route("/history/{revision}/changes", methods=["GET", "HEAD"],
+                  summary="Every change of one revision (paginated, oldest first)",
+                  dependencies=[Depends(require("read"))])
+def list_changes(
+    revision: str,
+    request: Request,
+    limit: Limit = 10,
+    offset: Offset = 0,
+    exclude_metadata: ExcludeMetadata = None,
+) -> JSONResponse:
+    number = _number(revision)
+    limit = page_limit(limit, offset)
+    rev = _revision_page(request.app.state.store, number, offset, limit)
+    body: dict[str, Any] = {"items": [change_dto(c) for c in rev.changes]}
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
+        body["metadata"] = {"pagination": pagination(offset, limit, rev.change_count),
+                            "sortedBy": [{"field": "seq", "order": "ASC"}]}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.options("/history/{revision}/changes", response_class=Response, summary="Methods allowed on changes",
+                dependencies=[Depends(require("read"))])
+def options_changes(revision: str, request: Request) -> Response:
     number = _number(revision)
     if number > request.app.state.store.revision():
         raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
