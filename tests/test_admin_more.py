@@ -334,6 +334,16 @@ def test_resolution_is_the_rules_test_explanation(reader: httpx.Client, served: 
     assert miss.status_code == 200 and miss.json()["outcome"] == "no-rule" and miss.json()["rule"] is None
 
 
+def test_resolution_follows_table_changes(reader: httpx.Client, writer: httpx.Client) -> None:
+    """The compiled table is kept between resolutions, and rebuilt when a change lands."""
+    ask = {"url": "/resolve-me-later", "method": "GET"}
+    assert reader.post("/api/v1/resolutions", json=ask).json()["response"]["status"] == 404
+    made = writer.post("/api/v1/rules", json={"from": "/resolve-me-later", "to": "/now", "status": 307})
+    assert made.status_code == 201
+    after = reader.post("/api/v1/resolutions", json=ask).json()
+    assert after["response"]["status"] == 307 and after["rule"]["id"] == made.json()["uuid"]
+
+
 def test_44_resolution_problems_in_one_400(reader: httpx.Client) -> None:
     body = assert_error(reader.post("/api/v1/resolutions", json={"method": "G E T", "headers": [], "x": 1}), 400)
     assert fields_of(body) == {"url", "method", "headers", "x"}

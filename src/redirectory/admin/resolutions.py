@@ -12,12 +12,15 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, errors
 from redirectory.admin.rules import json_body
+from redirectory.rules.engine import Engine
+from redirectory.rules.model import RuleSet
 from redirectory.rules.resolution import resolve
 
 router = APIRouter(prefix="/api/v1", tags=["resolutions"], responses={**COMMON, **errors(412, 422, 428)})
@@ -82,6 +85,17 @@ REQUEST_BODY = {
 }
 
 
+def _compiled(state: Any) -> tuple[RuleSet, Engine]:
+    """The table and its compiled engine, rebuilt only when the table's revision moved on."""
+    store = state.store
+    cached = getattr(state, "resolution_engine", None)
+    if cached is None or cached[0] != store.revision():
+        revision, ruleset = store.load()
+        cached = (revision, ruleset, Engine(ruleset))
+        state.resolution_engine = cached
+    return cached[1], cached[2]
+
+
 @router.post("/resolutions", summary="Explain how a request would be redirected",
              dependencies=[Depends(require("read"))], openapi_extra={"requestBody": REQUEST_BODY})
 async def create_resolution(request: Request) -> JSONResponse:
@@ -89,9 +103,10 @@ async def create_resolution(request: Request) -> JSONResponse:
     problems = _problems(data)
     if problems:
         raise ApiError(400, "validation", problems)
-    _revision, ruleset = request.app.state.store.load()
+    ruleset, engine = await run_in_threadpool(_compiled, request.app.state)
     try:
-        resolution = resolve(ruleset, data["url"], data.get("method", "GET"), data.get("headers") or {})
+        resolution = resolve(ruleset, data["url"], data.get("method", "GET"), data.get("headers") or {},
+                             engine=engine)
     except ValueError as exc:
         raise ApiError.one(400, "invalidField", str(exc), fields=["url"]) from None
     return JSONResponse(resolution.to_json(), headers=NO_STORE)

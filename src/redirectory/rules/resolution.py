@@ -59,8 +59,12 @@ class Resolution:
 
 
 def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
-            public_url: str | None = None, options: EngineOptions | None = None) -> Resolution:
+            public_url: str | None = None, options: EngineOptions | None = None,
+            engine: Engine | None = None) -> Resolution:
     """Explain `method url` (with these request headers) against `ruleset`.
+
+    `engine`, when given, is `ruleset` already compiled (callers that explain many requests
+    against one table keep it, instead of compiling the table again for each).
 
     `url` is absolute (`http://host/path?q`) or a path; a `Host` header wins over the URL's
     host. `public_url` is `serve --public-url`; without it X-Forwarded-Proto/Host give the
@@ -82,6 +86,6 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
             raise ValueError(f"--public-url: {exc}") from None
     elif "x-forwarded-host" in lowered:
         origin = forwarded_origin(lowered.get("x-forwarded-proto"), lowered["x-forwarded-host"])
-    engine = Engine(ruleset, options or EngineOptions())
+    engine = engine or Engine(ruleset, options or EngineOptions())
     request = Request(method.upper(), parts.path or "/", parts.query, host, origin)
     return Resolution(engine, request, host, engine.explain(request))
