@@ -68,7 +68,7 @@ def uncontrolled_cache(ex: Exchange, profile: Profile) -> Iterator[Hit]:
         yield Hit(f"{code} is a permanent move but says `no-store`", "use a max-age, or a temporary code (307)")
 
 
-@check("S308-POLICY", "308 used (deployment caveat)", I, source="RFC 7538 §4; house policy switch --308")
+@check("S308-POLICY", "308 used (deployment caveat)", I, source="RFC 7538 §4; house switch --policy-308")
 def policy_308(ex: Exchange, profile: Profile) -> Iterator[Hit]:
     if status(ex) != 308 or profile.policy_308 == "allow":
         return
