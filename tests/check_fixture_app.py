@@ -8,6 +8,7 @@ Clean routes use redirectory's own conditional-request toolkit (`evaluate`, `not
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -31,7 +32,7 @@ class Req:
         self.path: str = scope["path"]
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host, port = scope["server"]
-        self.base = f"http://{host}:{port}"
+        self.base = f"{scope.get('scheme', 'http')}://{host}:{port}"
         self.port = port
         self.body = body
 
@@ -196,6 +197,7 @@ ROUTES: dict[str, Callable[[Req], Reply]] = {
     "/v/cross-origin": lambda r: redirect(307, f"http://localhost:{r.port}/clean/ok"),
     "/v/305": lambda r: redirect(305, r.url("/clean/ok")),
     "/v/no-date": lambda r: redirect(307, r.url("/clean/ok"), date=False),
+    "/v/downgrade": lambda r: redirect(307, f"http://127.0.0.1:{r.port}/clean/ok"),  # served over TLS
     # B. per-code rules
     "/v/302": lambda r: redirect(302, r.url("/clean/ok")),
     "/v/301": lambda r: redirect(301, r.url("/clean/ok"), ("Cache-Control", "max-age=60")),
@@ -232,8 +234,8 @@ ROUTES: dict[str, Callable[[Req], Reply]] = {
     "/clean/controller": v_controller,
     "/clean/relay": lambda r: redirect(307, r.url("/clean/moved")),
     "/clean/temporary-echo": lambda r: redirect(307, r.url("/clean/echo")),
-    "/clean/echo": lambda r: ok(b'{"method": "%s", "received": %d}' % (r.method.encode(), len(r.body)),
-                                ("Cache-Control", "no-store")),
+    "/clean/echo": lambda r: ok(json.dumps({"method": r.method, "received": len(r.body),
+                                            "headers": r.headers}).encode(), ("Cache-Control", "no-store")),
 }
 
 

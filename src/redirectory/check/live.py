@@ -21,11 +21,13 @@ import httpx
 from redirectory.check import VERSION
 from redirectory.check.checks._util import REDIRECTS, SAFE
 from redirectory.check.lint import notes
-from redirectory.check.model import Exchange, Location, Request, Response, without_fragment
+from redirectory.check.model import Exchange, Location, Request, Response, origin, without_fragment
 from redirectory.toolkit.validators import EntityTag, format_http_date
 
 USER_AGENT = f"redirectory-check/{VERSION} (+https://github.com/redirectory/redirectory; conformance checker)"
 NO_MATCH = '"redirectory-check-no-match"'
+#: Fields never carried to another origin (RFC 9110 §15.4: drop Authorization, Cookie).
+CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class LiveInputError(ValueError):
@@ -92,8 +94,10 @@ class Prober:
         self._last = time.monotonic()
 
     def fetch(self, method: str, url: str, extra: list[tuple[str, str]] | None = None,
-              probe: str | None = None, body: bytes | None = None) -> Exchange:
-        headers = [*self.options.headers, *(extra or []), ("Connection", "close")]
+              probe: str | None = None, body: bytes | None = None, credentials: bool = True) -> Exchange:
+        """One request; `credentials=False` leaves out Authorization and Cookie given with --header."""
+        mine = [(k, v) for k, v in self.options.headers if credentials or k.lower() not in CREDENTIALS]
+        headers = [*mine, *(extra or []), ("Connection", "close")]
         sent = [("User-Agent", USER_AGENT), *headers]
         request = Request(method, url, sent, body)
         where = Location(uri=url, method=method)
@@ -172,15 +176,16 @@ class Prober:
             code = ex.status
             if code == 303 or (code in (301, 302) and method == "POST"):
                 method, body = ("HEAD" if method == "HEAD" else "GET"), None
+            same_origin = origin(target) == origin(url)
             if not self._may_send(method, target):
-                ex.options = self.fetch("OPTIONS", target, probe="options")
+                ex.options = self.fetch("OPTIONS", target, probe="options", credentials=same_origin)
                 break
-            nxt = self.fetch(method, target, body=body)
+            nxt = self.fetch(method, target, body=body, credentials=same_origin)
             nxt.previous, ex.next = ex, nxt
             visited.append(without_fragment(target))
             ex = nxt
         if self.options.conditional and ex.status is not None and 200 <= ex.status < 300 and method == "GET":
-            self._probe_conditional(ex)
+            self._probe_conditional(ex, credentials=origin(ex.request.url) == origin(url))
         return head
 
     def _probe_redirect(self, ex: Exchange) -> None:
@@ -188,7 +193,7 @@ class Prober:
             extra = [("If-None-Match", "*"), ("If-Modified-Since", format_http_date(datetime.now(UTC)))]
             ex.probes["redirect-conditional"] = self.fetch("GET", ex.request.url, extra, "redirect-conditional")
 
-    def _probe_conditional(self, base: Exchange) -> None:
+    def _probe_conditional(self, base: Exchange, credentials: bool = True) -> None:
         assert base.response is not None
         url, etag, modified = base.request.url, base.response.header("etag"), base.response.header("last-modified")
         plans: list[tuple[str, list[tuple[str, str]]]] = [("refetch", [("Accept-Encoding", "identity")])]
@@ -207,6 +212,6 @@ class Prober:
         if modified:
             plans.append(("ims", [("If-Modified-Since", modified)]))
         for name, extra in plans:
-            probe = self.fetch("GET", url, extra, name)
+            probe = self.fetch("GET", url, extra, name, credentials=credentials)
             probe.paired = base
             base.probes[name] = probe
