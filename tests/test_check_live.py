@@ -8,14 +8,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from check_servers import Server, start_fixture, start_gunicorn
 from gateway_process import start_serve
+from redirectory.check.report.jsonout import JSON_SCHEMA
 from redirectory.cli import app
-from test_toolkit_examples import RULES, _spawn, _stop, _wait
+from test_toolkit_examples import RULES, App
+from test_toolkit_examples import apps as apps  # noqa: F401 - the module-scoped fixture, reused
 
 FAST = ["--rate", "0", "--timeout", "5", "--format", "json"]
 
@@ -24,7 +27,9 @@ def check(*args: str) -> tuple[int, dict[str, object]]:
     """`redirectory check` in process (the subprocess runs are in test_check_cli.py)."""
     result = CliRunner().invoke(app, ["check", *FAST, *args])
     assert result.exit_code in (0, 1), (result.exit_code, result.output, result.exception)
-    return result.exit_code, json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    jsonschema_rs.validator_for(JSON_SCHEMA).validate(report)
+    return result.exit_code, report
 
 
 def ids(report: dict[str, object]) -> set[str]:
@@ -93,24 +98,10 @@ def test_our_gateway_is_clean(servers: dict[str, Server], tmp_path: Path) -> Non
         gateway.stop()
 
 
-@pytest.fixture(scope="module")
-def toolkit_apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    tmp = tmp_path_factory.mktemp("check-toolkit")
-    started = {"flask": _spawn("flask", tmp, {"REDIRECTORY_RULES": str(RULES)}),
-               "django": _spawn("django", tmp, {"REDIRECTORY_JOBS_DB": f"sqlite:///{tmp}/jobs.db",
-                                                "DJANGO_SETTINGS_MODULE": "django_app.settings"})}
-    try:
-        for app in started.values():
-            _wait(app)
-        yield started  # type: ignore[misc]
-    finally:
-        for app in started.values():
-            _stop(app)
-
-
-@pytest.mark.parametrize("name", ["flask", "django"])
-def test_toolkit_examples_are_clean(toolkit_apps: dict[str, object], name: str) -> None:
-    base = f"http://127.0.0.1:{toolkit_apps[name].port}"  # type: ignore[attr-defined]
+@pytest.mark.parametrize("name", ["fastapi", "flask", "django"])
+def test_toolkit_examples_are_clean(apps: dict[str, App], name: str) -> None:  # noqa: F811
+    """The examples served as in test_toolkit_examples.py (its `apps` fixture, module-scoped here)."""
+    base = f"http://127.0.0.1:{apps[name].port}"
     code, report = check(f"{base}/api/v1/users/42", f"{base}/api/v2/countries", f"{base}/api/v2/users/42",
                          f"{base}/legacy/login")
     assert code == 0 and serious(report) == []

@@ -17,6 +17,7 @@ import jsonschema_rs
 from typer.testing import CliRunner
 
 from redirectory.check.checks import CHECKS
+from redirectory.check.report.jsonout import JSON_SCHEMA
 from redirectory.cli import app
 
 OAS = Path(__file__).resolve().parent / "data" / "check" / "openapi-violations.yaml"
@@ -91,6 +92,7 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_json_is_versioned_and_complete() -> None:
     code, out = invoke("--openapi", str(OAS), "--format", "json")
     report = json.loads(out)
+    jsonschema_rs.validator_for(JSON_SCHEMA).validate(report)
     assert code == 1 and report["schemaVersion"] == "1.0" and report["profile"] == "house"
     assert report["summary"]["error"] == sum(1 for f in report["findings"] if f["severity"] == "error") > 0
     finding = next(f for f in report["findings"] if f["id"] == "S302-FORBIDDEN")

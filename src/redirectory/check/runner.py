@@ -143,9 +143,11 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
     order = {s: i for i, s in enumerate(Severity)}
     new.sort(key=lambda f: (f.location.file or f.location.uri or "", f.location.line or 0, order[f.severity], f.id))
     result = RunResult(new, targets, profile.name, sum(1 for _ in walk(exchanges)), len(old), sorted(ignore))
-    if fmt == "text":
-        console = out if opts.output is None else Console(file=opts.output.open("w", encoding="utf-8"), width=200)
-        text_report.render(result, console, opts.verbose)
+    if fmt == "text" and opts.output is None:
+        text_report.render(result, out, opts.verbose)
+    elif fmt == "text" and opts.output is not None:
+        with opts.output.open("w", encoding="utf-8") as handle:
+            text_report.render(result, Console(file=handle, width=200, no_color=True), opts.verbose)
     else:
         rendered = writer(fmt)(result)
         if opts.output is None:
