@@ -160,7 +160,12 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
 def list_checks(out: Console) -> None:
     from rich.table import Table
 
-    table = Table("id", "house", "rfc", "inputs", "check", "source", box=None)
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True)
+    for name in ("house", "rfc", "inputs"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("check", overflow="fold")
+    table.add_column("source", overflow="fold")
     for cid in sorted(CHECKS):
         c = CHECKS[cid]
         inputs = "".join(k for k, v in (("P", "live"), ("H", "har"), ("O", "openapi")) if v in c.inputs)
