@@ -171,3 +171,21 @@ api_keys = Table(
     Column("last_used_at", UTCDateTime, nullable=True),
     UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
 )
+
+gateway_processes = Table(
+    "gateway_processes",
+    metadata,
+    # One row per gateway worker process (any host), upserted on every hit-count flush: what
+    # `/healthz` shows as `processes`. Rows not refreshed for a while are stale (see processes.py).
+    Column("id", String(200), primary_key=True),  # "<host>:<pid>:<start time>"
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("serve_id", String(200), nullable=False),  # the `redirectory serve` it belongs to
+    Column("revision", Integer, nullable=False),
+    Column("healthy", Boolean, nullable=False),
+    Column("listening", Boolean, nullable=False),  # PostgreSQL LISTEN connection up
+    Column("last_error", String(200), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_sync", UTCDateTime, nullable=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)

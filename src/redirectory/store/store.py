@@ -70,6 +70,7 @@ from redirectory.store.keys import (
     validate_name,
     validate_scope,
 )
+from redirectory.store.notify import notify_revision
 from redirectory.store.schema import (
     MAX_PATH_LENGTH,
     as_utc,
@@ -615,7 +616,9 @@ class Store:
                 engine = create_engine(sa_url, connect_args=connect_args)
             _install_sqlite_hooks(engine)
         elif backend == "postgresql":
-            engine = create_engine(sa_url, pool_pre_ping=True)
+            # connect_timeout: an unreachable server fails a request in seconds, not minutes.
+            pg_args = {} if "connect_timeout" in sa_url.query else {"connect_timeout": 5}
+            engine = create_engine(sa_url, pool_pre_ping=True, connect_args=pg_args)
         else:
             raise ValueError(
                 f"unsupported database URL {sa_url.render_as_string(hide_password=True)!r}: "
@@ -698,6 +701,8 @@ class Store:
     def _new_revision(conn: Connection, actor: str, summary: str, now: datetime) -> int:
         revision = (conn.scalar(select(func.max(revisions.c.revision))) or 0) + 1
         conn.execute(insert(revisions).values(revision=revision, at=now, actor=actor, summary=summary))
+        # PostgreSQL delivers it when this transaction commits (never if it rolls back).
+        notify_revision(conn, int(revision))
         return int(revision)
 
     # -- reading -----------------------------------------------------------------------
