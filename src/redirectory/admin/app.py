@@ -57,16 +57,14 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     app.include_router(resolutions_router)
     app.include_router(stats_router)
 
+    from redirectory.gateway.health import Health
+
+    health = Health(store, shared)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        headers = {"cache-control": "no-store", "server": "redirectory"}
-        try:
-            body = {"status": "ok", "revision": store.revision(), "rules": store.rule_count(), **shared}
-            return JSONResponse(body, headers=headers)
-        except Exception as exc:  # noqa: BLE001 - reported as unavailable, no details
-            log.warning("health check cannot read the store: %s", exc)
-            return JSONResponse({"status": "unavailable", "database": "unreachable", **shared},
-                                status_code=503, headers=headers)
+        code, body = health.read()
+        return JSONResponse(body, status_code=code, headers={"cache-control": "no-store", "server": "redirectory"})
 
     @app.api_route("/api/v1", methods=["GET", "HEAD"], include_in_schema=False)
     def api_root() -> Response:

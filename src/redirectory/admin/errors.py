@@ -20,6 +20,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("redirectory.admin")
@@ -152,7 +154,33 @@ def install(app: FastAPI) -> None:
                                    fields=[".".join(loc)] if loc else None))
         return error_response(400, "validation", items or [ErrorItem("The request is not valid", "validation")])
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if database_unavailable(exc):
+            return unavailable(exc)
         log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
         return error_response(500, "internal", [])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):  # raised in a middleware (rate limit's key lookup)
+            return unavailable(exc)
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal", [])
+
+
+#: Seconds a client is told to wait when the database cannot be reached.
+RETRY_AFTER = 5
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached (down, restarting, locked, pool full)."""
+    if isinstance(exc, (OperationalError, InterfaceError, SATimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def unavailable(exc: BaseException) -> JSONResponse:
+    """503 in the guide's format with Retry-After; the cause is logged, never sent."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(503, "databaseUnavailable", [], {"retry-after": str(RETRY_AFTER)})

@@ -3,6 +3,13 @@
 A thin adapter: it turns an ASGI request into `rules.engine.Request`, sends the engine's
 response, counts hits in memory, and keeps the table current by reading the store's change log.
 
+Keeping current: every worker reads the change log by revision (`Store.changes_since`). On
+PostgreSQL a LISTEN thread (`listen.py`) wakes the sync as soon as any writer commits, and the
+change log is also polled every `safety_poll_interval` seconds (every `poll_interval` while the
+LISTEN connection is down); on SQLite it is polled every `poll_interval`. Whatever was missed
+(restart, lost connection) is caught up from the worker's last revision. Each flush also writes
+the worker's heartbeat (`store/processes.py`) for `/healthz`.
+
 Hot path: a decision for (method, raw path, query[, host]) is cached until the table changes, so
 a repeated request costs one dict probe. Tables with time windows skip the cache (a decision may
 change with the clock); so do requests whose origin comes from a trusted proxy.
@@ -15,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig
@@ -23,6 +31,7 @@ from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, orig
 from redirectory.rules.engine import Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.store import Store
+from redirectory.store import processes as process_table
 
 log = logging.getLogger("redirectory.gateway")
 
@@ -55,6 +64,13 @@ class Gateway:
         self.cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         self.healthy = True
         self.last_error: str | None = None
+        self.last_sync: datetime | None = None
+        self.started_at = datetime.now(UTC)
+        host = process_table.hostname()
+        self.process_id = f"{host}:{os.getpid()}:{self.started_at.timestamp():.3f}"
+        self.serve_id = config.extra.get("serve_id") or f"{host}:{os.getpid()}"
+        self.listener: Any = None  # a ListenThread on PostgreSQL
+        self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -69,12 +85,28 @@ class Gateway:
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.load)
+        self.last_sync = datetime.now(UTC)
+        wake = self._wake = asyncio.Event()
+        assert self.store is not None
+        if self.store.dialect == "postgresql":
+            from redirectory.gateway.listen import ListenThread
+
+            def from_thread() -> None:
+                try:
+                    loop.call_soon_threadsafe(wake.set)
+                except RuntimeError:  # the loop is closed: shutting down
+                    pass
+
+            self.listener = ListenThread(self.store.engine, from_thread)
+            self.listener.start()
         self._tasks = [
             asyncio.create_task(self._sync_forever()),
             asyncio.create_task(self._flush_forever()),
         ]
 
     async def shutdown(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -82,31 +114,60 @@ class Gateway:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down
                 pass
-        await self.flush()
-        if self.store is not None:
-            self.store.close()
+        try:
+            await self.flush()
+        finally:
+            if self.store is not None:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, process_table.forget, self.store, self.process_id)
+                except Exception as exc:  # noqa: BLE001 - the row goes stale on its own
+                    log.warning("cannot remove this worker's heartbeat: %s", type(exc).__name__)
+                self.store.close()
 
     # -- keeping the table current -------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        """Whether a LISTEN connection is up (PostgreSQL); False on SQLite."""
+        return bool(self.listener is not None and self.listener.connected)
+
+    def _interval(self) -> float:
+        if self.listening:
+            return max(self.config.poll_interval, self.config.safety_poll_interval)
+        return self.config.poll_interval
+
     async def _sync_forever(self) -> None:
+        wake = self._wake
+        assert wake is not None
         while True:
-            await asyncio.sleep(self.config.poll_interval)
+            try:
+                await asyncio.wait_for(wake.wait(), self._interval())
+            except TimeoutError:
+                pass
+            wake.clear()
             try:
                 await self.sync()
+                if not self.healthy:
+                    log.warning("change log readable again, at revision %d", self.revision)
                 self.healthy, self.last_error = True, None
+                self.last_sync = datetime.now(UTC)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep serving the last table
                 if self.healthy:
-                    log.warning("cannot read the change log, serving revision %d: %s", self.revision, exc)
+                    log.warning("cannot read the change log, serving revision %d: %s",
+                                self.revision, type(exc).__name__)
                 self.healthy, self.last_error = False, type(exc).__name__
 
     async def sync(self) -> None:
+        """Apply every change after `self.revision` (one read of the change log)."""
         store = self.store
         assert store is not None
         loop = asyncio.get_running_loop()
         latest = await loop.run_in_executor(None, store.revision)
         if latest <= self.revision:
             return
+        # Read after `latest`: holds every change up to it (revisions commit in order).
         changes = await loop.run_in_executor(None, store.changes_since, self.revision)
         if len(changes) > INCREMENTAL_LIMIT:
             revision, ruleset = await loop.run_in_executor(None, store.load)
@@ -121,18 +182,36 @@ class Gateway:
                 engine.remove(change.rule_id)
                 if change.after is not None:
                     engine.add(change.after)
-        self.revision = max(c.revision for c in changes) if changes else latest
+        self.revision = max([latest, *(c.revision for c in changes)])
         self.cache.clear()
 
     async def _flush_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.config.flush_interval)
             try:
                 await self.flush()
+                await asyncio.get_running_loop().run_in_executor(None, self.heartbeat)
+                failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - counts are kept for the next try
-                log.warning("cannot flush hit counts: %s", exc)
+                if not failing:
+                    log.warning("cannot flush hit counts (kept for the next try): %s", type(exc).__name__)
+                failing = True
+
+    def state(self) -> process_table.ProcessState:
+        """This worker as `/healthz` lists it."""
+        healthy = self.healthy and (self.listener is None or self.listening)
+        last_error = self.last_error or (None if self.listener is None else self.listener.last_error)
+        return process_table.ProcessState(
+            self.process_id, process_table.hostname(), os.getpid(), self.serve_id, self.revision,
+            healthy, self.listening, last_error, self.started_at, self.last_sync, datetime.now(UTC),
+        )
+
+    def heartbeat(self) -> None:
+        if self.store is not None:
+            process_table.heartbeat(self.store, self.state())
 
     async def flush(self) -> None:
         if not self.counters or self.store is None:

@@ -26,7 +26,8 @@ class GatewayConfig:
     public_url: str | None = None
     forwarded_allow_ips: tuple[str, ...] = ()
     default_permanent_max_age: int = 3600
-    poll_interval: float = 0.25  # seconds between change-log polls
+    poll_interval: float = 0.25  # seconds between change-log polls (SQLite; PostgreSQL without LISTEN)
+    safety_poll_interval: float = 5.0  # PostgreSQL with LISTEN up: poll anyway this often
     flush_interval: float = 1.0  # seconds between hit-count flushes
     access_log: bool = False
     extra: dict[str, str] = field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 The gateway listens on --host/--port; the admin listener (health now, the admin API later) runs
 in a thread of the serving process on --admin-host/--admin-port, never on the redirect port.
-`/healthz` says `"ready": true` once a gateway worker has loaded the table and answered.
+`/healthz` says `"ready": true` once a gateway worker has loaded the table and answered, and lists
+every gateway process sharing the store (`gateway/health.py`); `"serve"` identifies this one.
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ def run(config: GatewayConfig) -> None:
             raise ServeError(f"cannot listen for redirects on {config.host}:{config.port}: {exc.strerror}") from None
     else:
         check_port_free(config.host, config.port, "redirects")
+    serve_id = f"{socket.gethostname()}:{os.getpid()}"
+    config = replace(config, extra={**config.extra, "serve_id": serve_id})
     os.environ[ENV_VAR] = config.to_env()
-    status: dict[str, Any] = {"ready": False, "workers": config.workers,
+    status: dict[str, Any] = {"ready": False, "workers": config.workers, "serve": serve_id,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     workers: list[Any] = []
     if sock is not None and config.workers > 1:

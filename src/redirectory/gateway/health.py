@@ -1,0 +1,70 @@
+"""`GET /healthz` on the admin listener: this replica, the database and every gateway process.
+
+    {"status": "ok" | "degraded", "database": "ok" | "unreachable", "revision": N, "rules": N,
+     "converged": true | false, "processes": [{"pid", "host", "serve", "revision", "healthy",
+     "listening", "last_sync", "seen_at", "stale", ...}], "ready": ..., "workers": N, ...}
+
+`revision` is the store's newest revision; `processes` are the heartbeats of every gateway worker
+sharing the store (any host; see `store/processes.py`); `converged` is true when every process that
+is not stale serves that revision. When the database cannot be reached the gateways keep serving
+their last table: the answer is then `"status": "degraded"`, `"database": "unreachable"`, with the
+last figures read (and `as_of`, when they were read). The HTTP status is 200 once the gateway
+answers (`ready`), even degraded, so load balancers keep a replica that still redirects; 503 before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from redirectory.store import Store
+from redirectory.store import processes as process_table
+
+log = logging.getLogger("redirectory.admin")
+
+
+class Health:
+    """Builds the `/healthz` body; remembers the last good read for when the database is down."""
+
+    def __init__(self, store: Store, status: dict[str, Any]):
+        self.store = store
+        self.status = status
+        self._lock = threading.Lock()
+        self._last: dict[str, Any] = {}
+        self._failing = False
+
+    def read(self) -> tuple[int, dict[str, Any]]:
+        now = datetime.now(UTC)
+        try:
+            revision = self.store.revision()
+            rules = self.store.rule_count()
+            procs = process_table.processes(self.store)
+        except Exception as exc:  # noqa: BLE001 - reported as unreachable, no details
+            if not self._failing:
+                log.warning("health check cannot read the store: %s", type(exc).__name__)
+            self._failing = True
+            with self._lock:
+                last = dict(self._last)
+            body = {"status": "degraded", "database": "unreachable", **last, **self.status}
+            return (200 if self.status.get("ready") else 503), body
+        self._failing = False
+        listed = [p.to_json(now) for p in procs]
+        live = [p for p in listed if not p["stale"]]
+        body = {
+            "status": "ok",
+            "database": "ok",
+            "revision": revision,
+            "rules": rules,
+            "converged": bool(live) and all(p["revision"] == revision for p in live),
+            "processes": listed,
+            "as_of": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        with self._lock:
+            self._last = body.copy()
+            del self._last["status"], self._last["database"]
+        return 200, {**body, **self.status}
+
+
+__all__ = ["Health"]
