@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gateway_process import cli
+from gateway_process import cli, free_port
 from redirectory.check.checks import CHECKS
 from redirectory.check.engine import run
 from redirectory.check.model import Exchange, Location, Request, Response
@@ -150,6 +150,12 @@ def test_installed_command_exit_codes() -> None:
     assert "not JSON" in result.stderr or "invalid JSON" in result.stderr
     result = cli("check", "--openapi", str(OAS))
     assert result.returncode == 1 and "S302-FORBIDDEN" in result.stdout
+
+
+def test_unreachable_url_is_not_a_clean_run() -> None:
+    port = free_port()  # nothing listens there
+    code, _, err = invoke("--rate", "0", "--timeout", "2", f"http://127.0.0.1:{port}/x")
+    assert code == 2 and f"cannot check http://127.0.0.1:{port}/x: ConnectError" in err
 
 
 def test_list_shows_every_id() -> None:

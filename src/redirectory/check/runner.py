@@ -2,7 +2,8 @@
 apply ignores and the baseline, write the report, return the exit code.
 
 Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 a usage error (bad
-file, URL or option), printed as one line naming the file:line or option and what is valid.
+file, URL or option), printed as one line naming the file:line or option and what is valid, or
+a URL that could not be checked at all (its first request failed: DNS, connection, TLS, timeout).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from redirectory.check import baseline as baseline_file
@@ -133,7 +135,7 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
         opts.live.headers = _headers(opts.headers)
         exchanges, targets = collect(opts, err)
     except (UsageError, LiveInputError, HARError, OpenAPIError, baseline_file.BaselineError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE
     findings = run(exchanges, profile, ignore)
     if opts.write_baseline:
@@ -154,7 +156,11 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
             out.file.write(rendered)
         else:
             opts.output.write_text(rendered, encoding="utf-8")
-    return 1 if result.failed(fail_on) else 0
+    unchecked = [ex for ex in exchanges if ex.source == "live" and ex.response is None]
+    for ex in unchecked:
+        err.print(f"[red]error:[/red] cannot check {escape(ex.request.url)}: {escape(ex.error or 'no response')}",
+                  highlight=False, soft_wrap=True)
+    return USAGE if unchecked else 1 if result.failed(fail_on) else 0
 
 
 def list_checks(out: Console) -> None:
