@@ -134,6 +134,9 @@ def test_stats_timeline_clamps_to_what_is_kept(reader: httpx.Client, traffic: di
     empty = reader.get("/api/v1/stats/timeline", params={"since": "2026-01-02T00:00:00+01:00",
                                                          "until": "2026-01-01T00:00:00Z"}).json()
     assert empty["buckets"] == [] and empty["hits"] == 0
+    ancient = reader.get("/api/v1/stats/timeline", params={"since": "2000-01-03T14:00:54+00:00",
+                                                           "until": "0003-01-18T19:19:00.0Z", "interval": "day"})
+    assert ancient.status_code == 200 and ancient.json()["buckets"] == []
     far = reader.get("/api/v1/stats/timeline", params={"since": "0001-01-01T00:00:00-23:59",
                                                        "until": "9999-12-31T23:59:59+23:59", "interval": "day"})
     assert far.status_code == 200 and far.json()["hits"] == 10

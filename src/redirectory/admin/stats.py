@@ -200,8 +200,11 @@ def get_timeline(
     # Clamp to what can hold data: nothing is kept before `kept`, nothing is counted after now,
     # and one answer holds at most MAX_BUCKETS buckets (the latest ones).
     end = min(end or now, now + step)
-    start = start or end - DEFAULT_SPAN[interval] * step
-    start = max(start, kept - step, end - MAX_BUCKETS * step)
+    if end <= kept - step:  # entirely before what is kept (and far enough from year 1 to subtract)
+        start = end
+    else:
+        start = start or end - DEFAULT_SPAN[interval] * step
+        start = max(start, kept - step, end - MAX_BUCKETS * step)
     buckets = request.app.state.store.timeline(interval, start, end, rule_id) if start < end else []
     body = {
         "interval": interval,
