@@ -74,7 +74,7 @@ def _entry(path: Path, i: int, entry: Any) -> Exchange:
     ex = Exchange(request, response, "har", Location(uri=url, method=request.method, file=str(path),
                                                      pointer=f"/log/entries/{i}"))
     if status > 0:
-        ex.httplint_notes = notes(request, response)
+        ex.httplint_notes, ex.cache_control = notes(request, response)
     return ex
 
 

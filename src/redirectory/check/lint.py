@@ -17,8 +17,9 @@ def _latin1(text: str) -> bytes:
     return text.encode("latin-1", "replace")
 
 
-def notes(request: Request, response: Response) -> list[str]:
-    """`NAME: summary` for every WARN or BAD httplint note on this exchange."""
+def notes(request: Request, response: Response) -> tuple[list[str], dict[str, int | str | None]]:
+    """(`NAME: summary` for every WARN or BAD httplint note on this exchange, the response's
+    Cache-Control directives as httplint parsed them)."""
     req = HttpRequestLinter()
     req.process_request_topline(_latin1(request.method), _latin1(request.url), b"HTTP/1.1")
     req.process_headers([(_latin1(k), _latin1(v)) for k, v in request.headers])
@@ -30,5 +31,7 @@ def notes(request: Request, response: Response) -> list[str]:
     if response.body:
         res.feed_content(response.body)
     res.finish_content(True)
-    return [f"{n.__class__.__name__}: {n.summary}" for n in res.notes
-            if n.level in (levels.WARN, levels.BAD) and n.__class__.__name__ not in OURS]
+    found = [f"{n.__class__.__name__}: {n.summary}" for n in res.notes
+             if n.level in (levels.WARN, levels.BAD) and n.__class__.__name__ not in OURS]
+    directives = res.headers.parsed.get("cache-control") or []
+    return found, {str(k).lower(): v for k, v in directives if isinstance(k, str)}

@@ -149,6 +149,7 @@ class Exchange:
     response_doc: ResponseDoc | None = None
     ignore: frozenset[str] = frozenset()  # check ids suppressed here (x-redirectory-ignore)
     httplint_notes: list[str] = field(default_factory=list)
+    cache_control: dict[str, int | str | None] = field(default_factory=dict)  # parsed by httplint
     problems: list[str] = field(default_factory=list)  # OpenAPI: unresolvable $refs met here
 
     @property

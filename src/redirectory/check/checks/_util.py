@@ -46,11 +46,9 @@ def is_relative(value: str) -> bool:
     return not urlsplit(value.strip()).scheme
 
 
-def max_age(value: str | None) -> int | None:
-    """The largest max-age / s-maxage in a Cache-Control value, or None."""
-    if not value:
-        return None
-    ages = [int(m) for m in re.findall(r"(?:^|[,\s])s?-?max-?age\s*=\s*\"?(\d+)", value.lower())]
+def max_age(ex: Exchange) -> int | None:
+    """The largest max-age / s-maxage of the response's Cache-Control (httplint's parse), or None."""
+    ages = [v for k, v in ex.cache_control.items() if k in ("max-age", "s-maxage") and isinstance(v, int)]
     return max(ages) if ages else None
 
 

@@ -178,7 +178,7 @@ def target_accepts(ex: Exchange, profile: Profile) -> Iterator[Hit]:
 def temporary_cached(ex: Exchange, profile: Profile) -> Iterator[Hit]:
     if status(ex) not in (302, 303, 307) or ex.response is None:
         return
-    age = max_age(ex.response.header("cache-control"))
+    age = max_age(ex)
     if age is not None and age > profile.long_cache_seconds:
         yield Hit(f"temporary {status(ex)} is fresh for {age} s", "keep temporary redirects short-lived "
                   f"(max-age under {profile.long_cache_seconds} s) or use a permanent code")
