@@ -39,8 +39,8 @@ from redirectory.toolkit.validators import (
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: Methods whose preconditions are ignored (RFC 9110 §13.2.1).
 UNCONDITIONAL_METHODS = frozenset({"CONNECT", "OPTIONS", "TRACE"})
-#: What a 304 keeps of the 200's header fields (§15.4.5), plus cookies; Last-Modified only
-#: when there is no ETag (it is then the validator caches update with).
+#: What a 304 keeps of the 200's header fields (§15.4.5), plus cookies. Nothing else: not even
+#: Last-Modified, which §15.4.5 would allow without an ETag (the issue asks for exactly this set).
 KEPT_ON_304 = frozenset({"cache-control", "content-location", "date", "etag", "expires", "vary", "set-cookie"})
 
 _HEADERS = {
@@ -199,9 +199,7 @@ def evaluate(
 
 def not_modified_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The header fields a 304 keeps of the 200's (§15.4.5), in their order, names lower-cased."""
-    pairs = [(k.lower(), v) for k, v in headers]
-    has_etag = any(k == "etag" for k, _ in pairs)
-    return [(k, v) for k, v in pairs if k in KEPT_ON_304 or (k == "last-modified" and not has_etag)]
+    return [(k.lower(), v) for k, v in headers if k.lower() in KEPT_ON_304]
 
 
 def outcome_response(outcome: Outcome, headers: Iterable[tuple[str, str]] = ()) -> Response:
