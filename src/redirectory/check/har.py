@@ -97,25 +97,25 @@ def load_har(path: Path) -> list[Exchange]:
 
 
 def _link(exchanges: list[Exchange]) -> None:
-    claimed: set[int] = set()
-    for i, ex in enumerate(exchanges):
+    """Link each 3xx to the first later, unclaimed entry for its target; pair each 304 (and each
+    200) with the latest earlier 200 for the same URL and method. Linear in the entries."""
+    waiting: dict[str, list[Exchange]] = {}  # target URL -> redirects not yet followed, in order
+    last_200: dict[tuple[str, str], Exchange] = {}
+    for ex in exchanges:
+        url = without_fragment(ex.request.url)
+        pending = waiting.get(url)
+        if pending:
+            source = pending.pop(0)
+            source.next, ex.previous = ex, source
+        if ex.status in (200, 304) and ex.request.method in ("GET", "HEAD"):
+            earlier = last_200.get((ex.request.method, url))
+            if earlier is not None and ex.status == 304:
+                ex.paired = earlier
+            elif earlier is not None:
+                ex.probes["refetch"] = earlier
+            if ex.status == 200:
+                last_200[(ex.request.method, url)] = ex
         if ex.status in REDIRECTS:
             target = ex.resolved_location()
-            if target is None:
-                continue
-            key = without_fragment(urljoin(ex.request.url, target))
-            for j in range(i + 1, len(exchanges)):
-                if j not in claimed and without_fragment(exchanges[j].request.url) == key:
-                    claimed.add(j)
-                    ex.next, exchanges[j].previous = exchanges[j], ex
-                    break
-        if ex.status in (200, 304) and ex.request.method in ("GET", "HEAD"):
-            url = without_fragment(ex.request.url)
-            earlier = next((e for e in reversed(exchanges[:i]) if e.status == 200
-                            and e.request.method == ex.request.method and without_fragment(e.request.url) == url), None)
-            if earlier is None:
-                continue
-            if ex.status == 304:
-                ex.paired = earlier
-            else:
-                ex.probes["refetch"] = earlier
+            if target is not None:
+                waiting.setdefault(without_fragment(urljoin(ex.request.url, target)), []).append(ex)

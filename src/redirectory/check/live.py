@@ -149,6 +149,10 @@ class Prober:
                 conn.sendall(data)
                 while chunk := conn.recv(65536):
                     chunks.append(chunk)
+                    if b"\r\n\r\n" in b"".join(chunks):
+                        conn.settimeout(min(self.options.timeout, 0.5))  # a server may ignore Connection: close
+        except TimeoutError:
+            pass
         except (OSError, ssl.SSLError):
             if not chunks:
                 return None
