@@ -92,6 +92,7 @@ class Writer:
     tag: str
     count: int
     seed: int = 0
+    pause: float = 0.0  # seconds between writes (keeps a stream going for a while on fast machines)
     committed: int = 0
     sources: dict[str, str] = field(default_factory=dict)  # source -> rule id
     errors: int = 0
@@ -159,3 +160,5 @@ class Writer:
 
                 self._retry("add", source, add)
             self.committed += 1
+            if self.pause:
+                time.sleep(self.pause)

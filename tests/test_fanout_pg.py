@@ -99,7 +99,7 @@ def test_a_worker_killed_mid_stream_and_a_serve_killed_and_restarted_converge(
 ) -> None:
     servers, store = fleet
     a, b = servers
-    writer = Writer(store, "k", 400, seed=3).start()
+    writer = Writer(store, "k", 400, seed=3, pause=0.005).start()
     time.sleep(0.5)
     victim = next(int(p["pid"]) for p in live_processes([a]).values() if p["serve"] == a.health()["serve"])
     os.kill(victim, signal.SIGKILL)  # serve A restarts the worker; it loads the table anew
@@ -155,7 +155,7 @@ def test_postgresql_down_then_back_mid_stream_loses_no_change(fleet: tuple[list[
     key = _key(store)
     api = httpx.Client(base_url=a.admin, headers={"authorization": f"Bearer {key}"}, timeout=30)
     assert api.get("/api/v1/rules").status_code == 200
-    writer = Writer(store, "r", 300, seed=4).start()
+    writer = Writer(store, "r", 300, seed=4, pause=0.01).start()
     time.sleep(0.5)
     try:
         _pg_ctl(cluster, "stop")
