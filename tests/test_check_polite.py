@@ -41,7 +41,7 @@ def test_user_agent_rate_and_timeouts(fixture_app: Server) -> None:
         assert time.monotonic() - started >= 4 / 20  # at most 20 requests per second
     headers = seen["headers"]
     assert isinstance(headers, dict) and headers["user-agent"] == USER_AGENT
-    assert "redirectory-check/" in USER_AGENT and "conformance checker" in USER_AGENT
+    assert USER_AGENT.startswith("redirectory-check/") and "conformance checker" in USER_AGENT
 
 
 def test_credentials_stay_on_their_origin(fixture_app: Server) -> None:

@@ -24,7 +24,8 @@ from redirectory.check.lint import notes
 from redirectory.check.model import Exchange, Location, Request, Response, origin, without_fragment
 from redirectory.toolkit.validators import EntityTag, format_http_date
 
-USER_AGENT = f"redirectory-check/{VERSION} (+https://github.com/redirectory/redirectory; conformance checker)"
+#: Identifies the checker to the servers it probes (product token and a comment, RFC 9110 §10.1.5).
+USER_AGENT = f"redirectory-check/{VERSION} (redirect and conditional-request conformance checker)"
 NO_MATCH = '"redirectory-check-no-match"'
 #: Fields never carried to another origin (RFC 9110 §15.4: drop Authorization, Cookie).
 CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})

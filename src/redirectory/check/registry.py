@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from redirectory.check.model import Exchange, Severity, Source
 from redirectory.check.profiles import Profile
 
-DOCS = "https://github.com/redirectory/redirectory/blob/main/docs/checks.md"
+#: Where each check is documented (in the repository; the anchor is the lower-case id).
+DOCS = "docs/checks.md"
 
 
 @dataclass(frozen=True, slots=True)

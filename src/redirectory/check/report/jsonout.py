@@ -18,7 +18,7 @@ _STR = {"type": "string"}
 #: JSON Schema (draft 2020-12) of what `render` writes for this SCHEMA_VERSION.
 JSON_SCHEMA: dict[str, object] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": f"https://github.com/redirectory/redirectory/check-report-{SCHEMA_VERSION}.json",
+    "$id": f"urn:redirectory:check-report:{SCHEMA_VERSION}",
     "type": "object",
     "required": ["schemaVersion", "tool", "profile", "targets", "summary", "ignored", "findings"],
     "additionalProperties": False,
@@ -36,7 +36,7 @@ JSON_SCHEMA: dict[str, object] = {
             "properties": {
                 "id": {"type": "string", "pattern": "^[A-Z0-9]+(-[A-Z0-9]+)+$"},
                 "severity": {"enum": ["error", "warning", "info"]},
-                "message": _STR, "fix": _STR, "source": _STR, "doc": {"type": "string", "format": "uri"},
+                "message": _STR, "fix": _STR, "source": _STR, "doc": _STR,
                 "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
                 "evidence": {"type": "object"},
                 "location": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {

@@ -41,8 +41,7 @@ def render(result: RunResult) -> str:
         "name": c.id.title().replace("-", ""),
         "shortDescription": {"text": c.title},
         "fullDescription": {"text": f"{c.title} ({c.source})"},
-        "helpUri": c.doc,
-        "help": {"text": f"See {c.doc}"},
+        "help": {"text": f"{c.title}. Why: {c.source}. What it checks, a bad example and the fix: {c.doc}"},
         "defaultConfiguration": {"level": LEVELS[c.house]},
         "properties": {"source": c.source, "tags": ["http", "redirect"]},
     } for c in (CHECKS[i] for i in ids)]
@@ -60,7 +59,7 @@ def render(result: RunResult) -> str:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "redirectory-check", "version": VERSION, "semanticVersion": VERSION,
-                                "informationUri": "https://github.com/redirectory/redirectory", "rules": rules}},
+                                "rules": rules}},
             "invocations": [{"executionSuccessful": True}],
             "properties": {"profile": result.profile, "targets": result.targets, "baselined": result.baselined},
             "results": results,
