@@ -648,3 +648,24 @@ def test_sqlite_apply_and_hit_flushes_do_not_fail_concurrently(tmp_path: Path) -
         assert conn.scalar(select(rule_hits.c.hits)) == flushes
     cli.close()
     gateway.close()
+
+
+def test_catch_up_is_changes_since_with_the_revision(store: Store) -> None:
+    assert store.catch_up(0) == (0, [])
+    rev1 = store.apply(RuleSet(rules=(Rule(to="/b", source="/a", status=301),)))[1]
+    rev2 = store.apply(RuleSet(rules=(Rule(to="/c", source="/a", status=301),)))[1]
+    assert store.catch_up(0) == (rev2, store.changes_since(0))
+    assert [c.op for c in store.catch_up(rev1)[1]] == ["change"]
+    assert store.catch_up(rev2) == (rev2, [])
+
+
+def test_every_revision_notifies_postgresql_listeners_on_commit(store: Store) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from redirectory.store.notify import Listener
+
+    with Listener(store.engine) as listener:
+        rev = store.apply(RuleSet(rules=(Rule(to="/b", source="/a", status=301),)))[1]
+        heard = list(listener.wait(1.0))
+    # (the channel is per database: tests of other schemas may be heard too)
+    assert rev in heard

@@ -164,11 +164,10 @@ class Gateway:
         store = self.store
         assert store is not None
         loop = asyncio.get_running_loop()
-        latest = await loop.run_in_executor(None, store.revision)
+        # One snapshot: revisions commit in order, so it holds every change up to `latest`.
+        latest, changes = await loop.run_in_executor(None, store.catch_up, self.revision)
         if latest <= self.revision:
             return
-        # Read after `latest`: holds every change up to it (revisions commit in order).
-        changes = await loop.run_in_executor(None, store.changes_since, self.revision)
         if len(changes) > INCREMENTAL_LIMIT:
             revision, ruleset = await loop.run_in_executor(None, store.load)
             engine = await loop.run_in_executor(None, Engine, ruleset, self.options)

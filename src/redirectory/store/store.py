@@ -771,6 +771,20 @@ class Store:
 
     def changes_since(self, revision: int) -> list[Change]:
         """Every change-log entry of revisions after `revision`, oldest first."""
+        with self.read_connection() as conn:
+            return self._changes_since(conn, revision)
+
+    def catch_up(self, revision: int) -> tuple[int, list[Change]]:
+        """(the newest revision, every change after `revision`) from one snapshot, in one round.
+
+        What a gateway calls on every wake-up: nothing but the revision when it is current.
+        """
+        with self.read_connection() as conn:
+            latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            return latest, ([] if latest <= revision else self._changes_since(conn, revision))
+
+    @staticmethod
+    def _changes_since(conn: Connection, revision: int) -> list[Change]:
         query = (
             select(
                 changes.c.revision,
@@ -783,13 +797,12 @@ class Store:
             .order_by(changes.c.seq)
         )
         out: list[Change] = []
-        with self.read_connection() as conn:
-            for rev, op, rule_id, before, after in conn.execute(query).all():
-                if op == "settings":
-                    hosts = None if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
-                    out.append(Change(rev, op, None, None, None, hosts))
-                else:
-                    out.append(Change(rev, op, rule_id, _rule_from_record(before), _rule_from_record(after)))
+        for rev, op, rule_id, before, after in conn.execute(query).all():
+            if op == "settings":
+                hosts = None if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
+                out.append(Change(rev, op, None, None, None, hosts))
+            else:
+                out.append(Change(rev, op, rule_id, _rule_from_record(before), _rule_from_record(after)))
         return out
 
     # -- declarative sync --------------------------------------------------------------
