@@ -86,7 +86,8 @@ def build_profile(opts: CheckOptions) -> Profile:
 
 
 @contextmanager
-def _progress(err: Console, total: int) -> Iterator[Progress]:
+def _progress(err: Console) -> Iterator[Progress]:
+    """A progress bar on stderr, shown only on a terminal (CI logs stay clean)."""
     progress = Progress(TextColumn("[dim]{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
                         transient=True, disable=not err.is_terminal)
     with progress:
@@ -105,7 +106,7 @@ def collect(opts: CheckOptions, err: Console) -> tuple[list[Exchange], list[str]
     if opts.urls:
         for url in opts.urls:
             validate_url(url)
-        with _progress(err, len(opts.urls)) as progress:
+        with _progress(err) as progress:
             task = progress.add_task("checking", total=len(opts.urls))
 
             def show(method: str, url: str) -> None:
