@@ -4,7 +4,8 @@ A daemon thread holds one autocommit connection LISTENing on the store's channel
 (thread-safe) on every notification. When the connection fails it reconnects with exponential
 backoff (0.2 s doubling to 5 s) and calls `wake()` after each successful reconnection, so the
 gateway catches up from its last revision on whatever it missed while deaf. Every `CHECK_EVERY`
-seconds without a notification it makes a round trip to notice a dead connection.
+seconds without a notification it makes a round trip to notice a dead connection, and wakes the
+sync after it (a notification arriving during that round trip is not seen).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ListenThread:
         backoff = BACKOFF_FIRST
         while not self._stop.is_set():
             try:
-                with Listener(self._engine, on_notify=self._wake) as listener:
+                with Listener(self._engine) as listener:
                     self.connected, self.last_error = True, None
                     backoff = BACKOFF_FIRST
                     self._wake()  # catch up on anything committed while not listening
@@ -56,6 +57,7 @@ class ListenThread:
                             self._wake()
                         if not heard:
                             listener.check()
+                            self._wake()  # anything that arrived during the check was not seen
             except Exception as exc:  # noqa: BLE001 - reconnect whatever went wrong
                 if self.connected or self.last_error is None:
                     log.warning("LISTEN connection lost (%s); polling until it is back", type(exc).__name__)

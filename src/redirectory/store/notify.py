@@ -14,7 +14,7 @@ SQLite has no such mechanism; its gateways poll the change log.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -40,13 +40,12 @@ class Listener:
     """One autocommit psycopg connection LISTENing on `CHANNEL`.
 
     `wait(timeout)` yields the revision numbers heard within `timeout` seconds (possibly none).
-    `on_notify`, when given, is also called for a notification that arrives while the connection
-    does something else (`check()`): psycopg hands those only to notify handlers. Any psycopg
+    A notification that arrives during `check()` is not seen (psycopg reads notifications only
+    inside `wait`), so a caller should read the change log after each `check()`. Any psycopg
     error (the server went away) propagates; `close()` and connect again.
     """
 
-    def __init__(self, engine: Engine, connect_timeout: float = 5.0,
-                 on_notify: Callable[[], None] | None = None):
+    def __init__(self, engine: Engine, connect_timeout: float = 5.0):
         import psycopg
 
         kwargs = connect_kwargs(engine)
@@ -57,8 +56,6 @@ class Listener:
         kwargs.setdefault("keepalives_interval", 5)
         kwargs.setdefault("keepalives_count", 2)
         self._conn = psycopg.connect(**kwargs, autocommit=True)
-        if on_notify is not None:
-            self._conn.add_notify_handler(lambda _notify: on_notify())
         try:
             self._conn.execute(f"LISTEN {CHANNEL}")
         except BaseException:

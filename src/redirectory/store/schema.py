@@ -99,6 +99,7 @@ rules = Table(
     Column("revision", Integer, nullable=False),  # revision of the last change to this row
     Index("ix_rules_status", "status"),
     Index("ix_rules_source", "source"),
+    Index("ix_rules_position", "position"),  # max(position) on every single-rule create (0004)
 )
 
 settings = Table(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import logging
 import os
 import re
 import time
@@ -100,6 +101,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+logger = logging.getLogger("redirectory.store")
 
 #: SQLite `PRAGMA busy_timeout`: how long a writer waits for another writer's lock.
 BUSY_TIMEOUT_MS = 5000
@@ -617,7 +619,13 @@ class Store:
             _install_sqlite_hooks(engine)
         elif backend == "postgresql":
             # connect_timeout: an unreachable server fails a request in seconds, not minutes.
-            pg_args = {} if "connect_timeout" in sa_url.query else {"connect_timeout": 5}
+            # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query
+            # after 5 runs and PostgreSQL may then plan it generically, e.g. the gateway's
+            # `changes WHERE revision > $1 ORDER BY seq` as a 100k-row scan instead of an index
+            # probe (20 ms instead of 0.1 ms on every wake-up). It also suits PgBouncer.
+            pg_args: dict[str, Any] = {"prepare_threshold": None}
+            if "connect_timeout" not in sa_url.query:
+                pg_args["connect_timeout"] = 5
             engine = create_engine(sa_url, pool_pre_ping=True, connect_args=pg_args)
         else:
             raise ValueError(
@@ -691,6 +699,22 @@ class Store:
                 if self._dialect != "sqlite" or not _is_locked(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.05)
+
+    def _analyze_after(self, rows: int) -> None:
+        """After a bulk write on PostgreSQL, refresh the planner's statistics of the rule tables.
+
+        Until autovacuum gets to it (a minute or more), PostgreSQL plans with the statistics
+        of before the import; the gateways' change-log read then scans 100k rows (~20 ms)
+        instead of probing the index (~0.1 ms) on every wake-up. Best effort.
+        """
+        if self._dialect != "postgresql" or rows < BATCH_SIZE:
+            return
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("ANALYZE rules, changes"))
+                conn.commit()
+        except DBAPIError as exc:  # the write is done; statistics will come with autovacuum
+            logger.warning("ANALYZE after a bulk write failed: %s", type(exc).__name__)
 
     def _lock_revisions(self, conn: Connection) -> None:
         """Serialize revision writers. SQLite's BEGIN IMMEDIATE already does it."""
@@ -873,7 +897,9 @@ class Store:
             _bulk_insert(conn, changes, log)
             return plan, rev
 
-        return self._write(work)
+        plan, rev = self._write(work)
+        self._analyze_after(len(plan.added) + len(plan.changed) + len(plan.removed))
+        return plan, rev
 
     def add(
         self,
@@ -928,7 +954,9 @@ class Store:
                     progress(done)
             return rev
 
-        return self._write(work)
+        rev = self._write(work)
+        self._analyze_after(len(rules))
+        return rev
 
     # -- single-rule writes (the admin API) -------------------------------------------------
     @staticmethod
