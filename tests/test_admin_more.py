@@ -365,7 +365,7 @@ def test_16_no_new_route_answers_302(served: ServeProcess, admin_key: str) -> No
     doc = httpx.get(served.admin + "/api/v1/openapi.json").json()
     headers = {"authorization": f"Bearer {admin_key}"}
     paths = [p for p in doc["paths"] if p.startswith(("/api/v1/api-keys", "/api/v1/history", "/api/v1/resolutions"))]
-    assert len(paths) == 6
+    assert len(paths) == 7  # api-keys (2), history (4 with changes and restore), resolutions
     for path, field in (("/api/v1/api-keys", "scope"), ("/api/v1/resolutions", "url")):
         schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert field in schema["required"]
