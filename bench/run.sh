@@ -20,6 +20,11 @@
 #   PIN=0                  do not pin server/wrk to CPUs 1/0
 #   KEEP_WORK=1            keep the temporary directory (rules, DBs, configs, logs)
 #   PYTHON                 interpreter for the helper scripts [python3]
+#   DATABASE               sqlite, or a postgresql://... URL: redirectory's rule store [sqlite]
+#                          (PostgreSQL: a fresh schema per scenario, dropped afterwards)
+#   PROPAGATION            1 = also measure change propagation (bench/propagation.py: commit ->
+#                          first/last of 3 replicas answering, at PROPAGATION_RULES rules) [1; --quick: 0]
+#   PROPAGATION_RULES      [100000]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +56,12 @@ MIN_3XX=${MIN_3XX:-0.99}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 COUNT_STATUSES=${COUNT_STATUSES:-0}
 PYTHON=${PYTHON:-python3}
+DATABASE=${DATABASE:-sqlite}
+if [ "$QUICK" = 1 ]; then PROPAGATION=${PROPAGATION:-0}; else PROPAGATION=${PROPAGATION:-1}; fi
+PROPAGATION_RULES=${PROPAGATION_RULES:-100000}
+# the redirectory installation's own interpreter (has SQLAlchemy and psycopg) for propagation.py
+RPYTHON=$(dirname "$REDIRECTORY")/python
+case $DATABASE in sqlite|postgresql://*|postgres://*) ;; *) echo "DATABASE must be sqlite or a postgresql:// URL" >&2; exit 2 ;; esac
 case $NGINX_SOURCE in export|gen) ;; *) echo "NGINX_SOURCE must be export or gen" >&2; exit 2 ;; esac
 
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
@@ -95,6 +106,7 @@ fi
 # ---------------------------------------------------------------- process bookkeeping
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/redirectory-bench.XXXXXX")
 SERVER_PIDS=()
+PG_SCHEMAS=()
 FG_PID=
 
 # The PID and all its descendants.
@@ -151,6 +163,7 @@ cleanup() {
   trap - EXIT INT TERM
   if [ -n "$FG_PID" ]; then kill -TERM "$FG_PID" 2>/dev/null || true; wait "$FG_PID" 2>/dev/null || true; fi
   for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
+  for url in "${PG_SCHEMAS[@]+"${PG_SCHEMAS[@]}"}"; do "$RPYTHON" "$BENCH/propagation.py" --drop-schema "$url" || true; done
   if [ "${KEEP_WORK:-0}" = 1 ]; then
     log "kept work directory $WORK"
   else
@@ -392,7 +405,12 @@ for sc in $SCENARIOS; do
   [ "$NGINX_SOURCE" = gen ] && gen_args+=(--nginx-dir "$sd/nginx-gen")
   "$PYTHON" "$BENCH/gen_rules.py" "${gen_args[@]}"
 
-  db="sqlite:///$sd/rules.db"
+  if [ "$DATABASE" = sqlite ]; then
+    db="sqlite:///$sd/rules.db"
+  else
+    db=$("$RPYTHON" "$BENCH/propagation.py" --create-schema "$DATABASE") || die "cannot create a schema in $DATABASE"
+    PG_SCHEMAS+=("$db")
+  fi
   if [ "$NGINX_ONLY" = 0 ] || [ "$NGINX_SOURCE" = export ]; then
     log "$sc: redirectory rules apply ($count rules)"
     t0=$(date +%s.%N)
@@ -454,6 +472,7 @@ for sc in $SCENARIOS; do
     target=redirectory
     srv_args=()
     if [ "$srv" != default ]; then target=redirectory-$srv; srv_args=(--server "$srv"); fi
+    [ "$DATABASE" = sqlite ] || target=$target-pg
     port=$(free_port); aport=$(free_port)
     while [ "$aport" = "$port" ]; do aport=$(free_port); done
     rlog=$sd/$target.log
@@ -477,13 +496,23 @@ for sc in $SCENARIOS; do
       "$sd/$target.healthz.json" 2>/dev/null || echo "?")
     [ "$loaded" = "$count" ] || log "WARNING: $target /healthz reports rules=$loaded, expected $count"
     bench_target "$sc" "$count" "$target" "$rpid" "$port" "$rlog" "$sd" \
-      "server=$srv" "startup_s=$start_s" "apply_s=$apply_s" "healthz_rules=$loaded"
+      "server=$srv" "startup_s=$start_s" "apply_s=$apply_s" "healthz_rules=$loaded" "database=${DATABASE%%:*}"
     stop_server "$rpid"; forget_server "$rpid"
   done
 done
 
-# ---------------------------------------------------------------- summary
+# ---------------------------------------------------------------- change propagation
 mkdir -p "$BENCH/results"
+if [ "$PROPAGATION" = 1 ] && [ "$NGINX_ONLY" = 0 ]; then
+  if [ "$DATABASE" = sqlite ]; then pdb="sqlite:///$WORK/propagation.db"; else pdb=$DATABASE; fi
+  log "propagation: $PROPAGATION_RULES rules, 3 replicas, ${DATABASE%%:*}"
+  run_waiting "$WORK/propagation.log" "$RPYTHON" "$BENCH/propagation.py" --database "$pdb" \
+    --rules "$PROPAGATION_RULES" --json "$BENCH/results/$TS-propagation.json" \
+    && log "propagation: $(tail -n 1 "$WORK/propagation.log")" \
+    || { tail -n 20 "$WORK/propagation.log" >&2; log "propagation measurement failed (log above)"; }
+fi
+
+# ---------------------------------------------------------------- summary
 out=$BENCH/results/$TS.json
 set +e
 "$PYTHON" "$BENCH/report.py" summary --results "$WORK/results.jsonl" --meta "$WORK/meta.json" \
