@@ -46,6 +46,7 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     from redirectory.admin.ratelimit import RateLimitMiddleware
 
     app.add_middleware(RateLimitMiddleware, store=store)
+    app.add_middleware(errors.DatabaseUnavailableMiddleware)  # outermost: 503 while the database is down
 
     from redirectory.admin.history import router as history_router
     from redirectory.admin.keys_api import router as keys_router

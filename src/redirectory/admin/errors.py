@@ -169,6 +169,37 @@ def install(app: FastAPI) -> None:
         return error_response(500, "internal", [])
 
 
+class DatabaseUnavailableMiddleware:
+    """503 for a database outage met in a middleware (e.g. the rate limiter's key lookup).
+
+    Route errors reach the exception handlers above; an exception raised by a middleware only
+    reaches Starlette's outermost error middleware, which answers but also re-raises it (a
+    traceback in the log for every request while the database is down). Add it last (outermost).
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started or not database_unavailable(exc):
+                raise
+            await unavailable(exc)(scope, receive, send)
+
+
 #: Seconds a client is told to wait when the database cannot be reached.
 RETRY_AFTER = 5
 
