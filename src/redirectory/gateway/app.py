@@ -185,12 +185,11 @@ class Gateway:
         self.cache.clear()
 
     async def _flush_forever(self) -> None:
-        failing = False
+        failing = beat_failing = False
         while True:
             await asyncio.sleep(self.config.flush_interval)
             try:
                 await self.flush()
-                await asyncio.get_running_loop().run_in_executor(None, self.heartbeat)
                 failing = False
             except asyncio.CancelledError:
                 raise
@@ -198,6 +197,17 @@ class Gateway:
                 if not failing:
                     log.warning("cannot flush hit counts (kept for the next try): %s", type(exc).__name__)
                 failing = True
+                continue
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.heartbeat)
+                beat_failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - /healthz shows this process as stale
+                if not beat_failing:
+                    log.warning("cannot write this worker's heartbeat (is the schema upgraded?): %s",
+                                type(exc).__name__)
+                beat_failing = True
 
     def state(self) -> process_table.ProcessState:
         """This worker as `/healthz` lists it."""

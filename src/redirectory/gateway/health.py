@@ -19,6 +19,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from redirectory.store import Store
 from redirectory.store import processes as process_table
 
@@ -37,10 +39,17 @@ class Health:
 
     def read(self) -> tuple[int, dict[str, Any]]:
         now = datetime.now(UTC)
+        schema_note: str | None = None
         try:
             revision = self.store.revision()
             rules = self.store.rule_count()
-            procs = process_table.processes(self.store)
+            try:
+                procs = process_table.processes(self.store)
+            except (ProgrammingError, OperationalError) as exc:
+                if "gateway_processes" not in str(exc.orig):
+                    raise
+                # no such table: served with --no-migrate on a database not yet upgraded
+                procs, schema_note = [], "the database schema predates gateway_processes: run `redirectory db upgrade`"
         except Exception as exc:  # noqa: BLE001 - reported as unreachable, no details
             if not self._failing:
                 log.warning("health check cannot read the store: %s", type(exc).__name__)
@@ -61,6 +70,9 @@ class Health:
             "processes": listed,
             "as_of": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+        if schema_note:
+            body["converged"] = None
+            body["processes_note"] = schema_note
         with self._lock:
             self._last = body.copy()
             del self._last["status"], self._last["database"]
