@@ -175,6 +175,29 @@ def test_report_mode_changes_nothing(kind: str, caplog: pytest.LogCaptureFixture
     assert "302 for GET" in caplog.text
 
 
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+def test_findings_are_prometheus_metrics(kind: str) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    guard = Guard("report", False, registry=registry)
+    app = starlette_app() if kind == "asgi" else flask_app().wsgi_app
+    if kind == "asgi":
+        client = TestClient(tk_asgi.GuardMiddleware(app, guard=guard), follow_redirects=False)
+    else:
+        client = Client(tk_wsgi.GuardMiddleware(app, guard=guard))
+    client.get("/found")
+    client.get("/found")
+    client.post("/303")
+    value = registry.get_sample_value
+    assert value("redirectory_guard_findings_total", {"finding": "302", "mode": "report"}) == 2
+    assert value("redirectory_guard_findings_total", {"finding": "303-with-body", "mode": "report"}) == 1
+    assert b"redirectory_guard_findings_total" in generate_latest(registry)
+    # A second guard on the same registry adds to the same counter (no duplicate registration).
+    Guard("rewrite", False, registry=registry).record("GET", "/x", guard.check("GET", 302, []).findings, False)
+    assert value("redirectory_guard_findings_total", {"finding": "302", "mode": "rewrite"}) == 1
+
+
 def test_django_redirect_is_rewritten_under_wsgi() -> None:
     from django.core.handlers.wsgi import WSGIHandler
     from django.http import HttpResponseRedirect

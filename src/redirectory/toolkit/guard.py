@@ -16,7 +16,9 @@ is running a test (`PYTEST_CURRENT_TEST`), off otherwise.
 In `refuse` and `rewrite` modes the guard also fixes what it can: a 303 or 304 loses its body
 (303 keeps `Content-Length: 0`), a 304 loses its content headers (Content-Type, Content-Length,
 Content-Encoding...). A 301/302/303/307/308 without Location cannot be fixed (no target is
-known), so it is refused like a 302 in those modes. Every finding is counted in `counts`.
+known), so it is refused like a 302 in those modes. Every finding is counted in `counts` and in
+the Prometheus counter `redirectory_guard_findings_total{finding, mode}` (`registry`: the
+prometheus-client registry, the default one unless given; see `toolkit.metrics`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from redirectory.rules.engine import Response, error_body
 from redirectory.semantics import TABLE, BodyPolicy, alternatives_to_302
+from redirectory.toolkit.metrics import guard_findings
 
 log = logging.getLogger("redirectory.toolkit.guard")
 
@@ -68,6 +72,7 @@ class Guard:
     mode: GuardMode | str = GuardMode.REWRITE
     debug: bool | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    registry: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,9 +125,12 @@ class Guard:
         """Count and log findings; raises RedirectGuardError for a refusal in debug mode."""
         if not findings:
             return
+        metric = guard_findings(self.registry)
+        mode = GuardMode(self.mode).value
         with self._lock:
             for f in findings:
                 self.counts[f.code] += 1
+                metric.labels(finding=f.code, mode=mode).inc()
         text = "; ".join(f.message for f in findings)
         if refused:
             log.error("redirect guard refused %s %s: %s", method, path, text)
