@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
-from redirectory.admin.openapi import COMMON, errors
+from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, errors
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
 from redirectory.admin.rules import _actor, etag_of, not_modified
 from redirectory.store.schema import changes as changes_t
@@ -133,7 +133,8 @@ def _revision_page(store: Any, number: int, offset: int, limit: int) -> Revision
 
 @router.api_route("/history/{revision}", methods=["GET", "HEAD"],
                   summary=f"Get one revision (its first {CHANGES_IN_COLLECTION} changes; all of them under /changes)",
-                  dependencies=[Depends(require("read"))])
+                  dependencies=[Depends(require("read"))], responses=CONDITIONAL_RESPONSES,
+                  openapi_extra=CONDITIONAL_GET)
 def get_revision(revision: str, request: Request) -> Response:
     number = _number(revision)
     rev = _revision_page(request.app.state.store, number, 0, CHANGES_IN_COLLECTION)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
-from redirectory.admin.openapi import COMMON, errors, with_if_match
+from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, errors, with_if_match
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
 from redirectory.admin.rules import etag_of, json_body, not_modified
 from redirectory.store.keys import MAX_NAME_LENGTH, NAME_PATTERN, SCOPES, ApiKey, validate_name, validate_scope
@@ -140,7 +140,8 @@ def options_keys() -> Response:
 
 
 @router.api_route("/api-keys/{key_id}", methods=["GET", "HEAD"], summary="Get an API key",
-                  dependencies=[Depends(require("admin"))])
+                  dependencies=[Depends(require("admin"))], responses=CONDITIONAL_RESPONSES,
+                  openapi_extra=CONDITIONAL_GET)
 def get_key(key_id: str, request: Request) -> Response:
     key = _live_key(request, key_id)
     dto = key_dto(key)

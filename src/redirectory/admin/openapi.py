@@ -112,3 +112,23 @@ IF_MATCH: dict[str, Any] = {"name": "If-Match", "in": "header", "required": True
 
 def with_if_match(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {**(extra or {}), "parameters": [IF_MATCH]}
+
+
+#: Conditional GET/HEAD of an item (RFC 9110 §13.1.2-13.1.3): the request fields and the
+#: validators every 200 carries, the 304 that answers a copy still current.
+_HTTP_DATE = {"type": "string", "example": "Tue, 24 Nov 2026 10:00:00 GMT"}
+CONDITIONAL_GET: dict[str, Any] = {"parameters": [
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "ETags of the copies you hold (or *): 304 when one is current"},
+    {"name": "If-Modified-Since", "in": "header", "required": False, "schema": _HTTP_DATE,
+     "description": "When your copy was last modified: 304 when it is current (ignored with If-None-Match)"},
+]}
+_VALIDATORS = {
+    "ETag": {"required": True, "description": "Opaque version of the representation (for If-Match, If-None-Match)",
+             "schema": {"type": "string"}},
+    "Last-Modified": {"required": True, "description": "When it last changed (RFC 1123 date)", "schema": _HTTP_DATE},
+}
+CONDITIONAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The item, with its validators", "headers": _VALIDATORS},
+    304: {"description": "Not Modified: your copy is current (empty body)", "headers": {"ETag": _VALIDATORS["ETag"]}},
+}

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
-from redirectory.admin.openapi import COMMON, RULE_INPUT, errors, with_if_match
+from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, RULE_INPUT, errors, with_if_match
 from redirectory.admin.openapi import json_body as body_schema
 from redirectory.admin.paging import (
     ExcludeMetadata,
@@ -167,7 +167,8 @@ def options_rules() -> Response:
 
 
 @router.api_route("/rules/{rule_id}", methods=["GET", "HEAD"], summary="Get a rule",
-                  dependencies=[Depends(require("read"))], responses={304: {"description": "Not Modified"}})
+                  dependencies=[Depends(require("read"))], responses=CONDITIONAL_RESPONSES,
+                  openapi_extra=CONDITIONAL_GET)
 def get_rule(rule_id: str, request: Request, style: Annotated[str | None, style_param(STYLES)] = None,
              fields: Fields = None) -> Response:
     wanted = shape(style, fields, RULE_FIELDS, STYLES)
