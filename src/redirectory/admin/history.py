@@ -28,7 +28,8 @@ from sqlalchemy import func, select
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, errors
-from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
+from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
+from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import _actor, etag_of, not_modified
 from redirectory.store.schema import changes as changes_t
 from redirectory.store.schema import revisions as revisions_t
@@ -71,7 +72,7 @@ def change_dto(change: LoggedChange) -> dict[str, Any]:
 def revision_dto(rev: Revision) -> dict[str, Any]:
     return {
         "revision": rev.revision,
-        "at": rev.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": timestamp(rev.at),
         "actor": rev.actor,
         "summary": rev.summary,
         "changeCount": rev.change_count,
@@ -99,13 +100,9 @@ def list_history(
     limit = page_limit(limit, offset)
     total, revisions = request.app.state.store.history(offset, limit, CHANGES_IN_COLLECTION)
     items = [revision_dto(r) for r in revisions]
-    body: dict[str, Any] = {"items": items}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {
-            "pagination": pagination(offset, limit, total),
-            "etags": {str(item["revision"]): etag_of(item) for item in items},
-            "sortedBy": [{"field": "revision", "order": "DESC"}],
-        }
+    body = collection_body(items, offset=offset, limit=limit, total=total, sorted_by=[("revision", "DESC")],
+                           exclude_metadata=exclude_metadata,
+                           etags={str(item["revision"]): etag_of(item) for item in items})
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -169,10 +166,8 @@ def list_changes(
     number = _number(revision)
     limit = page_limit(limit, offset)
     rev = _revision_page(request.app.state.store, number, offset, limit)
-    body: dict[str, Any] = {"items": [change_dto(c) for c in rev.changes]}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {"pagination": pagination(offset, limit, rev.change_count),
-                            "sortedBy": [{"field": "seq", "order": "ASC"}]}
+    body = collection_body([change_dto(c) for c in rev.changes], offset=offset, limit=limit,
+                           total=rev.change_count, sorted_by=[("seq", "ASC")], exclude_metadata=exclude_metadata)
     return JSONResponse(body, headers=NO_STORE)
 
 

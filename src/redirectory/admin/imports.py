@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, FILE_BODY
+from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import FILE_TO_BODY, _actor
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -56,9 +57,6 @@ def _load(text: str, fmt: str, source: str) -> Any:
     return load_any(text, fmt, source)
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
 
 @dataclass
 class ImportJob:
@@ -80,13 +78,13 @@ class ImportJob:
         return {"phase": self.phase, "done": self.done, "total": self.total}
 
     def status_json(self) -> dict[str, Any]:
-        return {"uuid": self.id, "status": self.status, "format": self.format, "createdAt": _ts(self.created),
+        return {"uuid": self.id, "status": self.status, "format": self.format, "createdAt": timestamp(self.created),
                 "progress": self.progress()}
 
     def report_json(self) -> dict[str, Any]:
         return {
             "uuid": self.id, "status": self.status, "format": self.format,
-            "createdAt": _ts(self.created), "finishedAt": _ts(self.finished),
+            "createdAt": timestamp(self.created), "finishedAt": timestamp(self.finished),
             "added": self.added, "changed": 0, "revision": self.revision,
             "errors": [e.to_json() for e in self.errors],
             "metadata": {"warnings": [w.to_json() for w in self.warnings]},

@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, errors, with_if_match
-from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, page_limit, pagination, query_flag
+from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
+from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import etag_of, json_body, not_modified
 from redirectory.store.keys import MAX_NAME_LENGTH, NAME_PATTERN, SCOPES, ApiKey, validate_name, validate_scope
 
@@ -31,9 +32,6 @@ ITEM_METHODS = "GET, HEAD, DELETE, OPTIONS"
 BODY_FIELDS = ("name", "scope")
 
 
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def key_dto(key: ApiKey) -> dict[str, Any]:
     """The public representation of a key: never its secret or hash."""
@@ -42,8 +40,8 @@ def key_dto(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "scope": key.scope,
         "prefix": key.prefix,
-        "createdAt": _ts(key.created_at),
-        "lastUsedAt": _ts(key.last_used_at),
+        "createdAt": timestamp(key.created_at),
+        "lastUsedAt": timestamp(key.last_used_at),
     }
 
 
@@ -81,13 +79,8 @@ def list_keys(
     limit = page_limit(limit, offset)
     keys = request.app.state.store.list_keys(include_revoked=False)
     items = [key_dto(k) for k in keys[offset:offset + limit]]
-    body: dict[str, Any] = {"items": items}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {
-            "pagination": pagination(offset, limit, len(keys)),
-            "etags": {item["uuid"]: etag_of(item) for item in items},
-            "sortedBy": [{"field": "createdAt", "order": "DESC"}],
-        }
+    body = collection_body(items, offset=offset, limit=limit, total=len(keys), sorted_by=[("createdAt", "DESC")],
+                           exclude_metadata=exclude_metadata, etags={i["uuid"]: etag_of(i) for i in items})
     return JSONResponse(body, headers=NO_STORE)
 
 

@@ -106,3 +106,18 @@ def parse_sort(text: str | None, allowed: Iterable[str]) -> list[tuple[str, str]
     if problems:
         raise ApiError(400, "invalidSort", problems)
     return out
+
+
+def collection_body(items: list[Any], *, offset: int, limit: int, total: int,
+                    sorted_by: Iterable[tuple[str, str]], exclude_metadata: str | None,
+                    etags: dict[str, str] | None = None) -> dict[str, Any]:
+    """The guide's collection: `items`, and `metadata` (pagination, the items' ETags when given,
+    sortedBy) unless `excludeMetadata=true`."""
+    body: dict[str, Any] = {"items": items}
+    if query_flag(exclude_metadata, "excludeMetadata") is not True:
+        metadata: dict[str, Any] = {"pagination": pagination(offset, limit, total)}
+        if etags is not None:
+            metadata["etags"] = etags
+        metadata["sortedBy"] = [{"field": f, "order": o} for f, o in sorted_by]
+        body["metadata"] = metadata
+    return body

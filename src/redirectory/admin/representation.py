@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -21,6 +22,11 @@ from fastapi import Query
 from redirectory.admin.errors import ApiError, ErrorItem
 
 KEY = "uuid"
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """A body timestamp as the guide writes them (`2026-11-24T10:00:00Z`, UTC, seconds); null stays null."""
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

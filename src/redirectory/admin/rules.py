@@ -27,14 +27,14 @@ from redirectory.admin.paging import (
     ExcludeMetadata,
     Limit,
     Offset,
+    collection_body,
     flag_param,
     page_limit,
-    pagination,
     parse_sort,
     query_flag,
     sort_param,
 )
-from redirectory.admin.representation import Fields, shape, style_param
+from redirectory.admin.representation import Fields, shape, style_param, timestamp
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store.schema import rules as rules_t
 
@@ -58,11 +58,6 @@ ITEM_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 
 
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def rule_dto(row: Any) -> dict[str, Any]:
     """The public representation of a stored rule (explicit fields; nulls kept as null)."""
@@ -74,8 +69,8 @@ def rule_dto(row: Any) -> dict[str, Any]:
         "status": row.status,
         "methods": json.loads(row.methods) if row.methods else None,
         "query": row.query,
-        "starts": _ts(row.starts),
-        "ends": _ts(row.ends),
+        "starts": timestamp(row.starts),
+        "ends": timestamp(row.ends),
         "cache": row.cache,
         "priority": row.priority,
         "caseInsensitive": bool(row.case_insensitive),
@@ -84,8 +79,8 @@ def rule_dto(row: Any) -> dict[str, Any]:
         "note": row.note,
         "position": row.position,
         "revision": row.revision,
-        "createdAt": _ts(row.created_at),
-        "updatedAt": _ts(row.updated_at),
+        "createdAt": timestamp(row.created_at),
+        "updatedAt": timestamp(row.updated_at),
     }
 
 
@@ -151,13 +146,9 @@ def list_rules(
         total = conn.execute(count_q).scalar_one()
         rows = conn.execute(rows_q).all()
     items = [rule_dto(r) for r in rows]
-    body: dict[str, Any] = {"items": [wanted.apply(item) for item in items]}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {
-            "pagination": pagination(offset, limit, total),
-            "etags": {item["uuid"]: etag_of(item) for item in items},
-            "sortedBy": [{"field": f, "order": o} for f, o in order],
-        }
+    body = collection_body([wanted.apply(item) for item in items], offset=offset, limit=limit, total=total,
+                           sorted_by=order, exclude_metadata=exclude_metadata,
+                           etags={item["uuid"]: etag_of(item) for item in items})
     return JSONResponse(body, headers=NO_STORE)
 
 

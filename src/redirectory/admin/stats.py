@@ -27,13 +27,14 @@ from redirectory.admin.paging import (
     ExcludeMetadata,
     Limit,
     Offset,
+    collection_body,
     flag_param,
     page_limit,
-    pagination,
     parse_sort,
     query_flag,
     sort_param,
 )
+from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import etag_of
 from redirectory.store.hits import INTERVALS, RULE_STATS_SORT, oldest_kept
 
@@ -48,18 +49,15 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
-
 
 def _rule_item(row: tuple[str, str, str, int, int, datetime | None]) -> dict[str, Any]:
     rid, source, to, status, hits, last = row
-    return {"uuid": rid, "from": source, "to": to, "status": status, "hits": hits, "lastHit": _ts(last)}
+    return {"uuid": rid, "from": source, "to": to, "status": status, "hits": hits, "lastHit": timestamp(last)}
 
 
 def _path_item(row: tuple[str, int, datetime]) -> dict[str, Any]:
     path, hits, last = row
-    return {"path": path, "hits": hits, "lastHit": _ts(last)}
+    return {"path": path, "hits": hits, "lastHit": timestamp(last)}
 
 
 def _options() -> Response:
@@ -78,10 +76,10 @@ def get_stats(request: Request) -> JSONResponse:
         "rulesHit": summary.rules_hit,
         "rulesNeverHit": summary.rules - summary.rules_hit,
         "hits": summary.hits,
-        "lastHit": _ts(summary.last_hit),
+        "lastHit": timestamp(summary.last_hit),
         "unmatchedPaths": summary.unmatched_paths,
         "unmatchedHits": summary.unmatched_hits,
-        "lastUnmatched": _ts(summary.last_unmatched),
+        "lastUnmatched": timestamp(summary.last_unmatched),
         "topRules": [_rule_item(r) for r in top_rules],
         "topUnmatchedPaths": [_path_item(p) for p in top_paths],
     }
@@ -107,13 +105,8 @@ def list_rule_stats(
     order = parse_sort(sort, RULE_STATS_SORT) or [("hits", "DESC")]
     total, rows = request.app.state.store.rule_stats_page(offset, limit, order, query_flag(unused, "unused"))
     items = [_rule_item(r) for r in rows]
-    body: dict[str, Any] = {"items": items}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {
-            "pagination": pagination(offset, limit, total),
-            "etags": {item["uuid"]: etag_of(item) for item in items},
-            "sortedBy": [{"field": f, "order": o} for f, o in order],
-        }
+    body = collection_body(items, offset=offset, limit=limit, total=total, sorted_by=order,
+                           exclude_metadata=exclude_metadata, etags={i["uuid"]: etag_of(i) for i in items})
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -132,12 +125,8 @@ def list_unmatched(
 ) -> JSONResponse:
     limit = page_limit(limit, offset)
     total, rows = request.app.state.store.unmatched_page(offset, limit)
-    body: dict[str, Any] = {"items": [_path_item(r) for r in rows]}
-    if query_flag(exclude_metadata, "excludeMetadata") is not True:
-        body["metadata"] = {
-            "pagination": pagination(offset, limit, total),
-            "sortedBy": [{"field": "hits", "order": "DESC"}, {"field": "lastHit", "order": "DESC"}],
-        }
+    body = collection_body([_path_item(r) for r in rows], offset=offset, limit=limit, total=total,
+                           sorted_by=[("hits", "DESC"), ("lastHit", "DESC")], exclude_metadata=exclude_metadata)
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -208,14 +197,14 @@ def get_timeline(
     buckets = request.app.state.store.timeline(interval, start, end, rule_id) if start < end else []
     body = {
         "interval": interval,
-        "since": _ts(buckets[0].start if buckets else start),
-        "until": _ts(end),
+        "since": timestamp(buckets[0].start if buckets else start),
+        "until": timestamp(end),
         "ruleUuid": rule_id,
-        "keptSince": _ts(kept),
+        "keptSince": timestamp(kept),
         "hits": sum(b.hits for b in buckets),
         "unmatchedHits": sum(b.unmatched for b in buckets) if rule_id is None else None,
         "buckets": [
-            {"start": _ts(b.start), "hits": b.hits, "unmatchedHits": b.unmatched if rule_id is None else None}
+            {"start": timestamp(b.start), "hits": b.hits, "unmatchedHits": b.unmatched if rule_id is None else None}
             for b in buckets
         ],
     }
