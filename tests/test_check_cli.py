@@ -99,7 +99,7 @@ def test_baseline_keeps_legacy_findings_out(tmp_path: Path) -> None:
     baseline, spec = tmp_path / "baseline.json", tmp_path / "spec.yaml"
     spec.write_text(OAS.read_text())
     code, _, err = invoke("--openapi", str(spec), "--write-baseline", str(baseline), "--format", "json")
-    assert code == 1 and "wrote" in err
+    assert code == 0 and "wrote" in err
     code, out, _ = invoke("--openapi", str(spec), "--baseline", str(baseline), "--format", "json")
     report = json.loads(out)
     assert code == 0 and report["findings"] == [] and report["summary"]["baselined"] > 20
@@ -150,6 +150,32 @@ def test_installed_command_exit_codes() -> None:
     assert "not JSON" in result.stderr or "invalid JSON" in result.stderr
     result = cli("check", "--openapi", str(OAS))
     assert result.returncode == 1 and "S302-FORBIDDEN" in result.stdout
+
+
+def test_write_baseline_exits_0_once_written(tmp_path: Path) -> None:
+    """The real command: writing a baseline succeeds (exit 0) although the findings are errors; they are
+    reported as baselined. A baseline that cannot be written, or would miss an unreachable URL, is exit 2."""
+    baseline = tmp_path / "baseline.json"
+    result = cli("check", "--openapi", str(OAS), "--write-baseline", str(baseline))
+    written = json.loads(baseline.read_text())["findings"]
+    assert result.returncode == 0, result.stderr
+    assert any(f["id"] == "S302-FORBIDDEN" for f in written)
+    assert f"wrote {len(written)} findings to baseline {baseline}" in result.stderr
+    assert f"0 errors, 0 warnings, 0 infos, {len(written)} baselined" in result.stdout
+    # the same findings without the baseline still fail the run: exit 0 came from writing it
+    assert cli("check", "--openapi", str(OAS)).returncode == 1
+
+    result = cli("check", "--openapi", str(OAS), "--write-baseline", str(tmp_path / "no" / "such" / "dir.json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path}/no/such/dir.json: cannot write the baseline: ")
+    assert result.stdout == ""
+
+    port = free_port()  # nothing listens there
+    unreachable = tmp_path / "unreachable.json"
+    result = cli("check", "--rate", "0", "--timeout", "2", "--write-baseline", str(unreachable),
+                 f"http://127.0.0.1:{port}/x")
+    assert result.returncode == 2 and not unreachable.exists()
+    assert f"baseline {unreachable} not written" in result.stderr
 
 
 def test_unreachable_url_is_not_a_clean_run() -> None:

@@ -16,14 +16,18 @@ SCHEMA_VERSION = 1
 
 
 class BaselineError(ValueError):
-    """The baseline file is missing or not a baseline."""
+    """The baseline file is missing, not a baseline, or cannot be written."""
 
 
 def write(path: Path, findings: list[Finding]) -> None:
+    """Write `findings` as the baseline at `path`; BaselineError if the file cannot be written."""
     data = {"schemaVersion": SCHEMA_VERSION,
             "findings": [{"id": f.id, "fingerprint": f.fingerprint, "location": str(f.location),
                           "message": f.message} for f in findings]}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 
 
 def load(path: Path) -> frozenset[str]:

@@ -1,9 +1,11 @@
 """What `redirectory check` does, behind the CLI: read the inputs into exchanges, run the checks,
 apply ignores and the baseline, write the report, return the exit code.
 
-Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 a usage error (bad
-file, URL or option), printed as one line naming the file:line or option and what is valid, or
-a URL that could not be checked at all (its first request failed: DNS, connection, TLS, timeout).
+Exit codes: 0 nothing at or above --fail-on, or --write-baseline wrote the baseline (its
+findings are baselined from then on); 1 findings at or above it; 2 a usage error (bad file, URL
+or option), printed as one line naming the file:line or option and what is valid, or a URL that
+could not be checked at all (its first request failed: DNS, connection, TLS, timeout; then no
+baseline is written).
 """
 
 from __future__ import annotations
@@ -139,8 +141,15 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return USAGE
     findings = run(exchanges, profile, ignore)
-    if opts.write_baseline:
-        baseline_file.write(opts.write_baseline, findings)
+    unchecked = [ex for ex in exchanges if ex.source == "live" and ex.response is None]
+    if opts.write_baseline and not unchecked:
+        # Today's findings are the baseline now: the report counts them as baselined, and exit 0.
+        try:
+            baseline_file.write(opts.write_baseline, findings)
+        except baseline_file.BaselineError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return USAGE
+        known |= {f.fingerprint for f in findings}
         err.print(f"wrote {len(findings)} findings to baseline {opts.write_baseline}", highlight=False)
     new, old = baseline_file.split(findings, known)
     order = {s: i for i, s in enumerate(Severity)}
@@ -157,10 +166,12 @@ def execute(opts: CheckOptions, out: Console, err: Console) -> int:
             out.file.write(rendered)
         else:
             opts.output.write_text(rendered, encoding="utf-8")
-    unchecked = [ex for ex in exchanges if ex.source == "live" and ex.response is None]
     for ex in unchecked:
         err.print(f"[red]error:[/red] cannot check {escape(ex.request.url)}: {escape(ex.error or 'no response')}",
                   highlight=False, soft_wrap=True)
+    if unchecked and opts.write_baseline:
+        err.print(f"[red]error:[/red] baseline {escape(str(opts.write_baseline))} not written: "
+                  "it would miss the findings of the URLs that could not be checked", highlight=False, soft_wrap=True)
     return USAGE if unchecked else 1 if result.failed(fail_on) else 0
 
 
