@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import ssl
@@ -67,6 +68,19 @@ class ServeProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_for_lines(self, pattern: str, count: int, timeout: float = 15) -> list[re.Match[str]]:
+        """The output's lines matching the regex `pattern` in full, once there are `count` of them."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for line in self.output().splitlines() if (m := compiled.fullmatch(line))]
+            if len(found) >= count or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(found) < count:
+            raise AssertionError(f"{len(found)} of {count} lines match {pattern!r} after {timeout}s:\n{self.output()}")
+        return found
 
 
 def start_serve(tmp: Path, *args: str, database: str | None = None, timeout: float = 60,

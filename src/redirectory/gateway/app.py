@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from redirectory.gateway import access
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig
 from redirectory.gateway.counters import HitCounters
 from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
@@ -297,10 +298,14 @@ class GatewayApp:
 
     def __init__(self, config: GatewayConfig | None = None):
         self.gateway = Gateway(config or GatewayConfig.from_env())
+        self.access_log = self.gateway.config.access_log
+        if self.access_log:
+            access.enable()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            started = time.monotonic() if self.access_log else 0.0
             gateway = self.gateway
             host = fwd_proto = fwd_host = None
             if gateway.wants_headers:
@@ -323,6 +328,8 @@ class GatewayApp:
             await send(
                 {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
             )
+            if started:
+                access.log_request(scope["method"], raw_path, status, rule_id, started)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

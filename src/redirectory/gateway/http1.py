@@ -31,6 +31,7 @@ from typing import Any
 
 import httptools
 
+from redirectory.gateway import access
 from redirectory.gateway.app import Gateway
 from redirectory.gateway.config import GatewayConfig
 from redirectory.rules.engine import SERVER_HEADERS, Response, error_body
@@ -95,7 +96,7 @@ class GatewayProtocol(asyncio.Protocol):
 
     __slots__ = (
         "server", "gateway", "transport", "parser", "client_ip", "url", "header_bytes", "headers",
-        "body_bytes", "answered", "closing", "busy_since", "last_active", "paused",
+        "body_bytes", "answered", "closing", "busy_since", "last_active", "paused", "access_log",
     )
 
     def __init__(self, server: Http1Server):
@@ -113,6 +114,7 @@ class GatewayProtocol(asyncio.Protocol):
         self.busy_since = 0.0  # when the current request's first byte arrived (0: idle)
         self.last_active = time.monotonic()
         self.paused = False
+        self.access_log = server.config.access_log
 
     # -- connection ----------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -245,6 +247,8 @@ class GatewayProtocol(asyncio.Protocol):
         else:
             tail = _KEEP
         transport.write(b"".join((head, _Clock.line, tail, b"" if method == "HEAD" else body)))
+        if self.access_log:  # started at its first byte or, pipelined, when the one before was answered
+            access.log_request(method, path, int(head[9:12]), rule_id, self.busy_since or self.last_active)
         if tail is _CLOSE:
             self._close()
 
@@ -252,7 +256,16 @@ class GatewayProtocol(asyncio.Protocol):
         if self.transport is not None and not self.closing:
             self.answered = True
             self.transport.write(_error(status, key, detail))
+            if self.access_log:
+                self._log_failure(status)
         self._close()
+
+    def _log_failure(self, status: int) -> None:
+        # The parser has read the method once it reports a URL byte; before that it is unknown.
+        url = self.url
+        method = self.parser.get_method().decode("ascii", "replace") if url else "-"
+        access.log_request(method, url.split(b"?", 1)[0] or b"-", status, None,
+                           self.busy_since or self.last_active)
 
     def _close(self) -> None:
         self.closing = True
@@ -280,6 +293,8 @@ class Http1Server:
     def __init__(self, config: GatewayConfig):
         self.config = config
         self.gateway = Gateway(config, render=render_http1)
+        if config.access_log:
+            access.enable()
         self.connections: set[GatewayProtocol] = set()
         self.stopping = False
         self._stopped: asyncio.Event | None = None
