@@ -157,7 +157,7 @@ def _run_uvicorn(config: GatewayConfig) -> None:
         http="httptools",
         loop="uvloop",
         lifespan="on",
-        access_log=config.access_log,
+        access_log=False,  # the gateway writes its own (gateway/access.py)
         log_level="info",
         server_header=False,
         proxy_headers=False,
@@ -227,6 +227,6 @@ def _run_granian(config: GatewayConfig) -> None:
         port=config.port,
         interface=Interfaces.ASGI,
         workers=config.workers,
-        log_access=config.access_log,
+        log_access=False,  # the gateway writes its own (gateway/access.py)
         websockets=False,
     ).serve()
