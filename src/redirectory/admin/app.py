@@ -33,11 +33,14 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
         title="redirectory admin API",
         description=API_DESCRIPTION,
         version="1",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # docs_ui serves the page with its assets from the package, not a CDN
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
         redirect_slashes=False,
     )
+    from redirectory.admin import docs_ui
+
+    docs_ui.install(app, docs_url="/api/v1/docs", openapi_url="/api/v1/openapi.json")
     store = Store.open(database)
     app.state.store = store
     shared = status if status is not None else {}
