@@ -1,8 +1,15 @@
 """`redirectory` command line (typer + rich). Every command that touches the table takes
 `--database URL` (default `sqlite:///var/redirectory.db`, or `REDIRECTORY_DATABASE_URL`).
 
-Errors are printed as `FILE:LINE: field: message` (rule problems) or one clear sentence, with a
-non-zero exit and nothing changed; never a traceback (set REDIRECTORY_DEBUG=1 to see one).
+Exit status, the same for every command (docs/cli.md): 0 success; 1 the command ran and the answer
+is "no" (an invalid rule file, an unreachable or missing database, no rule matched, findings at
+`--fail-on`); 2 a usage error (an unknown option, a bad option value, a missing argument). Errors
+are printed as `FILE:LINE: field: message` (rule problems) or one clear sentence, nothing changed;
+never a traceback (set REDIRECTORY_DEBUG=1 to see one).
+
+Read-only commands (`rules list|stats|test|export`, `keys list`) never create a database or a
+directory: a missing one is an error naming its absolute path. Every command that opens a database
+names it (password removed) in its output or with `--verbose`.
 """
 
 from __future__ import annotations
@@ -10,36 +17,37 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, GatewayConfig
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE
 
 if TYPE_CHECKING:
-    from redirectory.store import Store
+    from redirectory.store import OutsideEdit, Plan, Store
 
 app = typer.Typer(
     name="redirectory",
     help="HTTP redirection for REST APIs: a redirect gateway, its rule table and tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,  # click's plain help: wraps at any width, never cuts an option name short
 )
-rules_app = typer.Typer(help="Validate, apply, import, export, test, list and count rules.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys for the admin API: create, list, revoke.", no_args_is_help=True)
+rules_app = typer.Typer(rich_markup_mode=None, help="Validate, apply, import, export, test, list and count rules.", no_args_is_help=True)
+db_app = typer.Typer(rich_markup_mode=None, help="Database maintenance.", no_args_is_help=True)
+keys_app = typer.Typer(rich_markup_mode=None, help="API keys for the admin API: create, list, revoke.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
@@ -58,13 +66,36 @@ DatabaseOpt = Annotated[
 ]
 
 
-class CliError(Exception):
-    """An error to print as one line, exit 1."""
+#: Exit statuses (see the module docstring).
+EXIT_NO = 1
+EXIT_USAGE = 2
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+def fail(message: str, code: int = EXIT_NO) -> NoReturn:
+    """Print `error: message` on stderr and exit with `code`."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def usage_error(message: str) -> NoReturn:
+    """A bad option value or argument: exit 2, as click does for its own usage errors."""
+    fail(message, EXIT_USAGE)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"redirectory {version('redirectory')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                           callback=version_callback)] = False,
+) -> None:
+    """HTTP redirection for REST APIs: a redirect gateway, its rule table and tools."""
 
 
 def print_problems(problems: list[Problem], strict: bool = False) -> tuple[int, int]:
@@ -82,24 +113,48 @@ def print_problems(problems: list[Problem], strict: bool = False) -> tuple[int, 
 
 def load_valid(path: Path, fmt: str | None = None, strict: bool = False) -> RuleSet:
     """Read, parse and validate a rule file; print problems; exit 1 on errors."""
+    return read_valid(path, fmt, strict)[0]
+
+
+def read_valid(path: Path, fmt: str | None = None, strict: bool = False) -> tuple[RuleSet, list[Problem]]:
+    """`load_valid`, also returning the problems it printed (warnings only, since errors exit)."""
     from redirectory.rulefile import read_rule_file
 
     ruleset, problems = read_rule_file(path, fmt)
     errors, _ = print_problems(problems, strict)
     if errors:
         fail(f"{path}: {errors} problem(s); nothing was changed")
-    return ruleset
+    return ruleset, problems
+
+
+class SchemaProblem(Exception):
+    """A read-only command met a database without redirectory's schema, or an older one."""
 
 
 @contextmanager
-def open_store(url: str, migrate: bool = True) -> Iterator[Store]:
-    from redirectory.store import Store
+def open_store(url: str, write: bool = False, migrate: bool = True) -> Iterator[Store]:
+    """The store behind `url`. A read-only command (`write=False`) never creates a file or a
+    directory and never migrates: a missing database or an old schema is an error. A writing one
+    creates a new SQLite file (saying so on stderr) and migrates unless `migrate=False`."""
+    from redirectory.store import Store, describe_database, sqlite_file
 
     store = None
     try:
-        store = Store.open(url)
-        if migrate:
+        path = sqlite_file(url)
+        new = write and path is not None and not path.exists()
+        store = Store.open(url, create=write)
+        if write and migrate:
             store.upgrade()
+            if new:
+                err.print(f"created {describe_database(url)}", highlight=False, markup=False)
+        elif not write:
+            current, head = store.schema_version()
+            if current is None:
+                raise SchemaProblem(f"{describe_database(url)} holds no redirectory table (is --database right?); "
+                                    f"create one with `redirectory db upgrade --database {_redact(url)}`")
+            if current != head:
+                raise SchemaProblem(f"{describe_database(url)} has an older schema ({current}; this version needs "
+                                    f"{head}): run `redirectory db upgrade --database {_redact(url)}`")
         yield store
     finally:
         if store is not None:
@@ -107,31 +162,60 @@ def open_store(url: str, migrate: bool = True) -> Iterator[Store]:
 
 
 def _store_error(exc: Exception, url: str) -> NoReturn:
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+    """Say in our words what is wrong with --database (never the driver's text beyond its first
+    line, never SQLAlchemy's links), and exit: 2 for a URL that is not one, 1 otherwise."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+    from redirectory.store import DatabaseNotFound, describe_database
+
+    if isinstance(exc, DatabaseNotFound):
+        fail(f"--database: no database at {exc.path}; this command never creates one. Check --database "
+             "(or REDIRECTORY_DATABASE_URL): sqlite:///PATH is relative to the current directory, "
+             "sqlite:////PATH is absolute. `redirectory rules apply FILE` or `redirectory db upgrade` creates it.")
+    if isinstance(exc, SchemaProblem):
+        fail(str(exc))
     if isinstance(exc, (ArgumentError, NoSuchModuleError)):
-        fail(f"--database: '{url}' is not a database URL this build supports "
-             "(sqlite:///PATH or postgresql://USER@HOST/DB)")
+        usage_error(f"--database: '{_redact(url)}' is not a database URL this build supports "
+                    "(sqlite:///PATH or postgresql://USER@HOST/DB)")
+    if isinstance(exc, ModuleNotFoundError):
+        fail(f"--database: {describe_database(url)} needs the PostgreSQL driver: "
+             "pip install 'psycopg[binary]' (or install redirectory with its postgres extra)")
     if isinstance(exc, ValueError):
-        fail(f"--database: {exc}")
+        usage_error(f"--database: {exc}")
     if isinstance(exc, OSError):
-        fail(f"--database: cannot open '{_redact(url)}': {exc.strerror or exc}")
-    if isinstance(exc, OperationalError):
-        fail(f"--database: cannot use '{_redact(url)}': {str(exc.orig).splitlines()[0] if exc.orig else exc}")
+        fail(f"--database: cannot open {describe_database(url)}: {exc.strerror or exc}")
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None and str(exc.orig).strip() else \
+            type(exc.orig or exc).__name__
+        fail(f"--database: cannot use {describe_database(url)}: {reason}")
+    if isinstance(exc, SQLAlchemyError):
+        fail(f"--database: cannot use {describe_database(url)}: {type(exc).__name__}")
     raise exc
 
 
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(":" + parts.password + "@", ":***@")
-    return url
+    """The URL with its password (if any) replaced by ***."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _where(url: str) -> str:
+    from redirectory.store import describe_database
+
+    return describe_database(url)
 
 
 # -- serve ------------------------------------------------------------------------------------
+FORMAT_HELP = "yaml, json, csv, nginx, apache or netlify (default: from the file name)."
+#: The actors of declarative syncs from a rule file, as the change log records them.
+APPLY_ACTORS = ("rules apply", "serve --rules")
+
+
 @app.command()
 def serve(
     rules: Annotated[Path | None, typer.Option("--rules", help="Apply this rule file at start (as `rules apply`).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Format of --rules: " + FORMAT_HELP)] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     host: Annotated[str, typer.Option(help="Address for redirects.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for redirects.", min=1, max=65535)] = 8000,
@@ -146,11 +230,16 @@ def serve(
     server: Annotated[str, typer.Option(help="HTTP server: httptools (default: a lean HTTP/1.1 server on uvloop + httptools, fastest by benchmark), uvicorn or granian (ASGI).")] = "httptools",
     default_cache: Annotated[int, typer.Option(help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not run database migrations at start.")] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every change --rules makes (default: the first {20} of each kind).")] = False,
 ) -> None:
-    """Run the redirect gateway (and the admin listener beside it)."""
+    """Run the redirect gateway (and the admin listener beside it).
+
+    Every check runs before anything is written: the options, the --rules file and both
+    listeners (bound first); a start that fails changes nothing.
+    """
     from redirectory.gateway.forwarded import TrustedProxies, origin_of
-    from redirectory.gateway.server import ServeError, admin_url, run
+    from redirectory.gateway.server import ServeError, admin_url, bind_listeners, run
     from redirectory.gateway.tls import check_admin_transport
 
     cert = str(admin_tls_cert) if admin_tls_cert else None
@@ -158,26 +247,19 @@ def serve(
     try:
         check_admin_transport(admin_host, cert, key, admin_plain_http)
     except ValueError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
 
     if public_url:
         try:
             origin_of(public_url)
         except ValueError as exc:
-            fail(f"--public-url: {exc}")
+            usage_error(f"--public-url: {exc}")
     proxies = tuple(p.strip() for p in forwarded_allow_ips.split(",") if p.strip())
     try:
         TrustedProxies(proxies)
     except ValueError as exc:
-        fail(f"--forwarded-allow-ips: {exc} (give IP addresses or networks such as 10.0.0.0/8, or '*')")
-    ruleset = load_valid(rules) if rules else None
-    try:
-        with open_store(database, migrate=not no_migrate) as store:
-            if ruleset is not None:
-                plan, revision = store.apply(ruleset, actor="serve --rules")
-                err.print(f"{rules}: {plan.summary()} (revision {revision})", highlight=False)
-    except Exception as exc:  # noqa: BLE001 - mapped to a clear message
-        _store_error(exc, database)
+        usage_error(f"--forwarded-allow-ips: {exc} (give IP addresses or networks such as 10.0.0.0/8, or '*')")
+    ruleset = load_valid(rules, fmt) if rules else None
     config = GatewayConfig(
         database=database,
         host=host,
@@ -193,11 +275,63 @@ def serve(
         default_permanent_max_age=default_cache,
         access_log=access_log,
     )
-    err.print(f"redirects on http://{host}:{port}  admin on {admin_url(config)}/healthz", highlight=False)
     try:
-        run(config)
+        listeners = bind_listeners(config)
     except ServeError as exc:
         fail(str(exc))
+    try:
+        with open_store(database, write=True, migrate=not no_migrate) as store:
+            err.print(f"database: {_where(database)}", highlight=False, markup=False)
+            if ruleset is not None:
+                _apply_file(store, ruleset, str(rules), "serve --rules", verbose, console=err)
+    except typer.Exit:
+        listeners.close()
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped to a clear message
+        listeners.close()
+        _store_error(exc, database)
+    err.print(f"redirects on http://{host}:{port}  admin on {admin_url(config)}/healthz", highlight=False)
+    try:
+        run(config, listeners)
+    except ServeError as exc:
+        fail(str(exc))
+
+
+def _apply_file(store: Store, ruleset: RuleSet, name: str, actor: str, verbose: bool,
+                console: Console, dry_run: bool = False) -> None:
+    """Print the plan (with the edits made outside the file it would undo), then apply it."""
+    plan = store.plan(ruleset)
+    edits = store.edits_since_apply(plan, APPLY_ACTORS)
+    if dry_run:
+        _print_plan(plan, verbose, console)
+        _print_outside_edits(edits, console)
+        console.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
+        return
+    plan, revision = store.apply(ruleset, actor=actor)
+    _print_plan(plan, verbose, console)
+    _print_outside_edits(edits, console, done=True)
+    if plan.empty:
+        console.print(f"no changes (revision {revision}): {name}", highlight=False, markup=False)
+    else:
+        console.print(f"applied: {plan.summary()} (revision {revision}): {name}", highlight=False, markup=False)
+
+
+def _print_outside_edits(edits: list[OutsideEdit], console: Console, done: bool = False) -> None:
+    if not edits:
+        return
+    since = f"since the last apply of a rule file (revision {edits[0].since})" if edits[0].since else \
+        "(no rule file was ever applied to this table)"
+    verb = "undid" if done else "undoes"
+    console.print(Text(f"warning: this apply {verb} {len(edits)} edit(s) made outside the rule file {since}:",
+                       style="yellow"), highlight=False)
+    for edit in edits[:PLAN_LINES]:
+        what = "added" if edit.op == "add" else "changed"
+        console.print(f"  {_describe(edit.rule)}  (id {edit.rule.id}): {what} by {edit.actor} at "
+                      f"{_when(edit.at)} (revision {edit.revision})", highlight=False, markup=False)
+    if len(edits) > PLAN_LINES:
+        console.print(f"  ... and {len(edits) - PLAN_LINES} more", highlight=False, markup=False)
+    console.print("  (to keep such edits, put them in the rule file, or use `rules import` / the admin API "
+                  "instead of apply)", highlight=False, markup=False)
 
 
 # -- rules validate / apply / import / export ----------------------------------------------------
@@ -205,11 +339,14 @@ def serve(
 def rules_validate(
     file: Annotated[Path, typer.Argument(help="Rule file (.yaml, .yml, .json or .csv).")],
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the file name).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
     database: Annotated[str | None, typer.Option("--database", hidden=True,
                                                  help="Accepted like every rules command; validate never opens it.")] = None,
 ) -> None:
-    """Check a rule file: exit 0 when valid, else every problem as FILE:LINE: field: message."""
+    """Check a rule file.
+
+    Exit 0 when valid, else print every problem as FILE:LINE: field: message and exit 1.
+    """
     from redirectory.rulefile import read_rule_file
 
     ruleset, problems = read_rule_file(file, fmt)
@@ -228,23 +365,30 @@ def rules_apply(
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every planned change (default: the first {20} of each kind).")] = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the file name).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
-    """Declarative sync: print the plan (added / changed / removed), then apply it in one transaction."""
+    """Make the table exactly a rule file (declarative sync).
+
+    Print the plan (added / changed / removed), then apply it in one transaction.
+
+    The plan also names the rules it changes or removes that were edited outside the file (admin
+    API, `rules import`) since the file was last applied.
+    """
+    from redirectory.store import diff, sqlite_file
+
     ruleset = load_valid(file, fmt, strict)
+    missing = sqlite_file(database)
+    if dry_run and missing is not None and not missing.exists():
+        out.print(f"database: {_where(database)} does not exist yet: the plan is against an empty table",
+                  highlight=False, markup=False)
+        plan = diff([], ruleset, ())
+        _print_plan(plan, verbose, out)
+        out.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
+        return
     try:
-        with open_store(database) as store:
-            if dry_run:
-                plan = store.plan(ruleset)
-                _print_plan(plan, verbose)
-                out.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
-                return
-            plan, revision = store.apply(ruleset, actor="cli")
-            _print_plan(plan, verbose)
-            if plan.empty:
-                out.print(f"no changes (revision {revision})", highlight=False)
-            else:
-                out.print(f"applied: {plan.summary()} (revision {revision})", highlight=False)
+        with open_store(database, write=not dry_run) as store:
+            out.print(f"database: {_where(database)}", highlight=False, markup=False)
+            _apply_file(store, ruleset, str(file), APPLY_ACTORS[0], verbose, out, dry_run=dry_run)
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -254,31 +398,29 @@ def rules_apply(
 PLAN_LINES = 20
 
 
-def _print_plan(plan: object, verbose: bool = False) -> None:
+def _print_plan(plan: Plan, verbose: bool, console: Console) -> None:
     """Each added / changed / removed rule (the first PLAN_LINES of each kind unless verbose)."""
     limit = None if verbose else PLAN_LINES
 
-    def more(items: list[object], what: str) -> None:
+    def more(items: list[Any], what: str) -> None:
         if limit is not None and len(items) > limit:
-            out.print(f"  ... and {len(items) - limit} more {what} (--verbose lists them all)", highlight=False)
+            console.print(f"  ... and {len(items) - limit} more {what} (--verbose lists them all)", highlight=False)
 
-    added = list(getattr(plan, "added", []))
-    for rule in added[:limit]:
-        out.print(f"[green]+ add   [/green] {_describe(rule)}", highlight=False)
-    more(added, "to add")
-    changed = list(getattr(plan, "changed", []))
-    for before, after in changed[:limit]:
-        out.print(f"[yellow]~ change[/yellow] {_describe(after)}", highlight=False)
+    for rule in plan.added[:limit]:
+        console.print(Text.assemble(("+ add    ", "green"), _describe(rule)), highlight=False)
+    more(plan.added, "to add")
+    for before, after in plan.changed[:limit]:
+        console.print(Text.assemble(("~ change ", "yellow"), _describe(after)), highlight=False)
         for name, old, new in _diff(before, after):
-            out.print(f"           {name}: {old} -> {new}", highlight=False, markup=False)
-    more(changed, "to change")
-    removed = list(getattr(plan, "removed", []))
-    for rule in removed[:limit]:
-        out.print(f"[red]- remove[/red] {_describe(rule)}", highlight=False)
-    more(removed, "to remove")
-    hosts = getattr(plan, "allowed_hosts", None)
-    if hosts:
-        out.print(f"[yellow]~ allowed_hosts[/yellow] {list(hosts[0])} -> {list(hosts[1])}", highlight=False)
+            console.print(f"           {name}: {old} -> {new}", highlight=False, markup=False)
+    more(plan.changed, "to change")
+    for rule in plan.removed[:limit]:
+        console.print(Text.assemble(("- remove ", "red"), _describe(rule)), highlight=False)
+    more(plan.removed, "to remove")
+    if plan.allowed_hosts:
+        console.print(Text.assemble(("~ allowed_hosts ", "yellow"),
+                                    f"{list(plan.allowed_hosts[0])} -> {list(plan.allowed_hosts[1])}"),
+                      highlight=False)
 
 
 def _describe(rule: Rule) -> str:
@@ -294,11 +436,13 @@ def _diff(before: Rule, after: Rule) -> list[tuple[str, object, object]]:
 @rules_app.command("import")
 def rules_import(
     file: Annotated[Path, typer.Argument(help="Rule file, or nginx / Apache / Netlify redirect configuration, whose rules are added to the table.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="yaml, json, csv, nginx, apache or netlify (default: from the name: .yaml/.yml, .json, .csv, _redirects, .htaccess; a .conf file needs --format).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP + " A .conf file needs --format.")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Add the file's rules to the table (not a sync): all or nothing, with a progress bar.
+    """Add a file's rules to the table (all or nothing).
+
+    Not a sync: the rules already in the table stay. A progress bar shows on big files.
 
     nginx, Apache and Netlify redirects are converted (302 becomes 307); what cannot be
     converted is skipped with a warning naming its line (see docs/rules.md).
@@ -307,16 +451,19 @@ def rules_import(
 
     from redirectory.rules.validation import validate
 
-    incoming = load_valid(file, fmt, strict)
+    incoming, printed = read_valid(file, fmt, strict)
     try:
-        with open_store(database) as store:
+        with open_store(database, write=True) as store:
+            out.print(f"database: {_where(database)}", highlight=False, markup=False)
             _revision, current = store.load()
             offset = len(current.rules)
             shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(incoming.rules))
             hosts = tuple(dict.fromkeys(current.allowed_hosts + incoming.allowed_hosts))
             merged = RuleSet(current.rules + shifted, hosts)
-            # Report what the import adds: problems of the merged table the current one lacks.
+            # Report what the import adds: problems of the merged table that neither the current
+            # table nor the file alone has (those of the file were printed already).
             known = {(p.code, p.index, p.message) for p in validate(current)}
+            known |= {(p.code, None if p.index is None else p.index + offset, p.message) for p in printed}
             problems = [p for p in validate(merged, str(file)) if (p.code, p.index, p.message) not in known]
             errors, _ = print_problems(problems, strict)
             if errors:
@@ -324,7 +471,7 @@ def rules_import(
             with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, transient=True, disable=len(shifted) < 1000) as progress:
                 task = progress.add_task("import", total=len(shifted))
-                revision = store.add(shifted, actor="cli import",
+                revision = store.add(shifted, actor="rules import",
                                      progress=lambda n: progress.update(task, completed=n),
                                      allowed_hosts=hosts if hosts != current.allowed_hosts else None)
             out.print(f"imported {len(shifted)} rule(s) (revision {revision})", highlight=False)
@@ -339,17 +486,24 @@ def rules_export(
     fmt: Annotated[str, typer.Option("--format", help="yaml, json, csv or nginx.")] = "yaml",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory for redirectory-map.conf and redirectory-return.conf).")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say which database and revision (on stderr).")] = False,
 ) -> None:
-    """Write the table as a rule file, or as an nginx `map` include plus its `return` snippet."""
+    """Write the table as a rule file or nginx configuration.
+
+    yaml, json or csv; or nginx: a `map` include plus its `return` snippet.
+    """
     from redirectory.rules import export
 
     if fmt not in ("yaml", "json", "csv", "nginx"):
-        fail(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
+        usage_error(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
     try:
         with open_store(database) as store:
-            _revision, ruleset = store.load()
+            revision, ruleset = store.load()
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
+    if verbose or output is not None:
+        err.print(f"exporting {len(ruleset.rules)} rule(s) from {_where(database)} (revision {revision})",
+                  highlight=False, markup=False)
     if fmt == "nginx":
         result = export.nginx(ruleset)
         for p in result.skipped:
@@ -387,34 +541,41 @@ def rules_test(
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     rules: Annotated[Path | None, typer.Option("--rules", help="Test against this rule file instead of the database.")] = None,
     public_url: Annotated[str | None, typer.Option(help="As `serve --public-url`.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Format of --rules: " + FORMAT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    allow_no_match: Annotated[bool, typer.Option("--allow-no-match", help="Exit 0 also when no rule matches.")] = False,
 ) -> None:
-    """Explain which rule matches a request and why (or that none does), and the exact response."""
+    """Explain which rule answers a request, and the response.
+
+    Which rule matches and why (or that none does), and the exact response.
+
+    Exit 0 when a rule matches, 1 when none does (0 with --allow-no-match), 2 for a bad URL or option.
+    """
     from redirectory.rules.resolution import resolve
 
     headers: dict[str, str] = {}
     for item in header or []:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
-            fail(f"--header: '{item}' is not 'Name: value'")
+            usage_error(f"--header: '{item}' is not 'Name: value'")
         headers[name.strip().lower()] = value.strip()
-    scheme = urlsplit(url if "://" in url or url.startswith("/") else "/" + url).scheme
-    if scheme and scheme not in ("http", "https"):
-        fail(f"URL: scheme '{scheme}' is not http or https")
+    try:
+        resolve(RuleSet(), url, method, headers, public_url=public_url)  # the URL and options alone
+    except ValueError as exc:
+        usage_error(str(exc))
     if rules is not None:
-        ruleset = load_valid(rules)
+        ruleset = load_valid(rules, fmt)
         where = str(rules)
     else:
+        if fmt is not None:
+            usage_error("--format: describes a --rules file; give --rules too (or drop --format)")
         try:
             with open_store(database) as store:
                 revision, ruleset = store.load()
         except Exception as exc:  # noqa: BLE001
             _store_error(exc, database)
-        where = f"{_redact(database)} (revision {revision})"
-    try:
-        resolution = resolve(ruleset, url, method, headers, public_url=public_url)
-    except ValueError as exc:
-        fail(str(exc))
+        where = f"{_where(database)}, revision {revision}"
+    resolution = resolve(ruleset, url, method, headers, public_url=public_url)
     engine, request, explanation = resolution.engine, resolution.request, resolution.explanation
     decision = explanation.decision
     response = decision.response
@@ -426,6 +587,8 @@ def rules_test(
     body = resolution.body
     if as_json:
         sys.stdout.write(json.dumps(resolution.to_json(), indent=2) + "\n")
+        if decision.rule is None and not allow_no_match:
+            raise typer.Exit(EXIT_NO)
         return
     out.print(f"[bold]{request.method} {url}[/bold]  (table: {where})", highlight=False)
     if decision.path is not None:
@@ -449,6 +612,8 @@ def rules_test(
     out.print("\n".join("  " + line for line in wire), highlight=False, markup=False)
     if body:
         out.print("\n  " + body.decode(), highlight=False, markup=False)
+    if decision.rule is None and not allow_no_match:
+        raise typer.Exit(EXIT_NO)
 
 
 def _why(rule: Rule, engine: object) -> str:
@@ -473,6 +638,26 @@ def _rule_json(rule: Rule | None) -> dict[str, object] | None:
     return rule_json(rule)
 
 
+def print_table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """A table whose cells are never split (ids, patterns): as columns when every row fits the
+    terminal, else as one block per row (the first column, then `column: value` lines)."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    if sum(widths) + 3 * len(columns) + 1 <= out.width:
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            table.add_column(col, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table, markup=False, highlight=False)
+        return
+    out.print(title, markup=False, highlight=False)
+    label = max(len(c) for c in columns[1:])
+    for row in rows:
+        out.print(Text(row[0], style="bold"), highlight=False, soft_wrap=True)
+        for col, value in zip(columns[1:], row[1:], strict=True):
+            out.print(f"  {col:<{label}}  {value}", markup=False, highlight=False, soft_wrap=True)
+
+
 @rules_app.command("list")
 def rules_list(
     host: Annotated[str | None, typer.Option(help="Only rules for this host (from: //host/...).")] = None,
@@ -481,9 +666,12 @@ def rules_list(
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the rules in the table."""
+    """List the rules in the table.
+
+    Their id, from, status, to, methods and note.
+    """
     if status is not None and status not in RULE_STATUSES:
-        fail(f"--status: {status} is not a rule status ({', '.join(map(str, RULE_STATUSES))})")
+        usage_error(f"--status: {status} is not a rule status ({', '.join(map(str, RULE_STATUSES))})")
     try:
         with open_store(database) as store:
             found = store.list_rules(host=host, status=status, search=search)
@@ -492,12 +680,9 @@ def rules_list(
     if as_json:
         sys.stdout.write(json.dumps([_rule_json(r) for r in found], indent=2) + "\n")
         return
-    table = Table(title=f"{len(found)} rule(s)")
-    for col in ("from", "status", "to", "methods", "note"):
-        table.add_column(col, overflow="fold")
-    for r in found:
-        table.add_row(r.from_text, str(r.status), r.to, ", ".join(r.methods) if r.methods else "*", r.note or "")
-    out.print(table)
+    rows = [(r.id or "-", r.from_text, str(r.status), r.to, ", ".join(r.methods) if r.methods else "*", r.note or "")
+            for r in found]
+    print_table(f"{len(found)} rule(s) in {_where(database)}", ("id", "from", "status", "to", "methods", "note"), rows)
 
 
 @rules_app.command("stats")
@@ -512,29 +697,13 @@ def rules_stats(
             stats = store.stats(limit_unmatched=limit)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
-    rules = list(getattr(stats, "rules", []))
-    unmatched = list(getattr(stats, "unmatched", []))
     if as_json:
         sys.stdout.write(json.dumps(_jsonable(stats), indent=2, default=str) + "\n")
         return
-    table = Table(title="hits per rule")
-    for col in ("from", "status", "to", "hits", "last hit"):
-        table.add_column(col, overflow="fold")
-    for row in rules:
-        table.add_row(*[str(_get(row, k) if _get(row, k) is not None else "-") for k in ("from_text", "status", "to", "hits", "last_hit")])
-    out.print(table)
-    table = Table(title="top unmatched paths")
-    for col in ("path", "hits", "last hit"):
-        table.add_column(col, overflow="fold")
-    for row in unmatched:
-        table.add_row(*[str(_get(row, k) if _get(row, k) is not None else "-") for k in ("path", "hits", "last_hit")])
-    out.print(table)
-
-
-def _get(row: object, key: str) -> object:
-    if isinstance(row, dict):
-        return row.get(key)
-    return getattr(row, key, None)
+    print_table(f"hits per rule in {_where(database)}", ("id", "from", "status", "to", "hits", "last hit"),
+                [(r.rule_id, r.from_text, str(r.status), r.to, str(r.hits), _when(r.last_hit)) for r in stats.rules])
+    print_table("top unmatched paths", ("path", "hits", "last hit"),
+                [(p.path, str(p.hits), _when(p.last_hit)) for p in stats.unmatched])
 
 
 def _jsonable(obj: object) -> object:
@@ -552,25 +721,28 @@ def keys_create(
     scope: Annotated[str, typer.Option("--scope", help="read, write or admin (admin includes write, write includes read).")],
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
 ) -> None:
-    """Create an API key and print its secret once (only its hash is stored)."""
+    """Create an API key and print its secret once.
+
+    Only its hash is stored.
+    """
     from redirectory.store.keys import validate_name, validate_scope
 
     try:
         validate_scope(scope)
     except ValueError as exc:
-        fail(f"--scope: {exc}")
+        usage_error(f"--scope: {exc}")
     try:
         validate_name(name)
     except ValueError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     try:
-        with open_store(database) as store:
+        with open_store(database, write=True) as store:
             key, secret = store.create_key(name, scope)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
     err.print(
-        f"created key {key.id} (scope {key.scope}) '{key.name}': its secret (on standard output) "
-        "will not be shown again; store it safely.",
+        f"created key {key.id} (scope {key.scope}) '{key.name}' in {_where(database)}: its secret (on standard "
+        "output) will not be shown again; store it safely.",
         highlight=False,
         markup=False,
     )
@@ -591,12 +763,10 @@ def keys_list(
     if as_json:
         sys.stdout.write(json.dumps([k.to_dict() for k in found], indent=2) + "\n")
         return
-    table = Table(title=f"{len(found)} key(s)")
-    for col in ("id", "name", "scope", "prefix", "created", "last used", "revoked"):
-        table.add_column(col, overflow="fold")
-    for k in found:
-        table.add_row(k.id, k.name, k.scope, k.prefix + "…", _when(k.created_at), _when(k.last_used_at), _when(k.revoked_at))
-    out.print(table, markup=False, highlight=False)
+    print_table(f"{len(found)} key(s) in {_where(database)}",
+                ("id", "name", "scope", "prefix", "created", "last used", "revoked"),
+                [(k.id, k.name, k.scope, k.prefix + "…", _when(k.created_at), _when(k.last_used_at),
+                  _when(k.revoked_at)) for k in found])
 
 
 def _when(value: datetime | None) -> str:
@@ -608,17 +778,18 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
 ) -> None:
-    """Revoke an API key: it stops working at once. Revoking a revoked key changes nothing."""
+    """Revoke an API key.
+
+    It stops working at once. Revoking a revoked key changes nothing.
+    """
     try:
-        with open_store(database) as store:
+        with open_store(database, write=True) as store:
             before = store.get_key(key_id)
             key = store.revoke_key(key_id)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
     if key is None:
-        from rich.markup import escape
-
-        fail(f"no API key with id '{escape(key_id)}' (see `redirectory keys list`)")
+        fail(f"no API key with id '{key_id}' in {_where(database)} (see `redirectory keys list`)")
     assert key.revoked_at is not None
     when = key.to_dict()["revoked_at"]
     if before is not None and before.revoked_at is not None:
@@ -630,10 +801,28 @@ def keys_revoke(
 # -- db ---------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
-    """Run the database migrations (serve does this at start unless --no-migrate)."""
+    """Create or migrate the database schema.
+
+    `serve` does this at start unless --no-migrate.
+    """
+    from redirectory.store import sqlite_file
+
     try:
-        with open_store(database) as store:
-            out.print(f"database is up to date (revision {store.revision()})", highlight=False)
+        path = sqlite_file(database)
+        new = path is not None and not path.exists()
+        with open_store(database, write=True, migrate=False) as store:
+            if new:
+                err.print(f"created {_where(database)}", highlight=False, markup=False)
+            before, head = store.schema_version()
+            store.upgrade()
+            if before is None:
+                out.print(f"created the schema (migration {head}) in {_where(database)}", highlight=False, markup=False)
+            elif before != head:
+                out.print(f"upgraded {_where(database)} from migration {before} to {head}", highlight=False,
+                          markup=False)
+            else:
+                out.print(f"{_where(database)} is up to date (migration {head}, table revision {store.revision()})",
+                          highlight=False, markup=False)
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
 
@@ -667,7 +856,9 @@ def check_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each finding's source, doc link and evidence.")] = False,
     list_ids: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
 ) -> None:
-    """Lint redirects and conditional requests: live URLs, HAR files or OpenAPI documents.
+    """Lint redirects and conditional requests.
+
+    Of live URLs, HAR files or OpenAPI documents.
 
     Exit 0 when nothing reaches --fail-on, 1 when findings do, 2 on a usage error. See docs/checks.md.
     """
@@ -700,7 +891,9 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("REDIRECTORY_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        # A bug of ours: name it without library text (which can leak URLs and internals).
+        err.print(Text.assemble(("error:", "red"), f" unexpected internal error ({type(exc).__name__}); "
+                                "please report it with the command you ran"), highlight=False, soft_wrap=True)
         err.print("(set REDIRECTORY_DEBUG=1 to see the traceback)", style="dim", highlight=False)
         raise SystemExit(1) from None
 

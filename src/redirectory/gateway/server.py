@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -42,6 +42,50 @@ def check_port_free(host: str, port: int, what: str) -> None:
             raise ServeError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
 
 
+@dataclass
+class Listeners:
+    """The sockets `run` serves on, bound before anything else happens at start.
+
+    `serve` binds them before it applies `--rules`, so a start that cannot listen changes nothing.
+    `redirect` is None for uvicorn and granian, which bind the redirect port themselves (the port
+    was checked free).
+    """
+
+    admin: socket.socket
+    redirect: socket.socket | None
+
+    def close(self) -> None:
+        self.admin.close()
+        if self.redirect is not None:
+            self.redirect.close()
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    from redirectory.gateway.http1 import listen
+
+    try:
+        return listen(host, port, reuse_port=False)
+    except OSError as exc:
+        raise ServeError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
+
+
+def bind_listeners(config: GatewayConfig) -> Listeners:
+    """Check the listener options and bind both listeners; raise ServeError (nothing bound) if not."""
+    if config.server not in SERVERS:
+        raise ServeError(f"--server must be one of: {', '.join(SERVERS)}")
+    if (config.host, config.port) == (config.admin_host, config.admin_port):
+        raise ServeError("the admin listener must not share the redirect port: change --admin-port")
+    admin = _bind(config.admin_host, config.admin_port, "the admin listener")
+    try:
+        if config.server == "httptools":
+            return Listeners(admin, _bind(config.host, config.port, "redirects"))
+        check_port_free(config.host, config.port, "redirects")
+    except ServeError:
+        admin.close()
+        raise
+    return Listeners(admin, None)
+
+
 def _url(host: str, port: int, scheme: str = "http") -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
@@ -52,7 +96,7 @@ def admin_url(config: GatewayConfig) -> str:
     return _url(config.admin_host, config.admin_port, "https" if config.admin_tls_cert else "http")
 
 
-def _start_admin(config: GatewayConfig, status: dict[str, Any]) -> tuple[Any, threading.Thread]:
+def _start_admin(config: GatewayConfig, status: dict[str, Any], sock: socket.socket) -> tuple[Any, threading.Thread]:
     import uvicorn
 
     from redirectory.admin.app import create_admin_app
@@ -74,7 +118,7 @@ def _start_admin(config: GatewayConfig, status: dict[str, Any]) -> tuple[Any, th
     if settings.ssl is not None:
         settings.ssl.minimum_version = MINIMUM_TLS
     server = uvicorn.Server(settings)
-    thread = threading.Thread(target=server.run, name="redirectory-admin", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="redirectory-admin", daemon=True)
     thread.start()
     return server, thread
 
@@ -93,25 +137,13 @@ def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.
         return
 
 
-def run(config: GatewayConfig) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM)."""
+def run(config: GatewayConfig, listeners: Listeners | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), on `listeners` (bound here when not given)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
-    if config.server not in SERVERS:
-        raise ServeError(f"--server must be one of: {', '.join(SERVERS)}")
-    if (config.host, config.port) == (config.admin_host, config.admin_port):
-        raise ServeError("the admin listener must not share the redirect port: change --admin-port")
-    check_port_free(config.admin_host, config.admin_port, "the admin listener")
-    sock: socket.socket | None = None
-    if config.server == "httptools":
-        from redirectory.gateway.http1 import listen
-
-        try:
-            sock = listen(config.host, config.port, reuse_port=False)
-        except OSError as exc:
-            raise ServeError(f"cannot listen for redirects on {config.host}:{config.port}: {exc.strerror}") from None
-    else:
-        check_port_free(config.host, config.port, "redirects")
+    if listeners is None:
+        listeners = bind_listeners(config)
+    sock = listeners.redirect
     serve_id = f"{socket.gethostname()}:{os.getpid()}"
     config = replace(config, extra={**config.extra, "serve_id": serve_id})
     os.environ[ENV_VAR] = config.to_env()
@@ -121,7 +153,7 @@ def run(config: GatewayConfig) -> None:
     if sock is not None and config.workers > 1:
         # Start the worker processes before this process has threads of its own.
         workers = _spawn_http1_workers(config, sock)
-    admin, admin_thread = _start_admin(config, status)
+    admin, admin_thread = _start_admin(config, status, listeners.admin)
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_ready, args=(config, status, stop), daemon=True)
     watcher.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from redirectory.rules.engine import Engine, EngineOptions, Explanation, Request
 from redirectory.rules.model import Rule, RuleSet
@@ -58,6 +58,22 @@ class Resolution:
         }
 
 
+def _split(url: str) -> SplitResult:
+    """`url` (absolute, or a path) split; ValueError in our words when it is not a URL."""
+    example = "give an http(s) URL or a path, e.g. http://api.example.com/api/v1/users?x=1 or /api/v1/users"
+    try:
+        parts = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
+        parts.port  # noqa: B018 - parses the port: a bad one raises here, not later
+    except ValueError:
+        netloc = url.split("://", 1)[-1].split("/", 1)[0]
+        if netloc.count("[") != netloc.count("]"):
+            reason = "its host has an unbalanced '[' or ']' (an IPv6 address is written [::1])"
+        else:
+            reason = "its port is not a number from 0 to 65535" if ":" in netloc else "it cannot be parsed"
+        raise ValueError(f"URL: '{url}' is not a valid URL: {reason}; {example}") from None
+    return parts
+
+
 def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
             public_url: str | None = None, options: EngineOptions | None = None,
             engine: Engine | None = None) -> Resolution:
@@ -74,7 +90,7 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
     from redirectory.gateway.forwarded import forwarded_origin, origin_of
 
     lowered = {name.strip().lower(): value.strip() for name, value in (headers or {}).items()}
-    parts = urlsplit(url if "://" in url or url.startswith("/") else "/" + url)
+    parts = _split(url)
     if parts.scheme and parts.scheme not in ("http", "https"):
         raise ValueError(f"URL: scheme '{parts.scheme}' is not http or https")
     host = lowered.get("host") or parts.netloc or None

@@ -6,22 +6,30 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL, schema managed by Alembic
 
 from redirectory.store.store import (
     Change,
+    DatabaseNotFound,
+    OutsideEdit,
     PathStats,
     Plan,
     RuleStats,
     Stats,
     Store,
+    describe_database,
     diff,
     normalize_url,
+    sqlite_file,
 )
 
 __all__ = [
     "Change",
+    "DatabaseNotFound",
+    "OutsideEdit",
     "PathStats",
     "Plan",
     "RuleStats",
     "Stats",
     "Store",
+    "describe_database",
     "diff",
     "normalize_url",
+    "sqlite_file",
 ]

@@ -202,6 +202,19 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideEdit:
+    """A rule a declarative apply would change or remove, last written by someone else
+    (`op` "add" or "change" by `actor` in `revision`) since the last apply (`since`; 0: never)."""
+
+    rule: Rule
+    op: str
+    revision: int
+    actor: str
+    at: datetime
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
 class RuleStats:
     """Hit counter of one current rule (`hits` is 0 and `last_hit` None if never hit)."""
 
@@ -243,6 +256,40 @@ def normalize_url(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite database file (relative paths resolve against the current
+    directory, as SQLite does); None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database:
+        return None
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    return Path(os.path.abspath(Path(database).expanduser()))
+
+
+def describe_database(url: str) -> str:
+    """Which database a URL names, for messages: the SQLite file's absolute path, or the URL
+    with its password replaced by ***."""
+    try:
+        path = sqlite_file(url)
+        if path is not None:
+            return f"SQLite database {path}"
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown as given, minus a password
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class DatabaseNotFound(LookupError):
+    """`Store.open(url, create=False)` on a SQLite file that does not exist."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"no database at {path}")
+        self.path = path
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -594,12 +641,17 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, create: bool = True) -> Store:
         """Connect to `url` (`sqlite:///path.db` or `postgresql://...`). Does not migrate.
 
-        For SQLite the parent directory of the file is created, and every connection gets
+        For SQLite the file and its parent directory are created (with `create=False` a missing
+        file raises DatabaseNotFound instead, and nothing is created), and every connection gets
         WAL mode, `busy_timeout`, `foreign_keys=ON` and `synchronous=NORMAL`.
         """
+        if not create:
+            path = sqlite_file(url)
+            if path is not None and not path.is_file():
+                raise DatabaseNotFound(path)
         sa_url = normalize_url(url)
         backend = sa_url.get_backend_name()
         if backend == "sqlite":
@@ -646,6 +698,19 @@ class Store:
             command.upgrade(config, "head")
 
         self._write(run)
+
+    def schema_version(self) -> tuple[str | None, str]:
+        """(the migration the database is at, None for no schema; the newest migration)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None
+        with self._engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -837,6 +902,32 @@ class Store:
             current = self._rules(conn)
             hosts = self._allowed_hosts(conn)
         return diff(current, ruleset, hosts)
+
+    def edits_since_apply(self, plan: Plan, apply_actors: Sequence[str]) -> list[OutsideEdit]:
+        """The rules `plan` would change or remove that someone other than `apply_actors` wrote
+        after the newest revision those actors made (all of history when they never wrote one):
+        edits through the admin API or an import that applying a rule file would undo. The
+        newest such edit per rule, in table order."""
+        targets = {rule.id: rule for rule in plan.removed if rule.id}
+        targets.update({before.id: before for before, _after in plan.changed if before.id})
+        if not targets:
+            return []
+        actors = list(apply_actors)
+        with self.read_connection() as conn:
+            since = int(conn.scalar(select(func.max(revisions.c.revision))
+                                    .where(revisions.c.actor.in_(actors))) or 0)
+            rows = conn.execute(
+                select(changes.c.rule_id, changes.c.op, revisions.c.revision, revisions.c.actor, revisions.c.at)
+                .join(revisions, revisions.c.revision == changes.c.revision)
+                .where(changes.c.revision > since, revisions.c.actor.not_in(actors), changes.c.rule_id.is_not(None))
+                .order_by(changes.c.seq)
+            ).all()
+        newest: dict[str, OutsideEdit] = {}
+        for rule_id, op, revision, actor, at in rows:
+            rule = targets.get(rule_id)
+            if rule is not None:
+                newest[rule_id] = OutsideEdit(rule, op, int(revision), actor, at, since)
+        return sorted(newest.values(), key=lambda edit: edit.rule.position)
 
     def apply(self, ruleset: RuleSet, actor: str = "cli") -> tuple[Plan, int]:
         """Make the table exactly `ruleset`: one transaction, one new revision.
