@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from redirectory.admin import errors
+from redirectory.admin.dates import DateMiddleware
 from redirectory.admin.negotiation import NegotiationMiddleware
 from redirectory.store import Store
 
@@ -27,9 +28,16 @@ one with `redirectory keys create NAME --scope admin`). Errors use the REST desi
 """
 
 
+class AdminApp(FastAPI):
+    """The admin API, with `Date` stamped outside everything else (`admin.dates`)."""
+
+    def build_middleware_stack(self) -> Any:
+        return DateMiddleware(super().build_middleware_stack())
+
+
 def create_admin_app(database: str, status: dict[str, Any] | None = None) -> FastAPI:
     """`status` is a live dict the serving process keeps current (ready, workers, ...)."""
-    app = FastAPI(
+    app = AdminApp(
         title="redirectory admin API",
         description=API_DESCRIPTION,
         version="1",
