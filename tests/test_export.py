@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redirectory.rules.engine import Engine, Request
-from redirectory.rules.export import NginxExport, _strip_group_names, dumps, nginx
+from redirectory.rules.export import NginxExport, _entry, _method_classes, _Needs, _strip_group_names, dumps, nginx
 from redirectory.rules.model import Rule, RuleSet
 from redirectory.rules.parsing import Format, loads
 from redirectory.semantics import RULE_STATUSES
 
 FORMATS: tuple[Format, ...] = ("yaml", "json", "csv")
+EXAMPLES = Path(__file__).parent.parent / "examples" / "redirects.yaml"
 
 
 # -- round trips -----------------------------------------------------------------------------------
@@ -163,12 +164,12 @@ def test_nginx_export_never_raises(ruleset: RuleSet) -> None:
 
 
 # -- nginx: what is exported and what is not ---------------------------------------------------------
-def test_nginx_skips_what_it_cannot_express() -> None:
+def test_nginx_names_each_rule_it_leaves_out() -> None:
     ruleset, problems = loads(
         "\n".join(
             [
                 "rules:",
-                "  - {from: /m, to: /n, methods: [POST]}",  # 2
+                "  - {from: /m, to: /n, methods: [POST], status: 308}",  # 2: exported
                 "  - from: /w",  # 3
                 "    to: /x",
                 "    ends: 2030-01-01T00:00:00Z",  # 5
@@ -176,6 +177,8 @@ def test_nginx_skips_what_it_cannot_express() -> None:
                 "  - {from: '/e%20x', to: /f}",  # 7
                 "  - {from: /off, to: /on, enabled: false}",  # 8
                 "  - {from: /ok, to: /fine}",  # 9
+                "  - {from: '/c%3Ad', to: /f, methods: [GET], status: 307}",  # 10
+                "  - {from: /w2, to: /x, ends: 2031-01-01T00:00:00Z}",  # 11
             ]
         ),
         "yaml",
@@ -184,14 +187,71 @@ def test_nginx_skips_what_it_cannot_express() -> None:
     assert problems == []
     result = nginx(ruleset)
     assert [(p.line, p.field, p.code, p.index, p.severity) for p in result.skipped] == [
-        (2, "methods", "nginx.methods", 0, "warning"),
         (5, "ends", "nginx.window", 1, "warning"),
         (6, "to", "nginx.placeholder", 2, "warning"),
         (7, "from", "nginx.encoded", 3, "warning"),
+        (10, "from", "nginx.encoded", 6, "warning"),
+        (11, "ends", "nginx.window", 7, "warning"),
+    ]
+    lines = [p.format("nginx export") for p in result.skipped]
+    assert lines == [
+        "nginx export:5: ends: warning: /w -> 301 /x (rule #2) is not exported to nginx: nginx has no clock "
+        "for its time window (starts/ends); apply it without starts/ends when the window opens (and remove it "
+        "when it closes), then export again; or let the redirectory gateway answer these paths (nginx can "
+        "proxy them to it)",
+        "nginx export:6: to: warning: /q/{id} -> 301 /r?id={id} (rule #3) is not exported to nginx: {id} stands "
+        "in the target's query, where redirectory percent-encodes its value and nginx cannot; move it into the "
+        "target's path; or let the redirectory gateway answer these paths (nginx can proxy them to it)",
+        "nginx export:7: from: warning: /e%20x -> 301 /f (rule #4) is not exported to nginx: 'e%20x' holds the "
+        "escape %20, and nginx matches the decoded path, where %20 and ' ' cannot be told apart; let the "
+        "redirectory gateway answer these paths (nginx can proxy them to it)",
+        "nginx export:10: from: warning: /c%3Ad [GET] -> 307 /f (rule #7) is not exported to nginx: 'c%3Ad' "
+        "holds the escape %3A, and nginx matches the decoded path, where %3A and ':' cannot be told apart; "
+        "write ':' instead if clients send it unescaped; or let the redirectory gateway answer these paths "
+        "(nginx can proxy them to it)",
+        "nginx export:11: ends: warning: /w2 -> 301 /x (rule #8) is not exported to nginx: nginx has no clock "
+        "for its time window (starts/ends); apply it without starts/ends when the window opens (and remove it "
+        "when it closes), then export again; or let the redirectory gateway answer these paths (nginx can "
+        "proxy them to it)",
     ]
     assert '"/ok" "301 3600 /fine$is_args$args";' in result.map_conf
+    assert '"/m" "308 3600 /n$is_args$args";' in result.map_conf
     assert "/off" not in result.map_conf
-    assert "# 1 of 6 rules exported." in result.map_conf
+    assert "# 2 of 8 rules exported." in result.map_conf
+
+
+def test_nginx_names_stored_rules_by_id() -> None:
+    """Rules from the database have no line: the id tells them apart."""
+    window = datetime(2030, 1, 1, tzinfo=UTC)
+    rules = tuple(
+        Rule(to="/x", source=f"/w/{i}", starts=window, id=f"id-{i}", position=i) for i in range(3)
+    )
+    lines = [p.format("nginx export") for p in nginx(RuleSet(rules)).skipped]
+    assert len(set(lines)) == 3
+    for i, line in enumerate(lines):
+        assert line.startswith(f"nginx export: starts: warning: /w/{i} -> 301 /x (rule id-{i}) is not exported")
+
+
+def test_nginx_method_classes() -> None:
+    ruleset, problems = loads(EXAMPLES.read_text(), "yaml", "redirects.yaml")
+    assert problems == []
+    result = nginx(ruleset)
+    assert result.skipped == []
+    assert _method_classes([_entry(r, _Needs()) for r in ruleset.rules]) == [
+        (),
+        ("DELETE", "OPTIONS", "PATCH", "PUT"),
+        ("GET", "HEAD"),
+        ("POST",),
+    ]
+    conf = result.map_conf
+    assert '    "GET" "2";\n    "HEAD" "2";\n' in conf
+    users = '"~^/api/v1/users(/(.*))?$"'
+    assert f'{users} "301 86400 /api/v2/users$1$is_args$args";' in conf
+    assert f'{users} "308 86400 /api/v2/users$1$is_args$args";' in conf
+    # without methods, one map per stage and no method map
+    plain = nginx(RuleSet((Rule(to="/b", source="/a"), Rule(to="/d/{x}", source="/c/{x}"))))
+    assert "$request_method" not in plain.map_conf
+    assert plain.map_conf.count("map $uri ") == 3  # safe_uri, exact, pattern
 
 
 def test_nginx_values_are_quoted_and_dollars_escaped() -> None:
@@ -366,10 +426,16 @@ def served(tmp_path: Path) -> Iterator[tuple[Engine, int]]:
         yield Engine(ruleset), port
 
 
-def raw_get(port: int, target: str, host: str = "localhost") -> tuple[int, dict[str, str]]:
-    """One raw HTTP/1.1 request; the status and the (lower-cased) response headers."""
+def raw_get(
+    port: int, target: str, host: str = "localhost", method: str = "GET"
+) -> tuple[int, dict[str, str]]:
+    """One raw HTTP/1.1 request; the status and the (lower-cased) response headers. Methods that
+    usually carry a body send one."""
+    body = b"hi" if method in ("POST", "PUT", "PATCH") else b""
+    length = f"Content-Length: {len(body)}\r\n" if body else ""
+    request = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{length}Connection: close\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        conn.sendall(request.encode() + body)
         data = b""
         while chunk := conn.recv(65536):
             data += chunk
@@ -524,7 +590,7 @@ def test_nginx_never_redirects_to_unsafe_text(served: tuple[Engine, int], target
 
 
 def random_table(rng: random.Random, count: int) -> RuleSet:
-    """Rules nginx can express (no methods, no windows), lower-case literals only."""
+    """Rules nginx can express (no windows), lower-case literals only; a third name methods."""
     regexes = ["^/r/(?P<n>[0-9]+)$", "^/s/(?P<n>[a-z]+)/(?P<m>[a-z0-9]+)", "/c$", "^/(r)/(?P<n>x[0-9])$"]
     out: list[Rule] = []
     regex_rules = 0
@@ -561,6 +627,7 @@ def random_table(rng: random.Random, count: int) -> RuleSet:
                 source=source,
                 source_regex=source_regex,
                 status=rng.choice(RULE_STATUSES),
+                methods=rng.choice([None, None, None, None, *RANDOM_METHODS]),
                 query=rng.choice(["keep", "drop"]),
                 cache=rng.choice([None, None, 0, 60]),
                 priority=rng.choice([0, 0, 1, -1]),
@@ -571,19 +638,23 @@ def random_table(rng: random.Random, count: int) -> RuleSet:
     return RuleSet(tuple(out))
 
 
-def random_request(rng: random.Random) -> tuple[str, str, str]:
+RANDOM_METHODS = [("GET", "HEAD"), ("DELETE", "PATCH", "POST", "PUT"), ("POST",), ("GET",), ("PROPFIND",)]
+
+
+def random_request(rng: random.Random) -> tuple[str, str, str, str]:
+    method = rng.choice(["GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND"])
     segments = [rng.choice(["a", "b", "c", "d", "r", "s", "x1", "12", "zz"]) for _ in range(rng.randint(0, 4))]
     path = "/" + "/".join(segments) + ("/" if segments and rng.random() < 0.15 else "")
     query = rng.choice(["", "", "z=1", "z=1&y=2"])
     host = rng.choice(["localhost", "h1.test"])
-    return path, query, host
+    return method, path, query, host
 
 
 @needs_nginx
 @pytest.mark.nginx
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_nginx_agrees_with_engine_on_random_tables(tmp_path: Path, seed: int) -> None:
-    """Precedence, captures, queries, hosts and cache on a random table: nginx == engine."""
+    """Precedence, methods, captures, queries, hosts and cache on a random table: nginx == engine."""
     assert NGINX is not None
     rng = random.Random(seed)
     ruleset = random_table(rng, 120)
@@ -595,9 +666,9 @@ def test_nginx_agrees_with_engine_on_random_tables(tmp_path: Path, seed: int) ->
     with run_nginx(conf, tmp_path, port):
         mismatches = []
         for _ in range(300):
-            path, query, host = random_request(rng)
-            decision = engine.decide(Request("GET", path, query, host=host))
-            status, headers = raw_get(port, path + ("?" + query if query else ""), host=host)
+            method, path, query, host = random_request(rng)
+            decision = engine.decide(Request(method, path, query, host=host))
+            status, headers = raw_get(port, path + ("?" + query if query else ""), host=host, method=method)
             location = headers.get("location")
             origin = f"http://{host}:{port}"
             if location is not None and location.startswith(origin):
@@ -609,7 +680,7 @@ def test_nginx_agrees_with_engine_on_random_tables(tmp_path: Path, seed: int) ->
             got = (status, location, cache)
             want = (decision.response.status, decision.location, expected_cache)
             if got != want:
-                mismatches.append((host, path, query, got, want, decision.rule))
+                mismatches.append((method, host, path, query, got, want, decision.rule))
         assert mismatches == []
 
 

@@ -39,6 +39,7 @@ import yaml
 
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import RULE_FIELDS, Problem, Rule, RuleSet
+from redirectory.rules.normalise import PATH_SAFE
 from redirectory.rules.patterns import Hole, Param, PatternError, Target, parse_target
 
 try:
@@ -159,12 +160,20 @@ _NAMED_GROUP = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
 _MAX_KEY = 30000  # nginx refuses a map_hash_bucket_size near 64k
 
 
+#: What makes any rule work when nginx cannot answer it, and what makes an invalid rule exportable.
+_GATEWAY_ONLY = "let the redirectory gateway answer these paths (nginx can proxy them to it)"
+_FIX_RULE = "fix the rule (`redirectory rules validate` says how)"
+
+
 class _Skip(Exception):
-    def __init__(self, fld: str, code: str, message: str):
+    """Why a rule cannot be exported (`message`) and what would make it exportable (`fix`)."""
+
+    def __init__(self, fld: str, code: str, message: str, fix: str = _GATEWAY_ONLY):
         super().__init__(message)
         self.field = fld
         self.code = code
         self.message = message
+        self.fix = fix
 
 
 @dataclass(slots=True)
@@ -172,65 +181,52 @@ class _Entry:
     key: str  # an exact key, or a regex (without the leading ~)
     value: str  # nginx complex value "CODE MAX-AGE TARGET"
     rank: tuple[int, ...]
+    rule: Rule
     regex: bool = False
     ci: bool = False
-    rule: Rule | None = None
+    host: str | None = None  # `from: //host/...`
+
+    def accepts(self, methods: tuple[str, ...]) -> bool:
+        """Whether the rule answers the methods of one class (() = the methods no rule names)."""
+        return self.rule.methods is None or (bool(methods) and methods[0] in self.rule.methods)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """One step of redirectory's precedence, written as one `map` (or one per class of methods)."""
+
+    name: str
+    source: str
+    comment: str
+
+
+#: The precedence steps in order (see `matcher`): the first that yields a route wins.
+_STAGES = (
+    _Stage("host", '"$host$uri"', "Host-specific rules (from: //host/...) come first."),
+    _Stage("exact", "$uri", "Exact paths: one hash lookup."),
+    _Stage("pattern", "$uri", "Patterns, then from_regex rules, in redirectory's precedence order."),
+)
 
 
 def nginx(ruleset: RuleSet) -> NginxExport:
     """nginx `map` and `return` configuration for the rules nginx can express (see module doc)."""
     skipped: list[Problem] = []
-    exact: dict[str | None, list[_Entry]] = defaultdict(list)  # scope (host or None) -> entries
-    regexes: dict[str | None, list[_Entry]] = defaultdict(list)
+    entries: list[_Entry] = []
     needs = _Needs()
-    exported = 0
     for rule in ruleset.rules:
         if not rule.enabled:
             continue
         try:
-            scope, entry = _entry(rule, needs)
+            entries.append(_entry(rule, needs))
         except _Skip as skip:
-            skipped.append(
-                Problem(
-                    "warning",
-                    skip.field,
-                    f"not exported to nginx: {skip.message}",
-                    line=rule.line_of(skip.field),
-                    index=rule.position,
-                    code=skip.code,
-                )
-            )
-            continue
-        exported += 1
-        (regexes if entry.regex else exact)[scope].append(entry)
+            skipped.append(_skip_problem(rule, skip))
+    classes = _method_classes(entries)
+    staged: dict[str, list[_Entry]] = {stage.name: [] for stage in _STAGES}
+    for entry in entries:
+        staged["host" if entry.host is not None else "pattern" if entry.regex else "exact"].append(entry)
 
-    # nginx compares map strings ignoring case: exact keys equal but for case cannot share the
-    # hash (nginx refuses the duplicate), so they become anchored, case-exact regex entries.
-    for scope, entries in list(exact.items()):
-        groups: dict[str, list[_Entry]] = defaultdict(list)
-        for entry in entries:
-            groups[entry.key.lower()].append(entry)
-        kept: list[_Entry] = []
-        for group in groups.values():
-            if len(group) == 1:
-                kept.append(group[0])
-                continue
-            for entry in group:
-                entry.key = "^" + re.escape(entry.key) + "$"
-                entry.regex = True
-                regexes[scope].append(entry)
-        exact[scope] = kept
-    for entries in regexes.values():
-        entries.sort(key=lambda e: e.rank)
-
-    statuses = sorted({int(e.value.split(" ", 1)[0]) for es in (*exact.values(), *regexes.values()) for e in es})
-    hash_keys = max((len(es) for es in exact.values()), default=0)
-    longest = max((len(e.key) for es in exact.values() for e in es), default=0)
-    host_scopes = sorted(s for s in {*exact, *regexes} if s is not None and (exact.get(s) or regexes.get(s)))
-
-    lines: list[str] = [*_HEADER, f"# {exported} of {len(ruleset.rules)} rules exported.", ""]
-    lines.append(f"map_hash_max_size {_pow2(max(2048, 2 * hash_keys))};")
-    lines.append(f"map_hash_bucket_size {max(256, _pow2(_aligned(longest + 2) + 16))};")
+    lines: list[str] = [*_HEADER, f"# {len(entries)} of {len(ruleset.rules)} rules exported.", ""]
+    sizes_at = len(lines)
     lines.append("")
     if needs.dollar:
         lines.append("# A literal '$' in a target (nginx has no escape for it in values).")
@@ -244,33 +240,34 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     lines.append(f'    {_quote("~" + _UNSAFE_URI)} "";')
     lines.append("}")
     lines.append("")
-    hosts_used = bool(host_scopes)
-    if hosts_used:
-        lines.append("# Host-specific rules (from: //host/...) come first.")
-        lines.append('map "$host$uri" $redirectory_host_route {')
-        lines.append('    default "";')
-        for scope in host_scopes:
-            lines.extend(_map_entries(exact.get(scope, []), regexes.get(scope, []), scope))
+    if len(classes) > 1:
+        lines.append("# Rules with `methods`: the request method picks a class of methods (rules accept all")
+        lines.append("# methods of a class or none of them); each class has its own maps below.")
+        lines.append("map $request_method $redirectory_method {")
+        lines.append('    default "0";')
+        for number, methods in enumerate(classes):
+            lines.extend(f"    {_quote(method)} {_quote(str(number))};" for method in methods)
         lines.append("}")
         lines.append("")
-    lines.append("map $uri $redirectory_path_route {")
-    lines.append('    default "";')
-    lines.extend(_map_entries(exact.get(None, []), regexes.get(None, []), None))
-    lines.append("}")
-    lines.append("")
-    if hosts_used:
-        lines.append("map $redirectory_host_route $redirectory_any_route {")
-        lines.append("    default $redirectory_path_route;")
-        lines.append('    "~." $redirectory_host_route;')
+    hashed: list[list[_Entry]] = []
+    routes: list[tuple[str, str]] = []
+    for stage in _STAGES:
+        if staged[stage.name] or (stage.name == "exact" and not entries):
+            routes.append((stage.name, _stage_maps(stage, staged[stage.name], classes, lines, hashed)))
+    route = routes[-1][1]
+    for stage_name, stage_route in reversed(routes[:-1]):
+        combined = f"$redirectory_from_{stage_name}"  # the first route found from this stage on
+        lines.append(f"map {stage_route} {combined} {{")
+        lines.append(f"    default {route};")
+        lines.append(f'    "~." {stage_route};')
         lines.append("}")
-        route = "$redirectory_any_route"
-    else:
-        route = "$redirectory_path_route"
+        route = combined
     lines.append("map $redirectory_safe_uri $redirectory_route {")
     lines.append('    default "";')
     lines.append(f'    "1" {route};')
     lines.append("}")
     lines.append("")
+    statuses = sorted({e.rule.status for e in entries})
     for status in statuses:
         lines.append(f"map $redirectory_route $redirectory_{status} {{")
         lines.append('    default "";')
@@ -280,6 +277,12 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     lines.append('    default "";')
     lines.append('    "~^[0-9]+ ([0-9]+) " "max-age=$1";')
     lines.append("}")
+    hash_keys = max((len(keys) for keys in hashed), default=0)
+    longest = max((len(e.key) for keys in hashed for e in keys), default=0)
+    lines[sizes_at:sizes_at] = [
+        f"map_hash_max_size {_pow2(max(2048, 2 * hash_keys))};",
+        f"map_hash_bucket_size {max(256, _pow2(_aligned(longest + 2) + 16))};",
+    ]
     map_conf = "\n".join(lines) + "\n"
 
     ret: list[str] = [
@@ -290,6 +293,84 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     for status in statuses:
         ret.append(f"if ($redirectory_{status}) {{ return {status} $redirectory_{status}; }}")
     return NginxExport(map_conf, "\n".join(ret) + "\n", skipped)
+
+
+def _method_classes(entries: list[_Entry]) -> list[tuple[str, ...]]:
+    """The request methods split into classes that every rule accepts whole or not at all.
+
+    Class 0, (), is every method no rule names (only rules without `methods` answer it); the
+    others group the named methods by the set of rules that accept them: the guide's pair
+    (GET, HEAD -> 301; POST, PUT, PATCH, DELETE, OPTIONS -> 308) makes three classes.
+    """
+    limited = [e.rule.methods for e in entries if e.rule.methods is not None]
+    by_signature: dict[tuple[bool, ...], list[str]] = defaultdict(list)
+    for method in sorted({m for methods in limited for m in methods}):
+        by_signature[tuple(method in methods for methods in limited)].append(method)
+    return [(), *(tuple(methods) for methods in by_signature.values())]
+
+
+def _stage_maps(
+    stage: _Stage, entries: list[_Entry], classes: list[tuple[str, ...]], lines: list[str], hashed: list[list[_Entry]]
+) -> str:
+    """Write the stage's map (one per distinct class of methods); returns its route variable."""
+    name = f"$redirectory_{stage.name}_route"
+    per_class = [[e for e in entries if e.accepts(methods)] for methods in classes]
+    users: dict[tuple[int, ...], list[int]] = {}  # the entries (by identity) -> the classes they answer
+    for number, chosen in enumerate(per_class):
+        users.setdefault(tuple(id(e) for e in chosen), []).append(number)
+    lines.append(f"# {stage.comment}")
+    if len(users) == 1:
+        lines.extend(_map_block(stage.source, name, entries, hashed))
+        lines.append("")
+        return name
+    first = {number: numbers[0] for numbers in users.values() for number in numbers}
+    for numbers in users.values():
+        named = [m for number in numbers for m in classes[number]]
+        label = ["methods no rule names"] if numbers[0] == 0 else []
+        lines.append(f"# {' '.join([*label, *named])}:")
+        lines.extend(_map_block(stage.source, f"{name}_{numbers[0]}", per_class[numbers[0]], hashed))
+    lines.append(f"map $redirectory_method {name} {{")
+    lines.append(f"    default {name}_{first[0]};")
+    lines.extend(f"    {_quote(str(n))} {name}_{first[n]};" for n in range(1, len(classes)) if first[n] != first[0])
+    lines.append("}")
+    lines.append("")
+    return name
+
+
+def _map_block(source: str, name: str, entries: list[_Entry], hashed: list[list[_Entry]]) -> list[str]:
+    """One `map`: exact keys in the hash, then regex entries in precedence order."""
+    # nginx compares map strings ignoring case: exact keys equal but for case cannot share the
+    # hash (nginx refuses the duplicate), so they become anchored, case-exact regex entries.
+    groups: dict[str, list[_Entry]] = defaultdict(list)
+    for entry in entries:
+        if not entry.regex:
+            groups[entry.key.lower()].append(entry)
+    exact = [group[0] for group in groups.values() if len(group) == 1]
+    regexes = [(e.rank, "^" + re.escape(e.key) + "$", e) for g in groups.values() if len(g) > 1 for e in g]
+    regexes += [(e.rank, e.key, e) for e in entries if e.regex]
+    regexes.sort(key=lambda item: item[0])
+    hashed.append(exact)
+    lines = [f"map {source} {name} {{", '    default "";']
+    lines.extend(f"    {_quote(e.key)} {_quote(e.value)};" for e in exact)
+    lines.extend(f"    {_quote(('~*' if e.ci else '~') + key)} {_quote(e.value)};" for _, key, e in regexes)
+    lines.append("}")
+    return lines
+
+
+def _skip_problem(rule: Rule, skip: _Skip) -> Problem:
+    """The warning for a rule left out: which rule (from, methods, status, to; id or position),
+    why nginx cannot express it, and what would make it exportable."""
+    methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
+    which = f"rule {rule.id}" if rule.id else f"rule #{rule.position + 1}"
+    return Problem(
+        "warning",
+        skip.field,
+        f"{rule.from_text}{methods} -> {rule.status} {rule.to} ({which}) is not exported to nginx: "
+        f"{skip.message}; {skip.fix}",
+        line=rule.line_of(skip.field),
+        index=rule.position,
+        code=skip.code,
+    )
 
 
 _HEADER = (
@@ -317,12 +398,15 @@ class _Needs:
     and_args: bool = False
 
 
-def _entry(rule: Rule, needs: _Needs) -> tuple[str | None, _Entry]:
-    if rule.methods is not None:
-        raise _Skip("methods", "nginx.methods", "a map cannot depend on the request method")
+def _entry(rule: Rule, needs: _Needs) -> _Entry:
     if rule.starts is not None or rule.ends is not None:
-        name = "starts" if rule.starts is not None else "ends"
-        raise _Skip(name, "nginx.window", "a map cannot depend on the time (starts/ends)")
+        raise _Skip(
+            "starts" if rule.starts is not None else "ends",
+            "nginx.window",
+            "nginx has no clock for its time window (starts/ends)",
+            "apply it without starts/ends when the window opens (and remove it when it closes), then "
+            "export again; or " + _GATEWAY_ONLY,
+        )
     try:
         compiled = compile_rule(rule)
     except Exception as exc:  # noqa: BLE001 - PatternError or re2.error: an invalid rule
@@ -331,28 +415,39 @@ def _entry(rule: Rule, needs: _Needs) -> tuple[str | None, _Entry]:
             fld = "from_regex" if rule.is_regex else "from"
         except PatternError:
             fld = "to"
-        raise _Skip(fld, "nginx.invalid", f"the rule is not valid: {exc}") from None
+        raise _Skip(fld, "nginx.invalid", f"the rule is not valid: {exc}", _FIX_RULE) from None
     cache = compiled.cache_control.split("=", 1)[1] if compiled.cache_control else "-"
     prefix = f"{rule.status} {cache} "
     pattern = compiled.pattern
     if pattern is None:
         key, group_refs = _regex_key(compiled)
         target = _target_value(compiled.target, group_refs, rule, needs, slash_groups=False)
-        return None, _Entry(key, prefix + target, compiled.rank, regex=True, ci=rule.case_insensitive, rule=rule)
+        return _Entry(key, prefix + target, compiled.rank, rule, regex=True, ci=rule.case_insensitive)
     for seg in pattern.segments:
-        if isinstance(seg, str) and "%" in seg:
+        escape = re.search("%[0-9A-F]{2}", seg) if isinstance(seg, str) else None
+        if escape:
+            char = chr(int(escape.group()[1:], 16))
             raise _Skip(
                 "from",
                 "nginx.encoded",
-                f"'{seg}' holds a %XX escape; nginx matches the decoded path and cannot tell them apart",
+                f"'{seg}' holds the escape {escape.group()}, and nginx matches the decoded path, where "
+                f"{escape.group()} and {char!r} cannot be told apart",
+                f"write {char!r} instead if clients send it unescaped; or {_GATEWAY_ONLY}"
+                if char in PATH_SAFE
+                else _GATEWAY_ONLY,
             )
     host_prefix = pattern.host or ""
     if pattern.is_exact:
         key = host_prefix + pattern.exact_path
         if len(key) > _MAX_KEY:
-            raise _Skip("from", "nginx.long", f"the path is longer than {_MAX_KEY} characters")
+            raise _Skip(
+                "from",
+                "nginx.long",
+                f"the path is longer than {_MAX_KEY} characters (nginx cannot size a map hash for it)",
+                "shorten it; or " + _GATEWAY_ONLY,
+            )
         target = _target_value(compiled.target, {}, rule, needs, slash_groups=True)
-        return pattern.host, _Entry(key, prefix + target, compiled.rank, ci=rule.case_insensitive, rule=rule)
+        return _Entry(key, prefix + target, compiled.rank, rule, ci=rule.case_insensitive, host=pattern.host)
     parts = ["^", re.escape(host_prefix)]
     refs: dict[str, tuple[int, int | None]] = {}
     group = 0
@@ -369,8 +464,8 @@ def _entry(rule: Rule, needs: _Needs) -> tuple[str | None, _Entry]:
         parts.append("(/(.*))?")
     parts.append("$")
     target = _target_value(compiled.target, refs, rule, needs, slash_groups=True)
-    return pattern.host, _Entry(
-        "".join(parts), prefix + target, compiled.rank, regex=True, ci=rule.case_insensitive, rule=rule
+    return _Entry(
+        "".join(parts), prefix + target, compiled.rank, rule, regex=True, ci=rule.case_insensitive, host=pattern.host
     )
 
 
@@ -384,7 +479,12 @@ def _regex_key(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, int | 
     except Exception:  # noqa: BLE001 - re2.error
         same = False
     if not same:
-        raise _Skip("from_regex", "nginx.regex", "its named groups could not be rewritten for nginx")
+        raise _Skip(
+            "from_regex",
+            "nginx.regex",
+            "its named groups could not be rewritten as the numbered groups nginx needs",
+            "write it with plain groups, (...), referenced by number; or " + _GATEWAY_ONLY,
+        )
     refs: dict[str, tuple[int, int | None]] = {
         name: (number, None) for name, number in compiled.regex.groupindex.items()
     }
@@ -477,14 +577,22 @@ def _target_value(
                 raise _Skip(
                     "to",
                     "nginx.placeholder",
-                    f"{{{part.name}}} stands in the target's {part.context}, which nginx cannot percent-encode",
+                    f"{{{part.name}}} stands in the target's {part.context}, where redirectory "
+                    "percent-encodes its value and nginx cannot",
+                    "move it into the target's path; or " + _GATEWAY_ONLY,
                 )
             ref = refs.get(part.name)
             if ref is None:
-                raise _Skip("to", "nginx.placeholder", f"{{{part.name}}} is not defined by `from`")
+                raise _Skip("to", "nginx.placeholder", f"{{{part.name}}} is not defined by `from`", _FIX_RULE)
             number, with_slash = ref
             if with_slash is not None and not previous_literal and out:
-                raise _Skip("to", "nginx.placeholder", f"{{{part.name}}} follows another placeholder")
+                raise _Skip(
+                    "to",
+                    "nginx.placeholder",
+                    f"the path tail {{{part.name}}} follows another placeholder, and nginx cannot drop "
+                    "the '/' between them when the tail is empty",
+                    "put literal text between them in `to`; or " + _GATEWAY_ONLY,
+                )
             use_slash = (
                 slash_groups
                 and with_slash is not None
@@ -497,7 +605,13 @@ def _target_value(
                 out[-1] = out[-1][:-1]
                 number = with_slash
             if number > 9:
-                raise _Skip("to", "nginx.groups", f"{{{part.name}}} is capture group {number}; nginx has $1..$9")
+                raise _Skip(
+                    "to",
+                    "nginx.groups",
+                    f"{{{part.name}}} is capture group {number}, and nginx has only $1..$9",
+                    "make groups before it non-capturing, (?:...), or use fewer placeholders in `from`; or "
+                    + _GATEWAY_ONLY,
+                )
             out.append(f"${number}")
             previous_literal = False
             continue
