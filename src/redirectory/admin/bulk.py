@@ -22,10 +22,10 @@ from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import BULK_INPUT, COMMON, errors
 from redirectory.admin.openapi import json_body as json_body_schema
 from redirectory.admin.rules import (
-    FILE_TO_BODY,
     _actor,
     etag_of,
     json_body,
+    problem_item,
     rule_dto,
     rule_from_body,
 )
@@ -74,6 +74,7 @@ async def bulk(
     if not isinstance(etags, dict) or not all(isinstance(v, str) for v in etags.values()):
         raise ApiError.one(400, "validation", "metadata.etags must map uuid to ETag", fields=["metadata.etags"])
     store = request.app.state.store
+    _revision, current = store.load()
     parsed: list[tuple[int, str | None, Rule | None]] = []
     errors: list[ErrorItem] = []
     for index, item in enumerate(items):
@@ -83,7 +84,7 @@ async def bulk(
             continue
         rule_id = item.get("uuid")
         try:
-            rule = rule_from_body(item, position=NEW_POSITION + index)
+            rule = rule_from_body(item, current.allowed_hosts, position=NEW_POSITION + index)
         except ApiError as exc:
             for e in exc.errors:
                 e.index, e.status = index, exc.status
@@ -97,13 +98,16 @@ async def bulk(
             continue
         parsed.append((index, rule_id, rule))
     if atomic:
-        return _atomic(request, store, parsed, errors, etags)
+        return _atomic(request, store, current, parsed, errors, etags)
     return _one_by_one(request, store, parsed, errors, etags)
 
 
-def _table_problems(store: Any, changes: list[tuple[int, str | None, Rule]]) -> tuple[list[ErrorItem], list[ErrorItem]]:
-    """(errors, warnings) the changes would add to the table, each with the item's index."""
-    _revision, current = store.load()
+def _table_problems(store: Any, changes: list[tuple[int, str | None, Rule]],
+                    current: RuleSet | None = None) -> tuple[list[ErrorItem], list[ErrorItem]]:
+    """(errors, warnings) the changes would add to the table (as it is now, or `current`), each with
+    the item's index (none when several items conflict with a stored rule that the validator names)."""
+    if current is None:
+        _revision, current = store.load()
     replaced = {rule_id for _i, rule_id, _r in changes if rule_id}
     others = tuple(r for r in current.rules if r.id not in replaced)
     positions = {}
@@ -119,22 +123,21 @@ def _table_problems(store: Any, changes: list[tuple[int, str | None, Rule]]) -> 
              if (p.code, p.index, p.message) not in known]
     errs: list[ErrorItem] = []
     warns: list[ErrorItem] = []
+    alone = changes[0][0] if len(changes) == 1 else None  # a lone change caused whatever it finds
     for p in found:
-        item = ErrorItem(p.message, p.code, fields=[FILE_TO_BODY.get(p.field, p.field)],
-                         index=positions.get(p.index) if p.index is not None else None,
-                         status=422 if p.is_error else None)
+        item = problem_item(p, index=positions.get(p.index, alone) if p.index is not None else alone)
         (errs if p.is_error else warns).append(item)
     return errs, warns
 
 
-def _atomic(request: Request, store: Any, parsed: list[tuple[int, str | None, Rule | None]],
+def _atomic(request: Request, store: Any, current: RuleSet, parsed: list[tuple[int, str | None, Rule | None]],
             errors: list[ErrorItem], etags: dict[str, str]) -> JSONResponse:
     if errors:
         # one kind of problem keeps its precise status; a mix is 400 (guide: several errors -> 400)
         kinds = {e.status for e in errors}
         raise ApiError(kinds.pop() or 400 if len(kinds) == 1 else 400, "bulkRejected", errors)
     changes = [(i, rid, r) for i, rid, r in parsed if r is not None]
-    table_errors, warnings = _table_problems(store, changes)
+    table_errors, warnings = _table_problems(store, changes, current)
     if table_errors:
         raise ApiError(422, "bulkRejected", table_errors)
     creates = [(i, r) for i, rid, r in changes if not rid]

@@ -27,7 +27,7 @@ from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, FILE_BODY
 from redirectory.admin.representation import timestamp
-from redirectory.admin.rules import FILE_TO_BODY, _actor
+from redirectory.admin.rules import _actor, problem_item
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 KEEP_JOBS = 100
@@ -111,33 +111,35 @@ class ImportRegistry:
 
 
 def _items(problems: list[Any]) -> list[ErrorItem]:
-    return [ErrorItem(p.format(), p.code, fields=[FILE_TO_BODY.get(p.field, p.field)], index=p.index)
-            for p in problems]
+    return [problem_item(p, index=p.index, detail=p.format()) for p in problems]
 
 
 def run_import(store: Any, job: ImportJob, text: str) -> None:
-    """Parse, validate with the table, write in one transaction (or nothing); fills `job`."""
+    """Parse, validate with the table, write in one transaction (or nothing); fills `job`.
+
+    Every problem is reported at once: the parser's, the validator's for each rule that parsed
+    (its fields, then its conflicts with the table and the rest of the file), each with `status`
+    (400 or 422) and `index`, the rule's zero-based position in the file.
+    """
     from redirectory.rules.model import RuleSet
     from redirectory.rules.validation import validate
 
     try:
         ruleset, problems = _load(text, job.format, "upload")
-        errors = [p for p in problems if p.is_error]
-        job.warnings = _items([p for p in problems if not p.is_error])
-        if errors:
-            job.errors = _items(errors)
-            return
         job.phase, job.total = "validating", len(ruleset.rules)
         _revision, current = store.load()
         offset = len(current.rules)
         shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(ruleset.rules))
+        in_file = {offset + i: r.position for i, r in enumerate(ruleset.rules)}
         hosts = tuple(dict.fromkeys(current.allowed_hosts + ruleset.allowed_hosts))
         known = {(p.code, p.index, p.message) for p in validate(current)}
-        found = [p for p in validate(RuleSet(current.rules + shifted, hosts), "upload")
+        found = [replace(p, index=None if p.index is None else in_file.get(p.index))
+                 for p in validate(RuleSet(current.rules + shifted, hosts), "upload")
                  if (p.code, p.index, p.message) not in known]
-        job.warnings += _items([p for p in found if not p.is_error])
-        if any(p.is_error for p in found):
-            job.errors = _items([p for p in found if p.is_error])
+        everything = sorted(problems + found, key=lambda p: (p.line is not None, p.line or 0, p.index or 0))
+        job.warnings = _items([p for p in everything if not p.is_error])
+        if any(p.is_error for p in everything):
+            job.errors = _items([p for p in everything if p.is_error])
             return
         job.phase = "writing"
 

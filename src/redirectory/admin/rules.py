@@ -35,6 +35,8 @@ from redirectory.admin.paging import (
     sort_param,
 )
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
+from redirectory.rules.model import Problem, Rule, RuleSet
+from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store.schema import rules as rules_t
 
@@ -235,47 +237,93 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def rule_from_body(data: dict[str, Any], position: int = 0) -> Any:
-    """Body -> Rule, or ApiError 400 listing every field problem."""
+def problem_item(p: Problem, index: int | None = None, detail: str | None = None) -> ErrorItem:
+    """A parser's or validator's problem as an error item, with the status its kind answers.
+
+    An error with the rule's own fields is `invalidField` (400); a conflict with the table keeps
+    its code (422, `validation.TABLE_CODES`), as does a warning (no status).
+    """
+    table = p.code in TABLE_CODES
+    key = p.code if table or not p.is_error else "invalidField"
+    status = None if not p.is_error else 422 if table else 400
+    return ErrorItem(detail or p.message, key, fields=[FILE_TO_BODY.get(p.field, p.field)], index=index,
+                     status=status)
+
+
+def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], position: int = 0,
+                   problems: list[ErrorItem] | None = None) -> Rule:
+    """Body -> Rule with valid fields, or ApiError 400 listing every problem with them at once.
+
+    `problems` are the request's own (a missing field, a read-only one); a field they name is not
+    reported again. The rule is checked on its own here, against the table by `check_table`.
+    """
     from redirectory.rules.parsing import rule_from_mapping
 
-    problems: list[ErrorItem] = []
+    items = list(problems or [])
+    named = {f for item in items for f in item.fields or ()}
     mapped: dict[str, Any] = {}
     for name, value in data.items():
-        if name in READ_ONLY:
+        if name in READ_ONLY or name in named:
             continue
         target = BODY_FIELDS.get(name)
         if target is None:
-            problems.append(ErrorItem(f"unknown field '{name}'; valid fields: {', '.join(BODY_FIELDS)}",
-                                      "unknownField", fields=[name]))
+            items.append(ErrorItem(f"unknown field '{name}'; valid fields: {', '.join(BODY_FIELDS)}",
+                                   "unknownField", fields=[name]))
             continue
         mapped[target] = value
     rule, found = rule_from_mapping(mapped, position=position)
-    for p in found:
-        problems.append(ErrorItem(p.message, "invalidField", fields=[FILE_TO_BODY.get(p.field, p.field)]))
-    if problems or rule is None:
-        raise ApiError(400, "validation", problems or [ErrorItem("The rule is not valid", "validation")])
+    reported = {p.field for p in found}
+    alone = rule if rule is not None else _stand_in(mapped, reported)
+    if alone is not None:
+        found += [p for p in validate(RuleSet((alone,), allowed_hosts))
+                  if p.is_error and p.code not in TABLE_CODES and p.field not in reported]
+    items += [problem_item(p) for p in found if FILE_TO_BODY.get(p.field, p.field) not in named]
+    if items or rule is None:
+        key = "incompleteRepresentation" if any(i.key == "missingField" for i in items) else "validation"
+        for item in items:
+            item.status = None  # one request, one status: 400
+        raise ApiError(400, key, items or [ErrorItem("The rule is not valid", "validation")])
     return rule
 
 
-def check_table(store: Any, rule: Any, replacing: str | None = None) -> list[ErrorItem]:
+def _stand_in(mapped: dict[str, Any], reported: set[str]) -> Rule | None:
+    """The rule's target with its `from` as sent, to check `to` when another field is invalid.
+
+    The validator checks `to` against `from` only when `from` is valid, so an invalid or missing
+    `from` (sent as "") hides no problem with `to` and invents none.
+    """
+    to = mapped.get("to")
+    if not isinstance(to, str) or "to" in reported:
+        return None
+    source, regex = mapped.get("from"), mapped.get("from_regex")
+    if source is None and isinstance(regex, str):
+        return Rule(to=to, source_regex=regex)
+    return Rule(to=to, source=source if isinstance(source, str) else "")
+
+
+def checked_rule(store: Any, data: dict[str, Any], position: int, replacing: str | None = None,
+                 problems: list[ErrorItem] | None = None) -> tuple[Rule, list[ErrorItem]]:
+    """The body's rule, checked on its own (400) and with the table (422); and its warnings."""
+    _revision, current = store.load()
+    rule = rule_from_body(data, current.allowed_hosts, position, problems)
+    return rule, check_table(current, rule, replacing)
+
+
+def check_table(current: RuleSet, rule: Rule, replacing: str | None = None) -> list[ErrorItem]:
     """Validate the table as it would be with `rule` (in place of `replacing`): 422 on errors.
 
     Returns the warnings that concern the rule (for metadata.warnings).
     """
-    from redirectory.rules.model import RuleSet
-    from redirectory.rules.validation import validate
-
-    _revision, current = store.load()
     others = tuple(r for r in current.rules if r.id != replacing)
     merged = RuleSet((*others, rule.with_id(replacing or "new")), current.allowed_hosts)
     known = {(p.code, p.index, p.message) for p in validate(RuleSet(others, current.allowed_hosts))}
-    found = [p for p in validate(merged) if (p.code, p.index, p.message) not in known]
-    items = [ErrorItem(p.message, p.code, fields=[FILE_TO_BODY.get(p.field, p.field)]) for p in found]
-    errors = [item for item, p in zip(items, found, strict=True) if p.is_error]
+    found = [problem_item(p) for p in validate(merged) if (p.code, p.index, p.message) not in known]
+    errors = [item for item in found if item.status is not None]
     if errors:
+        for item in errors:
+            item.status = None
         raise ApiError(422, "ruleConflict", errors)
-    return items
+    return found
 
 
 def _row_headers(row: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -314,11 +362,10 @@ def _actor(request: Request) -> str:
              openapi_extra=body_schema(RULE_INPUT), responses=errors(422))
 async def create_rule(request: Request) -> JSONResponse:
     data = await json_body(request)
-    if "uuid" in data:
-        raise ApiError.one(400, "readOnlyField", "uuid is assigned by the server; leave it out", fields=["uuid"])
-    rule = rule_from_body(data, position=1 << 30)
+    problems = [ErrorItem("uuid is assigned by the server; leave it out", "readOnlyField", fields=["uuid"])
+                ] if "uuid" in data else []
     store = request.app.state.store
-    warnings = check_table(store, rule)
+    rule, warnings = checked_rule(store, data, 1 << 30, problems=problems)
     row = store.insert_rule(rule, actor=_actor(request))
     dto, headers = _row_headers(row)
     body = {**dto, "metadata": {"warnings": [w.to_json() for w in warnings]}}
@@ -331,16 +378,14 @@ async def create_rule(request: Request) -> JSONResponse:
 async def replace_rule(rule_id: str, request: Request) -> JSONResponse:
     check = precondition(request)
     data = await json_body(request)
-    if "uuid" in data and data["uuid"] != rule_id:
-        raise ApiError.one(400, "uuidMismatch", "The uuid in the body differs from the one in the URL", fields=["uuid"])
+    problems = [ErrorItem("The uuid in the body differs from the one in the URL", "uuidMismatch", fields=["uuid"])
+                ] if "uuid" in data and data["uuid"] != rule_id else []
     missing = [] if "to" in data else ["to"]
     if "from" not in data and "fromRegex" not in data:
         missing.append("from")
-    if missing:
-        raise ApiError(400, "incompleteRepresentation",
-                       [ErrorItem(f"PUT takes the whole rule: '{m}' is missing (use PATCH to change part of it)",
-                                  "missingField", fields=[m]) for m in missing])
-    return await _replace(request, rule_id, data, check)
+    problems += [ErrorItem(f"PUT takes the whole rule: '{m}' is missing (use PATCH to change part of it)",
+                           "missingField", fields=[m]) for m in missing]
+    return await _replace(request, rule_id, data, check, problems)
 
 
 @router.patch("/rules/{rule_id}", summary="Change part of a rule (JSON Merge Patch)",
@@ -360,14 +405,14 @@ async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
     return await _replace(request, rule_id, merged, check)
 
 
-async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: Any) -> JSONResponse:
+async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: Any,
+                   problems: list[ErrorItem] | None = None) -> JSONResponse:
     store = request.app.state.store
     with store.read_connection() as conn:
         exists = conn.execute(select(rules_t.c.position).where(rules_t.c.id == rule_id)).first()
     if exists is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
-    rule = rule_from_body(data, position=exists.position)
-    warnings = check_table(store, rule, replacing=rule_id)
+    rule, warnings = checked_rule(store, data, exists.position, replacing=rule_id, problems=problems)
     row = store.replace_rule(rule_id, rule, actor=_actor(request), check=check)
     if row is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])

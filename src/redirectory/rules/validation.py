@@ -27,6 +27,10 @@ from redirectory.rules.patterns import Target as _Target
 from redirectory.semantics import SAFE_FOR_301, TABLE, MethodChange
 
 MAX_REPORTED_OVERLAPS = 50
+#: Codes of the problems a rule has with the other rules of its table; every other code (here or
+#: in `parsing`) is a problem with the rule's own fields. The admin API answers problems with the
+#: fields with 400 (all of them at once) and conflicts with the table with 422.
+TABLE_CODES: frozenset[str] = frozenset({"duplicate", "ambiguous", "loop", "chain"})
 
 
 def validate(ruleset: RuleSet, source: str | None = None) -> list[Problem]:
