@@ -163,15 +163,15 @@ def report(api: httpx.Client, content: bytes, content_type: str = "application/y
 def test_import_reports_every_problem_with_its_index_in_the_file(api: httpx.Client) -> None:
     count = total(api)
     upload = (
-        "rules:\n"
-        "  - from: /imp/0\n    to: /fine/0\n    status: 308\n"              # 0: fine
-        "  - from: /imp/1\n    to: /fine/1\n    status: 302\n"              # 1: 302 (parser)
-        "  - from: /imp/2\n    to: /b 2\n    status: 308\n"                 # 2: space in to (validator)
-        "  - from: /imp/{id}\n    to: /g/{nope}\n    status: 308\n"         # 3: undefined placeholder
-        "  - from: /imp/4\n    to: https://elsewhere.example/\n    status: 308\n"  # 4: host not allowed
-        "  - from: /ring/b\n    to: /ring/a\n    status: 308\n"             # 5: loop with the table
-        "  - from: /stored/3\n    to: /again\n    status: 308\n"            # 6: duplicate of a stored rule
-    ).encode()
+        b"rules:\n"
+        b"  - from: /imp/0\n    to: /fine/0\n    status: 308\n"              # 0: fine
+        b"  - from: /imp/1\n    to: /fine/1\n    status: 302\n"              # 1: 302 (parser)
+        b"  - from: /imp/2\n    to: /b 2\n    status: 308\n"                 # 2: space in to (validator)
+        b"  - from: /imp/{id}\n    to: /g/{nope}\n    status: 308\n"         # 3: undefined placeholder
+        b"  - from: /imp/4\n    to: https://elsewhere.example/\n    status: 308\n"  # 4: host not allowed
+        b"  - from: /ring/b\n    to: /ring/a\n    status: 308\n"             # 5: loop with the table
+        b"  - from: /stored/3\n    to: /again\n    status: 308\n"            # 6: duplicate of a stored rule
+    )
     done = report(api, upload)
     assert done["status"] == "FAILED" and done["added"] == 0
     found = sorted((e.get("index"), e["status"], e["detailKey"]) for e in done["errors"]
