@@ -1,8 +1,8 @@
 """The gateway's access log (`serve --access-log`): one line per request, the same on every server.
 
-Lines go to the logger `redirectory.access`, which `enable()` gives its own stderr handler in each
-worker process, whatever logging the HTTP server (httptools, uvicorn, granian) set up; the servers'
-own access logs stay off. A line is `key=value` pairs:
+Each worker process writes its lines to stderr itself, whatever the HTTP server (httptools,
+uvicorn, granian) does with logging; the servers' own access logs stay off. A line is
+`key=value` fields:
 
     access method=GET path=/api/v1/users/42 status=301 rule=5f0c... duration_ms=0.042
 
@@ -11,27 +11,22 @@ own access logs stay off. A line is `key=value` pairs:
 - `rule` is the id of the rule that answered, `-` when none did (404, 400, ...);
 - `duration_ms`: from the request's arrival to its response being handed to the connection.
 No header (Authorization, Cookie, ...) and no client address is logged.
+
+Lines are buffered and written in one write per BATCH lines and at every `flush()` (the gateway's
+one-second flush, and shutdown): a line through `logging` costs ~15 µs, about as much as answering
+the request; a buffered one ~2 µs.
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import sys
 import time
 
-logger = logging.getLogger("redirectory.access")
+BATCH = 256
 
 _UNSAFE = re.compile(rb"[\x00-\x20\x7f-\xff]")
-
-
-def enable() -> None:
-    """Send access lines to stderr in this process (called once per worker, when the log is on)."""
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("access %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+_lines: list[str] = []
 
 
 def shown_path(path: bytes) -> str:
@@ -43,5 +38,20 @@ def shown_path(path: bytes) -> str:
 
 def log_request(method: str, path: bytes, status: int, rule_id: str | None, started: float) -> None:
     """One access line; `path` without its query string, `started` a `time.monotonic()` value."""
-    logger.info("method=%s path=%s status=%d rule=%s duration_ms=%.3f", method, shown_path(path), status,
-                rule_id or "-", (time.monotonic() - started) * 1000)
+    _lines.append(f"access method={method} path={shown_path(path)} status={status} rule={rule_id or '-'} "
+                  f"duration_ms={(time.monotonic() - started) * 1000:.3f}\n")
+    if len(_lines) >= BATCH:
+        flush()
+
+
+def flush() -> None:
+    """Write the buffered lines to stderr."""
+    count = len(_lines)
+    if count:
+        text = "".join(_lines[:count])
+        del _lines[:count]  # lines appended meanwhile (another thread) stay for the next flush
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr is gone: the lines are lost, serving goes on
+            pass

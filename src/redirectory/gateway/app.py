@@ -115,6 +115,7 @@ class Gateway:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - shutting down
                 pass
+        access.flush()
         try:
             await self.flush()
         finally:
@@ -189,6 +190,7 @@ class Gateway:
         failing = beat_failing = False
         while True:
             await asyncio.sleep(self.config.flush_interval)
+            access.flush()
             try:
                 await self.flush()
                 failing = False
@@ -299,8 +301,6 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig | None = None):
         self.gateway = Gateway(config or GatewayConfig.from_env())
         self.access_log = self.gateway.config.access_log
-        if self.access_log:
-            access.enable()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]

@@ -293,8 +293,6 @@ class Http1Server:
     def __init__(self, config: GatewayConfig):
         self.config = config
         self.gateway = Gateway(config, render=render_http1)
-        if config.access_log:
-            access.enable()
         self.connections: set[GatewayProtocol] = set()
         self.stopping = False
         self._stopped: asyncio.Event | None = None
