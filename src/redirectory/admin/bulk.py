@@ -4,7 +4,8 @@ Body: `{"items": [rule, ...], "metadata": {"etags": {"<uuid>": "<etag>"}}}`. An 
 `uuid` is created; an item with `uuid` replaces that rule, and needs its current ETag in
 `metadata.etags` (428 without, 412 when stale). Atomic by default: every item is checked, the
 whole request is refused if any item has a problem (each error carries `index`, the item's
-zero-based position), and all writes land as ONE revision. `?atomic=false` handles each item on
+zero-based position, and `status`: 400 for its fields, 422 for a conflict with the table), and all
+writes land as ONE revision. `?atomic=false` handles each item on
 its own and answers with the items that succeeded and the errors of those that did not.
 Success is 200 (never 201, guide "Bulk operations HTTP status codes").
 """

@@ -41,7 +41,7 @@ _DESCRIPTIONS = {
     406: "`Accept` admits no JSON",
     412: "`If-Match` is stale",
     415: "The body's media type is not accepted",
-    422: "A business rule refuses the change (loop, duplicate, ambiguity)",
+    422: "The change conflicts with the table (a loop, duplicate or ambiguity); invalid fields are 400",
     428: "`If-Match` is required",
     429: "Rate limit reached (see `Retry-After`)",
     500: "Server error (no details)",

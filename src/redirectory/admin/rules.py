@@ -273,6 +273,8 @@ def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], positio
         mapped[target] = value
     rule, found = rule_from_mapping(mapped, position=position)
     reported = {p.field for p in found}
+    if reported & _FROM:
+        reported |= _FROM  # said once: the validator's "" stand-in for `from` is not a problem of its own
     alone = rule if rule is not None else _stand_in(mapped, reported)
     if alone is not None:
         found += [p for p in validate(RuleSet((alone,), allowed_hosts))
@@ -286,19 +288,22 @@ def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], positio
     return rule
 
 
+_FROM = frozenset({"from", "from_regex"})
+
+
 def _stand_in(mapped: dict[str, Any], reported: set[str]) -> Rule | None:
-    """The rule's target with its `from` as sent, to check `to` when another field is invalid.
+    """The rule's target with its `from`, to check `to` when another field is invalid.
 
     The validator checks `to` against `from` only when `from` is valid, so an invalid or missing
-    `from` (sent as "") hides no problem with `to` and invents none.
+    `from` (given to it as "") hides no problem with `to` and invents none.
     """
     to = mapped.get("to")
     if not isinstance(to, str) or "to" in reported:
         return None
+    if reported & _FROM:
+        return Rule(to=to, source="")
     source, regex = mapped.get("from"), mapped.get("from_regex")
-    if source is None and isinstance(regex, str):
-        return Rule(to=to, source_regex=regex)
-    return Rule(to=to, source=source if isinstance(source, str) else "")
+    return Rule(to=to, source=source) if isinstance(source, str) else Rule(to=to, source_regex=str(regex))
 
 
 def checked_rule(store: Any, data: dict[str, Any], position: int, replacing: str | None = None,
