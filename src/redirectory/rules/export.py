@@ -9,17 +9,25 @@ tags in a cell): `dumps(..., "csv")` raises ValueError naming the rule instead o
 - `return_conf`, to `include` inside a `server { }` block: one `if (...) { return CODE ...; }`
   per status code, plus the Cache-Control header.
 
-How the maps work. Exact `from` paths go into a hashed `map` (one lookup whatever the size of the
-table); patterns and `from_regex` rules become anchored regex entries, which nginx tries in file
-order after the hashed strings, so they are written in redirectory's precedence order (see
-`matcher`). Host-specific rules (`from: //host/...`) live in a second map keyed on "$host$uri"
-that is consulted first. Each entry's value is "CODE MAX-AGE TARGET" (MAX-AGE "-" for none);
-small maps split it into `$redirectory_CODE` (the Location) and `$redirectory_cache`.
+How the maps work. Each step of redirectory's precedence (see `matcher`) is one `map`, and the
+first step that yields a route wins: host-specific rules (`from: //host/...`, keyed on
+"$host$uri"), then exact paths (a hashed `map` on $uri: one lookup whatever the size of the
+table), then patterns and `from_regex` rules (anchored regex entries, which nginx tries in file
+order, written in precedence order). Each entry's value is "CODE MAX-AGE TARGET" (MAX-AGE "-" for
+none); small maps split it into `$redirectory_CODE` (the Location) and `$redirectory_cache`.
 
-Only rules nginx can express exactly enough are exported; the others are left out and reported
-as warnings in `skipped`: rules with `methods`, a time window (`starts`/`ends`), a placeholder
-in the target's query or fragment (nginx cannot percent-encode it), a literal `%XX` in `from`
-(nginx matches the decoded path), or a regex whose groups nginx cannot reference ($1..$9).
+Rules with `methods`: the request methods fall into classes that every rule accepts whole or not
+at all (the guide's GET, HEAD -> 301 and POST, PUT, ... -> 308 pair makes three: GET HEAD, the
+others it names, and every method no rule names). `map $request_method $redirectory_method`
+picks the class, and a step whose rules differ between classes has one map per class, each
+holding the rules that accept that class, so a rule that does not take the method is skipped and
+the next one in precedence answers, as in the gateway. Steps equal for all classes stay one map.
+
+Only rules nginx can express exactly enough are exported; each one left out is reported as a
+warning in `skipped` that names it (from, methods, status, to, and its id or #position), says why
+and what would make it exportable: rules with a time window (`starts`/`ends`), a placeholder in
+the target's query or fragment (nginx cannot percent-encode it), a literal `%XX` in `from` (nginx
+matches the decoded path), or a regex whose groups nginx cannot reference ($1..$9).
 Disabled rules are left out silently. Other differences are listed in the map file's header.
 """
 
@@ -325,9 +333,9 @@ def _stage_maps(
         return name
     first = {number: numbers[0] for numbers in users.values() for number in numbers}
     for numbers in users.values():
-        named = [m for number in numbers for m in classes[number]]
-        label = ["methods no rule names"] if numbers[0] == 0 else []
-        lines.append(f"# {' '.join([*label, *named])}:")
+        named = " ".join(m for number in numbers for m in classes[number])
+        label = " and ".join(filter(None, ["methods no rule names" if numbers[0] == 0 else "", named]))
+        lines.append(f"# for {label}:")
         lines.extend(_map_block(stage.source, f"{name}_{numbers[0]}", per_class[numbers[0]], hashed))
     lines.append(f"map $redirectory_method {name} {{")
     lines.append(f"    default {name}_{first[0]};")
@@ -383,11 +391,13 @@ _HEADER = (
     "# - nginx matches the decoded path ($uri); paths holding characters redirectory would",
     "#   percent-encode (space, quotes, non-ASCII, %, ?, #, \\ ...) are not redirected at all;",
     "# - query: keep appends the request's query to the target's as it is; redirectory also drops",
-    "#   request parameters that the target sets itself, and re-encodes the query;",
+    "#   request parameters that the target sets itself and empty ones (&&), and re-encodes the query;",
     "# - from_regex rules run on PCRE (byte-wise) instead of RE2, and a group that matched nothing",
     "#   leaves the '/' in front of it in the target;",
     "# - nginx answers redirects with a short HTML body; redirectory sends none;",
-    "# - rules with methods or a time window are not exported (the export prints each one).",
+    "# - nginx answers TRACE requests itself (405);",
+    "# - rules with a time window (and the few nginx cannot express) are not exported: the export",
+    "#   names each one, with why and what would make it exportable.",
     "# The two map_hash_* lines are sized for this table: drop them if http { } sets them already.",
 )
 
