@@ -1,6 +1,7 @@
 """The guide's redirect cases inside a FastAPI app, with redirectory.toolkit.
 
-Run: uvicorn --app-dir examples fastapi_app:app --port 8000
+Run (from the checkout; port 8081 keeps clear of `make run`'s 8000 and 8001):
+    .venv/bin/uvicorn --app-dir examples fastapi_app:app --port 8081
 Environment: REDIRECTORY_RULES (a rule file, default examples/redirects.yaml) or
 REDIRECTORY_DATABASE (a store URL, reloaded live); REDIRECTORY_JOBS_DB (a SQLAlchemy URL for
 the operations' job store, default in memory).

@@ -1,6 +1,7 @@
 """The guide's redirect cases inside a Flask app, with redirectory.toolkit.
 
-Run: gunicorn --chdir examples flask_app:app -b 127.0.0.1:8000
+Run (from the checkout, after `make dev` or `.venv/bin/pip install -e '.[flask]' gunicorn`):
+    .venv/bin/gunicorn --chdir examples flask_app:app -b 127.0.0.1:8082
 Environment: as examples/fastapi_app.py (REDIRECTORY_RULES, REDIRECTORY_DATABASE, REDIRECTORY_JOBS_DB).
 
 The same routes as the FastAPI example, plus GET /legacy/login, which uses Flask's own

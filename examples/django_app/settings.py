@@ -1,5 +1,6 @@
-"""Minimal settings: no database, no sessions; run with
-DJANGO_SETTINGS_MODULE=django_app.settings gunicorn --chdir examples django_app.wsgi:application"""
+"""Minimal settings: no database, no sessions. Run (from the checkout, after `make dev` or
+`.venv/bin/pip install -e '.[django]' gunicorn`):
+    .venv/bin/gunicorn --chdir examples django_app.wsgi:application -b 127.0.0.1:8083"""
 
 import os
 
