@@ -250,6 +250,9 @@ def problem_item(p: Problem, index: int | None = None, detail: str | None = None
                      status=status)
 
 
+_FROM = frozenset({"from", "from_regex"})
+
+
 def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], position: int = 0,
                    problems: list[ErrorItem] | None = None) -> Rule:
     """Body -> Rule with valid fields, or ApiError 400 listing every problem with them at once.
@@ -286,9 +289,6 @@ def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], positio
             item.status = None  # one request, one status: 400
         raise ApiError(400, key, items or [ErrorItem("The rule is not valid", "validation")])
     return rule
-
-
-_FROM = frozenset({"from", "from_regex"})
 
 
 def _stand_in(mapped: dict[str, Any], reported: set[str]) -> Rule | None:
