@@ -285,7 +285,7 @@ def test_list_filters(tmp_path: Path) -> None:
     found = json.loads(cli("rules", "list", "--search", "legacy", "--json", "--database", database).stdout)
     assert len(found) == 1
     bad = cli("rules", "list", "--status", "302", "--database", database)
-    assert bad.returncode == 1 and "303" in bad.stderr
+    assert bad.returncode == 2 and "303" in bad.stderr
 
 
 def test_stats_on_a_fresh_table(tmp_path: Path) -> None:
@@ -297,9 +297,9 @@ def test_stats_on_a_fresh_table(tmp_path: Path) -> None:
 
 
 def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
-    for url in ("nosuchdb://x", "sqlite:////proc/forbidden/x.db"):
+    for url, code in (("nosuchdb://x", 2), ("sqlite:////proc/forbidden/x.db", 1)):
         done = cli("rules", "list", "--database", url)
-        assert done.returncode == 1
+        assert done.returncode == code  # 2: not a database URL (usage); 1: no such database
         assert "--database" in done.stderr
         assert_no_traceback(done)
 

@@ -230,7 +230,7 @@ def serve(
     server: Annotated[str, typer.Option(help="HTTP server: httptools (default: a lean HTTP/1.1 server on uvloop + httptools, fastest by benchmark), uvicorn or granian (ASGI).")] = "httptools",
     default_cache: Annotated[int, typer.Option(help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not run database migrations at start.")] = False,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request to stderr (method, path without query, status, rule id, duration in ms).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every change --rules makes (default: the first {20} of each kind).")] = False,
 ) -> None:
     """Run the redirect gateway (and the admin listener beside it).

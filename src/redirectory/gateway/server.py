@@ -109,6 +109,7 @@ def _start_admin(config: GatewayConfig, status: dict[str, Any], sock: socket.soc
         log_level="warning",
         access_log=False,
         server_header=False,
+        date_header=False,  # the admin app sets Date itself, never before its Last-Modified (admin/dates.py)
         proxy_headers=False,
         lifespan="off",
         ssl_certfile=config.admin_tls_cert,

@@ -668,7 +668,7 @@ class Store:
                 if not database.startswith("file:"):
                     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(sa_url, connect_args=connect_args)
-            _install_sqlite_hooks(engine)
+            _install_sqlite_hooks(engine, wal=create)
         elif backend == "postgresql":
             # connect_timeout: an unreachable server fails a request in seconds, not minutes.
             # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query
@@ -1458,8 +1458,11 @@ class Store:
         return RuleSet(rules=tuple(ordered), allowed_hosts=hosts)
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
-    """Pragmas on connect; our own BEGIN (IMMEDIATE for writes) instead of pysqlite's."""
+def _install_sqlite_hooks(engine: Engine, wal: bool = True) -> None:
+    """Pragmas on connect; our own BEGIN (IMMEDIATE for writes) instead of pysqlite's.
+
+    `wal=False` (read-only opens) leaves the journal mode alone: switching it writes to the file,
+    and a database made by redirectory is in WAL mode already (the mode is stored in the file)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -1467,7 +1470,8 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
