@@ -1,6 +1,6 @@
 """The admin REST API over real HTTP against the real `redirectory serve` process.
 
-Test names follow the guide checklist items they check (../shared/reference/guide-digest.md).
+Test names follow the guide checklist items they check.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The guide checklist items (../shared/reference/guide-digest.md) not covered by the resource
+"""The guide checklist items not covered by the resource
 tests, over real HTTP against the real `redirectory serve` process. Each test is named after
 the item it checks.
 """

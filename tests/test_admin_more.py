@@ -1,7 +1,7 @@
 """The admin API's api-keys, history, resolutions and rate limiting, over real HTTP against the
 real `redirectory serve` process.
 
-Test names follow the guide checklist items they check (../shared/reference/guide-digest.md).
+Test names follow the guide checklist items they check.
 """
 
 from __future__ import annotations

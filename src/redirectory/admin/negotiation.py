@@ -21,7 +21,7 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 API_PREFIX = "/api/"
-HTML_PATHS = frozenset({"/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
+HTML_PATHS = frozenset({"/api/v1/docs"})
 JSON_TYPES = ("application/json", "application/*", "*/*", "application/problem+json")
 BODY_TYPES = {"POST": ("application/json",), "PUT": ("application/json",),
               "PATCH": ("application/merge-patch+json", "application/json")}
