@@ -177,9 +177,9 @@ def _store_error(exc: Exception, url: str) -> NoReturn:
     if isinstance(exc, (ArgumentError, NoSuchModuleError)):
         usage_error(f"--database: '{_redact(url)}' is not a database URL this build supports "
                     "(sqlite:///PATH or postgresql://USER@HOST/DB)")
-    if isinstance(exc, ModuleNotFoundError):
-        fail(f"--database: {describe_database(url)} needs the PostgreSQL driver: "
-             "pip install 'psycopg[binary]' (or install redirectory with its postgres extra)")
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "psycopg":
+        fail(f"--database: {describe_database(url)} needs the PostgreSQL driver, an extra: install it with "
+             "pip install '/path/to/redirectory[postgres]' (or pip install 'psycopg[binary]')")
     if isinstance(exc, ValueError):
         usage_error(f"--database: {exc}")
     if isinstance(exc, OSError):
