@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway_process import cli
 from redirectory.rulefile import read_rule_file
-from redirectory.rules.export import nginx as export_nginx
 from redirectory.rules.importers import (
     IMPORT_FORMATS,
     detect_import_format,
@@ -424,53 +420,3 @@ def test_cli_import_help_names_the_formats() -> None:
     done = cli("rules", "import", "--help")
     assert done.returncode == 0
     assert "nginx, apache or netlify" in " ".join(done.stdout.split())
-
-
-# -- round trip through our own nginx export ------------------------------------------------------
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-)
-
-ROUND_TRIP = """\
-rules:
-  - from: /a
-    to: /b
-  - from: /c
-    to: https://x.example/c?x=1
-    status: 308
-    query: drop
-  - from: //h.example/h
-    to: /h
-    status: 307
-    cache: 60
-  - from: /dollar
-    to: /a$b
-    status: 303
-  - from: /p/{rest:path}
-    to: /q/{rest}
-"""
-
-
-@pytest.mark.skipif(NGINX is None, reason="nginx not installed: apt-get install nginx-light")
-def test_nginx_export_reimports_to_equivalent_exact_rules(tmp_path: Path) -> None:
-    assert NGINX is not None
-    original, problems = loads(ROUND_TRIP, "yaml", "t.yaml")
-    assert problems == []
-    export = export_nginx(original)
-    (tmp_path / "map.conf").write_text(export.map_conf)
-    (tmp_path / "return.conf").write_text(export.return_conf)
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-        f"http {{\n  include {tmp_path}/map.conf;\n  server {{\n    listen 127.0.0.1:1;\n"
-        f"    include {tmp_path}/return.conf;\n  }}\n}}\n"
-    )
-    check = subprocess.run([NGINX, "-t", "-q", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-                            "-e", str(tmp_path / "error.log")], capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-    reimported, problems = load_nginx(export.map_conf + export.return_conf, "export.conf")
-    assert [p for p in problems if p.is_error] == []
-    exact_before = {r.from_text: r for r in original.rules if r.source and "{" not in r.source}
-    exact_after = {r.from_text: r for r in reimported.rules if r.source and "{" not in r.source}
-    if not exact_after:
-        pytest.skip("the export is too different from hand-written nginx to re-import")
-    assert exact_after == exact_before  # rule equality: every field but id, line and position
