@@ -628,7 +628,7 @@ def _read_export_step(
     everyone = set(classes)
     first_line = min(maps[name].line for name in users)
     for index, entry in enumerate(entries):
-        what = f"`{entry.key} {entry.value}` (map line {entry.line})"
+        what = f"`{entry.key} {entry.value}`"
         methods: list[str] | None = None
         if 0 not in entry.classes:
             methods = sorted({m for n in entry.classes for m in classes[n]})
