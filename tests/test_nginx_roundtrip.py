@@ -127,15 +127,15 @@ def rules_in(database: str, out: Path) -> tuple[Rule, ...]:
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
-@pytest.mark.parametrize("form", ["map file", "stdout"])
+@pytest.mark.parametrize("form", ["map file", "directory", "stdout"])
 def test_cli_export_then_import_gives_the_same_rules(tmp_path: Path, name: str, form: str) -> None:
     source = tmp_path / "rules.yaml"
     source.write_text(TABLES[name])
     first, second = f"sqlite:///{tmp_path}/first.db", f"sqlite:///{tmp_path}/second.db"
     assert cli("rules", "apply", str(source), "--database", first).returncode == 0
-    if form == "map file":
+    if form in ("map file", "directory"):
         done = cli("rules", "export", "--format", "nginx", "--database", first, "-o", str(tmp_path / "nginx"))
-        conf = tmp_path / "nginx" / "redirectory-map.conf"
+        conf = tmp_path / "nginx" / ("redirectory-map.conf" if form == "map file" else "")
     else:
         done = cli("rules", "export", "--format", "nginx", "--database", first)
         conf = tmp_path / "all.conf"
@@ -165,6 +165,12 @@ def maps(conf: str) -> list[str]:
         block = []
         out.append(line)
     return out + sorted(block)
+
+
+def test_a_directory_without_an_export_is_named(tmp_path: Path) -> None:
+    done = cli("rules", "import", str(tmp_path), "--format", "nginx", "--database", f"sqlite:///{tmp_path}/t.db")
+    assert done.returncode == 1 and "redirectory-map.conf" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "t.db").exists()
 
 
 def test_cli_names_what_it_cannot_read_back(tmp_path: Path) -> None:

@@ -509,18 +509,18 @@ def rules_export(
         for p in result.skipped:
             err.print(p.format("nginx export"), style="yellow", highlight=False, markup=False)
         if output is None:
-            sys.stdout.write("# ---- redirectory-map.conf (include inside http {}) ----\n")
+            sys.stdout.write(f"# ---- {export.MAP_FILE} (include inside http {{}}) ----\n")
             sys.stdout.write(result.map_conf)
-            sys.stdout.write("\n# ---- redirectory-return.conf (include inside server {}) ----\n")
+            sys.stdout.write(f"\n# ---- {export.RETURN_FILE} (include inside server {{}}) ----\n")
             sys.stdout.write(result.return_conf)
             return
         try:
             output.mkdir(parents=True, exist_ok=True)
-            (output / "redirectory-map.conf").write_text(result.map_conf)
-            (output / "redirectory-return.conf").write_text(result.return_conf)
+            (output / export.MAP_FILE).write_text(result.map_conf)
+            (output / export.RETURN_FILE).write_text(result.return_conf)
         except OSError as exc:
             fail(f"--output: cannot write to {output}: {exc.strerror or exc}")
-        err.print(f"wrote {output / 'redirectory-map.conf'} and {output / 'redirectory-return.conf'}", highlight=False)
+        err.print(f"wrote {output / export.MAP_FILE} and {output / export.RETURN_FILE}", highlight=False, markup=False)
         return
     text = export.dumps(ruleset, fmt)  # type: ignore[arg-type]
     if output is None:

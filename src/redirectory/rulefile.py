@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redirectory.rules.export import MAP_FILE
 from redirectory.rules.importers import IMPORT_FORMATS, detect_import_format, load_any
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import detect_format
@@ -29,6 +30,14 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
                                              "or pass --format")]
     if chosen not in IMPORT_FORMATS:
         return RuleSet(), [_file_problem(name, f"unknown format '{chosen}': use one of {', '.join(IMPORT_FORMATS)}")]
+    if chosen == "nginx" and Path(path).is_dir():
+        # The directory `rules export --format nginx -o DIR` wrote: its map file holds the rules.
+        map_file = Path(path) / MAP_FILE
+        if not map_file.is_file():
+            return RuleSet(), [_file_problem(name, f"a directory: give an nginx configuration file, or a directory "
+                                                 f"holding {MAP_FILE} (as `rules export --format nginx -o DIR` "
+                                                 "writes it)")]
+        return read_rule_file(map_file, chosen)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -151,9 +151,15 @@ def _dump_csv(ruleset: RuleSet) -> str:
 
 
 # -- nginx ----------------------------------------------------------------------------------------
+#: The file names of an nginx export written to a directory (`rules export --format nginx -o DIR`).
+MAP_FILE = "redirectory-map.conf"
+RETURN_FILE = "redirectory-return.conf"
+
+
 @dataclass(frozen=True)
 class NginxExport:
-    """`map_conf` goes inside `http { }`, `return_conf` inside `server { }`."""
+    """`map_conf` goes inside `http { }`, `return_conf` inside `server { }`; written to a directory
+    they are MAP_FILE and RETURN_FILE (what `rules import DIR --format nginx` reads back)."""
 
     map_conf: str
     return_conf: str
