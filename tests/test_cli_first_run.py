@@ -157,7 +157,10 @@ def test_every_command_that_opens_a_database_names_it(tmp_path: Path) -> None:
     assert f"SQLite database {path}" in cli("rules", "test", "/api/v1/users/1", "--database", url).stdout
     assert f"SQLite database {path}" in cli("rules", "export", "--verbose", "--database", url).stderr
     assert f"SQLite database {path}" in cli("keys", "list", "--database", url).stdout
-    assert f"SQLite database {path}" in cli("keys", "create", "k", "--scope", "read", "--database", url).stderr
+    created = cli("keys", "create", "k", "--scope", "read", "--database", url)
+    assert f"SQLite database {path}" in created.stderr
+    key_id = json.loads(cli("keys", "list", "--json", "--database", url).stdout)[0]["id"]
+    assert f"SQLite database {path}" in cli("keys", "revoke", key_id, "--database", url).stdout
     assert f"SQLite database {path}" in cli("db", "upgrade", "--database", url).stdout
     secret = "s3cret-pw"
     done = cli("rules", "list", "--database", f"postgresql://user:{secret}@127.0.0.1:1/nothing")

@@ -793,9 +793,10 @@ def keys_revoke(
     assert key.revoked_at is not None
     when = key.to_dict()["revoked_at"]
     if before is not None and before.revoked_at is not None:
-        out.print(f"key {key.id} '{key.name}' was already revoked at {when}", highlight=False, markup=False)
+        out.print(f"key {key.id} '{key.name}' was already revoked at {when} ({_where(database)})",
+                  highlight=False, markup=False)
     else:
-        out.print(f"revoked key {key.id} '{key.name}' at {when}", highlight=False, markup=False)
+        out.print(f"revoked key {key.id} '{key.name}' at {when} ({_where(database)})", highlight=False, markup=False)
 
 
 # -- db ---------------------------------------------------------------------------------------
