@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redirectory.gateway import access
-from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig
+from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
 from redirectory.gateway.counters import HitCounters
 from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.rules.engine import Engine, EngineOptions, Request, Response
@@ -352,6 +352,7 @@ class GatewayApp:
 
 def create_app() -> GatewayApp:
     """Factory used by the servers (each worker builds its own app from the environment)."""
+    configure_logging()
     return GatewayApp()
 
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
 ENV_VAR = "REDIRECTORY_GATEWAY_CONFIG"
+
+
+def configure_logging() -> None:
+    """The gateway's log lines (`LEVEL: message` on stderr), in the serving process and in every
+    worker, however the worker was started (forked, spawned, by uvicorn or granian)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
 DEFAULT_DATABASE_URL = "sqlite:///var/redirectory.db"
 #: Path the serving process requests to learn that a worker answers (never counted as unmatched).
 READY_PROBE_PATH = "/.well-known/redirectory/ready"

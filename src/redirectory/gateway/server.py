@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from redirectory.gateway.config import ENV_VAR, READY_PROBE_PATH, GatewayConfig
+from redirectory.gateway.config import ENV_VAR, READY_PROBE_PATH, GatewayConfig, configure_logging
 from redirectory.gateway.tls import MINIMUM_VERSION as MINIMUM_TLS
 
 log = logging.getLogger("redirectory.serve")
@@ -140,8 +140,7 @@ def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.
 
 def run(config: GatewayConfig, listeners: Listeners | None = None) -> None:
     """Serve until interrupted (SIGINT/SIGTERM), on `listeners` (bound here when not given)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
+    configure_logging()
     if listeners is None:
         listeners = bind_listeners(config)
     sock = listeners.redirect
@@ -201,7 +200,7 @@ def _run_uvicorn(config: GatewayConfig) -> None:
 def _http1_worker_main(config_json: str, sock: socket.socket) -> None:
     from redirectory.gateway.http1 import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    configure_logging()
     os.environ[ENV_VAR] = config_json
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
     run_worker(GatewayConfig.from_env(), sock)
@@ -250,9 +249,15 @@ def _run_http1(config: GatewayConfig, sock: socket.socket, workers: list[Any]) -
 
 
 def _run_granian(config: GatewayConfig) -> None:
+    import multiprocessing
+
     from granian import Granian
     from granian.constants import Interfaces
 
+    # granian starts its workers with the default start method, fork on Linux; this process has
+    # threads by now (the admin listener, the readiness watcher), and a worker forked while one of
+    # them held a lock inside SQLite hung for ever on its first connect. Spawned workers start clean.
+    multiprocessing.set_start_method("spawn", force=True)
     Granian(
         APP_FACTORY,
         factory=True,
