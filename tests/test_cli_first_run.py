@@ -5,8 +5,11 @@ Everything runs the installed command as a subprocess against real SQLite files 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -296,3 +299,52 @@ def test_lists_keep_ids_and_patterns_whole_at_80_columns(tmp_path: Path) -> None
 
 def test_the_command_is_where_the_tests_expect() -> None:
     assert BIN.exists()
+
+
+# -- issue 13, point 12: a write waiting for another writer says so ---------------------------------
+
+HOLD_LOCK = """import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+def hold_write_lock(path: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_locked_database_is_named_with_progress(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    database = f"sqlite:///{path}"
+    assert cli("rules", "apply", str(EXAMPLE), "--database", database).returncode == 0
+    rev = revision_of(database)
+    changed = tmp_path / "one.yaml"
+    changed.write_text("rules:\n  - from: /only\n    to: /this\n    status: 308\n")
+    holder = hold_write_lock(path)
+    try:
+        done = cli("rules", "apply", str(changed), "--database", database, env={"REDIRECTORY_LOCK_TIMEOUT": "1"})
+    finally:
+        holder.communicate("\n", timeout=10)
+    assert done.returncode == 1, done.stderr
+    assert "waiting: another writer" in done.stderr or "is locked by another writer" in done.stderr
+    assert f"SQLite database {path} is locked by another writer" in done.stderr and "nothing was changed" in done.stderr
+    no_library_text(done.stderr)
+    assert revision_of(database) == rev
+    # Released while the command waits: it says it waited, then applies.
+    holder = hold_write_lock(path)
+    proc = subprocess.Popen([str(BIN), "rules", "apply", str(changed), "--database", database],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # the first progress line: the command is waiting now
+    assert "waiting: another writer" in line and str(path) in line, line
+    holder.communicate("\n", timeout=10)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "applied: 1 added, 0 changed, 5 removed" in out

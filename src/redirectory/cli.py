@@ -137,12 +137,17 @@ def open_store(url: str, write: bool = False, migrate: bool = True) -> Iterator[
     directory and never migrates: a missing database or an old schema is an error. A writing one
     creates a new SQLite file (saying so on stderr) and migrates unless `migrate=False`."""
     from redirectory.store import Store, describe_database, sqlite_file
+    from redirectory.store.store import lock_retry_seconds
 
     store = None
     try:
         path = sqlite_file(url)
         new = write and path is not None and not path.exists()
         store = Store.open(url, create=write)
+        store.on_lock_wait = lambda waited: err.print(
+            f"waiting: another writer (a `rules apply` or import, the admin API) holds the write lock of "
+            f"{describe_database(url)}; {waited:.0f} s so far, giving up after {lock_retry_seconds():.0f} s",
+            highlight=False, markup=False)
         if write and migrate:
             store.upgrade()
             if new:
@@ -166,8 +171,11 @@ def _store_error(exc: Exception, url: str) -> NoReturn:
     line, never SQLAlchemy's links), and exit: 2 for a URL that is not one, 1 otherwise."""
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-    from redirectory.store import DatabaseNotFound, describe_database
+    from redirectory.store import DatabaseLocked, DatabaseNotFound, describe_database
 
+    if isinstance(exc, DatabaseLocked):
+        fail(f"--database: {describe_database(url)} is locked by another writer (a `rules apply` or import, the "
+             f"admin API) that held it for {exc.waited:.0f} s; nothing was changed: try again when it is done")
     if isinstance(exc, DatabaseNotFound):
         fail(f"--database: no database at {exc.path}; this command never creates one. Check --database "
              "(or REDIRECTORY_DATABASE_URL): sqlite:///PATH is relative to the current directory, "

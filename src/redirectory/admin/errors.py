@@ -24,6 +24,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from redirectory.store import DatabaseLocked
+
 log = logging.getLogger("redirectory.admin")
 
 TYPE_BASE = "urn:redirectory:error:"
@@ -206,7 +208,7 @@ RETRY_AFTER = 5
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database cannot be reached (down, restarting, locked, pool full)."""
-    if isinstance(exc, (OperationalError, InterfaceError, SATimeoutError)):
+    if isinstance(exc, (OperationalError, InterfaceError, SATimeoutError, DatabaseLocked)):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 

@@ -6,6 +6,7 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL, schema managed by Alembic
 
 from redirectory.store.store import (
     Change,
+    DatabaseLocked,
     DatabaseNotFound,
     OutsideEdit,
     PathStats,
@@ -21,6 +22,7 @@ from redirectory.store.store import (
 
 __all__ = [
     "Change",
+    "DatabaseLocked",
     "DatabaseNotFound",
     "OutsideEdit",
     "PathStats",

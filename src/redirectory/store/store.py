@@ -105,8 +105,19 @@ logger = logging.getLogger("redirectory.store")
 
 #: SQLite `PRAGMA busy_timeout`: how long a writer waits for another writer's lock.
 BUSY_TIMEOUT_MS = 5000
-#: How long a write keeps retrying on "database is locked" (SQLite) before giving up.
+#: How long a write keeps retrying on "database is locked" (SQLite) before giving up; the
+#: environment variable REDIRECTORY_LOCK_TIMEOUT (seconds) changes it.
 LOCK_RETRY_SECONDS = 60.0
+LOCK_TIMEOUT_ENV = "REDIRECTORY_LOCK_TIMEOUT"
+
+
+def lock_retry_seconds() -> float:
+    """LOCK_RETRY_SECONDS, or REDIRECTORY_LOCK_TIMEOUT when it is a number of seconds >= 0."""
+    try:
+        value = float(os.environ.get(LOCK_TIMEOUT_ENV, ""))
+    except ValueError:
+        return LOCK_RETRY_SECONDS
+    return value if 0 <= value < 86400 * 7 else LOCK_RETRY_SECONDS
 #: Rows per executemany batch (and per `progress` call in `add`).
 BATCH_SIZE = 1000
 #: How many unmatched paths `record_hits` keeps (the most hit ones).
@@ -282,6 +293,14 @@ def describe_database(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is shown as given, minus a password
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class DatabaseLocked(Exception):
+    """Another writer held SQLite's write lock for longer than LOCK_RETRY_SECONDS."""
+
+    def __init__(self, waited: float):
+        super().__init__(f"another writer held the database's write lock for {waited:.0f} s")
+        self.waited = waited
 
 
 class DatabaseNotFound(LookupError):
@@ -634,6 +653,9 @@ class Store:
 
     def __init__(self, engine: Engine):
         """Wrap an engine made by `Store.open` (use that instead)."""
+        #: Called with the seconds waited so far while another writer holds SQLite's write lock
+        #: (a command line shows progress with it); None: wait silently.
+        self.on_lock_wait: Callable[[float], None] | None = None
         self._engine = engine
         self._dialect = engine.dialect.name
         self._last_prune: datetime | None = None
@@ -754,15 +776,22 @@ class Store:
                 yield conn
 
     def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one write transaction, retrying while SQLite says it is locked."""
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        """Run `work` in one write transaction, retrying while SQLite says another writer holds the
+        lock: `on_lock_wait(seconds waited)` after each failed attempt (every BUSY_TIMEOUT_MS), and
+        DatabaseLocked after `lock_retry_seconds()`."""
+        started = time.monotonic()
         while True:
             try:
                 with self.write_connection() as conn:
                     return work(conn)
             except OperationalError as exc:
-                if self._dialect != "sqlite" or not _is_locked(exc) or time.monotonic() > deadline:
+                if self._dialect != "sqlite" or not _is_locked(exc):
                     raise
+                waited = time.monotonic() - started
+                if waited > lock_retry_seconds():
+                    raise DatabaseLocked(waited) from None
+                if self.on_lock_wait is not None:
+                    self.on_lock_wait(waited)
             time.sleep(0.05)
 
     def _analyze_after(self, rows: int) -> None:
