@@ -40,6 +40,29 @@ KNOWN_METHODS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class FieldLimit:
+    """How much a text field may hold: `size` UTF-8 bytes (for a list, each item), `items` items
+    (lists only), and which control characters (`controls`; every other one, and any lone
+    surrogate, is refused: PostgreSQL cannot store NUL, and none has a meaning in these fields)."""
+
+    size: int
+    items: int | None = None
+    controls: str = ""
+
+
+#: The limits every way in (files, CLI, admin API, bulk, imports) applies, in
+#: `parsing.rule_from_mapping`; docs/rules.md gives the reasons.
+FIELD_LIMITS: dict[str, FieldLimit] = {
+    "from": FieldLimit(2048),  # the store indexes it: PostgreSQL cannot index ~2.7 KB and more
+    "from_regex": FieldLimit(2048),
+    "to": FieldLimit(8192),  # a Location most servers and proxies still take as a request target
+    "methods": FieldLimit(32, items=64),
+    "tags": FieldLimit(64, items=64),
+    "note": FieldLimit(1024, controls="\t\n\r"),  # a note may span lines
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One redirect rule.
 

@@ -65,15 +65,19 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from redirectory import yamlsafe
 from redirectory.rules.matcher import compile_regex
-from redirectory.rules.model import FILE_FIELDS, RULE_FIELDS, Problem, Rule, RuleSet
+from redirectory.rules.model import (
+    FIELD_LIMITS,
+    FILE_FIELDS,
+    RULE_FIELDS,
+    FieldLimit,
+    Problem,
+    Rule,
+    RuleSet,
+)
 from redirectory.rules.patterns import PatternError, parse_source, valid_host
 from redirectory.semantics import RULE_STATUSES, alternatives_to_302
-
-try:
-    from yaml import CSafeLoader as _YamlLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
 
 Format = Literal["yaml", "json", "csv"]
 _Fail = Callable[[str, str, str], None]
@@ -207,6 +211,11 @@ def rule_from_mapping(
         elif value is not None:
             values[key] = value
 
+    # sizes and characters first: a field over its limit is not parsed (a 10 MB regex is not
+    # compiled); a valid stand-in takes its place so the other fields are still checked
+    for name in _over_limits(values, fail):
+        values[name] = _STAND_INS[name]
+
     # from / from_regex
     src = values.get("from")
     rx = values.get("from_regex")
@@ -332,7 +341,7 @@ def rule_from_mapping(
                 fail(
                     "methods",
                     "methods.invalid",
-                    f"{invalid[0]!r} is not an HTTP method name: "
+                    f"{_short(invalid[0])!r} is not an HTTP method name: "
                     "use names such as GET, POST or PROPFIND",
                 )
             else:
@@ -346,7 +355,7 @@ def rule_from_mapping(
         fail(
             "query",
             "query.invalid",
-            f"must be keep (pass the request's query on) or drop (leave it out), got {query!r}",
+            f"must be keep (pass the request's query on) or drop (leave it out), got {_short(query)!r}",
         )
 
     # window
@@ -444,6 +453,76 @@ def rule_from_mapping(
     )
 
 
+# -- limits ---------------------------------------------------------------------------------------
+#: What takes the place of a field over its limit (the rule is refused all the same).
+_STAND_INS: dict[str, Any] = {
+    "from": "/",
+    "from_regex": "^/$",
+    "to": "/",
+    "methods": ["GET"],
+    "tags": ["tag"],
+    "note": "",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _over_limits(values: Mapping[str, Any], fail: _Fail) -> list[str]:
+    """Report the fields of `FIELD_LIMITS` that hold too much or a refused character; their names."""
+    over: list[str] = []
+    for name, limit in FIELD_LIMITS.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if limit.items is None:
+            message = _limit_message(value, limit, "", name) if isinstance(value, str) else None
+        elif isinstance(value, list | tuple | str):
+            message = _list_limit_message(name, value, limit)
+        else:
+            message = None
+        if message is not None:
+            fail(name, message[0], message[1])
+            over.append(name)
+    return over
+
+
+def _list_limit_message(
+    name: str, value: list[Any] | tuple[Any, ...] | str, limit: FieldLimit
+) -> tuple[str, str] | None:
+    assert limit.items is not None
+    if isinstance(value, str):
+        items: list[Any] = [m for m in _LIST_SPLIT.split(value) if m] if name == "methods" else [value]
+    else:
+        items = list(value)
+    if len(items) > limit.items:
+        return "too-many", f"must have at most {limit.items} {name}, got {len(items)}"
+    for item in items:
+        if isinstance(item, str):
+            found = _limit_message(item, limit, f"each {name[:-1]} ", name)
+            if found is not None:
+                return found
+    return None
+
+
+def _limit_message(text: str, limit: FieldLimit, what: str, name: str) -> tuple[str, str] | None:
+    """(code, message) when `text` is too long or holds a refused character, else None."""
+    for match in _CONTROL.finditer(text):
+        char = match.group()
+        if char in limit.controls:
+            continue
+        where = f"U+{ord(char):04X} at character {match.start() + 1}"
+        if "\ud800" <= char <= "\udfff":
+            return "control", f"{what}must be valid Unicode text: found the lone surrogate {where}"
+        allowed = " other than tabs and line breaks" if limit.controls else ""
+        fix = f"percent-encode it (%{ord(char):02X})" if name in ("from", "to") else "leave it out"
+        return "control", f"{what}must not hold control characters{allowed}: found {where}; {fix}"
+    if 4 * len(text) <= limit.size:  # UTF-8 takes at most 4 bytes a character
+        return None
+    size = len(text.encode("utf-8"))
+    if size > limit.size:
+        return "too-long", f"{what}must be at most {limit.size} bytes long (UTF-8), got {size}"
+    return None
+
+
 # -- shared ---------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _RawRule:
@@ -511,7 +590,7 @@ def _check_allowed_hosts(
         if not valid_host(host):
             fail(
                 "allowed_hosts.invalid",
-                f"{item!r} is not a valid host name: write the host only, such as api.example.com "
+                f"{_short(item)!r} is not a valid host name: write the host only, such as api.example.com "
                 "(no scheme, port, path or wildcard)",
             )
             continue
@@ -610,43 +689,17 @@ def _re2_message(exc: Exception) -> str:
     return str(detail)
 
 
-def _line_of_offset(text: str, offset: int) -> int:
-    return text.count("\n", 0, max(0, offset)) + 1
-
-
 # -- YAML -----------------------------------------------------------------------------------------
 def _loads_yaml(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
     problems: list[Problem] = []
-
-    def syntax(message: str, line: int | None) -> tuple[RuleSet, list[Problem]]:
+    try:
+        root = yamlsafe.compose(text)
+    except yamlsafe.YamlError as exc:
+        message = f"not valid YAML: {exc.message}" if exc.code == "syntax" else exc.message
         problems.append(
-            Problem(
-                "error",
-                "file",
-                f"not valid YAML: {message}",
-                line=line,
-                code="syntax",
-                source=source,
-            )
+            Problem("error", "file", message, line=exc.line, code=exc.code, source=source)
         )
         return RuleSet(), problems
-
-    try:
-        root = yaml.compose(text, Loader=_YamlLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
-        col = f" (column {mark.column + 1})" if mark is not None else ""
-        return syntax(what + col, mark.line + 1 if mark is not None else None)
-    except yaml.reader.ReaderError as exc:
-        return syntax(
-            f"{exc.reason} (character {exc.character!r})", _line_of_offset(text, exc.position)
-        )
-    except UnicodeError as exc:
-        start = getattr(exc, "start", 0)
-        return syntax("characters that cannot be encoded as UTF-8", _line_of_offset(text, start))
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError, MemoryError) as exc:
-        return syntax(str(exc) or type(exc).__name__, None)
 
     if root is None:
         problems.append(
@@ -1024,6 +1077,16 @@ _CSV_LIST_FIELDS = frozenset({"methods", "tags"})
 _CSV_RAW_FIELDS = frozenset({"from", "from_regex", "to", "note"})  # kept exactly as written
 
 
+def _csv_message(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        longest = max(limit.size for limit in FIELD_LIMITS.values())
+        return (
+            f"a cell is longer than {csv.field_size_limit()} characters: "
+            f"no field may hold more than {longest} bytes"
+        )
+    return f"not valid CSV: {exc}"
+
+
 def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
     problems: list[Problem] = []
     hosts: tuple[str, ...] = ()
@@ -1054,7 +1117,7 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
             Problem(
                 "error",
                 "file",
-                f"not valid CSV: {exc}",
+                _csv_message(exc),
                 line=skipped + 1,
                 code="syntax",
                 source=source,
@@ -1181,7 +1244,7 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
             Problem(
                 "error",
                 "file",
-                f"not valid CSV: {exc}",
+                _csv_message(exc),
                 line=skipped + previous + 1,
                 code="syntax",
                 source=source,
