@@ -10,9 +10,12 @@ LISTEN connection is down); on SQLite it is polled every `poll_interval`. Whatev
 (restart, lost connection) is caught up from the worker's last revision. Each flush also writes
 the worker's heartbeat (`store/processes.py`) for `/healthz`.
 
-Hot path: a decision for (method, raw path, query[, host]) is cached until the table changes, so
+Hot path: a redirect for (method, raw path, query[, host]) is cached until the table changes, so
 a repeated request costs one dict probe. Tables with time windows skip the cache (a decision may
-change with the clock); so do requests whose origin comes from a trusted proxy.
+change with the clock); so do requests whose origin comes from a trusted proxy. The cache is
+bounded in bytes, not entries, since a client chooses the size of every key and, through
+placeholders, of every Location: an entry over CACHE_ENTRY_MAX_BYTES is never cached, and the
+cache starts over when its entries would pass CACHE_BYTES (docs/gateway.md, "Limits").
 """
 
 from __future__ import annotations
@@ -39,13 +42,25 @@ log = logging.getLogger("redirectory.gateway")
 #: Changes applied one by one on the event loop below this size; above it, a new engine is
 #: built off the loop and swapped in.
 INCREMENTAL_LIMIT = 2000
-CACHE_LIMIT = 100_000
+#: The response cache's bound per worker: its entries' bytes together (then it starts over)...
+CACHE_BYTES = 64 * 1024 * 1024
+#: ...and one entry's (request key + response): a larger one is answered without being cached.
+CACHE_ENTRY_MAX_BYTES = 4096
+#: What an entry holds beyond the bytes of its key and response: Python objects and the dict slot
+#: (measured with tracemalloc: about 450 bytes on the default server, 900 on uvicorn/granian).
+CACHE_ENTRY_OVERHEAD = 1024
 
 Scope = dict[str, Any]
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _one_more_line(previous: str | None, line: bytes) -> str:
+    """A list field's value with one more field line: the lines are one list, in order (RFC 9110 §5.3)."""
+    text = line.decode("latin-1")
+    return text if previous is None else f"{previous},{text}"
 
 
 class Gateway:
@@ -63,6 +78,7 @@ class Gateway:
         self.revision = 0
         self.counters = HitCounters()
         self.cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
+        self.cache_bytes = 0
         self.healthy = True
         self.last_error: str | None = None
         self.last_sync: datetime | None = None
@@ -263,7 +279,7 @@ class Gateway:
             forwarded = forwarded_origin(fwd_proto, fwd_host)
             if forwarded:
                 origin = forwarded
-                host = fwd_host.split(",")[0].strip()
+                host = forwarded.partition("://")[2]  # the forwarded host[:port] that won
                 cacheable = False
         key = (method, raw_path, query, host if engine.matcher.has_host_rules else None)
         if cacheable:
@@ -274,12 +290,25 @@ class Gateway:
         result = (self.render(decision.response), decision.rule_id)
         if decision.outcome == "redirect":
             if cacheable:
-                if len(self.cache) >= CACHE_LIMIT:
-                    self.cache.clear()
-                self.cache[key] = result
+                self._remember(key, result, decision.response)
         elif decision.path is not None and decision.path != READY_PROBE_PATH:
             self.counters.miss(decision.path, time.time())
         return result
+
+    def _remember(self, key: tuple[Any, ...], result: tuple[Any, str | None], response: Response) -> None:
+        """Cache a redirect's answer, within CACHE_ENTRY_MAX_BYTES and CACHE_BYTES."""
+        size = (CACHE_ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(key[2]) + len(key[3] or "")
+                + len(response.body) + sum(len(k) + len(v) for k, v in response.headers))
+        if size > CACHE_ENTRY_MAX_BYTES:
+            return
+        cache = self.cache
+        if not cache:  # emptied since the last entry (a table change clears it)
+            self.cache_bytes = 0
+        elif self.cache_bytes + size > CACHE_BYTES:
+            cache.clear()
+            self.cache_bytes = 0
+        cache[key] = result
+        self.cache_bytes += size
 
     @property
     def wants_headers(self) -> bool:
@@ -296,7 +325,14 @@ def render_asgi(response: Response) -> tuple[int, list[tuple[bytes, bytes]], byt
 
 
 class GatewayApp:
-    """ASGI entry point: lifespan loads the table; http requests get the engine's answer."""
+    """ASGI entry point: lifespan loads the table; http requests get the engine's answer.
+
+    A WebSocket request (a server that upgrades) is answered as the same request over plain HTTP
+    when the server offers ASGI's `websocket.http.response` extension, and refused (the server
+    then answers 403) when not: the gateway has no WebSocket endpoints. `serve` runs uvicorn
+    without WebSocket support and granian with `websockets=False`, so there such a request
+    arrives as an ordinary http request.
+    """
 
     def __init__(self, config: GatewayConfig | None = None):
         self.gateway = Gateway(config or GatewayConfig.from_env())
@@ -305,33 +341,43 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
-            started = time.monotonic() if self.access_log else 0.0
-            gateway = self.gateway
-            host = fwd_proto = fwd_host = None
-            if gateway.wants_headers:
-                for name, value in scope["headers"]:
-                    if name == b"host":
-                        host = value.decode("latin-1")
-                    elif name == b"x-forwarded-host":
-                        fwd_host = value.decode("latin-1")
-                    elif name == b"x-forwarded-proto":
-                        fwd_proto = value.decode("latin-1")
-            client = scope.get("client")
-            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-            (status, headers, body), rule_id = gateway.answer(
-                scope["method"], raw_path, scope["query_string"], host, fwd_proto, fwd_host,
-                client[0] if client else None,
-            )
-            if rule_id is not None:
-                self.gateway.counters.hit(rule_id, time.time())
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send(
-                {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-            )
-            if started:
-                access.log_request(scope["method"], raw_path, status, rule_id, started)
+            await self._http(scope, send, "http.")
+        elif kind == "websocket":
+            if (await receive())["type"] != "websocket.connect":
+                return
+            if "websocket.http.response" in scope.get("extensions", ()):
+                await self._http(scope, send, "websocket.http.")
+            else:
+                await send({"type": "websocket.close"})
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, send: Any, prefix: str) -> None:
+        """Answer the request; `prefix` names the response messages (http. or websocket.http.)."""
+        started = time.monotonic() if self.access_log else 0.0
+        gateway = self.gateway
+        method = scope.get("method", "GET")  # a websocket scope has none: it is a GET
+        host = fwd_proto = fwd_host = None
+        if gateway.wants_headers:
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value.decode("latin-1")
+                elif name == b"x-forwarded-host":
+                    fwd_host = _one_more_line(fwd_host, value)
+                elif name == b"x-forwarded-proto":
+                    fwd_proto = _one_more_line(fwd_proto, value)
+        client = scope.get("client")
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        (status, headers, body), rule_id = gateway.answer(
+            method, raw_path, scope["query_string"], host, fwd_proto, fwd_host,
+            client[0] if client else None,
+        )
+        if rule_id is not None:
+            gateway.counters.hit(rule_id, time.time())
+        await send({"type": prefix + "response.start", "status": status, "headers": headers})
+        await send({"type": prefix + "response.body", "body": b"" if method == "HEAD" else body})
+        if started:
+            access.log_request(method, raw_path, status, rule_id, started)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -171,6 +171,8 @@ class GatewayProtocol(asyncio.Protocol):
             raise httptools.HttpParserError("headers too large")
         lowered = name.lower()
         if lowered in _WANTED:
+            if lowered in _LISTS and lowered in self.headers:  # one list, in order (RFC 9110 §5.3)
+                value = self.headers[lowered] + b"," + value
             self.headers[lowered] = value
 
     def on_headers_complete(self) -> None:
@@ -274,6 +276,8 @@ class GatewayProtocol(asyncio.Protocol):
 
 
 _WANTED = frozenset({b"host", b"x-forwarded-host", b"x-forwarded-proto", b"content-length", b"expect"})
+#: Wanted list fields: several lines of one are joined with commas.
+_LISTS = frozenset({b"x-forwarded-host", b"x-forwarded-proto"})
 
 
 def _origin_form(target: bytes) -> bytes:

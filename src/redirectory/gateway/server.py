@@ -8,6 +8,7 @@ every gateway process sharing the store (`gateway/health.py`); `"serve"` identif
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -177,6 +178,34 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+class UpgradeWarnings(logging.Filter):
+    """uvicorn warns on every request that asks to Upgrade (WebSocket, h2c): once per worker is enough,
+    or any client could flood the log. Its advice to install a WebSocket library is dropped: the
+    gateway has no WebSocket endpoints and runs uvicorn without WebSocket support on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warned = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("No supported WebSocket library"):
+            return False
+        if message.startswith("Unsupported upgrade request"):
+            warned, self.warned = self.warned, True
+            return not warned
+        return True
+
+
+def _uvicorn_log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    settings = copy.deepcopy(LOGGING_CONFIG)
+    settings.setdefault("filters", {})["upgrade_warnings"] = {"()": f"{__name__}.UpgradeWarnings"}
+    settings["loggers"]["uvicorn.error"]["filters"] = ["upgrade_warnings"]
+    return settings
+
+
 def _run_uvicorn(config: GatewayConfig) -> None:
     import uvicorn
 
@@ -188,6 +217,8 @@ def _run_uvicorn(config: GatewayConfig) -> None:
         workers=config.workers if config.workers > 1 else None,
         http="httptools",
         loop="uvloop",
+        ws="none",  # no WebSocket endpoints: a request that asks to Upgrade is answered as plain HTTP
+        log_config=_uvicorn_log_config(),
         lifespan="on",
         access_log=False,  # the gateway writes its own (gateway/access.py)
         log_level="info",
