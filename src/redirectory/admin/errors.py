@@ -36,6 +36,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    410: "Gone",
     412: "Precondition Failed",
     415: "Unsupported Media Type",
     422: "Unprocessable Entity",

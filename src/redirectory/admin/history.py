@@ -12,18 +12,20 @@ pages through all of them, oldest first (an `apply` of a 100k-rule file is one r
 that revision, as ONE new revision (the change log replayed up to it, then applied like
 `rules apply`): 200 with `{"revision": <new>, "restoredFrom": N, "plan": {"added", "changed",
 "removed"}}` (counts). Restoring the current state changes nothing and writes no revision.
+
+The history keeps what the retention says (`store/retention.py`): a revision older than the oldest
+kept is 410 `revisionPruned` on every route here (it existed; its changes are gone for good); a
+revision that never existed is 404.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
@@ -31,11 +33,10 @@ from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPO
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
 from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import _actor, etag_of, not_modified
-from redirectory.store.schema import changes as changes_t
-from redirectory.store.schema import revisions as revisions_t
+from redirectory.store import HistoryPruned
 from redirectory.store.store import LoggedChange, Revision
 
-router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(412, 422, 428)})
+router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(410, 412, 422, 428)})
 
 CHANGES_IN_COLLECTION = 100
 COLLECTION_METHODS = "GET, HEAD, OPTIONS"
@@ -87,6 +88,25 @@ def _number(text: str) -> int:
     return int(text)
 
 
+def _not_found(number: int) -> ApiError:
+    """404 for a revision that never existed."""
+    return ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+
+
+def _pruned(exc: HistoryPruned) -> ApiError:
+    """410 for a revision older than the history kept."""
+    return ApiError.one(410, "revisionPruned",
+                        f"Revision {exc.revision} is older than the history kept, which starts at revision "
+                        f"{exc.oldest} (the retention is in /healthz, under history)", fields=["revision"])
+
+
+def _check_exists(store: Any, number: int) -> None:
+    """404 above the newest revision, 410 below the oldest kept."""
+    oldest = store.oldest_revision()
+    if oldest is None or number > store.revision():
+        raise _not_found(number)
+    if number < oldest:
+        raise _pruned(HistoryPruned(number, oldest))
 
 
 @router.api_route("/history", methods=["GET", "HEAD"], summary="List revisions (newest first)",
@@ -112,20 +132,15 @@ def options_history() -> Response:
 
 
 def _revision_page(store: Any, number: int, offset: int, limit: int) -> Revision:
-    """Revision `number` with `limit` of its changes from `offset` (oldest first); 404 if none."""
-    with store.read_connection() as conn:
-        row = conn.execute(select(revisions_t).where(revisions_t.c.revision == number)).first()
-        if row is None:
-            raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
-        count = int(conn.scalar(select(func.count()).select_from(changes_t)
-                                .where(changes_t.c.revision == number)) or 0)
-        rows = conn.execute(
-            select(changes_t.c.op, changes_t.c.rule_id, changes_t.c.before, changes_t.c.after)
-            .where(changes_t.c.revision == number).order_by(changes_t.c.seq).offset(offset).limit(limit)
-        ).all()
-    logged = [LoggedChange(op, rule_id, None if before is None else json.loads(before),
-                           None if after is None else json.loads(after)) for op, rule_id, before, after in rows]
-    return Revision(int(row.revision), row.at, row.actor, row.summary, count, logged)
+    """Revision `number` with `limit` of its changes from `offset` (oldest first); 404 if none,
+    410 if pruned."""
+    try:
+        rev: Revision | None = store.revision_page(number, offset, limit)
+    except HistoryPruned as exc:
+        raise _pruned(exc) from None
+    if rev is None:
+        raise _not_found(number)
+    return rev
 
 
 @router.api_route("/history/{revision}", methods=["GET", "HEAD"],
@@ -147,9 +162,7 @@ def get_revision(revision: str, request: Request) -> Response:
 @router.options("/history/{revision}", response_class=Response, summary="Methods allowed on a revision",
                 dependencies=[Depends(require("read"))])
 def options_revision(revision: str, request: Request) -> Response:
-    number = _number(revision)
-    if number > request.app.state.store.revision():
-        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+    _check_exists(request.app.state.store, _number(revision))
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
 
@@ -174,9 +187,7 @@ def list_changes(
 @router.options("/history/{revision}/changes", response_class=Response, summary="Methods allowed on changes",
                 dependencies=[Depends(require("read"))])
 def options_changes(revision: str, request: Request) -> Response:
-    number = _number(revision)
-    if number > request.app.state.store.revision():
-        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"])
+    _check_exists(request.app.state.store, _number(revision))
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
 
@@ -189,8 +200,10 @@ def restore(revision: str, request: Request) -> JSONResponse:
     store = request.app.state.store
     try:
         ruleset = store.ruleset_at(number)
+    except HistoryPruned as exc:
+        raise _pruned(exc) from None
     except LookupError:
-        raise ApiError.one(404, "revisionNotFound", f"No revision {number}", fields=["revision"]) from None
+        raise _not_found(number) from None
     errors = [p for p in validate(ruleset) if p.is_error]
     if errors:
         raise ApiError(422, "restoreInvalid", [

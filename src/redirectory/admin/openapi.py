@@ -39,6 +39,7 @@ _DESCRIPTIONS = {
     404: "No such resource",
     405: "Method not allowed here (see `Allow`)",
     406: "`Accept` admits no JSON",
+    410: "The revision is older than the history kept (see the retention in docs/admin-api.md, History)",
     412: "`If-Match` is stale",
     415: "The body's media type is not accepted",
     422: "The change conflicts with the table (a loop, duplicate or ambiguity); invalid fields are 400",

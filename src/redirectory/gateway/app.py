@@ -34,8 +34,9 @@ from redirectory.gateway.counters import HitCounters
 from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.rules.engine import Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
-from redirectory.store import Store
+from redirectory.store import Change, HistoryPruned, Store
 from redirectory.store import processes as process_table
+from redirectory.store.retention import Pruner
 
 log = logging.getLogger("redirectory.gateway")
 
@@ -87,6 +88,8 @@ class Gateway:
         self.process_id = f"{host}:{os.getpid()}:{self.started_at.timestamp():.3f}"
         self.serve_id = config.extra.get("serve_id") or f"{host}:{os.getpid()}"
         self.listener: Any = None  # a ListenThread on PostgreSQL
+        #: Prunes the history to the retention of this process's environment (`store/retention.py`).
+        self.pruner = Pruner.from_env()
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -183,10 +186,16 @@ class Gateway:
         assert store is not None
         loop = asyncio.get_running_loop()
         # One snapshot: revisions commit in order, so it holds every change up to `latest`.
-        latest, changes = await loop.run_in_executor(None, store.catch_up, self.revision)
-        if latest <= self.revision:
-            return
-        if len(changes) > INCREMENTAL_LIMIT:
+        changes: list[Change] | None
+        try:
+            latest, changes = await loop.run_in_executor(None, store.catch_up, self.revision)
+        except HistoryPruned as exc:  # behind the history kept: the changes it needs are gone
+            log.info("worker %s: %s; loading the whole table", os.getpid(), exc)
+            changes = None
+        else:
+            if latest <= self.revision:
+                return
+        if changes is None or len(changes) > INCREMENTAL_LIMIT:
             revision, ruleset = await loop.run_in_executor(None, store.load)
             engine = await loop.run_in_executor(None, Engine, ruleset, self.options)
             self.engine, self.revision = engine, revision
@@ -227,6 +236,8 @@ class Gateway:
                     log.warning("cannot write this worker's heartbeat (is the schema upgraded?): %s",
                                 type(exc).__name__)
                 beat_failing = True
+            if self.store is not None:  # never raises; at most RUN_SECONDS of work per flush
+                await asyncio.get_running_loop().run_in_executor(None, self.pruner.tick, self.store, self.revision)
 
     def state(self) -> process_table.ProcessState:
         """This worker as `/healthz` lists it."""

@@ -2,14 +2,17 @@
 
     {"status": "ok" | "degraded", "database": "ok" | "unreachable", "revision": N, "rules": N,
      "converged": true | false, "processes": [{"pid", "host", "serve", "revision", "healthy",
-     "listening", "last_sync", "seen_at", "stale", ...}], "ready": ..., "workers": N, ...}
+     "listening", "last_sync", "seen_at", "stale", ...}], "history": {"oldest_revision": N,
+     "keep_revisions": N, "keep_days": N, "max_changes": N}, "ready": ..., "workers": N, ...}
 
 `revision` is the store's newest revision; `processes` are the heartbeats of every gateway worker
 sharing the store (any host; see `store/processes.py`); `converged` is true when every process that
-is not stale serves that revision. When the database cannot be reached the gateways keep serving
-their last table: the answer is then `"status": "degraded"`, `"database": "unreachable"`, with the
-last figures read (and `as_of`, when they were read). The HTTP status is 200 once the gateway
-answers (`ready`), even degraded, so load balancers keep a replica that still redirects; 503 before.
+is not stale serves that revision; `history` is the oldest revision the change log keeps and the
+retention this replica prunes by (`store/retention.py`; `error` instead when its environment is
+invalid). When the database cannot be reached the gateways keep serving their last table: the
+answer is then `"status": "degraded"`, `"database": "unreachable"`, with the last figures read
+(and `as_of`, when they were read). The HTTP status is 200 once the gateway answers (`ready`),
+even degraded, so load balancers keep a replica that still redirects; 503 before.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from redirectory.store import Store
 from redirectory.store import processes as process_table
+from redirectory.store.retention import history_json
 
 log = logging.getLogger("redirectory.admin")
 
@@ -43,6 +47,7 @@ class Health:
         try:
             revision = self.store.revision()
             rules = self.store.rule_count()
+            oldest = self.store.oldest_revision()
             try:
                 procs = process_table.processes(self.store)
             except (ProgrammingError, OperationalError) as exc:
@@ -68,6 +73,7 @@ class Health:
             "rules": rules,
             "converged": bool(live) and all(p["revision"] == revision for p in live),
             "processes": listed,
+            "history": history_json(oldest),
             "as_of": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         if schema_note:

@@ -4,6 +4,7 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL, schema managed by Alembic
 (`Store.upgrade()` runs the migrations shipped in this package).
 """
 
+from redirectory.store.retention import HistoryPruned, Pruned, Retention
 from redirectory.store.store import (
     Change,
     DatabaseLocked,
@@ -24,9 +25,12 @@ __all__ = [
     "Change",
     "DatabaseLocked",
     "DatabaseNotFound",
+    "HistoryPruned",
     "OutsideEdit",
     "PathStats",
     "Plan",
+    "Pruned",
+    "Retention",
     "RuleStats",
     "Stats",
     "Store",

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -72,6 +73,19 @@ from redirectory.store.keys import (
     validate_scope,
 )
 from redirectory.store.notify import notify_revision
+from redirectory.store.retention import (
+    VACUUM_THRESHOLD,
+    HistoryPruned,
+    Pruned,
+    Retention,
+    delete_batch,
+    free_pages,
+    read_horizon,
+    set_horizon,
+    target_horizon,
+    try_prune_lock,
+    vacuum_step,
+)
 from redirectory.store.schema import (
     MAX_PATH_LENGTH,
     as_utc,
@@ -118,6 +132,8 @@ def lock_retry_seconds() -> float:
     except ValueError:
         return LOCK_RETRY_SECONDS
     return value if 0 <= value < 86400 * 7 else LOCK_RETRY_SECONDS
+#: SQLite `PRAGMA journal_size_limit`: the WAL file is truncated to this after a checkpoint.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: Rows per executemany batch (and per `progress` call in `add`).
 BATCH_SIZE = 1000
 #: How many unmatched paths `record_hits` keeps (the most hit ones).
@@ -888,18 +904,31 @@ class Store:
             return [_rule_from_row(row) for row in conn.execute(query)]
 
     def changes_since(self, revision: int) -> list[Change]:
-        """Every change-log entry of revisions after `revision`, oldest first."""
+        """Every change-log entry of revisions after `revision`, oldest first; HistoryPruned when
+        some of them were pruned (`revision` is older than the oldest revision kept - 1)."""
         with self.read_connection() as conn:
+            self._check_kept(conn, revision)
             return self._changes_since(conn, revision)
 
     def catch_up(self, revision: int) -> tuple[int, list[Change]]:
         """(the newest revision, every change after `revision`) from one snapshot, in one round.
 
         What a gateway calls on every wake-up: nothing but the revision when it is current.
+        HistoryPruned when changes after `revision` were pruned: reload the whole table (`load`).
         """
         with self.read_connection() as conn:
             latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
-            return latest, ([] if latest <= revision else self._changes_since(conn, revision))
+            if latest <= revision:
+                return latest, []
+            self._check_kept(conn, revision)
+            return latest, self._changes_since(conn, revision)
+
+    @staticmethod
+    def _check_kept(conn: Connection, revision: int) -> None:
+        """HistoryPruned unless every change after `revision` is still in the log."""
+        oldest = read_horizon(conn)
+        if revision < oldest - 1:
+            raise HistoryPruned(revision, oldest)
 
     @staticmethod
     def _changes_since(conn: Connection, revision: int) -> list[Change]:
@@ -934,21 +963,23 @@ class Store:
 
     def edits_since_apply(self, plan: Plan, apply_actors: Sequence[str]) -> list[OutsideEdit]:
         """The rules `plan` would change or remove that someone other than `apply_actors` wrote
-        after the newest revision those actors made (all of history when they never wrote one):
-        edits through the admin API or an import that applying a rule file would undo. The
-        newest such edit per rule, in table order."""
+        after the newest revision those actors made (all of the history kept when it holds none
+        of theirs: `since` is then 0): edits through the admin API or an import that applying a
+        rule file would undo. The newest such edit per rule, in table order."""
         targets = {rule.id: rule for rule in plan.removed if rule.id}
         targets.update({before.id: before for before, _after in plan.changed if before.id})
         if not targets:
             return []
         actors = list(apply_actors)
         with self.read_connection() as conn:
+            oldest = read_horizon(conn)
             since = int(conn.scalar(select(func.max(revisions.c.revision))
-                                    .where(revisions.c.actor.in_(actors))) or 0)
+                                    .where(revisions.c.actor.in_(actors), revisions.c.revision >= oldest)) or 0)
             rows = conn.execute(
                 select(changes.c.rule_id, changes.c.op, revisions.c.revision, revisions.c.actor, revisions.c.at)
                 .join(revisions, revisions.c.revision == changes.c.revision)
-                .where(changes.c.revision > since, revisions.c.actor.not_in(actors), changes.c.rule_id.is_not(None))
+                .where(changes.c.revision > since, changes.c.revision >= oldest,
+                       revisions.c.actor.not_in(actors), changes.c.rule_id.is_not(None))
                 .order_by(changes.c.seq)
             ).all()
         newest: dict[str, OutsideEdit] = {}
@@ -1436,62 +1467,134 @@ class Store:
     def history(
         self, offset: int = 0, limit: int = 10, changes_per_revision: int | None = 100
     ) -> tuple[int, list[Revision]]:
-        """(how many revisions there are, one page of them newest first, each with its changes)."""
+        """(how many revisions the history keeps, one page of them newest first, each with its changes)."""
         with self.read_connection() as conn:
-            total = int(conn.scalar(select(func.count()).select_from(revisions)) or 0)
+            kept = revisions.c.revision >= read_horizon(conn)
+            total = int(conn.scalar(select(func.count()).select_from(revisions).where(kept)) or 0)
             rows = conn.execute(
-                select(revisions).order_by(revisions.c.revision.desc()).limit(limit).offset(offset)
+                select(revisions).where(kept).order_by(revisions.c.revision.desc()).limit(limit).offset(offset)
             ).all()
             return total, _history_revisions(conn, rows, changes_per_revision)
 
     def revision_info(self, revision: int) -> Revision | None:
-        """One revision with every one of its changes; None if there is no such revision."""
+        """One revision with every one of its changes; None if there is no such revision,
+        HistoryPruned if it is older than the history kept."""
+        return self.revision_page(revision, 0, None)
+
+    def revision_page(self, revision: int, offset: int, limit: int | None) -> Revision | None:
+        """One revision with `limit` (None: all) of its changes from `offset`, oldest first; None
+        if there is no such revision, HistoryPruned if it is older than the history kept."""
         with self.read_connection() as conn:
+            oldest = read_horizon(conn)
+            if 0 < revision < oldest:
+                raise HistoryPruned(revision, oldest)
             row = conn.execute(select(revisions).where(revisions.c.revision == revision)).first()
             if row is None:
                 return None
-            return _history_revisions(conn, [row], None)[0]
+            count = int(conn.scalar(select(func.count()).select_from(changes)
+                                    .where(changes.c.revision == revision)) or 0)
+            query = (select(changes.c.op, changes.c.rule_id, changes.c.before, changes.c.after)
+                     .where(changes.c.revision == revision).order_by(changes.c.seq).offset(offset))
+            if limit is not None:
+                query = query.limit(limit)
+            logged = [_logged(*entry) for entry in conn.execute(query)]
+        return Revision(int(row.revision), row.at, row.actor, row.summary, count, logged)
+
+    def oldest_revision(self) -> int | None:
+        """The oldest revision the history keeps (with all its changes); None before the first write."""
+        with self.read_connection() as conn:
+            latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            return None if latest == 0 else min(read_horizon(conn), latest)
 
     def ruleset_at(self, revision: int) -> RuleSet:
-        """The table as it was right after `revision`, rebuilt by replaying the change log.
+        """The table as it was right after `revision`: the current table with the changes after
+        `revision` undone, newest first (so the work grows with how far back, not with all of
+        history).
 
         Rules keep their ids; order is the stored position (path rules whose position moved
         without any other change log no entry, but their order does not matter; regex rules
-        log every move). Raises LookupError for a revision that does not exist (0 is the empty
-        table before the first write).
+        log every move). LookupError for a revision that does not exist, HistoryPruned (a
+        LookupError) for one older than the history kept; 0 is the empty table before the first
+        write, while nothing was pruned.
         """
-        if revision < 0:
-            raise LookupError(f"no revision {revision}")
-        query = (
-            select(changes.c.op, changes.c.rule_id, changes.c.before, changes.c.after)
-            .where(changes.c.revision <= revision)
-            .order_by(changes.c.seq)
-        )
-        table: dict[str, Rule] = {}
-        hosts: tuple[str, ...] = ()
         with self.read_connection() as conn:
-            if revision > 0:
-                found = conn.scalar(select(revisions.c.revision).where(revisions.c.revision == revision))
-                if found is None:
-                    raise LookupError(f"no revision {revision}")
-            for op, rule_id, _before, after in conn.execute(query):
+            latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            oldest = read_horizon(conn)
+            if revision < 0 or revision > latest:
+                raise LookupError(f"no revision {revision}")
+            if revision < oldest and not (revision == 0 and oldest == 1):
+                raise HistoryPruned(revision, oldest)
+            table = {rule.id: rule for rule in self._rules(conn)}
+            hosts = self._allowed_hosts(conn)
+            query = (select(changes.c.op, changes.c.rule_id, changes.c.before)
+                     .where(changes.c.revision > revision).order_by(changes.c.seq.desc()))
+            for op, rule_id, before in conn.execute(query):
                 if op == "settings":
-                    hosts = () if after is None else tuple(json.loads(after)[_ALLOWED_HOSTS])
-                elif op in ("add", "change"):
-                    rule = _rule_from_record(after)
-                    if rule is not None and rule_id is not None:
-                        table[rule_id] = rule
-                elif op == "remove" and rule_id is not None:
+                    hosts = () if before is None else tuple(json.loads(before)[_ALLOWED_HOSTS])
+                elif op == "add":
                     table.pop(rule_id, None)
+                elif (rule := _rule_from_record(before)) is not None:  # change, remove
+                    table[rule_id] = rule
         ordered = sorted(table.values(), key=lambda r: (r.position, r.id or ""))
         return RuleSet(rules=tuple(ordered), allowed_hosts=hosts)
+
+    def prune_history(self, retention: Retention, now: datetime | None = None, seconds: float = 1.0) -> Pruned:
+        """Prune the history down to `retention` (see `retention.py`): move the horizon, delete
+        below it in short transactions and, on SQLite, give the freed pages back, for about
+        `seconds` (`done` False: call again for the rest; float("inf"): all of it). Skips the
+        work another process is doing already (PostgreSQL)."""
+        deadline = time.monotonic() + seconds
+        moment = now or _utcnow()
+        with self.read_connection() as conn:  # most calls find nothing to do: no write lock for them
+            oldest = read_horizon(conn)
+            target = target_horizon(conn, retention, moment)
+            below = conn.scalar(select(revisions.c.revision)
+                                .where(revisions.c.revision < max(oldest, target)).limit(1)) is not None
+            free = free_pages(conn)
+        if target > oldest:
+            moved = self._write(lambda conn: set_horizon(conn, target) if try_prune_lock(conn) else None)
+            if moved is None:  # another process prunes
+                return Pruned(oldest, 0, 0, 0, done=True)
+            oldest = moved
+        changes_removed = revisions_removed = pages = 0
+        while below:
+            if time.monotonic() >= deadline:
+                return Pruned(oldest, changes_removed, revisions_removed, 0, done=False)
+            deleted = self._write(lambda conn: delete_batch(conn) if try_prune_lock(conn) else None)
+            if deleted is None:
+                return Pruned(oldest, changes_removed, revisions_removed, 0, done=True)
+            changes_removed += deleted[0]
+            revisions_removed += deleted[1]
+            below = deleted != (0, 0)
+        if changes_removed or revisions_removed:
+            with self.read_connection() as conn:
+                free = free_pages(conn)
+        if free >= VACUUM_THRESHOLD:
+            raw = self._engine.raw_connection()
+            sqlite: Any = raw.driver_connection
+            try:
+                while free >= VACUUM_THRESHOLD and time.monotonic() < deadline:
+                    returned, free = vacuum_step(sqlite)
+                    pages += returned
+                if pages:  # copy the WAL back now: that is when the file shrinks (PASSIVE: no waiting)
+                    sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.OperationalError as exc:  # another writer holds the lock: the next run goes on
+                if "locked" not in str(exc):
+                    raise
+            finally:
+                raw.close()
+        return Pruned(oldest, changes_removed, revisions_removed, pages, done=free < VACUUM_THRESHOLD)
 
 
 def _install_sqlite_hooks(engine: Engine, wal: bool = True) -> None:
     """Pragmas on connect; our own BEGIN (IMMEDIATE for writes) instead of pysqlite's.
 
     `wal=False` (read-only opens) leaves the journal mode alone: switching it writes to the file,
-    and a database made by redirectory is in WAL mode already (the mode is stored in the file)."""
+    and a database made by redirectory is in WAL mode already (the mode is stored in the file).
+    A new file gets auto_vacuum=INCREMENTAL (set before WAL mode writes the header; on an existing
+    file the pragma does nothing), so pruning the history gives space back (`retention.py`), and
+    the WAL file is cut back to JOURNAL_SIZE_LIMIT after a checkpoint instead of keeping the size
+    of the largest write (100k rules: ~130 MB)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -1500,7 +1603,9 @@ def _install_sqlite_hooks(engine: Engine, wal: bool = True) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if wal:
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
@@ -1561,17 +1666,14 @@ def _history_revisions(
         )
         if changes_per_revision is not None:
             query = query.limit(changes_per_revision)
-        for op, rule_id, before, after in conn.execute(query):
-            logged[number].append(
-                LoggedChange(
-                    op,
-                    rule_id,
-                    None if before is None else json.loads(before),
-                    None if after is None else json.loads(after),
-                )
-            )
+        logged[number].extend(_logged(*entry) for entry in conn.execute(query))
     return [
         Revision(int(row.revision), row.at, row.actor, row.summary, int(counts.get(row.revision, 0)),
                  logged[int(row.revision)])
         for row in rows
     ]
+
+
+def _logged(op: str, rule_id: str | None, before: str | None, after: str | None) -> LoggedChange:
+    return LoggedChange(op, rule_id, None if before is None else json.loads(before),
+                        None if after is None else json.loads(after))
