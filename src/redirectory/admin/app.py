@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from redirectory.admin import errors
 from redirectory.admin.dates import DateMiddleware
+from redirectory.admin.limits import BodyLimitMiddleware
 from redirectory.admin.negotiation import NegotiationMiddleware
 from redirectory.store import Store
 
@@ -29,10 +30,11 @@ one with `redirectory keys create NAME --scope admin`). Errors use the REST desi
 
 
 class AdminApp(FastAPI):
-    """The admin API, with `Date` stamped outside everything else (`admin.dates`)."""
+    """The admin API, with `Date` stamped outside everything else (`admin.dates`) and body sizes
+    bounded before anything reads them (`admin.limits`)."""
 
     def build_middleware_stack(self) -> Any:
-        return DateMiddleware(super().build_middleware_stack())
+        return DateMiddleware(BodyLimitMiddleware(super().build_middleware_stack()))
 
 
 def create_admin_app(database: str, status: dict[str, Any] | None = None) -> FastAPI:

@@ -38,6 +38,7 @@ TITLES = {
     406: "Not Acceptable",
     410: "Gone",
     412: "Precondition Failed",
+    413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     428: "Precondition Required",

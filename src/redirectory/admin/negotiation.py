@@ -3,7 +3,7 @@
 - `Accept` that admits no JSON -> 406 (the interactive docs page is HTML and exempt);
 - a request body whose `Content-Type` is not JSON (or JSON Merge Patch for PATCH) -> 415;
 - `Accept-Language` that admits no English (the language of every message) -> 406;
-- an API key in the query string -> 400: keys go in `Authorization: Bearer` or `X-API-Key` only.
+- an API key or a control character in the URL -> 400 (`url_guard`).
 A method no route takes is left to the router (405 + Allow), whatever its body.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.routing import Match
 
 from redirectory.admin.errors import ErrorItem, error_response
+from redirectory.admin.url_guard import url_problem
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -30,7 +30,6 @@ FILE_UPLOADS: dict[str, tuple[str, ...]] = {"/api/v1/rule-imports": (
     "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json", "text/csv",
     "text/plain", "application/octet-stream",
 )}
-KEY_PARAMS = frozenset({"api_key", "apikey", "apiKey", "key", "token", "access_token", "x-api-key"})
 
 
 def accepts_json(accept: str) -> bool:
@@ -121,11 +120,9 @@ class NegotiationMiddleware:
 
     @staticmethod
     def _check(scope: Scope, headers: dict[str, str]) -> tuple[int, str, str, list[str] | None] | None:
-        query = scope.get("query_string", b"").decode("latin-1")
-        leaked = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True) if name in KEY_PARAMS})
-        if leaked:
-            return (400, "keyInQuery", "API keys are accepted only in the Authorization (Bearer) or "
-                    "X-API-Key header, never in the URL; this key should be revoked", leaked)
+        refused = url_problem(scope)
+        if refused is not None:
+            return refused
         accept = headers.get("accept")
         if accept and scope["path"] not in HTML_PATHS and not accepts_json(accept):
             return (406, "notAcceptable", f"This API produces application/json; Accept was '{accept[:100]}'",

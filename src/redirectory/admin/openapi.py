@@ -33,7 +33,8 @@ ERROR: dict[str, Any] = {
     },
 }
 _DESCRIPTIONS = {
-    400: "Invalid request: every problem listed, each with `fields`",
+    400: "Invalid request: every problem listed, each with `fields` (also an API key in the URL, a control "
+         "character in a query parameter, JSON nested too deep or holding U+0000)",
     401: "No API key, or an unknown or revoked one",
     403: "The key's scope does not allow this",
     404: "No such resource",
@@ -41,6 +42,7 @@ _DESCRIPTIONS = {
     406: "`Accept` admits no JSON",
     410: "The revision is older than the history kept (see the retention in docs/admin-api.md, History)",
     412: "`If-Match` is stale",
+    413: "The body is larger than this route takes (see docs/admin-api.md, Limits); the connection is closed",
     415: "The body's media type is not accepted",
     422: "The change conflicts with the table (a loop, duplicate or ambiguity); invalid fields are 400",
     428: "`If-Match` is required",
@@ -55,8 +57,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             for code in codes}
 
 
-#: Every route may answer these (auth, negotiation, rate limit, server error).
-COMMON = errors(400, 401, 403, 404, 405, 406, 415, 429, 500)
+#: Every route may answer these (auth, negotiation, body size, rate limit, server error).
+COMMON = errors(400, 401, 403, 404, 405, 406, 413, 415, 429, 500)
 
 _TEXT = {"type": ["string", "null"]}
 RULE_INPUT: dict[str, Any] = {

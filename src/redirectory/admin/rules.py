@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_, select
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
+from redirectory.admin.limits import nesting_exceeds, nul_error, nul_fields, too_deep
 from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, RULE_INPUT, errors, with_if_match
 from redirectory.admin.openapi import json_body as body_schema
 from redirectory.admin.paging import (
@@ -35,6 +36,7 @@ from redirectory.admin.paging import (
     sort_param,
 )
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
+from redirectory.admin.url_guard import text_query
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
@@ -103,11 +105,11 @@ def list_rules(
     offset: Offset = 0,
     status: Annotated[int | None, Query(description="Only rules with this status.",
                                         json_schema_extra={"enum": list(RULE_STATUSES)})] = None,
-    host: Annotated[str | None, Query(description="Only rules for this host (from: //host/...).")] = None,
-    method: Annotated[str | None, Query(description="Only rules that answer this method.")] = None,
+    host: Annotated[str | None, text_query("Only rules for this host (from: //host/...).")] = None,
+    method: Annotated[str | None, text_query("Only rules that answer this method.")] = None,
     enabled: Annotated[str | None, flag_param("true: only enabled rules; false: only disabled ones.")] = None,
-    tag: Annotated[str | None, Query(description="Only rules with this tag.")] = None,
-    q: Annotated[str | None, Query(description="Text to find in from, to or note.")] = None,
+    tag: Annotated[str | None, text_query("Only rules with this tag.")] = None,
+    q: Annotated[str | None, text_query("Text to find in from, to or note.")] = None,
     sort: Annotated[str | None, sort_param(SORT_FIELDS)] = None,
     style: Annotated[str | None, style_param(STYLES)] = None,
     fields: Fields = None,
@@ -222,13 +224,22 @@ FILE_TO_BODY = {v: k for k, v in BODY_FIELDS.items()}
 
 
 async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; 400 if it is not one, nests too deep (`limits.MAX_JSON_DEPTH`)
+    or holds U+0000 anywhere. Its size was bounded while it was read (`limits`)."""
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw else None
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        if nesting_exceeds(text):
+            raise too_deep()
+        data = json.loads(text) if raw else None
+    except RecursionError:  # malformed and deep: refused all the same
+        raise too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError.one(400, "malformedJson", f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError.one(400, "malformedJson", "The body must be a JSON object")
+    if "\\u0000" in text and (nul := nul_fields(data)):
+        raise nul_error(nul)
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
