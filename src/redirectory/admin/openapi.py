@@ -84,6 +84,28 @@ RULE_INPUT: dict[str, Any] = {
     },
     "required": ["to"],
 }
+#: Body field -> rule file field, for the limits below (`admin.rules.BODY_FIELDS` has them all).
+_LIMITED = {"from": "from", "fromRegex": "from_regex", "to": "to", "methods": "methods", "tags": "tags",
+            "note": "note"}
+
+
+def _with_field_limits(schema: dict[str, Any]) -> None:
+    """Add `rules.model.FIELD_LIMITS` as maxLength/maxItems (a limit in UTF-8 bytes is at least
+    as many characters; the validator checks the bytes and answers 400 naming the field)."""
+    from redirectory.rules.model import FIELD_LIMITS
+
+    for name, file_field in _LIMITED.items():
+        limit, prop = FIELD_LIMITS[file_field], schema["properties"][name]
+        if limit.items is None:
+            prop["maxLength"] = limit.size
+        else:
+            prop["maxItems"] = limit.items
+            prop["items"] = {**prop["items"], "maxLength": limit.size}
+        said = f"at most {limit.size} UTF-8 bytes" + (f" each, at most {limit.items} items" if limit.items else "")
+        prop["description"] = f"{prop['description']}; {said}" if "description" in prop else said[0].upper() + said[1:]
+
+
+_with_field_limits(RULE_INPUT)
 
 
 def json_body(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
