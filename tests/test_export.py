@@ -97,7 +97,8 @@ REGEXES = ["^/legacy/(?P<p0>[0-9]+)$", "^/r/([a-z]+)", "(?i)^/w/(?P<p0>.*)$", r"
 hosts = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){0,2}", fullmatch=True)
 timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 words = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABC0123456789-_.:/é"), min_size=1, max_size=8)
-notes = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30).filter(lambda s: s.strip())
+notes = st.text(st.characters(exclude_categories=["Cs", "Cc"], include_characters="\t\n\r"), min_size=1, max_size=30).filter(
+    lambda s: s.strip())  # a note holds no control character but tabs and line breaks (model.FIELD_LIMITS)
 
 
 @st.composite
