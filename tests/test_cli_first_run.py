@@ -348,3 +348,19 @@ def test_a_locked_database_is_named_with_progress(tmp_path: Path) -> None:
     out, rest = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "applied: 1 added, 0 changed, 5 removed" in out
+
+
+def test_db_prune_keeps_the_documented_window(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/t.db"
+    one = tmp_path / "one.yaml"
+    for target in ("/a", "/b", "/c", "/d"):
+        one.write_text(f"rules:\n  - from: /x\n    to: {target}\n    status: 308\n")
+        assert cli("rules", "apply", str(one), "--database", database).returncode == 0
+    bad = cli("db", "prune", "--database", database, env={"REDIRECTORY_HISTORY_KEEP_REVISIONS": "many"})
+    assert bad.returncode == 2 and "REDIRECTORY_HISTORY_KEEP_REVISIONS" in bad.stderr
+    kept = cli("db", "prune", "--database", database)  # the defaults keep all four
+    assert kept.returncode == 0 and "removed 0 revision(s)" in kept.stdout
+    env = {"REDIRECTORY_HISTORY_KEEP_REVISIONS": "2", "REDIRECTORY_HISTORY_KEEP_DAYS": "0"}
+    done = cli("db", "prune", "--database", database, env=env)
+    assert done.returncode == 0 and "removed 2 revision(s)" in done.stdout and "starts at revision 3" in done.stdout
+    assert revision_of(database) == 4 and rules_json(database)[0]["to"] == "/d"

@@ -267,6 +267,12 @@ def serve(
         TrustedProxies(proxies)
     except ValueError as exc:
         usage_error(f"--forwarded-allow-ips: {exc} (give IP addresses or networks such as 10.0.0.0/8, or '*')")
+    from redirectory.store.retention import Retention
+
+    try:
+        Retention.from_env()  # the gateways prune the history by it: a bad value is refused at start
+    except ValueError as exc:
+        usage_error(str(exc))
     ruleset = load_valid(rules, fmt) if rules else None
     config = GatewayConfig(
         database=database,
@@ -328,7 +334,7 @@ def _print_outside_edits(edits: list[OutsideEdit], console: Console, done: bool 
     if not edits:
         return
     since = f"since the last apply of a rule file (revision {edits[0].since})" if edits[0].since else \
-        "(no rule file was ever applied to this table)"
+        "(no apply of a rule file in the history kept)"
     verb = "undid" if done else "undoes"
     console.print(Text(f"warning: this apply {verb} {len(edits)} edit(s) made outside the rule file {since}:",
                        style="yellow"), highlight=False)
@@ -832,6 +838,32 @@ def db_upgrade(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
             else:
                 out.print(f"{_where(database)} is up to date (migration {head}, table revision {store.revision()})",
                           highlight=False, markup=False)
+    except Exception as exc:  # noqa: BLE001
+        _store_error(exc, database)
+
+
+@db_app.command("prune")
+def db_prune(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
+    """Prune the history now, down to its retention.
+
+    Gateways do this on their own; run it where no gateway runs (the toolkit alone). The retention
+    comes from REDIRECTORY_HISTORY_KEEP_REVISIONS, _KEEP_DAYS and _MAX_CHANGES (docs/deploy.md).
+    """
+    from redirectory.store.retention import Retention
+
+    try:
+        retention = Retention.from_env()
+    except ValueError as exc:
+        usage_error(str(exc))
+    try:
+        with open_store(database, write=True) as store:
+            pruned = store.prune_history(retention, seconds=float("inf"))
+            out.print(f"{_where(database)}: removed {pruned.revisions} revision(s) and {pruned.changes} logged "
+                      f"change(s); the history now starts at revision {pruned.oldest} (keeps at least "
+                      f"{retention.keep_revisions} revisions and {retention.keep_days} days, at most "
+                      f"{retention.max_changes} changes)", highlight=False, markup=False)
+    except typer.Exit:
+        raise
     except Exception as exc:  # noqa: BLE001
         _store_error(exc, database)
 
