@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from redirectory.gateway import access
+from redirectory.gateway import access, reload
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
 from redirectory.gateway.counters import HitCounters
 from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
@@ -40,9 +40,9 @@ from redirectory.store.retention import Pruner
 
 log = logging.getLogger("redirectory.gateway")
 
-#: Changes applied one by one on the event loop below this size; above it, a new engine is
-#: built off the loop and swapped in.
-INCREMENTAL_LIMIT = 2000
+#: Changes applied one by one on the event loop, all at once (~25 us each at 100k rules: ~12 ms);
+#: above this many, the whole table is read anew in slices and swapped in (`reload.py`).
+INCREMENTAL_LIMIT = 500
 #: The response cache's bound per worker: its entries' bytes together (then it starts over)...
 CACHE_BYTES = 64 * 1024 * 1024
 #: ...and one entry's (request key + response): a larger one is answered without being cached.
@@ -96,10 +96,11 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------
     def load(self) -> None:
         self.store = Store.open(self.config.database)
-        revision, ruleset = self.store.load()
-        self.engine = Engine(ruleset, self.options)
-        self.revision = revision
-        self.cache.clear()
+        with reload.collection_paused():  # no later collection walks the table (reload.py)
+            revision, ruleset = self.store.load()
+            self.engine = Engine(ruleset, self.options)
+            self.revision = revision
+            self.cache.clear()
         log.info("worker %s loaded %d rules at revision %d", os.getpid(), len(self.engine), revision)
 
     async def startup(self) -> None:
@@ -185,6 +186,12 @@ class Gateway:
         store = self.store
         assert store is not None
         loop = asyncio.get_running_loop()
+        latest, count = await loop.run_in_executor(None, reload.pending, store, self.revision)
+        if latest <= self.revision:
+            return
+        if count > INCREMENTAL_LIMIT:  # not worth reading the change log: the table is read anew
+            await self._reload()
+            return
         # One snapshot: revisions commit in order, so it holds every change up to `latest`.
         changes: list[Change] | None
         try:
@@ -196,10 +203,7 @@ class Gateway:
             if latest <= self.revision:
                 return
         if changes is None or len(changes) > INCREMENTAL_LIMIT:
-            revision, ruleset = await loop.run_in_executor(None, store.load)
-            engine = await loop.run_in_executor(None, Engine, ruleset, self.options)
-            self.engine, self.revision = engine, revision
-            self.cache.clear()
+            await self._reload()
             return
         # Applied without awaiting in between: no request sees half a change.
         engine = self.engine
@@ -210,6 +214,20 @@ class Gateway:
                     engine.add(change.after)
         self.revision = max([latest, *(c.revision for c in changes)])
         self.cache.clear()
+
+    async def _reload(self) -> None:
+        """Read the whole table anew and swap it in, never stalling the redirect port for long
+        (`reload.py`: built on the event loop in slices, the collector paused, the old table freed
+        in slices)."""
+        assert self.store is not None
+        started = time.monotonic()
+        with reload.collection_paused():
+            revision, engine = await reload.build_engine(self.store, self.options)
+            old, self.engine, self.revision = self.engine, engine, revision
+            self.cache.clear()
+        log.info("worker %s loaded %d rules at revision %d in %.1f s", os.getpid(), len(engine), revision,
+                 time.monotonic() - started)
+        await reload.release(old)
 
     async def _flush_forever(self) -> None:
         failing = beat_failing = False

@@ -234,6 +234,33 @@ class Matcher:
             del self._tries[trie_key]
         return rule
 
+    def release(self) -> Iterator[None]:
+        """Empty the matcher a little at a time: each step frees a few objects and yields, so that a
+        big table no longer served can be freed between other work instead of in one go."""
+        for table in (self._exact, self._exact_ci):
+            while table:
+                table.popitem()
+                yield
+        stack = list(self._tries.values())
+        self._tries.clear()
+        while stack:
+            node = stack.pop()
+            while node.children:
+                stack.append(node.children.popitem()[1])
+                yield
+            if node.param is not None:
+                stack.append(node.param)
+                node.param = None
+            yield
+        self._regex.clear()
+        self._regex_set = None
+        self._hosts.clear()
+        self._host_counts.clear()
+        self.windows = 0
+        while self._by_id:
+            self._by_id.popitem()
+            yield
+
     # -- lookup ------------------------------------------------------------------------
     def match(
         self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None
