@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -19,11 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway_process import ServeProcess, start_serve
+from gateway_process import ServeProcess, cli, free_port, start_serve
 from redirectory.gateway.app import CACHE_BYTES, CACHE_ENTRY_MAX_BYTES
 from redirectory.gateway.server import SERVERS
 
 MIB = 1024 * 1024
+UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
 #: What the worker may grow beyond the cache's bound: allocator slack, buffers, the odd arena.
 MARGIN = 32 * MIB
 
@@ -145,8 +150,7 @@ def test_unique_large_requests_stay_within_the_cache_bound(served: ServeProcess)
 
 
 def test_a_websocket_upgrade_is_answered_as_any_request(served: ServeProcess) -> None:
-    upgrade = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    upgrade = UPGRADE
     for target, status in ((b"/go/chat", b"308"), (b"/elsewhere", b"404")):
         answer = _head(served.port, b"GET %s HTTP/1.1\r\nHost: gateway\r\n%s\r\n" % (target, upgrade))
         assert answer.startswith(b"HTTP/1.1 %s " % status), answer[:200]
@@ -156,3 +160,35 @@ def test_a_websocket_upgrade_is_answered_as_any_request(served: ServeProcess) ->
         assert answer.startswith(b"HTTP/1.1 308 ")
         assert served.output().count("Unsupported upgrade request") == 1, served.output()
         assert "No supported WebSocket library" not in served.output()
+
+
+def test_the_asgi_app_under_a_websocket_server_answers_upgrades_over_http(tmp_path: Path) -> None:
+    """`create_app` run by the operator's own uvicorn, WebSockets on: the upgrade gets the redirect
+    (ASGI's websocket.http.response extension), never a 500 or a handshake."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    database = f"sqlite:///{tmp_path}/gateway.db"
+    assert cli("rules", "apply", str(rules), "--database", database).returncode == 0
+    port = free_port()
+    log = (tmp_path / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "redirectory.gateway.app:create_app", "--factory", "--port", str(port),
+         "--ws", "websockets-sansio", "--lifespan", "on"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "REDIRECTORY_DATABASE_URL": database})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "uvicorn.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/go/x", timeout=2).status_code == 308:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        answer = _head(port, b"GET /go/chat?x=1 HTTP/1.1\r\nHost: gateway\r\n" + UPGRADE + b"\r\n")
+        assert answer.startswith(b"HTTP/1.1 308 ") and b"\r\nlocation: /dest/chat?x=1\r\n" in answer.lower(), answer
+        assert _head(port, b"GET /elsewhere HTTP/1.1\r\nHost: gateway\r\n" + UPGRADE + b"\r\n").startswith(
+            b"HTTP/1.1 404 ")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
