@@ -16,6 +16,8 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
 DEFAULT_DATABASE_URL = "sqlite:///var/redirectory.db"
+#: Connections one gateway worker holds at most (`serve --max-connections`); one beyond is closed at once.
+DEFAULT_MAX_CONNECTIONS = 1024
 #: Path the serving process requests to learn that a worker answers (never counted as unmatched).
 READY_PROBE_PATH = "/.well-known/redirectory/ready"
 
@@ -38,6 +40,7 @@ class GatewayConfig:
     safety_poll_interval: float = 5.0  # PostgreSQL with LISTEN up: poll anyway this often
     flush_interval: float = 1.0  # seconds between hit-count flushes
     access_log: bool = False
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker (the default server, `--server httptools`)
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_env(self) -> str:
