@@ -15,11 +15,20 @@ OpenAPI documents) is composed here, into PyYAML's node graph (nodes keep their 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, ScalarEvent
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import Node, ScalarNode
 
 try:
@@ -91,51 +100,47 @@ def scalar_value(node: ScalarNode) -> Any:
 
 
 def _check_aliases(text: str) -> None:
-    """Refuse recursive aliases, and aliases that expand the document past its bound.
+    """Refuse recursive aliases, and aliases that add more values than the bound.
 
     One pass over the parser's events: each anchor's expanded size (in values: scalars, lists
-    and mappings) is known when its value ends, an alias adds that size again."""
-    written = 0  # values the text writes
+    and mappings) is known when its value ends, and an alias adds that size again."""
     added = 0  # values the aliases add
     sizes: dict[str, int] = {}  # anchor -> its value's expanded size
-    open_values: list[tuple[str | None, int]] = []  # collections being read: (anchor, size so far)
+    totals = [0]  # expanded size so far of each collection being read (the first: the stream)
+    anchors: list[str | None] = [None]  # their anchors
     past_floor: list[tuple[int, int | None, str]] = []  # (added so far, line, alias) once added > ALIAS_FLOOR
-
-    def grow(size: int) -> None:
-        if open_values:
-            anchor, total = open_values[-1]
-            open_values[-1] = (anchor, total + size)
-
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, ScalarEvent):
-            written += 1
+    events: Iterator[Any] = yaml.parse(text, Loader=_Loader)  # Any: dispatched on type(), not isinstance
+    for event in events:
+        kind = type(event)
+        if kind is ScalarEvent:
+            totals[-1] += 1
             if event.anchor is not None:
                 sizes[event.anchor] = 1
-            grow(1)
-        elif isinstance(event, CollectionStartEvent):
-            written += 1
-            open_values.append((event.anchor, 1))
-        elif isinstance(event, CollectionEndEvent):
-            anchor, total = open_values.pop()
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            totals.append(1)
+            anchors.append(event.anchor)
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            total, anchor = totals.pop(), anchors.pop()
             if anchor is not None:
                 sizes[anchor] = total
-            grow(total)
-        elif isinstance(event, AliasEvent):
+            totals[-1] += total
+        elif kind is AliasEvent:
             name = event.anchor or ""
             line = event.start_mark.line + 1 if event.start_mark is not None else None
             size = sizes.get(name)
             if size is None:
-                if any(anchor == name for anchor, _ in open_values):
+                if name in anchors:
                     raise YamlError(
                         f"the alias *{name} stands for a list or mapping that contains it (a recursive alias, "
                         "whose expansion has no end): write the value out instead", line, "aliases")
                 continue  # an undefined alias: composing reports it
             added += size
-            grow(size)
+            totals[-1] += size
             if added > ALIAS_FLOOR:
                 past_floor.append((added, line, name))
-        elif isinstance(event, DocumentStartEvent):
+        elif kind is DocumentStartEvent:
             sizes.clear()
+    written = totals[0] - added
     bound = max(ALIAS_FLOOR, ALIAS_RATIO * written)
     for so_far, line, name in past_floor:
         if so_far > bound:
