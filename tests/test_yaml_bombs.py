@@ -135,6 +135,19 @@ def test_recursive_aliases_are_refused_with_their_line() -> None:
         assert "recursive alias" in problems[0].message
 
 
+def test_the_bound_is_exact() -> None:
+    """An anchor of 100 values (a list of 99) repeated n times adds 100 n values; the document
+    writes 104 (the list, its 99 items, the mapping, two keys, the list of aliases)."""
+    def document(repeats: int) -> str:
+        return f"a: &a [{', '.join(['x'] * 99)}]\nb: [{', '.join(['*a'] * repeats)}]\n"
+
+    assert yamlsafe.ALIAS_FLOOR == 10_000 and yamlsafe.ALIAS_RATIO * 104 < yamlsafe.ALIAS_FLOOR
+    assert yamlsafe.compose(document(100)) is not None
+    with pytest.raises(yamlsafe.YamlError, match=r"the alias \*a takes .* past 10000") as refused:
+        yamlsafe.compose(document(101))
+    assert (refused.value.line, refused.value.code) == (2, "aliases")
+
+
 def test_merges_and_anchors_in_rule_files_still_work() -> None:
     rules = "\n".join(f"  - {{<<: *d, from: /m/{i}, to: /n/{i}}}" for i in range(2000))
     ruleset, problems = loads(f"defaults: &d {{status: 308, methods: [POST], tags: [a, b]}}\nrules:\n{rules}\n",
