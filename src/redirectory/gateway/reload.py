@@ -29,15 +29,9 @@ import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import func, select
 
 from redirectory.rules.engine import Engine, EngineOptions
 from redirectory.store import Store
-from redirectory.store.schema import changes, revisions
-from redirectory.store.schema import rules as rules_t
-from redirectory.store.store import _RULE_COLUMNS, _rule_from_row
 
 #: The longest the event loop works on a reload before it serves the ready connections again.
 SLICE_SECONDS = 0.004
@@ -46,14 +40,8 @@ FETCH_ROWS = 64
 
 
 def pending(store: Store, revision: int) -> tuple[int, int]:
-    """(the newest revision, how many change-log entries follow `revision`): one snapshot, two
-    index reads, no row of the change log decoded. Run it in a thread."""
-    with store.read_connection() as conn:
-        latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
-        if latest <= revision:
-            return latest, 0
-        count = conn.scalar(select(func.count()).select_from(changes).where(changes.c.revision > revision))
-        return latest, int(count or 0)
+    """`Store.pending`: (the newest revision, change-log entries after `revision`). Run it in a thread."""
+    return store.pending(revision)
 
 
 @contextmanager
@@ -74,38 +62,28 @@ async def build_engine(store: Store, options: EngineOptions) -> tuple[int, Engin
     """(revision, a new engine for the whole table at that revision), read from one snapshot and
     compiled on the running event loop in slices of SLICE_SECONDS."""
     loop = asyncio.get_running_loop()
-    snapshot = store.read_connection()
+    reader = store.table_reader()
     # Opening the snapshot and running the query wait on the database: in a thread.
-    conn = await loop.run_in_executor(None, snapshot.__enter__)
+    revision = await loop.run_in_executor(None, reader.open)
     try:
-        revision = int(await loop.run_in_executor(None, conn.scalar, select(func.max(revisions.c.revision))) or 0)
-        query = select(*_RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id)
-        result = await loop.run_in_executor(None, conn.execute, query)
         engine = Engine((), options)
         add = engine.matcher.add
         done = False
         while not done:
             deadline = time.perf_counter() + SLICE_SECONDS
             while time.perf_counter() < deadline:
-                rows = result.fetchmany(FETCH_ROWS)
-                if not rows:
+                rules = reader.fetch(FETCH_ROWS)
+                if not rules:
                     done = True
                     break
-                for row in rows:
-                    add(_rule_from_row(row))
+                for rule in rules:
+                    add(rule)
             await asyncio.sleep(0)
     except BaseException as exc:
-        await _exit(loop, snapshot, exc)
+        await loop.run_in_executor(None, reader.close, exc)
         raise
-    await _exit(loop, snapshot, None)
+    await loop.run_in_executor(None, reader.close)
     return revision, engine
-
-
-async def _exit(loop: asyncio.AbstractEventLoop, snapshot: Any, exc: BaseException | None) -> None:
-    """Close the snapshot (in a thread: it may wait on the database)."""
-    kind = type(exc) if exc is not None else None
-    tb = exc.__traceback__ if exc is not None else None
-    await loop.run_in_executor(None, snapshot.__exit__, kind, exc, tb)
 
 
 async def release(engine: Engine) -> None:

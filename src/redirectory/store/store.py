@@ -863,6 +863,21 @@ class Store:
             ruleset = RuleSet(rules=tuple(self._rules(conn)), allowed_hosts=self._allowed_hosts(conn))
         return revision, ruleset
 
+    def pending(self, revision: int) -> tuple[int, int]:
+        """(the newest revision, how many change-log entries follow `revision`): one snapshot, two
+        index reads, no change decoded (a follower decides with it between catching up and
+        reading the whole table)."""
+        with self.read_connection() as conn:
+            latest = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            if latest <= revision:
+                return latest, 0
+            count = conn.scalar(select(func.count()).select_from(changes).where(changes.c.revision > revision))
+            return latest, int(count or 0)
+
+    def table_reader(self) -> TableReader:
+        """A reader of the whole table at one revision, in batches (see TableReader)."""
+        return TableReader(self)
+
     def rule_count(self) -> int:
         """How many rules the table holds."""
         with self.read_connection() as conn:
@@ -1584,6 +1599,34 @@ class Store:
             finally:
                 raw.close()
         return Pruned(oldest, changes_removed, revisions_removed, pages, done=free < VACUUM_THRESHOLD)
+
+
+class TableReader:
+    """The whole table at one revision, read in batches from one snapshot, so a caller can build
+    from it a little at a time (the gateway does, between requests). `open()` (it waits on the
+    database) returns the revision; `fetch(n)` gives up to n rules in position order, [] at the
+    end; `close()` ends the snapshot. Not thread-safe: one caller at a time."""
+
+    def __init__(self, store: Store):
+        self._snapshot = store.read_connection()
+        self._result: Any = None
+
+    def open(self) -> int:
+        conn = self._snapshot.__enter__()
+        try:
+            revision = int(conn.scalar(select(func.max(revisions.c.revision))) or 0)
+            self._result = conn.execute(select(*_RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id))
+        except BaseException as exc:
+            self._snapshot.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return revision
+
+    def fetch(self, n: int) -> list[Rule]:
+        return [_rule_from_row(row) for row in self._result.fetchmany(n)]
+
+    def close(self, exc: BaseException | None = None) -> None:
+        self._result = None
+        self._snapshot.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
 
 def _install_sqlite_hooks(engine: Engine, wal: bool = True) -> None:
