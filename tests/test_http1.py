@@ -133,3 +133,51 @@ def test_sigterm_exits_cleanly_and_flushes(tmp_path: Path) -> None:
     finally:
         store.close()
     assert hits["/a/{rest:path}"] == 10
+
+
+def exchange(port: int, data: bytes) -> tuple[list[int], float]:
+    """The statuses the gateway answers `data` with, and the seconds until it closed the connection."""
+    started = time.monotonic()
+    raw = raw_request(port, data, timeout=15)
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)], time.monotonic() - started
+
+
+@pytest.mark.parametrize(("request_bytes", "expected"), [
+    (b"GET /a/1 HTTP/1.1\r\n\r\n", [400]),  # RFC 9112 §3.2: HTTP/1.1 needs Host
+    (b"GET http://t/a/1 HTTP/1.1\r\n\r\n", [400]),  # ... also with an absolute-form target
+    (b"GET /a/1 HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n", [400]),  # two Host fields
+    (b"GET /a/1 HTTP/1.0\r\nHost: t\r\nHost: u\r\n\r\n", [400]),  # ... in HTTP/1.0 too
+    (b"GET /a/1 HTTP/1.1\r\nHost: user@t\r\n\r\n", [400]),  # not a valid uri-host
+    (b"GET /a/1 HTTP/1.1\r\nHost: t:port\r\n\r\n", [400]),
+    (b"GET /a/1 HTTP/1.1\r\nHost: \xc3\xa9.example\r\n\r\n", [400]),
+    (b"GET /a/1 HTTP/2.0\r\nHost: t\r\n\r\n", [505]),
+    (b"GET /a/1 HTTP/1.2\r\nHost: t\r\n\r\n", [505]),
+    (b"GET /a/1 HTTP/3.0\r\nHost: t\r\n\r\n", [505]),
+    (b"GET /a/1 HTTP/0.9\r\n\r\n", [505]),
+    (b"GET /a/1\r\n", [505]),  # HTTP/0.9's bare request line: no header will follow
+    (b"GET /a/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /a/2\r\n", [308, 505]),  # ... after a request too
+    (b"GET /a/1 HTTP/1.1\nHost: t\r\n\r\n", [400]),  # a bare LF ends the request line
+    (b"GET /a/1 HTTP/1.1\r\nHost: t\n\r\n", [400]),  # ... or a header line
+])
+def test_nonconforming_requests_are_refused_at_once(gateway: ServeProcess, request_bytes: bytes,
+                                                      expected: list[int]) -> None:
+    statuses_seen, seconds = exchange(gateway.port, request_bytes)
+    assert statuses_seen == expected
+    assert seconds < 3  # closed at once, not after KEEP_ALIVE (5 s) or HEADER_TIMEOUT (10 s)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /a/1 HTTP/1.0\r\n\r\n",  # HTTP/1.0 needs no Host
+    b"GET /a/1 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",  # empty is valid (RFC 9112 §3.2)
+    b"GET /a/1 HTTP/1.1\r\nHost: [::1]:8000\r\nConnection: close\r\n\r\n",
+    b"GET /a/1 HTTP/1.1\r\nHost: under_score.example:80\r\nConnection: close\r\n\r\n",
+    b"GET /a/1 HTTP/1.1\r\nhost: t\r\nConnection: close\r\n\r\n",
+])
+def test_conforming_host_fields_are_answered(gateway: ServeProcess, request_bytes: bytes) -> None:
+    assert exchange(gateway.port, request_bytes)[0] == [308]
+
+
+def test_version_not_supported_says_what_is(gateway: ServeProcess) -> None:
+    status, headers, body = parse_head(raw_request(gateway.port, b"GET /a/1 HTTP/2.0\r\nHost: t\r\n\r\n"))
+    assert status == 505 and dict(headers)["content-type"] == "application/json"
+    assert b"HTTP/1.1" in body and dict(headers)["connection"] == "close"
