@@ -102,6 +102,11 @@ def test_a_refused_field_is_not_parsed_and_the_others_are_still_checked() -> Non
     found = problems_of({"from_regex": "^/(" + "a|" * 5_000_000 + "b)$", "to": "/x", "status": 302})
     assert time.monotonic() - started < SECONDS
     assert sorted((f, c) for _line, f, c in found) == [("from_regex", "too-long"), ("status", "status.302")]
+    # the size is checked before the characters: a million line breaks (which a note may hold) are
+    # not scanned one by one
+    started = time.monotonic()
+    assert [(f, c) for _l, f, c in problems_of(rule_with("note", "\n" * 1_000_000 + "x"))] == [("note", "too-long")]
+    assert time.monotonic() - started < SECONDS
 
 
 def test_the_docs_table_states_every_limit() -> None:

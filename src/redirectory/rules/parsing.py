@@ -504,10 +504,18 @@ def _list_limit_message(
 
 
 def _limit_message(text: str, limit: FieldLimit, what: str, name: str) -> tuple[str, str] | None:
-    """(code, message) when `text` is too long or holds a refused character, else None."""
-    for match in _CONTROL.finditer(text):
+    """(code, message) when `text` is too long or holds a refused character, else None.
+
+    The size first: what is left to scan for characters is then short."""
+    if 4 * len(text) > limit.size:  # UTF-8 takes at most 4 bytes a character
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit.size:
+            return "too-long", f"{what}must be at most {limit.size} bytes long (UTF-8), got {size}"
+    match = _CONTROL.search(text)
+    while match is not None:
         char = match.group()
         if char in limit.controls:
+            match = _CONTROL.search(text, match.end())
             continue
         where = f"U+{ord(char):04X} at character {match.start() + 1}"
         if "\ud800" <= char <= "\udfff":
@@ -515,11 +523,6 @@ def _limit_message(text: str, limit: FieldLimit, what: str, name: str) -> tuple[
         allowed = " other than tabs and line breaks" if limit.controls else ""
         fix = f"percent-encode it (%{ord(char):02X})" if name in ("from", "to") else "leave it out"
         return "control", f"{what}must not hold control characters{allowed}: found {where}; {fix}"
-    if 4 * len(text) <= limit.size:  # UTF-8 takes at most 4 bytes a character
-        return None
-    size = len(text.encode("utf-8"))
-    if size > limit.size:
-        return "too-long", f"{what}must be at most {limit.size} bytes long (UTF-8), got {size}"
     return None
 
 
