@@ -181,3 +181,15 @@ def test_version_not_supported_says_what_is(gateway: ServeProcess) -> None:
     status, headers, body = parse_head(raw_request(gateway.port, b"GET /a/1 HTTP/2.0\r\nHost: t\r\n\r\n"))
     assert status == 505 and dict(headers)["content-type"] == "application/json"
     assert b"HTTP/1.1" in body and dict(headers)["connection"] == "close"
+
+
+def test_a_refused_request_is_read_to_its_end_so_its_answer_arrives(gateway: ServeProcess) -> None:
+    # The gateway answers 414 after 16 KiB of target; closing with the rest unread would reset the
+    # connection before the client reads the answer (RFC 9112 §9.6).
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(b"GET /a/" + b"x" * 200_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        started = time.monotonic()
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+        assert raw.startswith(b"HTTP/1.1 414 ") and time.monotonic() - started < 3

@@ -26,6 +26,9 @@ HTTP/1.1 behaviour:
   frees the kernel's buffers;
 - at most `max_connections` connections per worker (GatewayConfig; fewer if the open-file limit
   cannot be raised to fit): a new connection beyond that is closed at once;
+- a refused request (400, 414, 431, 505) or a body not read: the answer, then a half-close, and
+  what the client still sends is discarded until it closes or LINGER seconds pass, so that it
+  reads the answer instead of a reset (RFC 9112 §9.6);
 - hostile-client events (the connection limit, send timeouts) are logged once when a burst starts,
   then as a count at most once a minute and when the burst ends, never once per connection;
 - SIGTERM/SIGINT: stop accepting, close idle connections, flush hit counts, exit 0.
@@ -72,6 +75,7 @@ RESERVED_FDS = 64  # files a worker keeps open beside its connections (listener,
 BURST_QUIET = 10.0  # seconds without the event that end a burst in the log
 BURST_REPORT = 60.0  # while a burst lasts, its count is logged this often
 HTTP_VERSIONS = ("1.1", "1.0")
+LINGER = 2.0  # seconds a refused request's connection keeps discarding what the client still sends
 VALID_HOSTS_KEPT = 256  # Host values remembered as valid per worker (forgotten all at once beyond)
 
 _REASONS = {
@@ -166,7 +170,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
     __slots__ = (
         "server", "gateway", "transport", "parser", "client_ip", "url", "header_bytes", "headers",
         "hosts", "head_done", "version", "body_bytes", "answered", "closing", "busy_since", "last_active", "paused",
-        "pending", "written", "sent", "stalled_since", "access_log",
+        "pending", "written", "sent", "stalled_since", "linger_until", "access_log",
     )
 
     def __init__(self, server: Http1Server):
@@ -191,6 +195,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         self.written = 0  # bytes handed to the transport
         self.sent = 0  # bytes the kernel had taken when a stall was last checked
         self.stalled_since = 0.0  # since when the client accepted no byte while some wait (0: none wait)
+        self.linger_until = 0.0  # half-closed after an error: what the client still sends is discarded until then
         self.access_log = server.config.access_log
 
     # -- connection ----------------------------------------------------------------------
@@ -233,7 +238,9 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         return self.server.read_buffer  # one per worker: each read is parsed (or copied) at once
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.closing:
+        if self.closing:  # lingering: discard what comes
+            if nbytes == READ_BUFFER and self.linger_until:
+                self._yield_turn()
             return
         if not self.busy_since:
             self.busy_since = time.monotonic()
@@ -248,14 +255,18 @@ class GatewayProtocol(asyncio.BufferedProtocol):
                 self._check_request_line(piece)
             return
         self._feed(self.server.read_buffer[:nbytes])
-        if nbytes == READ_BUFFER and not self.paused and not self.closing and self.transport is not None:
-            # A full buffer: more is waiting (a pipelining client). Let every other connection have
-            # its turn before this one is read again, or one client's flood delays everyone's answers.
+        if nbytes == READ_BUFFER and not self.paused and not self.closing:
+            self._yield_turn()
+
+    def _yield_turn(self) -> None:
+        """A full buffer: more is waiting (a pipelining client). Let every other connection have its
+        turn before this one is read again, or one client's flood delays everybody's answers."""
+        if self.transport is not None:
             self.transport.pause_reading()
             asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
-        if self.transport is not None and not self.paused and not self.closing:
+        if self.transport is not None and not self.paused and (not self.closing or self.linger_until):
             self.transport.resume_reading()
 
     def _feed(self, data: memoryview | bytes) -> None:
@@ -340,14 +351,14 @@ class GatewayProtocol(asyncio.BufferedProtocol):
             except ValueError:
                 too_big = False  # httptools rejects it
         if too_big or self.parser.should_upgrade():
-            self._respond(close=True)
+            self._respond(close=True, linger=True)
         elif headers.get(b"expect", b"").lower() == b"100-continue" and length not in (None, b"0"):
             self._write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
         if self.body_bytes > MAX_BODY and not self.answered:
-            self._respond(close=True)
+            self._respond(close=True, linger=True)
 
     def on_message_complete(self) -> None:
         if not self.answered:
@@ -360,16 +371,16 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         self.written += len(data)
         self.transport.write(data)
 
-    def _respond(self, close: bool) -> None:
+    def _respond(self, close: bool, linger: bool = False) -> None:
         if self.closing:
             return
         try:
-            self._answer(close)
+            self._answer(close, linger)
         except Exception:  # a bug: log it, tell the client nothing but 500
             log.exception("cannot answer %r", self.url[:200])
             self._fail(500, "internal", "The gateway could not answer this request")
 
-    def _answer(self, close: bool) -> None:
+    def _answer(self, close: bool, linger: bool) -> None:
         self.answered = True
         transport = self.transport
         if transport is None:
@@ -415,7 +426,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         if self.access_log:  # started at its first byte or, pipelined, when the one before was answered
             access.log_request(method, path, int(head[9:12]), rule_id, self.busy_since or self.last_active)
         if tail is _CLOSE:
-            self._close()
+            self._close(linger)
 
     def _fail(self, status: int, key: str, detail: str) -> None:
         if self.transport is not None and not self.closing:
@@ -423,7 +434,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
             self._write(_error(status, key, detail))
             if self.access_log:
                 self._log_failure(status)
-        self._close()
+        self._close(linger=True)
 
     def _log_failure(self, status: int) -> None:
         # The parser has read the method once it reports a URL byte; before that it is unknown.
@@ -432,10 +443,22 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         access.log_request(method, url.split(b"?", 1)[0] or b"-", status, None,
                            self.busy_since or self.last_active)
 
-    def _close(self) -> None:
+    def _close(self, linger: bool = False) -> None:
+        """Close once what was written is sent. `linger`: the client may still be sending (the
+        request was refused or its body not read), and closing with its bytes unread would reset
+        the connection before it reads the answer; so half-close, and discard what it sends until
+        it closes or LINGER seconds pass (RFC 9112 §9.6; nginx's lingering_close)."""
+        if self.closing:
+            return
         self.closing = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if linger and not self.paused and transport.can_write_eof():
+            self.linger_until = time.monotonic() + LINGER
+            transport.write_eof()
+        else:
+            transport.close()
 
     def _reset(self) -> None:
         """Abort with RST: the kernel drops what the client never took (nginx: reset_timedout_connection)."""
@@ -567,6 +590,10 @@ class Http1Server:
                         conn._reset()
                     continue  # the send timeout governs a client that does not read
                 conn.stalled_since = 0.0
+                if conn.linger_until:
+                    if now > conn.linger_until:
+                        conn.transport.close()
+                    continue
                 if conn.busy_since:
                     if now - conn.busy_since > HEADER_TIMEOUT and not conn.answered:
                         conn._close()
