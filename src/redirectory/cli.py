@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from redirectory.gateway.config import DEFAULT_DATABASE_URL, GatewayConfig
+from redirectory.gateway.config import DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, GatewayConfig
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE
 
@@ -238,6 +238,7 @@ def serve(
     server: Annotated[str, typer.Option(help="HTTP server: httptools (default: a lean HTTP/1.1 server on uvloop + httptools, fastest by benchmark), uvicorn or granian (ASGI).")] = "httptools",
     default_cache: Annotated[int, typer.Option(help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not run database migrations at start.")] = False,
+    max_connections: Annotated[int, typer.Option("--max-connections", min=1, max=1_000_000, help="Connections each gateway worker holds at most (--server httptools); one beyond is closed at once.")] = DEFAULT_MAX_CONNECTIONS,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request to stderr (method, path without query, status, rule id, duration in ms).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every change --rules makes (default: the first {20} of each kind).")] = False,
 ) -> None:
@@ -288,7 +289,10 @@ def serve(
         forwarded_allow_ips=proxies,
         default_permanent_max_age=default_cache,
         access_log=access_log,
+        max_connections=max_connections,
     )
+    if server != "httptools" and max_connections != DEFAULT_MAX_CONNECTIONS:
+        usage_error("--max-connections: applies to --server httptools only (uvicorn and granian have their own)")
     try:
         listeners = bind_listeners(config)
     except ServeError as exc:
