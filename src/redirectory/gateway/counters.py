@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from redirectory.store.schema import MAX_PATH_LENGTH
+
 #: At most this many distinct unmatched paths are counted between two flushes (the store keeps
 #: the top N overall); the rest are only counted in `unmatched_overflow`.
 MAX_UNMATCHED_PER_FLUSH = 10_000
@@ -27,6 +29,8 @@ class HitCounters:
         self.last[rule_id] = now
 
     def miss(self, path: str, now: float) -> None:
+        if len(path) > MAX_PATH_LENGTH:  # the store keeps no more; in memory, 10,000 paths stay ~20 MiB
+            path = path[:MAX_PATH_LENGTH]
         unmatched = self.unmatched
         if path in unmatched:
             unmatched[path] += 1

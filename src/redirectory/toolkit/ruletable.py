@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redirectory.gateway.counters import HitCounters
+from redirectory.gateway.forwarded import forwarded_host
 from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import SERVER_HEADERS, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
@@ -149,9 +150,9 @@ class RuleTable:
             self.start()
         engine = self.engine
         origin, host = self.options.origin(request), request.host
-        forwarded_host = request.header("x-forwarded-host")
-        if origin is not None and forwarded_host and self.options.public_url is None:
-            host = forwarded_host.split(",")[0].strip()  # as the gateway: the trusted proxy's host
+        if origin is not None and self.options.public_url is None:
+            # as the gateway: the trusted proxy's host (the last element, when valid)
+            host = forwarded_host(request.header("x-forwarded-host")) or host
         decision = engine.decide(Request(request.method, request.path, request.query, host, origin))
         if decision.outcome != "redirect":
             return None
