@@ -193,3 +193,20 @@ def test_a_refused_request_is_read_to_its_end_so_its_answer_arrives(gateway: Ser
         while chunk := sock.recv(65536):
             raw += chunk
         assert raw.startswith(b"HTTP/1.1 414 ") and time.monotonic() - started < 3
+
+
+def test_long_pipelined_request_lines_across_read_slices_are_all_answered(gateway: ServeProcess) -> None:
+    """Request lines of every length around the parser's 1 KiB slices and 4 KiB reads: a slice that
+    starts inside a long target and ends with ' HTTP/1.1\\r\\n' is the end of a versioned line, never
+    an HTTP/0.9 request (it was answered 505 and the connection closed mid-pipeline)."""
+    for slices in (2, 3):  # a request line ending exactly at a slice boundary
+        line = f"GET /{'z' * (1024 * slices - 16)} HTTP/1.1\r\n".encode()
+        assert len(line) == 1024 * slices
+        raw = raw_request(gateway.port, line + b"Host: t\r\nConnection: close\r\n\r\n")
+        assert statuses(raw) == [404], raw[:200]
+    count = 600
+    requests = [f"GET /nf/{'z' * (1000 + n)} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for n in range(count - 1)]
+    requests.append(b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    raw = raw_request(gateway.port, b"".join(requests), timeout=30)
+    got = statuses(raw)
+    assert len(got) == count and set(got) == {404}, (len(got), sorted(set(got)))

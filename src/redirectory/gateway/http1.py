@@ -170,7 +170,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
     __slots__ = (
         "server", "gateway", "transport", "parser", "client_ip", "url", "header_bytes", "headers",
         "hosts", "head_done", "version", "body_bytes", "answered", "closing", "busy_since", "last_active", "paused",
-        "pending", "written", "sent", "stalled_since", "linger_until", "access_log",
+        "pending", "written", "sent", "stalled_since", "linger_until", "access_log", "began",
     )
 
     def __init__(self, server: Http1Server):
@@ -197,6 +197,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         self.stalled_since = 0.0  # since when the client accepted no byte while some wait (0: none wait)
         self.linger_until = 0.0  # half-closed after an error: what the client still sends is discarded until then
         self.access_log = server.config.access_log
+        self.began = False  # a request began in the piece being parsed
 
     # -- connection ----------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -246,6 +247,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
             self.busy_since = time.monotonic()
         if nbytes <= FEED_SLICE:  # usually one whole request: parse it at once
             piece = self.server.read_buffer[:nbytes]
+            self.began = False
             try:
                 self.parser.feed_data(piece)
             except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -278,6 +280,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
                 self.pending = bytes(data[pos:])
                 return
             piece = data[pos : pos + FEED_SLICE]
+            self.began = False
             try:
                 self.parser.feed_data(piece)
             except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -288,7 +291,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
 
     def _check_request_line(self, piece: memoryview | bytes) -> None:
         """A request whose head is not complete yet: answer HTTP/0.9 (no header will come) at once."""
-        if not self.closing and _bare_request_line(bytes(piece), self.parser.get_http_version()):
+        if not self.closing and _bare_request_line(bytes(piece), self.parser.get_http_version(), self.began):
             self._fail(505, "httpVersionNotSupported", "HTTP/0.9 is not supported: send HTTP/1.1")
 
     def _parse_error(self, exc: Exception) -> None:
@@ -303,6 +306,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
     def on_message_begin(self) -> None:
         if self.closing:
             raise _Stop  # pipelined after a request that closes the connection
+        self.began = True  # in the piece being parsed (see _bare_request_line)
         self.url = b""
         self.header_bytes = 0
         self.headers = {}
@@ -479,16 +483,22 @@ _VERSION_DETAIL = "Only HTTP/1.1 and HTTP/1.0 are served: send HTTP/1.1"
 
 
 #: A request line without an HTTP version (HTTP/0.9) at the end of what was read.
-_HTTP09_LINE = re.compile(rb"(?:^|\n)[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+\r?\n\Z")
+#: A request line without a version ending a piece: after the end of the line before it, or (when the
+#: request began in this piece) at the piece's start. A piece that starts inside a long target does
+#: not count from its start: "...zzz HTTP/1.1\r\n" is the end of a versioned line, not HTTP/0.9.
+_HTTP09_LINE = re.compile(rb"\n[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+\r?\n\Z")
+_HTTP09_PIECE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+\r?\n")
 
 
-def _bare_request_line(piece: bytes, version: str) -> bool:
+def _bare_request_line(piece: bytes, version: str, began_here: bool = True) -> bool:
     """Whether the request line that `piece` ends ended without a version: an HTTP/0.9 client sends
     no header, so waiting for the end of the head would keep it until HEADER_TIMEOUT. llhttp reports
     version 0.9 only once a byte follows the line; until then a fresh parser reports 0.0 and a
     parser that read a request before reports that request's version."""
     if version == "0.0":
         return b"\n" in piece
+    if began_here and _HTTP09_PIECE.fullmatch(piece) is not None:
+        return True
     return _HTTP09_LINE.search(piece) is not None
 
 
