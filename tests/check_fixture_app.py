@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from redirectory.toolkit.conditional import Preconditions, Validators, evaluate, not_modified_headers
-from redirectory.toolkit.validators import EntityTag
+from redirectory.conditional import Preconditions, Validators, evaluate, not_modified_headers
+from redirectory.validators import EntityTag
 
 Headers = list[tuple[str, str]]
 Reply = tuple[int, Headers, bytes]
@@ -63,7 +63,7 @@ def conditional(req: Req, etag: str | None = ETAG, last_modified: str | None = L
     status, headers, content = ok(body, ("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding"), *validators)
     if req.method not in ("GET", "HEAD"):
         return 405, [*_date(), ("Allow", "GET, HEAD"), ("Content-Length", "0")], b""
-    from redirectory.toolkit.validators import parse_http_date
+    from redirectory.validators import parse_http_date
 
     outcome = evaluate(req.method, Preconditions.from_headers(req.headers),
                        Validators(EntityTag.parse(etag) if etag else None,

@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway_process import ServeProcess, start_serve
-from redirectory.gateway.forwarded import forwarded_host, forwarded_origin, last_element, valid_host_port
-from redirectory.gateway.server import SERVERS
+from redirectory.forwarded import forwarded_host, forwarded_origin, last_element, valid_host_port
+from redirectory.serve import SERVERS
 
 LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", fullmatch=True)
 NAME = st.lists(LABEL, min_size=1, max_size=4).map(".".join).filter(

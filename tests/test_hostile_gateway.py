@@ -24,7 +24,7 @@ import pytest
 
 from gateway_process import ServeProcess, cli, free_port, start_serve
 from redirectory.gateway.app import CACHE_BYTES, CACHE_ENTRY_MAX_BYTES
-from redirectory.gateway.server import SERVERS
+from redirectory.serve import SERVERS
 
 MIB = 1024 * 1024
 UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"

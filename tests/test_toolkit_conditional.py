@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redirectory.toolkit.conditional import (
+from redirectory.conditional import (
     Outcome,
     Preconditions,
     Validators,
@@ -17,7 +17,7 @@ from redirectory.toolkit.conditional import (
     outcome_response,
     response_validators,
 )
-from redirectory.toolkit.validators import (
+from redirectory.validators import (
     ANY,
     EntityTag,
     etag_of_bytes,

@@ -44,13 +44,13 @@ if not settings.configured:
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.utils.cache import get_conditional_response  # noqa: E402
 
-from redirectory.toolkit.conditional import (  # noqa: E402
+from redirectory.conditional import (  # noqa: E402
     UNCONDITIONAL_METHODS,
     Preconditions,
     Validators,
     evaluate,
 )
-from redirectory.toolkit.validators import EntityTag, format_http_date, parse_etag_list  # noqa: E402
+from redirectory.validators import EntityTag, format_http_date, parse_etag_list  # noqa: E402
 
 BASE = 1_770_000_000  # seconds since the epoch
 opaque = st.sampled_from(["a", "b", "v1", "W", "x/y"])

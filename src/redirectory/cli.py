@@ -247,9 +247,9 @@ def serve(
     Every check runs before anything is written: the options, the --rules file and both
     listeners (bound first); a start that fails changes nothing.
     """
-    from redirectory.gateway.forwarded import TrustedProxies, origin_of
-    from redirectory.gateway.server import ServeError, admin_url, bind_listeners, run
+    from redirectory.forwarded import TrustedProxies, origin_of
     from redirectory.gateway.tls import check_admin_transport
+    from redirectory.serve import ServeError, admin_url, bind_listeners, run
 
     cert = str(admin_tls_cert) if admin_tls_cert else None
     key = str(admin_tls_key) if admin_tls_key else None

@@ -71,7 +71,7 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     app.include_router(resolutions_router)
     app.include_router(stats_router)
 
-    from redirectory.gateway.health import Health
+    from redirectory.admin.health import Health
 
     health = Health(store, shared)
 

@@ -22,7 +22,7 @@ from redirectory.check import VERSION
 from redirectory.check.checks._util import REDIRECTS, SAFE
 from redirectory.check.lint import notes
 from redirectory.check.model import Exchange, Location, Request, Response, origin, without_fragment
-from redirectory.toolkit.validators import EntityTag, format_http_date
+from redirectory.validators import EntityTag, format_http_date
 
 #: Identifies the checker to the servers it probes (product token and a comment, RFC 9110 §10.1.5).
 USER_AGENT = f"redirectory-check/{VERSION} (redirect and conditional-request conformance checker)"

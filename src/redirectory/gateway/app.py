@@ -28,14 +28,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.gateway import access, reload
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
-from redirectory.gateway.counters import HitCounters
-from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.rules.engine import Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.store import Change, HistoryPruned, Store
 from redirectory.store import processes as process_table
+from redirectory.store.counters import HitCounters
 from redirectory.store.retention import Pruner
 
 log = logging.getLogger("redirectory.gateway")

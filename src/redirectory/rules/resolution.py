@@ -87,7 +87,7 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
     origin. Raises ValueError (naming the field at fault) for a URL or public URL that
     cannot be used.
     """
-    from redirectory.gateway.forwarded import forwarded_origin, origin_of
+    from redirectory.forwarded import forwarded_origin, origin_of
 
     lowered = {name.strip().lower(): value.strip() for name, value in (headers or {}).items()}
     parts = _split(url)

@@ -7,7 +7,7 @@ in an app). Middlewares: `redirectory.toolkit.asgi` and `redirectory.toolkit.wsg
 imported only when used: `starlette`, `fastapi`, `flask`, `django`.
 """
 
-from redirectory.toolkit.conditional import Outcome, Preconditions, Validators, evaluate
+from redirectory.conditional import Outcome, Preconditions, Validators, evaluate
 from redirectory.toolkit.guard import Guard, GuardMode, RedirectGuardError
 from redirectory.toolkit.helpers import (
     accepted,
@@ -23,7 +23,7 @@ from redirectory.toolkit.helpers import (
 from redirectory.toolkit.operations import InMemoryJobStore, Operations, SqlAlchemyJobStore, report_progress
 from redirectory.toolkit.redirects import ForbiddenStatus, InvalidLocation, RedirectOptions, RequestInfo
 from redirectory.toolkit.ruletable import RuleTable, RuleTableError
-from redirectory.toolkit.validators import EntityTag
+from redirectory.validators import EntityTag
 
 __all__ = [
     "EntityTag",

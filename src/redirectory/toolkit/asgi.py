@@ -7,18 +7,18 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from redirectory.rules.engine import Response
-from redirectory.toolkit.conditional import (
+from redirectory.conditional import (
     SAFE_METHODS,
     Preconditions,
     evaluate,
     outcome_response,
     response_validators,
 )
+from redirectory.rules.engine import Response
 from redirectory.toolkit.guard import Guard, GuardMode, refusal_response
 from redirectory.toolkit.redirects import RequestInfo
 from redirectory.toolkit.ruletable import RuleTable
-from redirectory.toolkit.validators import etag_of_bytes
+from redirectory.validators import etag_of_bytes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

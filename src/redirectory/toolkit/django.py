@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 
+from redirectory.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.rules.engine import Response
 from redirectory.toolkit import wsgi
-from redirectory.toolkit.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.toolkit.redirects import RequestInfo
 
 F = TypeVar("F", bound=Callable[..., Any])

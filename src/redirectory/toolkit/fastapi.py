@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response as StarletteResponse
 
+from redirectory.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.rules.engine import Response
-from redirectory.toolkit.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.toolkit.starlette import to_response
 
 

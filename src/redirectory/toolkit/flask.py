@@ -10,9 +10,9 @@ import flask
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from redirectory.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.rules.engine import Response
 from redirectory.toolkit import wsgi
-from redirectory.toolkit.conditional import Preconditions, Validators, evaluate, outcome_response
 from redirectory.toolkit.redirects import RequestInfo
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,8 +11,8 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from redirectory.conditional import Outcome, Validators, outcome_response
 from redirectory.rules.engine import Response
-from redirectory.toolkit.conditional import Outcome, Validators, outcome_response
 from redirectory.toolkit.operations import Operations
 from redirectory.toolkit.redirects import RedirectOptions, RequestInfo, checked_headers, redirect_response
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from redirectory.gateway.forwarded import TrustedProxies, forwarded_origin, origin_of
+from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.rules.engine import Response
 from redirectory.rules.normalise import SUB_DELIMS, UNRESERVED, encode_component
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, alternatives_to_302

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redirectory.gateway.counters import HitCounters
-from redirectory.gateway.forwarded import forwarded_host
+from redirectory.forwarded import forwarded_host
 from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import SERVER_HEADERS, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE
+from redirectory.store.counters import HitCounters
 from redirectory.toolkit.redirects import DEFAULT_OPTIONS, RedirectOptions, RequestInfo
 
 if TYPE_CHECKING:

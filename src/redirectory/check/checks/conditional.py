@@ -9,8 +9,8 @@ from redirectory.check.checks._util import status
 from redirectory.check.model import Exchange, Response
 from redirectory.check.profiles import Profile
 from redirectory.check.registry import E, Hit, I, W, check
-from redirectory.toolkit.conditional import KEPT_ON_304
-from redirectory.toolkit.validators import ANY, EntityTag, parse_etag_list, parse_http_date, weak_match
+from redirectory.conditional import KEPT_ON_304
+from redirectory.validators import ANY, EntityTag, parse_etag_list, parse_http_date, weak_match
 
 #: Header fields a 304 must repeat from the 200 (RFC 9110 §15.4.5).
 MUST_REPEAT = tuple(sorted(KEPT_ON_304 - {"set-cookie"}))

@@ -3,7 +3,7 @@
 The gateway listens on --host/--port; the admin listener (health now, the admin API later) runs
 in a thread of the serving process on --admin-host/--admin-port, never on the redirect port.
 `/healthz` says `"ready": true` once a gateway worker has loaded the table and answered, and lists
-every gateway process sharing the store (`gateway/health.py`); `"serve"` identifies this one.
+every gateway process sharing the store (`admin/health.py`); `"serve"` identifies this one.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redirectory.rules.engine import Response, error_body
-from redirectory.toolkit.validators import (
+from redirectory.validators import (
     EntityTag,
     etag_of_version,
     format_http_date,
