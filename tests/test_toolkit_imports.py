@@ -26,7 +26,8 @@ def run(code: str) -> subprocess.CompletedProcess[str]:
 def test_core_and_middlewares_import_without_frameworks() -> None:
     result = run("""
         import redirectory.toolkit as tk
-        from redirectory.toolkit import asgi, wsgi, conditional, guard, operations, redirects, ruletable
+        from redirectory import conditional
+        from redirectory.toolkit import asgi, wsgi, guard, operations, redirects, ruletable
         from redirectory.toolkit.redirects import redirect_response
         assert redirect_response(303, "/r").status == 303
         assert tk.evaluate("GET", tk.Preconditions(if_none_match='"a"'), tk.Validators.of(etag='"a"')).status == 304
