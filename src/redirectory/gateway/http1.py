@@ -246,15 +246,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         if not self.busy_since:
             self.busy_since = time.monotonic()
         if nbytes <= FEED_SLICE:  # usually one whole request: parse it at once
-            piece = self.server.read_buffer[:nbytes]
-            self.began = False
-            try:
-                self.parser.feed_data(piece)
-            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-                self._parse_error(exc)
-                return
-            if not self.head_done and self.url:
-                self._check_request_line(piece)
+            self._parse(self.server.read_buffer[:nbytes])
             return
         self._feed(self.server.read_buffer[:nbytes])
         if nbytes == READ_BUFFER and not self.paused and not self.closing:
@@ -279,15 +271,20 @@ class GatewayProtocol(asyncio.BufferedProtocol):
             if self.paused:
                 self.pending = bytes(data[pos:])
                 return
-            piece = data[pos : pos + FEED_SLICE]
-            self.began = False
-            try:
-                self.parser.feed_data(piece)
-            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-                self._parse_error(exc)
+            if not self._parse(data[pos : pos + FEED_SLICE]):
                 return
-            if not self.head_done and self.url:
-                self._check_request_line(piece)
+
+    def _parse(self, piece: memoryview | bytes) -> bool:
+        """Feed one piece (at most FEED_SLICE bytes) to the parser; False when it was refused."""
+        self.began = False
+        try:
+            self.parser.feed_data(piece)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_error(exc)
+            return False
+        if not self.head_done and self.url:
+            self._check_request_line(piece)
+        return True
 
     def _check_request_line(self, piece: memoryview | bytes) -> None:
         """A request whose head is not complete yet: answer HTTP/0.9 (no header will come) at once."""
