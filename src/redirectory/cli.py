@@ -318,14 +318,14 @@ def serve(
 def _apply_file(store: Store, ruleset: RuleSet, name: str, actor: str, verbose: bool,
                 console: Console, dry_run: bool = False) -> None:
     """Print the plan (with the edits made outside the file it would undo), then apply it."""
-    plan = store.plan(ruleset)
-    edits = store.edits_since_apply(plan, APPLY_ACTORS)
     if dry_run:
+        plan = store.plan(ruleset)
         _print_plan(plan, verbose, console)
-        _print_outside_edits(edits, console)
+        _print_outside_edits(store.edits_since_apply(plan, APPLY_ACTORS), console)
         console.print(f"dry run: {plan.summary()}; nothing was changed", highlight=False)
         return
-    plan, revision = store.apply(ruleset, actor=actor)
+    plan, revision = store.apply(ruleset, actor=actor)  # the plan is made once, inside the write
+    edits = [] if plan.empty else store.edits_since_apply(plan, APPLY_ACTORS, before=revision)
     _print_plan(plan, verbose, console)
     _print_outside_edits(edits, console, done=True)
     if plan.empty:

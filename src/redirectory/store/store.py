@@ -48,6 +48,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -976,24 +977,29 @@ class Store:
             hosts = self._allowed_hosts(conn)
         return diff(current, ruleset, hosts)
 
-    def edits_since_apply(self, plan: Plan, apply_actors: Sequence[str]) -> list[OutsideEdit]:
+    def edits_since_apply(
+        self, plan: Plan, apply_actors: Sequence[str], before: int | None = None
+    ) -> list[OutsideEdit]:
         """The rules `plan` would change or remove that someone other than `apply_actors` wrote
         after the newest revision those actors made (all of the history kept when it holds none
         of theirs: `since` is then 0): edits through the admin API or an import that applying a
-        rule file would undo. The newest such edit per rule, in table order."""
+        rule file would undo. The newest such edit per rule, in table order. `before`: look only
+        at revisions older than it (the revision that plan was applied as, when asked after)."""
         targets = {rule.id: rule for rule in plan.removed if rule.id}
         targets.update({before.id: before for before, _after in plan.changed if before.id})
         if not targets:
             return []
         actors = list(apply_actors)
+        newer = revisions.c.revision < before if before is not None else true()
         with self.read_connection() as conn:
             oldest = read_horizon(conn)
             since = int(conn.scalar(select(func.max(revisions.c.revision))
-                                    .where(revisions.c.actor.in_(actors), revisions.c.revision >= oldest)) or 0)
+                                    .where(revisions.c.actor.in_(actors), revisions.c.revision >= oldest, newer))
+                        or 0)
             rows = conn.execute(
                 select(changes.c.rule_id, changes.c.op, revisions.c.revision, revisions.c.actor, revisions.c.at)
                 .join(revisions, revisions.c.revision == changes.c.revision)
-                .where(changes.c.revision > since, changes.c.revision >= oldest,
+                .where(changes.c.revision > since, changes.c.revision >= oldest, newer,
                        revisions.c.actor.not_in(actors), changes.c.rule_id.is_not(None))
                 .order_by(changes.c.seq)
             ).all()
