@@ -364,3 +364,10 @@ def test_db_prune_keeps_the_documented_window(tmp_path: Path) -> None:
     done = cli("db", "prune", "--database", database, env=env)
     assert done.returncode == 0 and "removed 2 revision(s)" in done.stdout and "starts at revision 3" in done.stdout
     assert revision_of(database) == 4 and rules_json(database)[0]["to"] == "/d"
+
+
+def test_a_bad_lock_timeout_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/t.db"
+    done = cli("rules", "apply", str(EXAMPLE), "--database", database, env={"REDIRECTORY_LOCK_TIMEOUT": "soon"})
+    assert done.returncode == 2 and "REDIRECTORY_LOCK_TIMEOUT='soon'" in done.stderr and "0 to 604800" in done.stderr
+    assert not (tmp_path / "t.db").exists()

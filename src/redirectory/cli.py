@@ -139,6 +139,10 @@ def open_store(url: str, write: bool = False, migrate: bool = True) -> Iterator[
     from redirectory.store import Store, describe_database, sqlite_file
     from redirectory.store.store import lock_retry_seconds
 
+    try:
+        lock_retry_seconds()  # a bad REDIRECTORY_LOCK_TIMEOUT is refused before anything is opened
+    except ValueError as exc:
+        usage_error(str(exc))
     store = None
     try:
         path = sqlite_file(url)

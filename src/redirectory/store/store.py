@@ -127,12 +127,18 @@ LOCK_TIMEOUT_ENV = "REDIRECTORY_LOCK_TIMEOUT"
 
 
 def lock_retry_seconds() -> float:
-    """LOCK_RETRY_SECONDS, or REDIRECTORY_LOCK_TIMEOUT when it is a number of seconds >= 0."""
-    try:
-        value = float(os.environ.get(LOCK_TIMEOUT_ENV, ""))
-    except ValueError:
+    """LOCK_RETRY_SECONDS, or REDIRECTORY_LOCK_TIMEOUT; ValueError naming the variable when it is
+    not a number of seconds from 0 to 604800 (a week)."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
         return LOCK_RETRY_SECONDS
-    return value if 0 <= value < 86400 * 7 else LOCK_RETRY_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 604800:
+        raise ValueError(f"{LOCK_TIMEOUT_ENV}={raw[:40]!r}: give a number of seconds from 0 to 604800")
+    return value
 #: SQLite `PRAGMA journal_size_limit`: the WAL file is truncated to this after a checkpoint.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: Rows per executemany batch (and per `progress` call in `add`).
@@ -805,7 +811,11 @@ class Store:
                 if self._dialect != "sqlite" or not _is_locked(exc):
                     raise
                 waited = time.monotonic() - started
-                if waited > lock_retry_seconds():
+                try:
+                    limit = lock_retry_seconds()
+                except ValueError:  # the command line refuses it at start; a library user gets the default
+                    limit = LOCK_RETRY_SECONDS
+                if waited > limit:
                     raise DatabaseLocked(waited) from None
                 if self.on_lock_wait is not None:
                     self.on_lock_wait(waited)
