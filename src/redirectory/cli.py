@@ -206,10 +206,9 @@ def _store_error(exc: Exception, url: str) -> NoReturn:
 
 
 def _redact(url: str) -> str:
-    """The URL with its password (if any) replaced by ***."""
-    import re
+    from redirectory.store import redact_url
 
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return redact_url(url)
 
 
 def _where(url: str) -> str:

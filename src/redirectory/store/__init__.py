@@ -18,6 +18,7 @@ from redirectory.store.store import (
     describe_database,
     diff,
     normalize_url,
+    redact_url,
     sqlite_file,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "describe_database",
     "diff",
     "normalize_url",
+    "redact_url",
     "sqlite_file",
 ]

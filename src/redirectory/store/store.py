@@ -315,7 +315,12 @@ def describe_database(url: str) -> str:
             return f"SQLite database {path}"
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL is shown as given, minus a password
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        return redact_url(url)
+
+
+def redact_url(url: str) -> str:
+    """`url` as given, with its password (if any) replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class DatabaseLocked(Exception):
