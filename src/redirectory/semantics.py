@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from http import HTTPStatus
 
 
 class MethodChange(StrEnum):
@@ -150,3 +151,21 @@ def semantics(code: int) -> StatusSemantics:
 def alternatives_to_302() -> str:
     """The wording every part uses when refusing 302."""
     return "302 must not be used: use 303 or 307 for a temporary redirect, 301 or 308 for a permanent one"
+
+
+#: RFC 9110 §15 names where Python's `http.HTTPStatus` still has the RFC 7231 ones.
+_RFC9110_NAMES: dict[int, str] = {413: "Content Too Large"}
+
+
+def reason_phrase(code: int) -> str:
+    """The reason phrase of any status code: the table's for 3xx, else RFC 9110's (via
+    `http.HTTPStatus`); "Unknown" for a code neither knows. Every part takes phrases from here."""
+    entry = TABLE.get(code)
+    if entry is not None:
+        return entry.reason
+    if code in _RFC9110_NAMES:
+        return _RFC9110_NAMES[code]
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"

@@ -24,28 +24,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from redirectory.semantics import reason_phrase
 from redirectory.store import DatabaseLocked
 
 log = logging.getLogger("redirectory.admin")
 
 TYPE_BASE = "urn:redirectory:error:"
-TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    410: "Gone",
-    412: "Precondition Failed",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Entity",
-    428: "Precondition Required",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 #: Headers on every admin response that may carry sensitive data (guide checklist 40).
 NO_STORE = {"cache-control": "no-cache, no-store, must-revalidate", "pragma": "no-cache", "expires": "0"}
 
@@ -94,7 +78,7 @@ def error_response(status: int, key: str, errors: list[ErrorItem], headers: dict
         errors = [ErrorItem("The server could not complete the request", "internal")]
     doc = {
         "type": TYPE_BASE + key,
-        "title": TITLES.get(status, "Error"),
+        "title": reason_phrase(status),
         "titleKey": f"redirectory.errors.{key}",
         "instance": instance,
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -55,7 +55,7 @@ from redirectory.gateway import access
 from redirectory.gateway.app import Gateway
 from redirectory.gateway.config import GatewayConfig
 from redirectory.rules.engine import SERVER_HEADERS, Response, error_body
-from redirectory.semantics import TABLE
+from redirectory.semantics import TABLE, reason_phrase
 
 log = logging.getLogger("redirectory.http1")
 
@@ -78,15 +78,8 @@ HTTP_VERSIONS = ("1.1", "1.0")
 LINGER = 2.0  # seconds a refused request's connection keeps discarding what the client still sends
 VALID_HOSTS_KEPT = 256  # Host values remembered as valid per worker (forgotten all at once beyond)
 
-_REASONS = {
-    **{code: s.reason for code, s in TABLE.items()},
-    400: "Bad Request",
-    404: "Not Found",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    505: "HTTP Version Not Supported",
-}
+#: Status line reason phrases, from `semantics.reason_phrase` (never retyped).
+_REASONS = {code: reason_phrase(code) for code in (*TABLE, 400, 404, 414, 431, 500, 505)}
 
 
 def render_http1(response: Response) -> tuple[bytes, bytes]:
