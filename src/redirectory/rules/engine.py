@@ -36,6 +36,9 @@ class EngineOptions:
     default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE
     max_path_length: int = 8192
     error_type_base: str = "urn:redirectory:error:"
+    #: Keep exact rules as compact records (see `matcher`): for the gateway, whose table may hold a
+    #: million of them. `matcher.rules()` and `matcher.get()` then give them without tags, note and lines.
+    compact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,9 @@ class Engine:
     def __init__(self, ruleset: RuleSet | Iterable[Rule] = (), options: EngineOptions | None = None):
         self.options = options or EngineOptions()
         rules = ruleset.rules if isinstance(ruleset, RuleSet) else tuple(ruleset)
-        self.matcher = Matcher(rules, default_permanent_max_age=self.options.default_permanent_max_age)
+        self.matcher = Matcher(
+            rules, default_permanent_max_age=self.options.default_permanent_max_age, compact=self.options.compact
+        )
 
     # -- decisions ---------------------------------------------------------------------
     def decide(self, request: Request, now: datetime | None = None) -> Decision:

@@ -10,12 +10,23 @@ A candidate whose `methods` exclude the request method, or whose window does not
 skipped and the next one is tried.
 
 Lookup cost does not grow with the number of exact or pattern rules: one dict probe, and a trie
-walk bounded by the number of path segments. The matcher is updated in place (`add`, `remove`)
-so a change to a 100k-rule table does not rebuild it.
+walk bounded by the number of path segments. Regex rules are matched by a sharded RE2 set
+(`regexset`): linear in the path for any number of them. The matcher is updated in place (`add`,
+`remove`) so a change to a 100k-rule table does not rebuild it; the regex set is compiled lazily,
+on the first match after a change (or by `prepare`).
+
+Compact mode (`Matcher(compact=True)`, used by the gateway alone): an exact rule (a `from` without
+placeholders, enabled, the only rule for its path) is kept as a small record instead of a compiled
+rule: `(id, to, profile, position[, source])`, where the profile is one shared tuple of the fields
+many rules have in common (status, query, methods, window, cache, priority, case_insensitive), and
+`source` is there only when the `from` text differs from the lookup key. A `CompiledRule` is made
+from it when a request matches it (a bounded cache keeps the recent ones). In compact mode
+`rules()` and `get()` give such rules without `tags`, `note`, `line` and `field_lines`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +36,23 @@ import re2
 
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import Param, PathPattern, Target, parse_source, parse_target
+from redirectory.rules.regexset import RegexSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
 Values = dict[str, str | None]
+
+#: A `from` that is already a normalised exact path with no dot segment and no escape: its lookup
+#: key is its own text (anything else goes through `parse_source`).
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*)+/?|/")
+#: Compiled rules made from compact records that are kept (the most recently made first out last).
+MATERIALISED_CACHE = 4096
+
+# Not memoised: the compact matcher would otherwise fill the parsers' caches with every rule.
+_parse_source_uncached = parse_source.__wrapped__
+_parse_target_uncached = parse_target.__wrapped__
 
 
 def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
@@ -40,16 +62,26 @@ def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
 
 @dataclass(slots=True, eq=False)
 class CompiledRule:
-    """A rule plus everything the hot path needs, computed once."""
+    """A rule plus everything the hot path needs, computed once.
+
+    `regex` (the `from_regex`, compiled) is compiled on first use when the rule was compiled
+    with `lazy_regex` (the matcher does: its regex set finds the candidates).
+    """
 
     id: str
     rule: Rule
     pattern: PathPattern | None
-    regex: Any
+    compiled_regex: Any
     target: Target
     rank: tuple[int, ...]
     cache_control: str | None
     has_window: bool
+
+    @property
+    def regex(self) -> Any:
+        if self.compiled_regex is None and self.rule.source_regex is not None:
+            self.compiled_regex = compile_regex(self.rule.source_regex, self.rule.case_insensitive)
+        return self.compiled_regex
 
     def accepts(self, method: str, now: datetime | None) -> bool:
         rule = self.rule
@@ -59,12 +91,24 @@ class CompiledRule:
 
 
 def compile_rule(
-    rule: Rule, rule_id: str = "", default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE
+    rule: Rule,
+    rule_id: str = "",
+    default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE,
+    *,
+    lazy_regex: bool = False,
+    memoised: bool = True,
 ) -> CompiledRule:
-    """Compile one (already validated) rule. Raises PatternError / re2.error on bad input."""
-    pattern = parse_source(rule.source) if rule.source is not None else None
-    regex = compile_regex(rule.source_regex, rule.case_insensitive) if rule.source_regex is not None else None
-    target = parse_target(rule.to)
+    """Compile one (already validated) rule. Raises PatternError / re2.error on bad input
+    (with `lazy_regex`, a bad `from_regex` raises only when `regex` is first read). `memoised`
+    False parses without the parsers' caches (for rules made one at a time from compact records)."""
+    if rule.source is not None:
+        pattern: PathPattern | None = (parse_source if memoised else _parse_source_uncached)(rule.source)
+    else:
+        pattern = None
+    regex = None
+    if rule.source_regex is not None and not lazy_regex:
+        regex = compile_regex(rule.source_regex, rule.case_insensitive)
+    target = (parse_target if memoised else _parse_target_uncached)(rule.to)
     if pattern is not None:
         kind = 0 if pattern.is_exact else 1
         rank = (
@@ -96,72 +140,123 @@ class _Node:
         return not (self.children or self.param or self.terminal or self.tail)
 
 
+#: A compact exact rule: (id, to, profile, position) or (id, to, profile, position, source).
+Entry = tuple[Any, ...]
+#: What an exact key holds: one compact record, or compiled rules in precedence order.
+Bucket = Entry | list[CompiledRule]
+#: host (None: any host) -> lookup key (the normalised path, lower-cased for case-insensitive rules).
+ExactTable = dict[str | None, dict[str, Bucket]]
+#: Where a compact rule is: its lookup key alone (any host, case-sensitive), else (host, key, ci).
+Location = str | tuple[str | None, str, bool]
+
+
+def _where(loc: Location) -> tuple[str | None, str, bool]:
+    return (None, loc, False) if isinstance(loc, str) else loc
+
+
 class Matcher:
     """Compiled rule table. Not thread-safe for writers: update it from one thread."""
 
-    def __init__(self, rules: Iterable[Rule] = (), *, default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE):
+    def __init__(
+        self,
+        rules: Iterable[Rule] = (),
+        *,
+        default_permanent_max_age: int = DEFAULT_PERMANENT_MAX_AGE,
+        compact: bool = False,
+    ):
         self.default_permanent_max_age = default_permanent_max_age
-        self._by_id: dict[str, CompiledRule] = {}
-        self._exact: dict[tuple[str | None, str], list[CompiledRule]] = {}
-        self._exact_ci: dict[tuple[str | None, str], list[CompiledRule]] = {}
+        self.compact = compact
+        self._by_id: dict[str, CompiledRule] = {}  # every rule not kept as a compact record
+        self._exact: ExactTable = {}
+        self._exact_ci: ExactTable = {}
         self._tries: dict[tuple[str | None, bool], _Node] = {}
-        self._regex: list[CompiledRule] = []
-        self._regex_set: Any = None
+        self._regex: RegexSet[CompiledRule] = RegexSet()
+        self._regex_keys: dict[str, tuple[int, ...]] = {}
+        self._seq = 0  # insertion order: the last tie-break between regex rules
         self._hosts: set[str] = set()
         self._host_counts: dict[str, int] = {}
         self._anon = 0
         self.windows = 0  # number of rules with a time window (decisions may depend on time)
+        # compact mode
+        self._compact_ids: dict[str, Location] = {}
+        self._profiles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._made: dict[str, CompiledRule] = {}
         for rule in rules:
             self.add(rule)
 
     # -- maintenance -------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_id) + len(self._compact_ids)
 
     def rules(self) -> list[Rule]:
-        return [c.rule for c in sorted(self._by_id.values(), key=lambda c: c.rule.position)]
+        """Every rule, in file order (in compact mode, compact rules without tags, note and lines)."""
+        found = [c.rule for c in self._by_id.values()]
+        for rule_id, loc in self._compact_ids.items():
+            host, lookup, ci = _where(loc)
+            entry = (self._exact_ci if ci else self._exact)[host][lookup]
+            assert type(entry) is tuple and entry[0] == rule_id
+            found.append(self._rule_of(entry, lookup))
+        found.sort(key=lambda r: r.position)
+        return found
 
     def get(self, rule_id: str) -> CompiledRule | None:
-        return self._by_id.get(rule_id)
+        compiled = self._by_id.get(rule_id)
+        if compiled is None and rule_id in self._compact_ids:
+            compiled = self._compiled(rule_id)
+        return compiled
 
     @property
     def has_host_rules(self) -> bool:
         return bool(self._hosts)
 
-    def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule:
+    def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule | None:
         """Add (or replace, by id) one rule. Disabled rules are kept out of matching.
 
-        The id is `rule_id`, else `rule.id`, else a generated one (`rule-N`).
+        The id is `rule_id`, else `rule.id`, else a generated one (`rule-N`). Returns the compiled
+        rule, or None when the rule is kept as a compact record (compact mode).
         """
         key = rule_id or rule.id
         if key is None:
             self._anon += 1
             key = f"rule-{self._anon}"
-        if key in self._by_id:
+        if key in self._by_id or key in self._compact_ids:
             self.remove(key)
-        compiled = compile_rule(rule, key, self.default_permanent_max_age)
+        if self.compact and rule.enabled and rule.source is not None and self._add_compact(rule, key):
+            return None
+        regex = rule.source_regex is not None
+        compiled = compile_rule(rule, key, self.default_permanent_max_age, lazy_regex=regex)
         self._by_id[key] = compiled
         if not rule.enabled:
             return compiled
         if compiled.has_window:
             self.windows += 1
-        if compiled.regex is not None:
-            self._regex.append(compiled)
-            self._regex.sort(key=lambda c: c.rank)
-            self._regex_set = None
+        if regex:
+            self._seq += 1
+            order = (*compiled.rank, self._seq)
+            self._regex.add(order, ("(?i)" if rule.case_insensitive else "") + (rule.source_regex or ""), compiled)
+            self._regex_keys[key] = order
             return compiled
         pattern = compiled.pattern
         assert pattern is not None
         if pattern.host:
-            self._host_counts[pattern.host] = self._host_counts.get(pattern.host, 0) + 1
-            self._hosts.add(pattern.host)
+            self._count_host(pattern.host, 1)
         if pattern.is_exact:
             path = pattern.exact_path
-            table = self._exact_ci if rule.case_insensitive else self._exact
-            exact_key = (pattern.host, path.lower() if rule.case_insensitive else path)
-            bucket = table.setdefault(exact_key, [])
-            bucket.append(compiled)
-            bucket.sort(key=lambda c: c.rank)
+            tables = self._exact_ci if rule.case_insensitive else self._exact
+            table = tables.get(pattern.host)
+            if table is None:
+                table = tables[pattern.host] = {}
+            lookup = path.lower() if rule.case_insensitive else path
+            bucket = table.get(lookup)
+            if bucket is None:
+                table[lookup] = [compiled]
+            else:
+                if type(bucket) is tuple:
+                    bucket = [self._promote(bucket, pattern.host, lookup)]
+                    table[lookup] = bucket
+                assert isinstance(bucket, list)
+                bucket.append(compiled)
+                bucket.sort(key=lambda c: c.rank)
             return compiled
         node = self._tries.setdefault((pattern.host, rule.case_insensitive), _Node())
         for seg in pattern.segments:
@@ -177,7 +272,53 @@ class Matcher:
         bucket.sort(key=lambda c: c.rank)
         return compiled
 
+    def _add_compact(self, rule: Rule, key: str) -> bool:
+        """Keep an exact rule as a compact record; False when it is not one (or shares its path)."""
+        source = rule.source
+        assert source is not None
+        host: str | None = None
+        if _PLAIN_PATH.fullmatch(source):
+            path = source
+        else:
+            pattern = _parse_source_uncached(source)
+            if not pattern.is_exact:
+                return False
+            host = pattern.host
+            path = pattern.exact_path
+        ci = rule.case_insensitive
+        lookup = path.lower() if ci else path
+        tables = self._exact_ci if ci else self._exact
+        table = tables.get(host)
+        if table is None:
+            table = tables[host] = {}
+        elif lookup in table:
+            return False
+        profile = (rule.status, rule.query, rule.methods, rule.starts, rule.ends, rule.cache, rule.priority, ci)
+        profile = self._profiles.setdefault(profile, profile)
+        if host is None and source == lookup:
+            table[lookup] = (key, rule.to, profile, rule.position)
+        else:
+            table[lookup] = (key, rule.to, profile, rule.position, source)
+        self._compact_ids[key] = lookup if host is None and not ci else (host, lookup, ci)
+        if host is not None:
+            self._count_host(host, 1)
+        if rule.starts is not None or rule.ends is not None:
+            self.windows += 1
+        return True
+
+    def _count_host(self, host: str, delta: int) -> None:
+        left = self._host_counts.get(host, 0) + delta
+        if left:
+            self._host_counts[host] = left
+            self._hosts.add(host)
+        else:
+            del self._host_counts[host]
+            self._hosts.discard(host)
+
     def remove(self, rule_id: str) -> Rule | None:
+        loc = self._compact_ids.pop(rule_id, None)
+        if loc is not None:
+            return self._remove_compact(rule_id, loc)
         compiled = self._by_id.pop(rule_id, None)
         if compiled is None:
             return None
@@ -186,27 +327,25 @@ class Matcher:
             return rule
         if compiled.has_window:
             self.windows -= 1
-        if compiled.regex is not None:
-            self._regex.remove(compiled)
-            self._regex_set = None
+        if rule.source_regex is not None:
+            self._regex.remove(self._regex_keys.pop(rule_id))
             return rule
         pattern = compiled.pattern
         assert pattern is not None
         if pattern.host:
-            left = self._host_counts[pattern.host] - 1
-            if left:
-                self._host_counts[pattern.host] = left
-            else:
-                del self._host_counts[pattern.host]
-                self._hosts.discard(pattern.host)
+            self._count_host(pattern.host, -1)
         if pattern.is_exact:
             path = pattern.exact_path
-            table = self._exact_ci if rule.case_insensitive else self._exact
-            key = (pattern.host, path.lower() if rule.case_insensitive else path)
-            bucket = table[key]
+            tables = self._exact_ci if rule.case_insensitive else self._exact
+            table = tables[pattern.host]
+            lookup = path.lower() if rule.case_insensitive else path
+            bucket = table[lookup]
+            assert isinstance(bucket, list)
             bucket.remove(compiled)
             if not bucket:
-                del table[key]
+                del table[lookup]
+                if not table:
+                    del tables[pattern.host]
             return rule
         trie_key = (pattern.host, rule.case_insensitive)
         root = self._tries[trie_key]
@@ -234,13 +373,31 @@ class Matcher:
             del self._tries[trie_key]
         return rule
 
+    def _remove_compact(self, rule_id: str, loc: Location) -> Rule:
+        host, lookup, ci = _where(loc)
+        tables = self._exact_ci if ci else self._exact
+        table = tables[host]
+        entry = table.pop(lookup)
+        assert type(entry) is tuple
+        if not table:
+            del tables[host]
+        self._made.pop(rule_id, None)
+        if host is not None:
+            self._count_host(host, -1)
+        profile = entry[2]
+        if profile[3] is not None or profile[4] is not None:
+            self.windows -= 1
+        return self._rule_of(entry, lookup)
+
     def release(self) -> Iterator[None]:
         """Empty the matcher a little at a time: each step frees a few objects and yields, so that a
         big table no longer served can be freed between other work instead of in one go."""
-        for table in (self._exact, self._exact_ci):
-            while table:
-                table.popitem()
-                yield
+        for tables in (self._exact, self._exact_ci):
+            while tables:
+                _host, table = tables.popitem()
+                while table:
+                    table.popitem()
+                    yield
         stack = list(self._tries.values())
         self._tries.clear()
         while stack:
@@ -253,19 +410,88 @@ class Matcher:
                 node.param = None
             yield
         self._regex.clear()
-        self._regex_set = None
+        self._regex_keys.clear()
         self._hosts.clear()
         self._host_counts.clear()
+        self._profiles.clear()
+        self._made.clear()
         self.windows = 0
+        while self._compact_ids:
+            self._compact_ids.popitem()
+            yield
         while self._by_id:
             self._by_id.popitem()
             yield
+
+    def prepare(self) -> Iterator[None]:
+        """Compile what `match` would otherwise compile on first use (the regex set's stale shards),
+        one shard per step."""
+        yield from self._regex.prepare()
+
+    # -- compact records -----------------------------------------------------------------
+    def _rule_of(self, entry: Entry, lookup: str) -> Rule:
+        status, query, methods, starts, ends, cache, priority, ci = entry[2]
+        return Rule(
+            to=entry[1],
+            source=entry[4] if len(entry) == 5 else lookup,
+            status=status,
+            methods=methods,
+            query=query,
+            starts=starts,
+            ends=ends,
+            cache=cache,
+            priority=priority,
+            case_insensitive=ci,
+            id=entry[0],
+            position=entry[3],
+        )
+
+    def _make(self, entry: Entry, lookup: str) -> CompiledRule:
+        """The compiled rule of a compact record (cached: MATERIALISED_CACHE of them)."""
+        rule_id = entry[0]
+        made = self._made.get(rule_id)
+        if made is None:
+            made = compile_rule(self._rule_of(entry, lookup), rule_id, self.default_permanent_max_age, memoised=False)
+            if len(self._made) >= MATERIALISED_CACHE:
+                del self._made[next(iter(self._made))]
+            self._made[rule_id] = made
+        return made
+
+    def _compiled(self, rule_id: str) -> CompiledRule:
+        loc = self._compact_ids[rule_id]
+        host, lookup, ci = _where(loc)
+        entry = (self._exact_ci if ci else self._exact)[host][lookup]
+        assert type(entry) is tuple
+        return self._make(entry, lookup)
+
+    def _promote(self, entry: Entry, host: str | None, lookup: str) -> CompiledRule:
+        """Turn a compact record into a full compiled rule (its path gets a second rule)."""
+        rule_id = entry[0]
+        del self._compact_ids[rule_id]
+        self._made.pop(rule_id, None)
+        compiled = compile_rule(self._rule_of(entry, lookup), rule_id, self.default_permanent_max_age)
+        self._by_id[rule_id] = compiled
+        return compiled
+
+    def _bucket(self, bucket: Bucket, lookup: str) -> list[CompiledRule]:
+        if type(bucket) is tuple:
+            return [self._make(bucket, lookup)]
+        assert isinstance(bucket, list)
+        return bucket
 
     # -- lookup ------------------------------------------------------------------------
     def match(
         self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None
     ) -> tuple[CompiledRule, Values] | None:
         """The winning rule for a normalised path, with its placeholder values."""
+        if not self._exact_ci and (host is None or host not in self._hosts):
+            # The common case first: one exact any-host rule answers.
+            table = self._exact.get(None)
+            bucket = table.get(path) if table is not None else None
+            if bucket is not None:
+                for candidate in self._bucket(bucket, path):
+                    if candidate.accepts(method, now):
+                        return candidate, {}
         for candidate, values in self.candidates(path, host):
             if candidate.accepts(method, now):
                 return candidate, values
@@ -276,15 +502,20 @@ class Matcher:
         hosts: list[str | None] = [None]
         if host is not None and host in self._hosts:
             hosts = [host, None]
-        lower: str | None = None
         for h in hosts:
-            key = (h, path)
-            exact = self._exact.get(key)
+            exact: list[CompiledRule] | None = None
+            table = self._exact.get(h)
+            if table is not None:
+                bucket = table.get(path)
+                if bucket is not None:
+                    exact = self._bucket(bucket, path)
             if self._exact_ci:
-                lower = path.lower()
-                exact_ci = self._exact_ci.get((h, lower))
-                if exact_ci:
-                    exact = sorted((exact or []) + exact_ci, key=lambda c: c.rank)
+                table = self._exact_ci.get(h)
+                if table is not None:
+                    lower = path.lower()
+                    bucket = table.get(lower)
+                    if bucket is not None:
+                        exact = sorted((exact or []) + self._bucket(bucket, lower), key=lambda c: c.rank)
             if exact:
                 for c in exact:
                     yield c, {}
@@ -347,19 +578,8 @@ class Matcher:
         return values
 
     def _regex_candidates(self, path: str) -> Iterator[tuple[CompiledRule, Values]]:
-        regexes = self._regex
-        if len(regexes) > 8:
-            if self._regex_set is None:
-                rset = re2.Set.SearchSet(_RE2_OPTIONS)
-                for c in regexes:
-                    rset.Add(("(?i)" if c.rule.case_insensitive else "") + (c.rule.source_regex or ""))
-                rset.Compile()
-                self._regex_set = rset
-            indices = sorted(self._regex_set.Match(path) or ())
-            selected = [regexes[i] for i in indices]
-        else:
-            selected = regexes
-        for c in selected:
-            m = c.regex.search(path)
+        for c in self._regex.match(path):
+            regex = c.regex
+            m = regex.search(path) if regex is not None else None
             if m is not None:
                 yield c, dict(m.groupdict())
