@@ -13,24 +13,6 @@ from typing import Any, Literal
 QueryMode = Literal["keep", "drop"]
 Severity = Literal["error", "warning"]
 
-#: Field names of a rule, in the order files and exports use them.
-RULE_FIELDS: tuple[str, ...] = (
-    "from",
-    "from_regex",
-    "to",
-    "status",
-    "methods",
-    "query",
-    "starts",
-    "ends",
-    "cache",
-    "priority",
-    "case_insensitive",
-    "enabled",
-    "tags",
-    "note",
-)
-
 #: Top-level keys of a rule file.
 FILE_FIELDS: tuple[str, ...] = ("allowed_hosts", "rules")
 
@@ -50,16 +32,86 @@ class FieldLimit:
     controls: str = ""
 
 
-#: The limits every way in (files, CLI, admin API, bulk, imports) applies, in
-#: `parsing.rule_from_mapping`; docs/rules.md gives the reasons.
-FIELD_LIMITS: dict[str, FieldLimit] = {
-    "from": FieldLimit(2048),  # the store indexes it: PostgreSQL cannot index ~2.7 KB and more
-    "from_regex": FieldLimit(2048),
-    "to": FieldLimit(8192),  # a Location most servers and proxies still take as a request target
-    "methods": FieldLimit(32, items=64),
-    "tags": FieldLimit(64, items=64),
-    "note": FieldLimit(1024, controls="\t\n\r"),  # a note may span lines
-}
+FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "timestamp", "seconds",
+                    "integer", "flag", "tags", "note"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One rule field, stated once: every list of fields (file keys, CSV columns, `Rule.to_dict`,
+    `parsing.rule_from_mapping`'s checks, ...) is derived from `FIELDS`.
+
+    - `name`: the key in rule files (YAML, JSON), the CSV column and the admin API's file-style name;
+    - `attr`: the `Rule` attribute that holds it (`from` is `Rule.source`);
+    - `kind`: what it holds, and so how it is parsed and checked (`parsing.rule_from_mapping`):
+      "pattern" (`from`, a path pattern), "regex" (RE2), "target" (`to`), "status" (a redirect
+      status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop),
+      "timestamp" (ISO 8601, stored in UTC), "seconds" (0 to 2**31-1), "integer" (a signed 32-bit
+      integer), "flag" (a boolean), "tags" (words), "note" (free text);
+    - `default`: the value a rule has when the field is unset (the `Rule` attribute's default);
+    - `limit`: how much text it may hold (`FieldLimit`), None for fields that hold no text;
+    - `text`: YAML plain scalars are taken as the text written (`note: yes` is "yes"), for the
+      value or, for a list, each item;
+    - `is_list`: the value is a list (YAML/JSON list; CSV cell split on spaces or `|`);
+    - `always`: written by `Rule.to_dict` even at its default (`to`, `status`); every other field
+      is written only when it differs from its default and is not empty.
+
+    How a value is written (`Rule.to_dict`): lists as lists, timestamps by `format_timestamp`,
+    everything else as it is.
+    """
+
+    name: str
+    attr: str
+    kind: FieldKind
+    default: Any = None
+    limit: FieldLimit | None = None
+    text: bool = False
+    is_list: bool = False
+    always: bool = False
+
+    def written(self, value: Any) -> Any:
+        """`value` as a rule file holds it (lists as lists, timestamps in ISO 8601)."""
+        if self.is_list:
+            return list(value)
+        if self.kind == "timestamp":
+            return format_timestamp(value)
+        return value
+
+
+#: The rule fields, in the order files and exports use them. The limits are applied by every way
+#: in (files, CLI, admin API, bulk, imports), in `parsing.rule_from_mapping`; docs/rules.md gives
+#: the reasons.
+FIELDS: tuple[Field, ...] = (
+    # the store indexes it: PostgreSQL cannot index ~2.7 KB and more
+    Field("from", "source", "pattern", limit=FieldLimit(2048), text=True),
+    Field("from_regex", "source_regex", "regex", limit=FieldLimit(2048), text=True),
+    # a Location most servers and proxies still take as a request target
+    Field("to", "to", "target", limit=FieldLimit(8192), text=True, always=True),
+    Field("status", "status", "status", default=301, always=True),
+    Field("methods", "methods", "methods", limit=FieldLimit(32, items=64), text=True, is_list=True),
+    Field("query", "query", "query", default="keep", text=True),
+    Field("starts", "starts", "timestamp"),
+    Field("ends", "ends", "timestamp"),
+    Field("cache", "cache", "seconds"),
+    Field("priority", "priority", "integer", default=0),
+    Field("case_insensitive", "case_insensitive", "flag", default=False),
+    Field("enabled", "enabled", "flag", default=True),
+    Field("tags", "tags", "tags", default=(), limit=FieldLimit(64, items=64), text=True, is_list=True),
+    # a note may span lines
+    Field("note", "note", "note", limit=FieldLimit(1024, controls="\t\n\r"), text=True),
+)
+
+#: Kinds whose empty value (an empty note or tag list) `Rule.to_dict` leaves out like the default.
+_OMITTED_WHEN_EMPTY = frozenset({"note", "tags"})
+
+#: Each field by its name.
+FIELD_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+
+#: Field names of a rule, in the order files and exports use them.
+RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+#: The fields that have a `FieldLimit`, and their limit.
+FIELD_LIMITS: dict[str, FieldLimit] = {f.name: f.limit for f in FIELDS if f.limit is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,33 +187,67 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         """The rule as a file would hold it (only fields that differ from the defaults)."""
         out: dict[str, Any] = {}
-        if self.source is not None:
-            out["from"] = self.source
-        if self.source_regex is not None:
-            out["from_regex"] = self.source_regex
-        out["to"] = self.to
-        out["status"] = self.status
-        if self.methods is not None:
-            out["methods"] = list(self.methods)
-        if self.query != "keep":
-            out["query"] = self.query
-        if self.starts is not None:
-            out["starts"] = format_timestamp(self.starts)
-        if self.ends is not None:
-            out["ends"] = format_timestamp(self.ends)
-        if self.cache is not None:
-            out["cache"] = self.cache
-        if self.priority:
-            out["priority"] = self.priority
-        if self.case_insensitive:
-            out["case_insensitive"] = True
-        if not self.enabled:
-            out["enabled"] = False
-        if self.tags:
-            out["tags"] = list(self.tags)
-        if self.note:
-            out["note"] = self.note
+        for f in FIELDS:
+            value = getattr(self, f.attr)
+            if f.always or (value != f.default and (value or f.kind not in _OMITTED_WHEN_EMPTY)):
+                out[f.name] = f.written(value)
         return out
+
+
+class _RuleBuilder:
+    """Rule's slot layout without the frozen dataclass's `__setattr__`: `new_rule` fills one with
+    plain assignments, then makes it a Rule (`__class__` assignment between equal layouts)."""
+
+    __slots__ = Rule.__slots__
+
+
+def new_rule(
+    to: str,
+    source: str | None = None,
+    source_regex: str | None = None,
+    status: int = 301,
+    methods: tuple[str, ...] | None = None,
+    query: QueryMode = "keep",
+    starts: datetime | None = None,
+    ends: datetime | None = None,
+    cache: int | None = None,
+    priority: int = 0,
+    case_insensitive: bool = False,
+    enabled: bool = True,
+    tags: tuple[str, ...] = (),
+    note: str | None = None,
+    id: str | None = None,  # noqa: A002 - Rule's own field name
+    line: int | None = None,
+    position: int = 0,
+    field_lines: Mapping[str, int] | None = None,
+) -> Rule:
+    """`Rule(...)` with the same arguments, several times faster (a frozen dataclass sets each
+    field through `object.__setattr__`): for code that builds a whole table (parsers, the store).
+    The arguments are not checked, as `Rule(...)` does not check them either."""
+    r: Any = _new(_RuleBuilder)
+    r.to = to
+    r.source = source
+    r.source_regex = source_regex
+    r.status = status
+    r.methods = methods
+    r.query = query
+    r.starts = starts
+    r.ends = ends
+    r.cache = cache
+    r.priority = priority
+    r.case_insensitive = case_insensitive
+    r.enabled = enabled
+    r.tags = tags
+    r.note = note
+    r.id = id
+    r.line = line
+    r.position = position
+    r.field_lines = field_lines
+    r.__class__ = Rule
+    return r  # type: ignore[no-any-return]
+
+
+_new = object.__new__
 
 
 @dataclass(frozen=True, slots=True)

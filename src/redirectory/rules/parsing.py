@@ -69,14 +69,16 @@ from redirectory import yamlsafe
 from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import (
     FIELD_LIMITS,
+    FIELDS,
     FILE_FIELDS,
     RULE_FIELDS,
     FieldLimit,
     Problem,
     Rule,
     RuleSet,
+    new_rule,
 )
-from redirectory.rules.patterns import PatternError, parse_source, valid_host
+from redirectory.rules.patterns import PatternError, parse_source, simple_exact_pattern, valid_host
 from redirectory.semantics import RULE_STATUSES, alternatives_to_302
 
 Format = Literal["yaml", "json", "csv"]
@@ -85,9 +87,9 @@ _Fail = Callable[[str, str, str], None]
 _EXTENSIONS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}
 
 #: Fields whose value is text (YAML plain scalars are taken as written).
-_TEXT_FIELDS = frozenset({"from", "from_regex", "to", "query", "note"})
+_TEXT_FIELDS = frozenset(f.name for f in FIELDS if f.text and not f.is_list)
 #: Fields whose value is a list of text.
-_TEXT_LIST_FIELDS = frozenset({"methods", "tags"})
+_TEXT_LIST_FIELDS = frozenset(f.name for f in FIELDS if f.text and f.is_list)
 _RULE_FIELD_SET = frozenset(RULE_FIELDS)
 
 #: Names people reach for, and the field they mean.
@@ -187,6 +189,10 @@ def rule_from_mapping(
     `data` holds plain values (str, int, bool, list, datetime, None...). None means "unset".
     `line` is the rule's line, `field_lines` each field's line (problems point at the field).
     """
+    if type(data) is dict:
+        rule = _fast_rule(data, line, field_lines, position)
+        if rule is not None:
+            return rule, []
     problems: list[Problem] = []
 
     def fail(name: str, code: str, message: str) -> None:
@@ -451,6 +457,99 @@ def rule_from_mapping(
         ),
         problems,
     )
+
+
+# -- the fast path --------------------------------------------------------------------------------
+# Most rules of a large table are plain: `from` (an exact path), `to`, `status` and a few scalar
+# fields, each of the right type and well within its limits. `_fast_rule` builds such a rule with
+# cheap checks that can only accept what the full checks accept; anything else (another field, a
+# value it is not sure of) returns None and takes the full path, which reports the problems.
+_SLOW: Any = object()  # "take the full path"
+_STATUSES = frozenset(RULE_STATUSES) - {302}
+
+
+def _fast_text(value: Any, limit: FieldLimit) -> Any:
+    if type(value) is not str or 4 * len(value) > limit.size or _CONTROL.search(value):
+        return _SLOW
+    return value
+
+
+def _fast_status(value: Any) -> Any:
+    return value if type(value) is int and value in _STATUSES else _SLOW
+
+
+def _fast_query(value: Any) -> Any:
+    return value if value == "keep" or value == "drop" else _SLOW
+
+
+def _fast_seconds(value: Any) -> Any:
+    return value if type(value) is int and 0 <= value <= _INT32_MAX else _SLOW
+
+
+def _fast_integer(value: Any) -> Any:
+    return value if type(value) is int and _INT32_MIN <= value <= _INT32_MAX else _SLOW
+
+
+def _fast_flag(value: Any) -> Any:
+    return value if type(value) is bool else _SLOW
+
+
+def _fast_note(value: Any) -> Any:
+    if type(value) is not str or 4 * len(value) > _NOTE_LIMIT.size:
+        return _SLOW
+    match = _CONTROL.search(value)
+    if match is not None and any(c not in _NOTE_LIMIT.controls for c in _CONTROL.findall(value)):
+        return _SLOW
+    return value if value.strip() else None
+
+
+_NOTE_LIMIT = FIELD_LIMITS["note"]
+#: Field name -> (Rule attribute, fast check) for the fields the fast path takes; by the field's kind.
+_FAST_BY_KIND: dict[str, Callable[[Any], Any]] = {
+    "status": _fast_status,
+    "query": _fast_query,
+    "seconds": _fast_seconds,
+    "integer": _fast_integer,
+    "flag": _fast_flag,
+    "note": _fast_note,
+}
+_FAST_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    f.name: (f.attr, _FAST_BY_KIND[f.kind]) for f in FIELDS if f.kind in _FAST_BY_KIND
+}
+_FROM_LIMIT = FIELD_LIMITS["from"]
+_TO_LIMIT = FIELD_LIMITS["to"]
+
+
+def _fast_rule(
+    data: dict[str, Any], line: int | None, field_lines: Mapping[str, int] | None, position: int
+) -> Rule | None:
+    """The Rule of a plain `data` (see above), or None: then the full checks decide."""
+    src = _fast_text(data.get("from"), _FROM_LIMIT)
+    to = _fast_text(data.get("to"), _TO_LIMIT)
+    if src is _SLOW or to is _SLOW or not to.strip():
+        return None
+    if simple_exact_pattern(src) is None:
+        try:
+            parse_source(src)
+        except PatternError:
+            return None
+    if len(data) == 3 and "status" in data:  # the commonest shape: from, to, status
+        status = data["status"]
+        if type(status) is not int or status not in _STATUSES:
+            return None
+        return new_rule(to, src, None, status, line=line, position=position, field_lines=field_lines)
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "from" or key == "to":
+            continue
+        found = _FAST_FIELDS.get(key)
+        if found is None:
+            return None
+        checked = found[1](value)
+        if checked is _SLOW:
+            return None
+        fields[found[0]] = checked
+    return new_rule(to, src, line=line, position=position, field_lines=field_lines, **fields)
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -1074,10 +1173,11 @@ def _loads_json(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
 
 
 # -- CSV ------------------------------------------------------------------------------------------
-_CSV_INT_FIELDS = frozenset({"status", "cache", "priority"})
-_CSV_BOOL_FIELDS = frozenset({"case_insensitive", "enabled"})
-_CSV_LIST_FIELDS = frozenset({"methods", "tags"})
-_CSV_RAW_FIELDS = frozenset({"from", "from_regex", "to", "note"})  # kept exactly as written
+_CSV_INT_FIELDS = frozenset(f.name for f in FIELDS if f.kind in ("status", "seconds", "integer"))
+_CSV_BOOL_FIELDS = frozenset(f.name for f in FIELDS if f.kind == "flag")
+_CSV_LIST_FIELDS = frozenset(f.name for f in FIELDS if f.is_list)
+# kept exactly as written
+_CSV_RAW_FIELDS = frozenset(f.name for f in FIELDS if f.kind in ("pattern", "regex", "target", "note"))
 
 
 def _csv_message(exc: csv.Error) -> str:
