@@ -5,9 +5,11 @@ Standard library only, deterministic for a given --seed.
 
     python3 bench/gen_rules.py --kind exact --count 100000 --out /tmp/b/exact-100k
     python3 bench/gen_rules.py --kind placeholder --count 10000 --out DIR --nginx-dir DIR/nginx-ref
+    python3 bench/gen_rules.py --kind regex --count 100000 --out DIR --formats yaml,json,csv
 
 Writes into --out:
   rules.yaml   the rule file for `redirectory rules apply`
+  rules.json, rules.csv   the same table in the CLI's JSON and CSV formats (with --formats)
   paths.txt    ~--sample request paths that all match a rule, spread uniformly over the
                table and shuffled (read by bench/paths.lua)
   expect.tsv   path <TAB> status <TAB> expected Location path, for the same sample
@@ -15,7 +17,10 @@ Writes into --out:
 Kinds:
   exact        from: /svc{i}/items/{i}   ->  to: /v2/svc{i}/items/{i}   status 301
   placeholder  from: /p{i}/users/{id}    ->  to: /v2/p{i}/users/{id}    status 308
+  regex        from_regex: ^/r{i}/items/(?P<id>[0-9]+)$  ->  to: /v2/r{i}/items/{id}   status 307
   mixed        even i exact (methods: [GET, HEAD]), odd i placeholder (bench/load.py)
+  mixed3       exact, placeholder and regex rules in one table, 10 : 1 : 1 (i % 12 < 10: exact,
+               10: placeholder, 11: regex), the proportions of 1M exact + 100k + 100k (run.sh `mixed`)
 
 --bulk N also writes bulk.yaml: the same rules plus N more exact rules
 `/bulk{j}/items/{j}` -> `/v2/bulk{j}/items/{j}` (301, GET and HEAD), which no sample path requests: the file a
@@ -25,13 +30,16 @@ Kinds:
 the redirectory export is not used, e.g. `run.sh --nginx-only`):
   redirectory-map.conf     `map` block(s), to include inside `http {}`
   redirectory-return.conf  `if (...) { return CODE $var; }` lines, to include inside `server {}`
-Exact rules become one hashed `map $uri` (O(1) lookup); placeholder rules become one
-`~^/p{i}/users/([^/]+)$` regex entry each, which nginx tries in order (O(n) per request).
+One `map $uri` per status: exact rules are hashed keys (O(1) lookup); placeholder rules become
+one `~^/p{i}/users/([^/]+)$` regex entry each and regex rules their regex (`~^/r{i}/items/([0-9]+)$`,
+the named group as a plain one), which nginx tries in order, after the hashed keys (O(n) per
+request).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import sys
@@ -40,8 +48,11 @@ from pathlib import Path
 KINDS = {
     "exact": 301,
     "placeholder": 308,
+    "regex": 307,
     "mixed": 0,  # per rule: see kind_of
+    "mixed3": 0,
 }
+FORMATS = ("yaml", "json", "csv")
 
 METHODS_GET = "    methods: [GET, HEAD]\n"
 
@@ -50,19 +61,41 @@ def kind_of(kind: str, i: int) -> str:
     """The plain kind of rule i (mixed tables alternate exact and placeholder rules)."""
     if kind == "mixed":
         return "exact" if i % 2 == 0 else "placeholder"
+    if kind == "mixed3":
+        return "exact" if i % 12 < 10 else ("placeholder" if i % 12 == 10 else "regex")
     return kind
 
 
 def rule_pair(kind: str, i: int) -> tuple[str, str]:
-    if kind_of(kind, i) == "exact":
+    """(from or from_regex, to) of rule i."""
+    k = kind_of(kind, i)
+    if k == "exact":
         return f"/svc{i}/items/{i}", f"/v2/svc{i}/items/{i}"
+    if k == "regex":
+        return f"^/r{i}/items/(?P<id>[0-9]+)$", f"/v2/r{i}/items/{{id}}"
     return f"/p{i}/users/{{id}}", f"/v2/p{i}/users/{{id}}"
+
+
+def rule_fields(kind: str, i: int) -> dict[str, object]:
+    """Rule i as the mapping the rule file holds, in file order."""
+    src, dst = rule_pair(kind, i)
+    k = kind_of(kind, i)
+    status = KINDS[k]
+    rule: dict[str, object] = {"from_regex" if k == "regex" else "from": src, "to": dst, "status": status}
+    # A 301 for every method draws a warning; the mixed tables say which methods they mean.
+    if kind in ("mixed", "mixed3") and status == 301:
+        rule["methods"] = ["GET", "HEAD"]
+    return rule
 
 
 def request_for(kind: str, i: int, rng: random.Random) -> tuple[str, str]:
     """A concrete request path matching rule i, and the Location path it must redirect to."""
-    if kind_of(kind, i) == "exact":
+    k = kind_of(kind, i)
+    if k == "exact":
         return f"/svc{i}/items/{i}", f"/v2/svc{i}/items/{i}"
+    if k == "regex":
+        item = rng.randrange(1_000_000)
+        return f"/r{i}/items/{item}", f"/v2/r{i}/items/{item}"
     user = f"u{rng.randrange(1_000_000)}"
     return f"/p{i}/users/{user}", f"/v2/p{i}/users/{user}"
 
@@ -78,14 +111,38 @@ def write_rules(kind: str, count: int, path: Path, bulk: int = 0) -> None:
                 + (f" --bulk {bulk}\n" if bulk else "\n"))
         f.write("rules:\n")
         for i in range(count):
-            src, dst = rule_pair(kind, i)
-            status = KINDS[kind_of(kind, i)]
-            # A 301 for every method draws a warning; the mixed table says which methods it means.
-            methods = METHODS_GET if kind == "mixed" and status == 301 else ""
-            f.write(f"  - from: {yaml_str(src)}\n    to: {yaml_str(dst)}\n    status: {status}\n{methods}")
+            rule = rule_fields(kind, i)
+            first = True
+            for key, value in rule.items():
+                text = f"[{', '.join(value)}]" if isinstance(value, list) else (
+                    yaml_str(value) if isinstance(value, str) else str(value))
+                f.write(f"  - {key}: {text}\n" if first else f"    {key}: {text}\n")
+                first = False
         for j in range(bulk):
             src, dst = f"/bulk{j}/items/{j}", f"/v2/bulk{j}/items/{j}"
             f.write(f"  - from: {yaml_str(src)}\n    to: {yaml_str(dst)}\n    status: 301\n{METHODS_GET}")
+
+
+def write_json(kind: str, count: int, path: Path) -> None:
+    """The same table as `rules.yaml`, in the CLI's JSON format (one rule per line)."""
+    with path.open("w", encoding="utf-8") as f:
+        f.write('{"rules": [\n')
+        for i in range(count):
+            f.write(json.dumps(rule_fields(kind, i)) + (",\n" if i < count - 1 else "\n"))
+        f.write("]}\n")
+
+
+def write_csv(kind: str, count: int, path: Path) -> None:
+    """The same table in the CLI's CSV format (methods separated by `|`)."""
+    cols = ["from", "from_regex", "to", "status", "methods"]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(cols)
+        for i in range(count):
+            rule = rule_fields(kind, i)
+            methods = rule.get("methods")
+            rule["methods"] = "|".join(methods) if isinstance(methods, list) else ""
+            w.writerow([rule.get(c, "") for c in cols])
 
 
 def write_sample(kind: str, count: int, sample: int, seed: int, out: Path) -> None:
@@ -103,32 +160,39 @@ def write_sample(kind: str, count: int, sample: int, seed: int, out: Path) -> No
             e.write(f"{req}\t{status}\t{loc}\n")
 
 
+def nginx_entry(kind: str, i: int) -> str:
+    """Rule i as one `map` line (methods are not expressed: nginx answers every method)."""
+    src, dst = rule_pair(kind, i)
+    k = kind_of(kind, i)
+    if k == "exact":
+        return f"    {src} {dst};\n"
+    if k == "regex":
+        return f"    \"~{src.replace('(?P<id>', '(')}\" {dst[: -len('{id}')]}$1;\n"
+    return f"    \"~^{src[: -len('{id}')]}([^/]+)$\" {dst[: -len('{id}')]}$1;\n"
+
+
 def write_nginx(kind: str, count: int, nginx_dir: Path) -> None:
-    if kind == "mixed":
-        raise SystemExit("--nginx-dir: no hand-made nginx files for --kind mixed (use rules export)")
     nginx_dir.mkdir(parents=True, exist_ok=True)
-    status = KINDS[kind]
-    var = f"$redirectory_{status}"
+    statuses = sorted({KINDS[kind_of(kind, i)] for i in range(min(count, 12))})
+    n_exact = sum(1 for i in range(count) if kind_of(kind, i) == "exact") if kind != "exact" else count
     with (nginx_dir / "redirectory-map.conf").open("w") as f:
         f.write(f"# reference nginx equivalent of {count} {kind} rules (bench/gen_rules.py)\n")
-        if kind == "exact":
+        if n_exact:
             # The hash must hold every key; nginx refuses to start when it cannot build it.
             size = 1
-            while size < count * 2:
+            while size < n_exact * 2:
                 size *= 2
             f.write(f"map_hash_max_size {max(size, 2048)};\nmap_hash_bucket_size 128;\n")
-        f.write(f"map $uri {var} {{\n    default \"\";\n")
-        for i in range(count):
-            src, dst = rule_pair(kind, i)
-            if kind == "exact":
-                f.write(f"    {src} {dst};\n")
-            else:
-                prefix = src[: -len("{id}")]
-                target = dst[: -len("{id}")]
-                f.write(f"    \"~^{prefix}([^/]+)$\" {target}$1;\n")
-        f.write("}\n")
+        for status in statuses:
+            f.write(f"map $uri $redirectory_{status} {{\n    default \"\";\n")
+            for i in range(count):
+                if KINDS[kind_of(kind, i)] == status:
+                    f.write(nginx_entry(kind, i))
+            f.write("}\n")
     with (nginx_dir / "redirectory-return.conf").open("w") as f:
-        f.write(f"if ({var}) {{ return {status} {var}; }}\n")
+        for status in statuses:
+            var = f"$redirectory_{status}"
+            f.write(f"if ({var}) {{ return {status} {var}; }}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,11 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--nginx-dir", type=Path, help="also write reference nginx map/return files")
     ap.add_argument("--bulk", type=int, default=0, help="also write bulk.yaml: the rules plus this many more")
+    ap.add_argument("--formats", default="yaml",
+                    help="rule files to write, comma-separated: yaml, json, csv [yaml]")
     args = ap.parse_args(argv)
     if args.count < 1:
         ap.error("--count must be >= 1")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        ap.error(f"--formats: {', '.join(bad) or 'none given'} (choose from {', '.join(FORMATS)})")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_rules(args.kind, args.count, args.out / "rules.yaml")
+    if "yaml" in formats:
+        write_rules(args.kind, args.count, args.out / "rules.yaml")
+    if "json" in formats:
+        write_json(args.kind, args.count, args.out / "rules.json")
+    if "csv" in formats:
+        write_csv(args.kind, args.count, args.out / "rules.csv")
     write_sample(args.kind, args.count, args.sample, args.seed, args.out)
     if args.bulk:
         write_rules(args.kind, args.count, args.out / "bulk.yaml", args.bulk)

@@ -9,7 +9,12 @@
 #   REDIRECTORY_SERVE_ARGS extra arguments for `redirectory serve` []
 #   NGINX_SOURCE           export = nginx files from `redirectory rules export --format nginx`,
 #                          gen = hand-made equivalent from gen_rules.py [export; gen with --nginx-only]
-#   SCENARIOS              [exact-1k exact-100k placeholder-10k]
+#   SCENARIOS              [exact-1k exact-100k placeholder-10k]; also exact-1m placeholder-100k
+#                          regex-10k regex-100k mixed (100k exact + 10k placeholder + 10k regex)
+#                          mixed-1.2m (1M + 100k + 100k): `python3 bench/scale.py --list`
+#   FORMATS                rule file formats to time `rules validate` and `rules apply` with, each
+#                          applied to a new database (the YAML one is served) [yaml json csv; --quick: yaml]
+#   TABLE_TIMEOUT          seconds allowed per validate / apply / export command [1800]
 #   DURATION WARMUP        seconds per measured run / warm-up [15 3; --quick: 3 1]
 #   CONNECTIONS            wrk connections [32]   (always one wrk thread)
 #   COUNT_STATUSES=1       tally every status in the measured run too (costs wrk some CPU)
@@ -59,6 +64,12 @@ PYTHON=${PYTHON:-python3}
 DATABASE=${DATABASE:-sqlite}
 if [ "$QUICK" = 1 ]; then PROPAGATION=${PROPAGATION:-0}; else PROPAGATION=${PROPAGATION:-1}; fi
 PROPAGATION_RULES=${PROPAGATION_RULES:-100000}
+if [ "$QUICK" = 1 ]; then FORMATS=${FORMATS:-yaml}; else FORMATS=${FORMATS:-"yaml json csv"}; fi
+TABLE_TIMEOUT=${TABLE_TIMEOUT:-1800}
+for f in $FORMATS; do case $f in yaml|json|csv) ;; *) echo "FORMATS: $f is not yaml, json or csv" >&2; exit 2 ;; esac; done
+# yaml first, always: that database is the one served
+APPLY_FORMATS=yaml
+for f in $FORMATS; do [ "$f" = yaml ] || APPLY_FORMATS="$APPLY_FORMATS $f"; done
 # the redirectory installation's own interpreter (has SQLAlchemy and psycopg) for propagation.py
 RPYTHON=$(dirname "$REDIRECTORY")/python
 case $DATABASE in sqlite|postgresql://*|postgres://*) ;; *) echo "DATABASE must be sqlite or a postgresql:// URL" >&2; exit 2 ;; esac
@@ -134,6 +145,17 @@ rss_kib() {
   local total=0 pid kb
   for pid in $(tree_pids "$1"); do
     kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+# Pss (shared pages split between the processes sharing them) summed over the tree, in KiB:
+# summed VmRSS counts what nginx's worker shares with its master (the whole map) twice.
+pss_kib() {
+  local total=0 pid kb
+  for pid in $(tree_pids "$1"); do
+    kb=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
     total=$((total + ${kb:-0}))
   done
   echo "$total"
@@ -236,6 +258,16 @@ wait_quiet() {
   done
 }
 
+# measured OUT.json CMD... : run CMD through `scale.py measure` (wall time, CPU, peak RSS; its
+# output in OUT.log), stoppable like run_waiting. Fails when CMD fails.
+measured() {
+  local outj=$1; shift
+  run_waiting "${outj%.json}.measure.log" "$PYTHON" "$BENCH/scale.py" measure --json "$outj" \
+    --log "${outj%.json}.log" --timeout "$TABLE_TIMEOUT" -- "$@"
+}
+# field FILE.json KEY: one field of a JSON object
+field() { "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]))' "$1" "$2"; }
+
 free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -318,7 +350,8 @@ bench_target() {
         printf "%.2f %.2f %.2f", srv, lg, oth }')
     read -r cpu_server cpu_wrk cpu_other <<<"$cpu"
     extra+=(--extra "cpu_server_cores=$cpu_server" --extra "cpu_wrk_cores=$cpu_wrk" \
-            --extra "cpu_other_cores=$cpu_other")
+            --extra "cpu_other_cores=$cpu_other" \
+            --extra "server_cpu_s=$(awk -v s="$((s1 - s0))" -v hz="$HZ" 'BEGIN { printf "%.3f", s / hz }')")
     log "$target: CPU cores used: server $cpu_server, wrk $cpu_wrk, other processes $cpu_other"
     if awk -v o="$cpu_other" 'BEGIN { exit !(o > 0.15) }'; then
       log "WARNING: other processes used $cpu_other cores during this run: the machine was busy, numbers are noisy"
@@ -328,6 +361,7 @@ bench_target() {
     grep -E 'Requests/sec|Latency|Non-2xx|Socket errors' "$out/wrk.txt" | sed 's/^/    /' >&2 || true
   fi
   rss=$(rss_kib "$pid")
+  extra+=(--extra "pss_kib=$(pss_kib "$pid")" --extra "processes=$(tree_pids "$pid" | wc -l)")
   if ! alive "$pid"; then
     pc="server exited during the run"
     tail -n 20 "$logf" >&2 || true
@@ -392,16 +426,14 @@ log "per target: ${WARMUP}s warm-up + ${DURATION}s measured, wrk -t1 -c$CONNECTI
 
 # ---------------------------------------------------------------- scenarios
 for sc in $SCENARIOS; do
-  case $sc in
-    exact-1k) kind=exact; count=1000 ;;
-    exact-100k) kind=exact; count=100000 ;;
-    placeholder-10k) kind=placeholder; count=10000 ;;
-    *) die "unknown scenario $sc (known: exact-1k exact-100k placeholder-10k)" ;;
-  esac
+  "$PYTHON" "$BENCH/scale.py" describe "$sc" >/dev/null || die "unknown scenario $sc"
+done
+for sc in $SCENARIOS; do
+  read -r kind count < <("$PYTHON" "$BENCH/scale.py" describe "$sc")
   sd=$WORK/$sc
   mkdir -p "$sd"
-  log "=== $sc: generating $count $kind rules"
-  gen_args=(--kind "$kind" --count "$count" --out "$sd")
+  log "=== $sc: generating $count $kind rules ($FORMATS)"
+  gen_args=(--kind "$kind" --count "$count" --out "$sd" --formats "$(tr ' ' ',' <<<"$APPLY_FORMATS")")
   [ "$NGINX_SOURCE" = gen ] && gen_args+=(--nginx-dir "$sd/nginx-gen")
   "$PYTHON" "$BENCH/gen_rules.py" "${gen_args[@]}"
 
@@ -412,25 +444,40 @@ for sc in $SCENARIOS; do
     PG_SCHEMAS+=("$db")
   fi
   if [ "$NGINX_ONLY" = 0 ] || [ "$NGINX_SOURCE" = export ]; then
-    log "$sc: redirectory rules apply ($count rules)"
-    t0=$(date +%s.%N)
-    run_waiting "$sd/apply.log" "$REDIRECTORY" rules apply "$sd/rules.yaml" --database "$db" \
-      || { tail -n 30 "$sd/apply.log" >&2; die "\`redirectory rules apply\` failed for $sc (log above)"; }
-    apply_s=$(elapsed "$t0")
-    log "$sc: applied in ${apply_s}s"
+    # The table's size: validate, then apply to a new database, per format (the YAML one is served).
+    table_args=()
+    for f in $FORMATS; do
+      log "$sc: redirectory rules validate rules.$f"
+      measured "$sd/validate-$f.json" "$REDIRECTORY" rules validate "$sd/rules.$f" \
+        || { tail -n 30 "$sd/validate-$f.log" >&2; die "\`redirectory rules validate\` failed for $sc ($f, log above)"; }
+      log "$sc: validated rules.$f in $(field "$sd/validate-$f.json" wall_s)s, peak RSS $(( $(field "$sd/validate-$f.json" peak_rss_kib) / 1024 )) MiB"
+      table_args+=(--step "validate_$f=$sd/validate-$f.json")
+    done
+    for f in $APPLY_FORMATS; do
+      if [ "$f" = yaml ]; then fdb=$db; else fdb="sqlite:///$sd/rules-$f.db"; fi
+      log "$sc: redirectory rules apply rules.$f ($count rules, ${fdb%%:*})"
+      measured "$sd/apply-$f.json" "$REDIRECTORY" rules apply "$sd/rules.$f" --database "$fdb" \
+        || { tail -n 30 "$sd/apply-$f.log" >&2; die "\`redirectory rules apply\` failed for $sc ($f, log above)"; }
+      log "$sc: applied rules.$f in $(field "$sd/apply-$f.json" wall_s)s, peak RSS $(( $(field "$sd/apply-$f.json" peak_rss_kib) / 1024 )) MiB"
+      table_args+=(--step "apply_$f=$sd/apply-$f.json")
+      [ "$fdb" = "$db" ] || rm -f "$sd/rules-$f.db" "$sd/rules-$f.db-wal" "$sd/rules-$f.db-shm"
+    done
+    apply_s=$(field "$sd/apply-yaml.json" wall_s)
   else
     apply_s=null
+    table_args=()
   fi
 
   if [ "$NGINX_SOURCE" = export ]; then
     ndir=$sd/nginx-export
-    run_waiting "$sd/export.log" \
+    measured "$sd/export.json" \
       "$REDIRECTORY" rules export --format nginx --database "$db" --output "$ndir" \
       || { tail -n 30 "$sd/export.log" >&2
            die "\`redirectory rules export --format nginx\` failed for $sc (log above); NGINX_SOURCE=gen uses the hand-made nginx files instead"; }
     for f in redirectory-map.conf redirectory-return.conf; do
       [ -s "$ndir/$f" ] || die "\`redirectory rules export --format nginx\` did not write $ndir/$f"
     done
+    table_args+=(--step "export_nginx=$sd/export.json")
   else
     ndir=$sd/nginx-gen
   fi
@@ -463,8 +510,12 @@ for sc in $SCENARIOS; do
   done
   alive "$npid" || { cat "$nrun/error.log" "$nrun/stdout.log" >&2 || true; die "nginx did not start for $sc"; }
   start_s=$(elapsed "$t0")
+  nrss=$(rss_kib "$npid")
+  log "$sc: nginx answers after ${start_s}s, RSS $((nrss / 1024)) MiB, PSS $(( $(pss_kib "$npid") / 1024 )) MiB"
+  "$PYTHON" "$BENCH/report.py" add-table --results "$WORK/results.jsonl" --scenario "$sc" \
+    --rules "$count" --kind "$kind" "${table_args[@]}"
   bench_target "$sc" "$count" nginx "$npid" "$nport" "$nrun/error.log" "$sd" \
-    "nginx_source=$NGINX_SOURCE" "startup_s=$start_s"
+    "nginx_source=$NGINX_SOURCE" "startup_s=$start_s" "rss_ready_kib=$nrss" "pss_ready_kib=$(pss_kib "$npid")"
   stop_server "$npid"; forget_server "$npid"
 
   # redirectory, once per server
@@ -496,7 +547,8 @@ for sc in $SCENARIOS; do
       "$sd/$target.healthz.json" 2>/dev/null || echo "?")
     [ "$loaded" = "$count" ] || log "WARNING: $target /healthz reports rules=$loaded, expected $count"
     bench_target "$sc" "$count" "$target" "$rpid" "$port" "$rlog" "$sd" \
-      "server=$srv" "startup_s=$start_s" "apply_s=$apply_s" "healthz_rules=$loaded" "database=${DATABASE%%:*}"
+      "server=$srv" "startup_s=$start_s" "apply_s=$apply_s" "healthz_rules=$loaded" "database=${DATABASE%%:*}" \
+      "rss_ready_kib=$(rss_kib "$rpid")" "pss_ready_kib=$(pss_kib "$rpid")"
     stop_server "$rpid"; forget_server "$rpid"
   done
 done
