@@ -792,8 +792,16 @@ def _re2_message(exc: Exception) -> str:
 
 
 # -- YAML -----------------------------------------------------------------------------------------
-def _loads_yaml(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+def _loads_yaml(text: str, source: str, fast: bool = True) -> tuple[RuleSet, list[Problem]]:
     problems: list[Problem] = []
+    hosts: tuple[str, ...] = ()
+    if fast:
+        read = _yaml_fast(text)
+        if read is not None:
+            hosts_value, hosts_line, raw = read
+            if hosts_line is not None:
+                hosts = _check_allowed_hosts(hosts_value, hosts_line, source, problems)
+            return _build(raw, hosts, problems, source)
     try:
         root = yamlsafe.compose(text)
     except yamlsafe.YamlError as exc:
@@ -826,7 +834,6 @@ def _loads_yaml(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
     entries = _yaml_entries(root, None, source, problems)
     rules_node: Node | None = None
     rules_line: int | None = None
-    hosts: tuple[str, ...] = ()
     for key, key_line, value_node in entries:
         if key == "rules":
             rules_node, rules_line = value_node, key_line
@@ -980,6 +987,194 @@ def _yaml_value(node: Node, as_text: bool, depth: int) -> Any:
             return []
         return [_yaml_value(item, as_text, depth + 1) for item in node.value]
     return {}
+
+
+# -- YAML, the fast way ---------------------------------------------------------------------------
+# Composing a large YAML document through PyYAML (nodes, marks, resolver, all in Python) costs
+# about 60 µs a rule. Rule files are mostly of one simple shape, the one `rules export` writes:
+#
+#     allowed_hosts: [a.example, b.example]
+#     rules:
+#     - from: /a              # one `key: value` a line; values plain, quoted or [flow, lists]
+#       to: "/b"
+#       methods: [GET, HEAD]
+#
+# `_yaml_fast` reads that shape line by line (one regex match a line) into what the full path
+# would have made of it (each field's value and line), and gives up (None) on anything else:
+# anchors, aliases, tags, block scalars, multi-line scalars, nested blocks, duplicate or unknown
+# top-level keys, tabs, CR or other line breaks, escapes it does not know, characters YAML
+# refuses... Then the full path (`yamlsafe.compose`) reads the text and reports what is wrong.
+# tests/test_parsing_scale.py proves both paths equal on generated files.
+
+_PLAIN_RUN = r"(?:[^:\n ]++|:(?=[^\n ]))*+"  # no `: `, no line break; runs, so a long value is fast
+_PLAIN = (  # a single-line plain scalar in block context (conservative: no `?` or `:` first)
+    r"(?:[^-?:,\[\]{}#&*!|>'\"%@`\n ]|-(?=[^\n ]))" + _PLAIN_RUN
+    + r"(?:[ ]++(?:[^:\n #]|:(?=[^\n ]))" + _PLAIN_RUN + r")*+"
+)
+#: One line: (indent, "- " or "", key, "double-quoted", 'single-quoted', [flow], plain, bad).
+#: Groups that take no part are "" (`findall`), so the quoted and flow groups keep their
+#: delimiters; `bad` (the rest of a line no other form takes, with its line break) is never "".
+_YAML_LINE = re.compile(
+    r"([ ]*)(?:(-[ ])?([A-Za-z_][A-Za-z0-9_]*):"
+    r"(?:[ ]+(?:(\"[^\"\\\n]*(?:\\.[^\"\\\n]*)*\")|('[^'\n]*(?:''[^'\n]*)*')"
+    r"|(\[[^\[\]{}\n#\"']*\])|(" + _PLAIN + r")))?"
+    r"(?:[ ]+#[^\n]*|[ ]*)|(?:#[^\n]*)?)\n|([^\n]*\n)"
+)
+#: Characters outside YAML's printable set, other line breaks (CR, NEL, LS, PS), tabs and BOMs:
+#: the fast path leaves such texts to the full path.
+_YAML_NOT_FAST = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_FLOW_ITEM = re.compile(r"[A-Za-z0-9_.~/+=][A-Za-z0-9_.~/+=\-]*")
+_YAML_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_YAML_DQ_ESCAPES = {
+    "\\": "\\", '"': '"', "/": "/", " ": " ", "t": "\t", "n": "\n", "r": "\r", "0": "\0",
+    "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "N": "\x85", "_": "\xa0",
+    "L": "\u2028", "P": "\u2029",
+}
+_YAML_DQ_ESCAPE = re.compile(r"\\(.)")
+_YAML_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_RESOLVER = yaml.resolver.Resolver()
+
+
+class _NotFast(Exception):
+    """The text is not of the shape `_yaml_fast` reads."""
+
+
+def _yaml_dq(body: str) -> str:
+    if "\\" not in body:
+        return body
+
+    def escape(m: re.Match[str]) -> str:
+        found = _YAML_DQ_ESCAPES.get(m.group(1))
+        if found is None:
+            raise _NotFast
+        return found
+
+    return _YAML_DQ_ESCAPE.sub(escape, body)
+
+
+def _yaml_plain(text: str, as_text: bool) -> Any:
+    """A plain scalar's value, as `_yaml_value` gives it."""
+    if text in _YAML_NULLS:
+        return None
+    if as_text:
+        return text
+    if _YAML_DECIMAL.fullmatch(text):
+        return int(text)
+    tag = _RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return _yaml_value(ScalarNode(tag, text), False, 1)
+
+
+def _yaml_line_value(dq: str, sq: str, flow: str, plain: str, as_text: bool, items: bool) -> Any:
+    """The value of a matched `key: value` line (`items`: a flow list is allowed)."""
+    if dq:
+        return _yaml_dq(dq[1:-1])
+    if plain:
+        return _yaml_plain(plain, as_text)
+    if sq:
+        return sq[1:-1].replace("''", "'")
+    if flow:
+        if not items:
+            raise _NotFast
+        flow = flow[1:-1]
+        if not flow.strip(" "):
+            return []
+        out: list[Any] = []
+        for item in flow.split(","):
+            item = item.strip(" ")
+            if not _FLOW_ITEM.fullmatch(item):
+                raise _NotFast
+            out.append(None if item in _YAML_NULLS else item)
+        return out
+    return None  # `key:` alone: null (a nested block after it is refused by the caller)
+
+
+def _yaml_fast(text: str) -> tuple[Any, int | None, list[_RawRule]] | None:
+    """(allowed_hosts' value, its line or None when absent, the rules) of a text of the simple
+    shape (see above), else None."""
+    try:
+        return _yaml_fast_read(text)
+    except _NotFast:
+        return None
+
+
+def _yaml_fast_read(text: str) -> tuple[Any, int | None, list[_RawRule]]:
+    if _YAML_NOT_FAST.search(text):
+        raise _NotFast
+    if not text.endswith("\n"):
+        text += "\n"
+    line = 0
+    top: set[str] = set()
+    hosts: Any = None
+    hosts_line: int | None = None
+    rules: list[_RawRule] = []
+    has_rules = block = False
+    item_indent = -1  # the rules' `- ` column, once known
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    empty_at = -1  # the indent of the last `key:` without a value, until the next line
+    in_rules = False
+    text_fields, list_fields, plain_value, dq_value = _TEXT_FIELDS, _TEXT_LIST_FIELDS, _yaml_plain, _yaml_dq
+    for spaces, dash, key, dq, sq, flow, plain, bad in _YAML_LINE.findall(text):
+        line += 1
+        if not key:
+            if bad:
+                raise _NotFast
+            continue  # blank or comment
+        indent = len(spaces)
+        if empty_at >= 0 and (indent > empty_at or (dash and indent == empty_at)):
+            raise _NotFast  # a nested block
+        if in_rules and (indent or dash):
+            if dash:
+                if indent != item_indent:
+                    if item_indent >= 0:
+                        raise _NotFast
+                    item_indent = indent
+                data, lines = {}, {}
+                rules.append(_RawRule(data, line, lines))
+            elif indent != item_indent + 2 or not lines:
+                raise _NotFast
+            if key in lines:
+                raise _NotFast  # a duplicate key: the full path reports it
+            lines[key] = line
+            if dq and "\\" not in dq:  # the commonest value
+                data[key] = dq[1:-1]
+                empty_at = -1
+            elif plain:
+                data[key] = plain_value(plain, key in text_fields or key in list_fields)
+                empty_at = -1
+            elif sq or flow:
+                data[key] = _yaml_line_value(dq, sq, flow, plain, key in text_fields or key in list_fields,
+                                             key in list_fields or key not in text_fields)
+                empty_at = -1
+            elif dq:
+                data[key] = dq_value(dq[1:-1])
+                empty_at = -1
+            else:
+                data[key] = None
+                empty_at = indent + 2 if dash else indent
+            continue
+        # a top-level key
+        in_rules = False
+        valued = bool(dq or sq or flow or plain)
+        empty_at = -1 if valued else 0
+        if indent or dash or key in top:
+            raise _NotFast
+        top.add(key)
+        if key == "rules":
+            has_rules = True
+            if valued:
+                if not flow or flow[1:-1].strip(" "):
+                    raise _NotFast
+            else:
+                in_rules = block = True
+                empty_at = -1
+        elif key == "allowed_hosts":
+            hosts, hosts_line = _yaml_line_value(dq, sq, flow, plain, True, True), line
+        else:
+            raise _NotFast  # the full path reports unknown keys
+    if not has_rules or (block and not rules):
+        raise _NotFast  # no rules list: the full path says so
+    return hosts, hosts_line, rules
 
 
 # -- JSON -----------------------------------------------------------------------------------------
