@@ -82,7 +82,7 @@ SOURCES = [
     "/a/{rest:path}", "/{rest:path}", "/b/{rest:path}", "//h1/a", "//h1/b", "//h1/{x}", "//h2/b",
     "//h2/{rest:path}", "/bad/{", "/c/{x}",
 ]
-REGEXES = ["^/a$", "^/(?P<x>[a-c])$", "^/b", "^/c/(?P<rest>.*)$", "(", "^/d"]
+REGEXES = ["^/a$", "^/(?P<x>[a-c])$", "^/b", "^/c/(?P<rest>.*)$", "(", "^/d", r"\A/(?i)C", "/a[^x]b"]
 TARGETS = [
     "/a", "/b", "/c", "/A", "/a/b", "/d", "/{x}", "/a/{x}", "/b/{rest}", "/{y}", "https://h1/a",
     "https://h1/b", "https://h2/b", "https://ext.example/x", "/c/{x}", "/x%41", "/a?q=1", "/{rest}", "bad",

@@ -32,12 +32,15 @@ change log inside the write lock, and calls `validate_change` there.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
-from redirectory.rules.matcher import Matcher
+from redirectory.rules.matcher import Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule
+from redirectory.rules.patterns import PathPattern
 from redirectory.rules.validation import (
     Facts,
     Resolver,
@@ -56,6 +59,9 @@ from redirectory.rules.validation import (
 )
 
 _TOP = "\U0010ffff"
+#: What keeps a regex from being searched in many paths at once, one a line: anchors to the whole
+#: text, and flags (which could turn multi-line matching off).
+_NOT_LINE_SAFE = re.compile(r"\\[Az]|\(\?(?![P:<])")
 
 Keyed = tuple[str, Problem]  # (rule id, problem)
 
@@ -75,8 +81,10 @@ class _SortedPaths:
             self._keys.append([k for k, _ in chunk])
             self._ids.append([i for _, i in chunk])
             self._maxes.append(chunk[-1][0])
+        self._text: dict[int, str] = {}  # block -> its keys, one a line (made when searched)
 
     def add(self, key: str, rid: str) -> None:
+        self._text.clear()
         if not self._keys:
             self._keys.append([key])
             self._ids.append([rid])
@@ -98,6 +106,7 @@ class _SortedPaths:
             self._maxes[b : b + 1] = [keys[-1], self._keys[b + 1][-1]]
 
     def remove(self, key: str, rid: str) -> None:
+        self._text.clear()
         b = bisect_left(self._maxes, key)
         while b < len(self._keys):
             keys, ids = self._keys[b], self._ids[b]
@@ -127,6 +136,28 @@ class _SortedPaths:
                 yield ids[j]
                 j += 1
             b += 1
+
+
+    def search(self, pattern: Any) -> Iterator[str]:
+        """Ids of the keys a multi-line `pattern` (Python's or RE2's) matches in the keys written
+        one a line: every line a match starts in or runs over."""
+        for b, keys in enumerate(self._keys):
+            text = self._text.get(b)
+            if text is None:
+                text = self._text[b] = "\n".join(keys) + "\n"
+            ids = self._ids[b]
+            last, line, done = 0, 0, -1
+            for m in pattern.finditer(text):
+                line += text.count("\n", last, m.start())
+                last = m.start()
+                end = line + text.count("\n", m.start(), max(m.end() - 1, m.start()))
+                for i in range(max(line, done + 1), min(end, len(ids) - 1) + 1):
+                    yield ids[i]
+                done = max(done, end)
+
+    def scan(self) -> Iterator[tuple[str, str]]:
+        for keys, ids in zip(self._keys, self._ids, strict=True):
+            yield from zip(keys, ids, strict=True)
 
 
 def _lower(text: str) -> str:
@@ -448,16 +479,28 @@ class _Change:
             yield from samples.between(low, low + "\x00")
             return
         pattern = facts.pattern
-        if pattern is None:  # a regex
-            yield from samples.between("", _TOP)
+        if pattern is None:  # a regex: on lower-cased paths, ignoring case finds a superset
+            text = facts.rule.source_regex or ""
+            if _NOT_LINE_SAFE.search(text) is None:
+                # ^ and $ at every line: a superset of where it matches each path alone.
+                yield from samples.search(compile_regex("(?m)" + text, True))
+                return
+            regex = compile_regex(text, True)
+            for key, rid in samples.scan():
+                if regex.search(key):
+                    yield rid
             return
         literals: list[str] = []
         for seg in pattern.segments:
             if not isinstance(seg, str):
                 break
             literals.append(seg.lower())
-        prefix = "/" + "/".join(literals)
-        yield from samples.between(prefix, prefix + _TOP)
+        if literals and (len(literals) > 1 or literals[0]):
+            prefix = "/" + "/".join(literals)
+            yield from samples.between(prefix, prefix + _TOP)
+            return
+        # It starts with a placeholder: every path, through a regular expression of its shape.
+        yield from samples.search(_shape_regex(pattern))
 
     # -- problems -------------------------------------------------------------------------------
     def field_problems(self) -> list[Keyed]:
@@ -767,3 +810,11 @@ def problems_by_rule(
     """`validate_change` with the id of the rule each problem is about."""
     hosts = index.allowed_hosts if allowed_hosts is None else tuple(allowed_hosts)
     return _Change(index, upserts, removals, hosts).problems(source)
+
+
+def _shape_regex(pattern: PathPattern) -> Any:
+    """Lines (lower-cased paths) that the pattern may match: a superset (placeholders may be
+    empty, a tail may follow without a slash)."""
+    parts = [re.escape(s.lower()) if isinstance(s, str) else "[^/\n]*" for s in pattern.segments]
+    body = "/" + "/".join(parts)
+    return compile_regex("(?m)^" + body + ("[^\n]*" if pattern.tail else "") + "$")
