@@ -48,6 +48,7 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
         line = data[: exc.start].count(b"\n") + 1
         return RuleSet(), [Problem("error", "file", f"not valid UTF-8 (byte offset {exc.start})",
                                    line=line, code="encoding", source=name)]
+    del data  # the bytes are not needed once decoded: do not hold a second copy of a large file
     ruleset, problems = load_any(text, chosen, name)
     problems = list(problems) + validate(ruleset, name)
     problems.sort(key=lambda p: (p.line if p.line is not None else 0, p.field))

@@ -651,15 +651,22 @@ def _build(
     hosts: tuple[str, ...],
     problems: list[Problem],
     source: str,
+    defer: bool = False,
 ) -> tuple[RuleSet, list[Problem]]:
+    """The RuleSet of `raw_rules` (a generator: each raw rule is dropped once built). The rules'
+    problems join `problems` as they come, or (`defer`) after those the generator adds."""
     rules: list[Rule] = []
+    found_here = [] if defer else problems
     for i, raw in enumerate(raw_rules):
         rule, found = rule_from_mapping(
             raw.data, line=raw.line, field_lines=raw.field_lines, index=i, source=source, position=i
         )
-        problems.extend(found)
+        if found:
+            found_here.extend(found)
         if rule is not None and not raw.broken:
             rules.append(rule)
+    if defer:
+        problems.extend(found_here)
     return RuleSet(tuple(rules), hosts), problems
 
 
@@ -1492,60 +1499,65 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
         )
         return RuleSet((), hosts), problems
 
-    raw_rules: list[_RawRule] = []
-    previous = reader.line_num
-    width = len(header)
-    try:
-        for row in reader:
-            line = skipped + previous + 1
-            previous = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            broken = False
-            if len(row) > width and any(cell.strip() for cell in row[width:]):
-                problems.append(
-                    Problem(
-                        "error",
-                        "rules",
-                        f"this row has {len(row)} cells but the header names {width} columns",
-                        line=line,
-                        index=len(raw_rules),
-                        code="columns",
-                        source=source,
-                    )
-                )
-                broken = True
-            data: dict[str, Any] = {}
-            for column, cell in zip(columns, row, strict=False):
-                if column is None:
+    def raw_rules() -> Iterable[_RawRule]:
+        # A generator: each row is dropped once its rule is built. Its problems (a row that is too
+        # wide, a syntax error) come before the rules' problems, as `_build(defer=True)` keeps them.
+        count = 0
+        previous = reader.line_num
+        width = len(header)
+        try:
+            for row in reader:
+                line = skipped + previous + 1
+                previous = reader.line_num
+                if not "".join(row).strip():
                     continue
-                if column in _CSV_RAW_FIELDS:
-                    if cell.strip():
+                broken = False
+                if len(row) > width and "".join(row[width:]).strip():
+                    problems.append(
+                        Problem(
+                            "error",
+                            "rules",
+                            f"this row has {len(row)} cells but the header names {width} columns",
+                            line=line,
+                            index=count,
+                            code="columns",
+                            source=source,
+                        )
+                    )
+                    broken = True
+                data: dict[str, Any] = {}
+                for column, cell in zip(columns, row, strict=False):
+                    if column is None:
+                        continue
+                    if column in _CSV_RAW_FIELDS:
+                        if cell.strip():
+                            data[column] = cell
+                        continue
+                    cell = cell.strip()
+                    if not cell:
+                        continue
+                    if column in _CSV_INT_FIELDS:
+                        data[column] = (
+                            int(cell) if _CSV_INT.fullmatch(cell) and len(cell) <= 4000 else cell
+                        )
+                    elif column in _CSV_BOOL_FIELDS:
+                        data[column] = _CSV_BOOLS.get(cell.lower(), cell)
+                    elif column in _CSV_LIST_FIELDS:
+                        data[column] = [part for part in _CSV_LIST_SPLIT.split(cell) if part]
+                    else:
                         data[column] = cell
-                    continue
-                cell = cell.strip()
-                if not cell:
-                    continue
-                if column in _CSV_INT_FIELDS:
-                    data[column] = (
-                        int(cell) if _CSV_INT.fullmatch(cell) and len(cell) <= 4000 else cell
-                    )
-                elif column in _CSV_BOOL_FIELDS:
-                    data[column] = _CSV_BOOLS.get(cell.lower(), cell)
-                elif column in _CSV_LIST_FIELDS:
-                    data[column] = [part for part in _CSV_LIST_SPLIT.split(cell) if part]
-                else:
-                    data[column] = cell
-            raw_rules.append(_RawRule(data, line, dict.fromkeys(data, line), broken))
-    except csv.Error as exc:
-        problems.append(
-            Problem(
-                "error",
-                "file",
-                _csv_message(exc),
-                line=skipped + previous + 1,
-                code="syntax",
-                source=source,
+                count += 1
+                yield _RawRule(data, line, dict.fromkeys(data, line), broken)
+        except csv.Error as exc:
+            problems.append(
+                Problem(
+                    "error",
+                    "file",
+                    _csv_message(exc),
+                    line=skipped + previous + 1,
+                    code="syntax",
+                    source=source,
+                )
             )
-        )
-    return _build(raw_rules, hosts, problems, source)
+
+    return _build(raw_rules(), hosts, problems, source, defer=True)
