@@ -502,13 +502,16 @@ for sc in $SCENARIOS; do
   start_server "$nrun/stdout.log" "$NGINX" -e "$nrun/error.log" -p "$nrun" -c "$nrun/nginx.conf"
   npid=$STARTED_PID
   probe=$(head -n 1 "$sd/paths.txt")
-  for i in $(seq 200); do
+  code=000
+  while :; do  # until nginx answers at all (a big map takes nginx seconds to load)
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$nport$probe" || true)
     [ "$code" != 000 ] && break
     alive "$npid" || break
+    awk -v a="$t0" -v b="$(date +%s.%N)" -v t="$READY_TIMEOUT" 'BEGIN { exit !(b - a > t) }' && break
     sleep 0.1
   done
   alive "$npid" || { cat "$nrun/error.log" "$nrun/stdout.log" >&2 || true; die "nginx did not start for $sc"; }
+  [ "$code" != 000 ] || die "nginx did not answer on 127.0.0.1:$nport within ${READY_TIMEOUT}s for $sc"
   start_s=$(elapsed "$t0")
   nrss=$(rss_kib "$npid")
   log "$sc: nginx answers after ${start_s}s, RSS $((nrss / 1024)) MiB, PSS $(( $(pss_kib "$npid") / 1024 )) MiB"
