@@ -26,8 +26,9 @@ from it when a request matches it (a bounded cache keeps the recent ones). In co
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,12 +48,18 @@ Values = dict[str, str | None]
 #: A `from` that is already a normalised exact path with no dot segment and no escape: its lookup
 #: key is its own text (anything else goes through `parse_source`).
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*)+/?|/")
+#: A `to` without placeholders, escapes or an origin: its parsed form is itself.
+_PLAIN_TARGET = re.compile(r"/(?![/\\])[^\x00-\x20\x7f{}%]*")
+#: A canonical (lower-case) UUID: compact records keep it as an int.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Profiles beyond which a new target prefix is not given its own profile.
+MAX_PROFILES = 4096
 #: Compiled rules made from compact records that are kept (the most recently made first out last).
 MATERIALISED_CACHE = 4096
 
 # Not memoised: the compact matcher would otherwise fill the parsers' caches with every rule.
-_parse_source_uncached = parse_source.__wrapped__
-_parse_target_uncached = parse_target.__wrapped__
+_parse_source_uncached: Callable[[str], PathPattern] = inspect.unwrap(parse_source)
+_parse_target_uncached: Callable[[str], Target] = inspect.unwrap(parse_target)
 
 
 def compile_regex(pattern: str, case_insensitive: bool = False) -> Any:
@@ -65,17 +72,24 @@ class CompiledRule:
     """A rule plus everything the hot path needs, computed once.
 
     `regex` (the `from_regex`, compiled) is compiled on first use when the rule was compiled
-    with `lazy_regex` (the matcher does: its regex set finds the candidates).
+    with `lazy_regex` (the matcher does: its regex set finds the candidates); `pattern` (the
+    `from`, parsed) likewise for rules made from compact records.
     """
 
     id: str
     rule: Rule
-    pattern: PathPattern | None
+    parsed_pattern: PathPattern | None
     compiled_regex: Any
     target: Target
     rank: tuple[int, ...]
     cache_control: str | None
     has_window: bool
+
+    @property
+    def pattern(self) -> PathPattern | None:
+        if self.parsed_pattern is None and self.rule.source is not None:
+            self.parsed_pattern = _parse_source_uncached(self.rule.source)
+        return self.parsed_pattern
 
     @property
     def regex(self) -> Any:
@@ -109,11 +123,24 @@ def compile_rule(
     if rule.source_regex is not None and not lazy_regex:
         regex = compile_regex(rule.source_regex, rule.case_insensitive)
     target = (parse_target if memoised else _parse_target_uncached)(rule.to)
-    if pattern is not None:
-        kind = 0 if pattern.is_exact else 1
+    return _assemble(rule, rule_id or rule.id or "", pattern, regex, target, default_permanent_max_age)
+
+
+def _assemble(
+    rule: Rule,
+    rule_id: str,
+    pattern: PathPattern | None,
+    regex: Any,
+    target: Target,
+    default_permanent_max_age: int,
+    rank: tuple[int, ...] | None = None,
+) -> CompiledRule:
+    if rank is not None:
+        pass
+    elif pattern is not None:
         rank = (
             0 if pattern.host else 1,
-            kind,
+            0 if pattern.is_exact else 1,
             -pattern.literal_count,
             1 if pattern.tail else 0,
             -rule.priority,
@@ -126,7 +153,7 @@ def compile_rule(
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
-    return CompiledRule(rule_id or rule.id or "", rule, pattern, regex, target, rank, cache_control, has_window)
+    return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window)
 
 
 @dataclass(slots=True)
@@ -140,14 +167,29 @@ class _Node:
         return not (self.children or self.param or self.terminal or self.tail)
 
 
-#: A compact exact rule: (id, to, profile, position) or (id, to, profile, position, source).
+#: A compact exact rule: (id, profile, position[, to[, source]]). The id is an int when it is a
+#: canonical UUID (its text is made again when needed); `to` is absent when it is the profile's
+#: prefix followed by the lookup key, `source` when it is the lookup key itself.
 Entry = tuple[Any, ...]
+#: A compact rule's id as stored: the UUID's int, else the id text.
+IdKey = int | str
 #: What an exact key holds: one compact record, or compiled rules in precedence order.
 Bucket = Entry | list[CompiledRule]
 #: host (None: any host) -> lookup key (the normalised path, lower-cased for case-insensitive rules).
 ExactTable = dict[str | None, dict[str, Bucket]]
 #: Where a compact rule is: its lookup key alone (any host, case-sensitive), else (host, key, ci).
 Location = str | tuple[str | None, str, bool]
+
+
+def _id_key(rule_id: str) -> IdKey:
+    return int(rule_id.replace("-", ""), 16) if _UUID.fullmatch(rule_id) else rule_id
+
+
+def _id_text(id_key: IdKey) -> str:
+    if isinstance(id_key, str):
+        return id_key
+    h = f"{id_key:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _where(loc: Location) -> tuple[str | None, str, bool]:
@@ -178,9 +220,12 @@ class Matcher:
         self._anon = 0
         self.windows = 0  # number of rules with a time window (decisions may depend on time)
         # compact mode
-        self._compact_ids: dict[str, Location] = {}
+        self._compact_ids: dict[IdKey, Location] = {}
         self._profiles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self._made: dict[str, CompiledRule] = {}
+        # Compiled rules made from compact records, in two generations: when `_made` is full it
+        # becomes `_made_before` (what is used again moves back), and the older one is dropped.
+        self._made: dict[IdKey, CompiledRule] = {}
+        self._made_before: dict[IdKey, CompiledRule] = {}
         for rule in rules:
             self.add(rule)
 
@@ -191,18 +236,20 @@ class Matcher:
     def rules(self) -> list[Rule]:
         """Every rule, in file order (in compact mode, compact rules without tags, note and lines)."""
         found = [c.rule for c in self._by_id.values()]
-        for rule_id, loc in self._compact_ids.items():
+        for id_key, loc in self._compact_ids.items():
             host, lookup, ci = _where(loc)
             entry = (self._exact_ci if ci else self._exact)[host][lookup]
-            assert type(entry) is tuple and entry[0] == rule_id
+            assert type(entry) is tuple and entry[0] == id_key
             found.append(self._rule_of(entry, lookup))
         found.sort(key=lambda r: r.position)
         return found
 
     def get(self, rule_id: str) -> CompiledRule | None:
         compiled = self._by_id.get(rule_id)
-        if compiled is None and rule_id in self._compact_ids:
-            compiled = self._compiled(rule_id)
+        if compiled is None and self._compact_ids:
+            id_key = _id_key(rule_id)
+            if id_key in self._compact_ids:
+                compiled = self._compiled(id_key)
         return compiled
 
     @property
@@ -219,10 +266,14 @@ class Matcher:
         if key is None:
             self._anon += 1
             key = f"rule-{self._anon}"
-        if key in self._by_id or key in self._compact_ids:
+        if self.compact:
+            id_key = _id_key(key)
+            if key in self._by_id or id_key in self._compact_ids:
+                self.remove(key)
+            if rule.enabled and rule.source is not None and self._add_compact(rule, id_key):
+                return None
+        elif key in self._by_id:
             self.remove(key)
-        if self.compact and rule.enabled and rule.source is not None and self._add_compact(rule, key):
-            return None
         regex = rule.source_regex is not None
         compiled = compile_rule(rule, key, self.default_permanent_max_age, lazy_regex=regex)
         self._by_id[key] = compiled
@@ -272,7 +323,7 @@ class Matcher:
         bucket.sort(key=lambda c: c.rank)
         return compiled
 
-    def _add_compact(self, rule: Rule, key: str) -> bool:
+    def _add_compact(self, rule: Rule, id_key: IdKey) -> bool:
         """Keep an exact rule as a compact record; False when it is not one (or shares its path)."""
         source = rule.source
         assert source is not None
@@ -293,13 +344,27 @@ class Matcher:
             table = tables[host] = {}
         elif lookup in table:
             return False
-        profile = (rule.status, rule.query, rule.methods, rule.starts, rule.ends, rule.cache, rule.priority, ci)
-        profile = self._profiles.setdefault(profile, profile)
-        if host is None and source == lookup:
-            table[lookup] = (key, rule.to, profile, rule.position)
+        to = rule.to
+        plain = host is None and source == lookup
+        prefix = to[: -len(lookup)] if plain and to.endswith(lookup) else None
+        profile = (
+            rule.status, rule.query, rule.methods, rule.starts, rule.ends, rule.cache, rule.priority, ci, prefix
+        )
+        known = self._profiles.get(profile)
+        if known is None and prefix is not None and len(self._profiles) >= MAX_PROFILES:
+            # Targets that share no prefix: keep `to` itself rather than one profile per rule.
+            profile = (*profile[:-1], None)
+            prefix = None
+            known = self._profiles.get(profile)
+        if known is None:
+            known = self._profiles[profile] = profile
+        if prefix is not None:
+            table[lookup] = (id_key, known, rule.position)
+        elif plain:
+            table[lookup] = (id_key, known, rule.position, to)
         else:
-            table[lookup] = (key, rule.to, profile, rule.position, source)
-        self._compact_ids[key] = lookup if host is None and not ci else (host, lookup, ci)
+            table[lookup] = (id_key, known, rule.position, to, source)
+        self._compact_ids[id_key] = lookup if host is None and not ci else (host, lookup, ci)
         if host is not None:
             self._count_host(host, 1)
         if rule.starts is not None or rule.ends is not None:
@@ -316,9 +381,10 @@ class Matcher:
             self._hosts.discard(host)
 
     def remove(self, rule_id: str) -> Rule | None:
-        loc = self._compact_ids.pop(rule_id, None)
-        if loc is not None:
-            return self._remove_compact(rule_id, loc)
+        if self._compact_ids:
+            loc = self._compact_ids.pop(_id_key(rule_id), None)
+            if loc is not None:
+                return self._remove_compact(loc)
         compiled = self._by_id.pop(rule_id, None)
         if compiled is None:
             return None
@@ -373,7 +439,7 @@ class Matcher:
             del self._tries[trie_key]
         return rule
 
-    def _remove_compact(self, rule_id: str, loc: Location) -> Rule:
+    def _remove_compact(self, loc: Location) -> Rule:
         host, lookup, ci = _where(loc)
         tables = self._exact_ci if ci else self._exact
         table = tables[host]
@@ -381,10 +447,10 @@ class Matcher:
         assert type(entry) is tuple
         if not table:
             del tables[host]
-        self._made.pop(rule_id, None)
+        self._forget(entry[0])
         if host is not None:
             self._count_host(host, -1)
-        profile = entry[2]
+        profile = entry[1]
         if profile[3] is not None or profile[4] is not None:
             self.windows -= 1
         return self._rule_of(entry, lookup)
@@ -415,6 +481,7 @@ class Matcher:
         self._host_counts.clear()
         self._profiles.clear()
         self._made.clear()
+        self._made_before.clear()
         self.windows = 0
         while self._compact_ids:
             self._compact_ids.popitem()
@@ -430,9 +497,9 @@ class Matcher:
 
     # -- compact records -----------------------------------------------------------------
     def _rule_of(self, entry: Entry, lookup: str) -> Rule:
-        status, query, methods, starts, ends, cache, priority, ci = entry[2]
+        status, query, methods, starts, ends, cache, priority, ci, prefix = entry[1]
         return Rule(
-            to=entry[1],
+            to=prefix + lookup if len(entry) == 3 else entry[3],
             source=entry[4] if len(entry) == 5 else lookup,
             status=status,
             methods=methods,
@@ -442,23 +509,45 @@ class Matcher:
             cache=cache,
             priority=priority,
             case_insensitive=ci,
-            id=entry[0],
-            position=entry[3],
+            id=_id_text(entry[0]),
+            position=entry[2],
         )
 
     def _make(self, entry: Entry, lookup: str) -> CompiledRule:
-        """The compiled rule of a compact record (cached: MATERIALISED_CACHE of them)."""
-        rule_id = entry[0]
-        made = self._made.get(rule_id)
+        """The compiled rule of a compact record (the last MATERIALISED_CACHE used are kept)."""
+        made = self._made.get(entry[0])
+        if made is not None:
+            return made
+        made = self._made_before.pop(entry[0], None)
         if made is None:
-            made = compile_rule(self._rule_of(entry, lookup), rule_id, self.default_permanent_max_age, memoised=False)
-            if len(self._made) >= MATERIALISED_CACHE:
-                del self._made[next(iter(self._made))]
-            self._made[rule_id] = made
+            rule = self._rule_of(entry, lookup)
+            rule_id = rule.id
+            assert rule_id is not None
+            source = rule.source
+            assert source is not None
+            to = rule.to
+            target = Target(to, None, (to,)) if _PLAIN_TARGET.fullmatch(to) else _parse_target_uncached(to)
+            if len(entry) < 5:
+                # The `from` is its own lookup key, a plain normalised path: its rank is known
+                # without parsing it (the pattern is parsed if someone asks for it).
+                literals = source.count("/") - (1 if source.endswith("/") else 0)
+                made = _assemble(rule, rule_id, None, None, target, self.default_permanent_max_age,
+                                 rank=(1, 0, -literals, 0, -rule.priority, rule.position))
+            else:
+                pattern = _parse_source_uncached(source)
+                made = _assemble(rule, rule_id, pattern, None, target, self.default_permanent_max_age)
+        if len(self._made) >= MATERIALISED_CACHE // 2:
+            self._made_before = self._made
+            self._made = {}
+        self._made[entry[0]] = made
         return made
 
-    def _compiled(self, rule_id: str) -> CompiledRule:
-        loc = self._compact_ids[rule_id]
+    def _forget(self, id_key: IdKey) -> None:
+        self._made.pop(id_key, None)
+        self._made_before.pop(id_key, None)
+
+    def _compiled(self, id_key: IdKey) -> CompiledRule:
+        loc = self._compact_ids[id_key]
         host, lookup, ci = _where(loc)
         entry = (self._exact_ci if ci else self._exact)[host][lookup]
         assert type(entry) is tuple
@@ -466,11 +555,12 @@ class Matcher:
 
     def _promote(self, entry: Entry, host: str | None, lookup: str) -> CompiledRule:
         """Turn a compact record into a full compiled rule (its path gets a second rule)."""
-        rule_id = entry[0]
-        del self._compact_ids[rule_id]
-        self._made.pop(rule_id, None)
-        compiled = compile_rule(self._rule_of(entry, lookup), rule_id, self.default_permanent_max_age)
-        self._by_id[rule_id] = compiled
+        del self._compact_ids[entry[0]]
+        self._forget(entry[0])
+        rule = self._rule_of(entry, lookup)
+        assert rule.id is not None
+        compiled = compile_rule(rule, rule.id, self.default_permanent_max_age)
+        self._by_id[rule.id] = compiled
         return compiled
 
     def _bucket(self, bucket: Bucket, lookup: str) -> list[CompiledRule]:

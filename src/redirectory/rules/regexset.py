@@ -7,7 +7,8 @@ contiguous runs of that order, each of at most SHARD_PATTERNS patterns and SHARD
 text, compiled into its own set with a memory budget of SHARD_MAX_MEM:
 
 - a shard that RE2 refuses to compile is split in two, again and again; a pattern that cannot be
-  compiled into a set even alone is tried on its own (`re2.compile(...).search`), and a pattern
+  compiled into a set even alone is tried on its own (`re2.compile(...).search`, with at least RE2's
+  default budget), and a pattern
   that RE2 cannot compile at all matches nothing (validated rules never hold one);
 - every set holds one more pattern, the empty one, which matches every text: a set whose DFA runs
   out of memory while matching answers "no match" (RE2 does not fall back to the NFA for sets),
@@ -39,6 +40,8 @@ SHARD_PATTERNS = 8192
 SHARD_BYTES = 512 * 1024
 #: RE2's memory budget for one shard: the compiled program plus its DFA cache.
 SHARD_MAX_MEM = 64 << 20
+#: RE2's own default budget (`re2.Options().max_mem`), the least a pattern tried alone gets.
+RE2_DEFAULT_MAX_MEM = 8 << 20
 
 
 def _options(max_mem: int) -> Any:
@@ -88,6 +91,8 @@ class RegexSet(Generic[V]):
         self.shard_bytes = shard_bytes
         self.max_mem = max_mem
         self._options = _options(max_mem)
+        # A pattern tried alone gets at least RE2's default budget: what validation compiled it with.
+        self._alone_options = _options(max(max_mem, RE2_DEFAULT_MAX_MEM))
         self._shards: list[_Shard[V]] = []
         self._lasts: list[Any] = []  # the last key of each shard (for bisection)
         self._len = 0
@@ -183,7 +188,7 @@ class RegexSet(Generic[V]):
             rset = self._set(patterns, start, stop)
             if rset is not None:
                 return [_Part(start, stop, rset, None)]
-            return [_Part(start, stop, None, _alone(patterns[start], self._options))]
+            return [_Part(start, stop, None, _alone(patterns[start], self._alone_options))]
         rset = self._set(patterns, start, stop)
         if rset is not None:
             return [_Part(start, stop, rset, None)]
@@ -232,7 +237,7 @@ class RegexSet(Generic[V]):
 
     def _one_by_one(self, shard: _Shard[V], part: _Part, encoded: bytes, found: list[V]) -> None:
         if part.singles is None:
-            part.singles = [_alone(shard.patterns[k], self._options) for k in range(part.start, part.stop)]
+            part.singles = [_alone(shard.patterns[k], self._alone_options) for k in range(part.start, part.stop)]
         for k, rx in enumerate(part.singles):
             if rx is not None and rx.search(encoded) is not None:
                 found.append(shard.values[part.start + k])
