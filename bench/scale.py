@@ -386,7 +386,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 lines.append(f"{name + ' start':<22} {'-':>8} {'-':>7} {'-':>9}  {v.get('error', '?')[:200]}")
                 continue
             note = (f"ready: RSS {kib(v['rss_ready_kib'])} MiB, PSS {kib(v.get('pss_ready_kib'))} MiB"
-                    f" ({v.get('processes', '?')} processes); 20 requests {v['sample_20_s']} s: {v['sample']}")
+                    f" ({v.get('processes', '?')} process{'' if v.get('processes') == 1 else 'es'}); 20 requests {v['sample_20_s']} s: {v['sample']}")
             lines.append(f"{name + ' start -> ready':<22} {v['startup_s']:>8} {fmt_n(v['startup_cpu_s']):>7} "
                          f"{kib(v['hwm_ready_kib']):>9}  {note}")
         s, n = res.get("serve") or {}, res.get("nginx") or {}
