@@ -55,10 +55,13 @@ from redirectory.rules.validation import (
     no_gc_pauses,
     pair_problem,
     patterns_meet,
+    plain_path,
     rule_facts,
 )
+from redirectory.semantics import TABLE, MethodChange
 
 _TOP = "\U0010ffff"
+_KEEP = MethodChange.MUST_NOT_CHANGE
 #: What keeps a regex from being searched in many paths at once, one a line: anchors to the whole
 #: text, and flags (which could turn multi-line matching off).
 _NOT_LINE_SAFE = re.compile(r"\\[Az]|\(\?(?![P:<])")
@@ -71,16 +74,16 @@ class _SortedPaths:
 
     LOAD = 1000
 
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        pairs.sort()
+    def __init__(self, keys: list[str], ids: list[str]) -> None:
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         self._keys: list[list[str]] = []
         self._ids: list[list[str]] = []
         self._maxes: list[str] = []
-        for start in range(0, len(pairs), self.LOAD):
-            chunk = pairs[start : start + self.LOAD]
-            self._keys.append([k for k, _ in chunk])
-            self._ids.append([i for _, i in chunk])
-            self._maxes.append(chunk[-1][0])
+        for start in range(0, len(order), self.LOAD):
+            chunk = order[start : start + self.LOAD]
+            self._keys.append([keys[i] for i in chunk])
+            self._ids.append([ids[i] for i in chunk])
+            self._maxes.append(self._keys[-1][-1])
         self._text: dict[int, str] = {}  # block -> its keys, one a line (made when searched)
 
     def add(self, key: str, rid: str) -> None:
@@ -210,28 +213,62 @@ class TableIndex:
         self._edges: dict[str, str] = {}  # rule -> the rule its target reaches
         self._rev: dict[str, set[str]] = {}
         self._target_hosts: dict[str, set[str]] = {}  # absolute target host -> rules (all)
-        pairs: list[tuple[str, str]] = []
+        # Few tracked objects while indexing (strings and ints only for the common case), so the
+        # collector has little to walk when it runs again.
+        keys: list[str] = []  # sample paths, lower-cased
+        ids: list[str] = []
+        plain: list[str] = []  # exact rules to a plain path: their sample is (None, to, method)
         followed: list[tuple[str, Sample, bool]] = []
+        by_id = self._rules
+        exact = self._exact
         with no_gc_pauses():
             for rule in rules:
-                rid = self._id(rule)
-                self._rules[rid] = rule
-                facts = rule_facts(rule, self._hosts)
+                rid = rule.id
+                if not rid:
+                    self._id(rule)  # raises
+                assert rid is not None
+                by_id[rid] = rule
+                src = rule.source
+                if src is not None and plain_path(src) and plain_path(rule.to):
+                    # The common case, without building its facts: an exact rule to a plain path.
+                    key = _lower(src)
+                    bucket = exact.get(key)
+                    if bucket is None:
+                        exact[key] = rid
+                    elif isinstance(bucket, list):
+                        bucket.append(rid)
+                    else:
+                        exact[key] = [bucket, rid]
+                    if rule.enabled:
+                        keys.append(_lower(rule.to))
+                        ids.append(rid)
+                        plain.append(rid)
+                    continue
+                facts = rule_facts(rule, self._hosts, warnings=False)
                 self._insert(rid, facts, None)
                 sample = facts.sample
                 if sample is not None:
-                    pairs.append((_lower(sample[1]), rid))
+                    keys.append(_lower(sample[1]))
+                    ids.append(rid)
                     followed.append((rid, sample, facts.absolute))
-            self._samples = _SortedPaths(pairs)
-            del pairs
+            self._samples = _SortedPaths(keys, ids)
+            del keys, ids
             resolver = Resolver(self._exact_facts, [(self._matcher, _never)], self._served.__contains__)
+            for rid in plain:
+                rule = by_id[rid]
+                methods = rule.methods
+                method = methods[0] if methods and TABLE[rule.status].method_change is _KEEP else "GET"
+                self._follow(resolver, rid, (None, rule.to, method), False)
             for rid, sample, absolute in followed:
-                found = resolver.winner(sample, absolute)
-                if found is not None:
-                    target = found.rule.id if isinstance(found, Facts) else found.id
-                    assert target is not None
-                    self._edges[rid] = target
-                    self._rev.setdefault(target, set()).add(rid)
+                self._follow(resolver, rid, sample, absolute)
+
+    def _follow(self, resolver: Resolver, rid: str, sample: Sample, absolute: bool) -> None:
+        found = resolver.winner(sample, absolute)
+        if found is not None:
+            target = found.rule.id if isinstance(found, Facts) else found.id
+            assert target is not None
+            self._edges[rid] = target
+            self._rev.setdefault(target, set()).add(rid)
 
     # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -504,27 +541,27 @@ class _Change:
 
     # -- problems -------------------------------------------------------------------------------
     def field_problems(self) -> list[Keyed]:
+        index = self.index
         out: list[Keyed] = []
         for rid, facts in self.facts_after.items():
             if rid in self.upserted:
                 out += [(rid, p) for p in facts.problems]
-                continue
-            before = self.facts_before.get(rid)
-            known = {(p.code, p.message) for p in before.problems} if before is not None else set()
-            out += [(rid, p) for p in facts.problems if (p.code, p.message) not in known]
-        if self.hosts != self.index._hosts and self.hosts:
+            else:  # an existing rule whose target host is (no longer) allowed
+                out += self._new_field_problems(rid, facts)
+        if self.hosts != index._hosts and self.hosts:
             # Every rule whose target host is not allowed: the message lists the hosts allowed.
-            for thost, ids in self.index._target_hosts.items():
+            for thost, ids in index._target_hosts.items():
                 if thost in self.hosts:
                     continue
                 for rid in ids:
-                    if rid in self.after:
-                        continue
-                    facts = rule_facts(self.index._rules[rid], self.hosts)
-                    old = self.index._facts_of(rid, self.index._rules[rid])
-                    known = {(p.code, p.message) for p in old.problems}
-                    out += [(rid, p) for p in facts.problems if (p.code, p.message) not in known]
+                    if rid not in self.after:
+                        out += self._new_field_problems(rid, rule_facts(index._rules[rid], self.hosts))
         return out
+
+    def _new_field_problems(self, rid: str, facts: Facts) -> list[Keyed]:
+        old = rule_facts(self.index._rules[rid], self.index._hosts)
+        known = {(p.code, p.message) for p in old.problems}
+        return [(rid, p) for p in facts.problems if (p.code, p.message) not in known]
 
     def duplicates(self, after: bool) -> dict[tuple[str, str, str], Keyed]:
         """The duplicate problems, by (id, code, message), of the rules that share a key with a

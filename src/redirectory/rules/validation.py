@@ -54,7 +54,8 @@ _new_problem = object.__new__
 _set = object.__setattr__
 
 
-def _plain(text: str) -> bool:
+def plain_path(text: str) -> bool:
+    """Whether `from` or `to` text is a path every parser and `normalise_path` leave as it is."""
     return _PLAIN.fullmatch(text) is not None and "//" not in text and "/." not in text
 
 
@@ -151,15 +152,18 @@ class Facts:
         return self.rule.enabled
 
 
-def rule_facts(rule: Rule, allowed_hosts: tuple[str, ...] = (), source: str | None = None) -> Facts:
-    """The rule's own problems (field checks) and what the table checks need of it."""
+def rule_facts(
+    rule: Rule, allowed_hosts: tuple[str, ...] = (), source: str | None = None, *, warnings: bool = True
+) -> Facts:
+    """The rule's own problems (field checks; without `warnings`, only errors) and what the table
+    checks need of it."""
     src = rule.source
     to = rule.to
     problems: list[Problem] = []
     facts = Facts(rule, problems)
     names: Iterable[str] = ()
     if src is not None:
-        if _plain(src):
+        if plain_path(src):
             facts.exact = src
         else:
             try:
@@ -181,7 +185,7 @@ def rule_facts(rule: Rule, allowed_hosts: tuple[str, ...] = (), source: str | No
                 _problem(rule, "error", "from_regex", f"not valid RE2 syntax: {exc}", "from_regex.invalid", source)
             )
     target: Target | None = None
-    if not _plain(to):
+    if not plain_path(to):
         try:
             target = parse_target(to)
         except PatternError as exc:
@@ -222,7 +226,7 @@ def rule_facts(rule: Rule, allowed_hosts: tuple[str, ...] = (), source: str | No
                 usable = False
     status = rule.status
     sem = TABLE[status]
-    if status == 301 and sem.method_change is _MAY_CHANGE_TO_GET:
+    if warnings and status == 301 and sem.method_change is _MAY_CHANGE_TO_GET:
         methods = rule.methods
         try:
             message = _WARNING_301[methods]
@@ -479,7 +483,7 @@ class Resolver:
         served: Callable[[str], bool],
     ) -> None:
         self.exact = exact
-        self.matchers = tuple(matchers)
+        self.matchers = tuple(m for m in matchers if len(m[0]))  # fixed while it is used
         self.served = served
 
     def winner(self, sample: Sample, absolute: bool) -> Facts | CompiledRule | None:
@@ -489,7 +493,7 @@ class Resolver:
             if absolute:
                 return None  # another service: nothing of ours answers there
             host = None
-        matchers = [m for m in self.matchers if len(m[0])]
+        matchers = self.matchers
         for h in (host, None) if host is not None else (None,):
             key = path if h is None else "//" + h + path
             found = self.exact(key.lower())
