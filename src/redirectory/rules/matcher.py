@@ -55,7 +55,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 #: Profiles beyond which a new target prefix is not given its own profile.
 MAX_PROFILES = 4096
 #: Compiled rules made from compact records that are kept (the most recently made first out last).
-MATERIALISED_CACHE = 4096
+MATERIALISED_CACHE = 16384
 
 # Not memoised: the compact matcher would otherwise fill the parsers' caches with every rule.
 _parse_source_uncached: Callable[[str], PathPattern] = inspect.unwrap(parse_source)

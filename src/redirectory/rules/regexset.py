@@ -35,11 +35,11 @@ V = TypeVar("V")
 
 #: Most patterns in one shard (more shards: more sets to run per text; bigger shards: a longer
 #: compilation after a change and more DFA states).
-SHARD_PATTERNS = 8192
+SHARD_PATTERNS = 16384
 #: Most pattern text (characters) in one shard: RE2's program grows with it.
-SHARD_BYTES = 512 * 1024
+SHARD_BYTES = 1024 * 1024
 #: RE2's memory budget for one shard: the compiled program plus its DFA cache.
-SHARD_MAX_MEM = 64 << 20
+SHARD_MAX_MEM = 128 << 20
 #: RE2's own default budget (`re2.Options().max_mem`), the least a pattern tried alone gets.
 RE2_DEFAULT_MAX_MEM = 8 << 20
 
@@ -63,10 +63,10 @@ class _Shard(Generic[V]):
 
 @dataclass(slots=True, eq=False)
 class _Part:
-    """A run of a shard's patterns: one compiled set, or (`rset` None) one pattern tried alone."""
+    """Some of a shard's patterns (`indices`, ascending): one compiled set, or (`rset` None) one
+    pattern tried alone."""
 
-    start: int
-    stop: int
+    indices: list[int]
     rset: Any  # re2 Set, or None
     alone: Any  # the pattern compiled alone (rset None), or None when it cannot be compiled
     singles: list[Any] | None = None  # each pattern compiled alone, after the set failed once
@@ -183,28 +183,35 @@ class RegexSet(Generic[V]):
                 yield
 
     def _compile(self, patterns: list[str], start: int, stop: int) -> list[_Part]:
-        """Parts covering patterns[start:stop]: one set if RE2 compiles it, else halves, recursively."""
-        if stop - start == 1:
-            rset = self._set(patterns, start, stop)
-            if rset is not None:
-                return [_Part(start, stop, rset, None)]
-            return [_Part(start, stop, None, _alone(patterns[start], self._alone_options))]
-        rset = self._set(patterns, start, stop)
-        if rset is not None:
-            return [_Part(start, stop, rset, None)]
-        mid = (start + stop) // 2
-        return self._compile(patterns, start, mid) + self._compile(patterns, mid, stop)
+        """Parts covering patterns[start:stop]: a pattern RE2 cannot parse alone, then one set of
+        the others if RE2 compiles it, else halves, recursively."""
+        parts: list[_Part] = []
+        usable: list[int] = []
+        probe = re2.Set.SearchSet(self._options)
+        for k in range(start, stop):
+            try:
+                probe.Add(patterns[k])
+            except re2.error:
+                parts.append(_Part([k], None, _alone(patterns[k], self._alone_options)))
+            else:
+                usable.append(k)
+        return parts + self._sets(patterns, usable)
 
-    def _set(self, patterns: list[str], start: int, stop: int) -> Any:
+    def _sets(self, patterns: list[str], indices: list[int]) -> list[_Part]:
+        if not indices:
+            return []
         rset = re2.Set.SearchSet(self._options)
         try:
-            for k in range(start, stop):
+            for k in indices:
                 rset.Add(patterns[k])
             rset.Add("")  # the sentinel: matches every text (see the module docstring)
             rset.Compile()
         except re2.error:
-            return None
-        return rset
+            if len(indices) == 1:
+                return [_Part(indices, None, _alone(patterns[indices[0]], self._alone_options))]
+            mid = len(indices) // 2
+            return self._sets(patterns, indices[:mid]) + self._sets(patterns, indices[mid:])
+        return [_Part(indices, rset, None)]
 
     # -- matching ------------------------------------------------------------------------
     def match(self, text: str) -> list[V]:
@@ -216,31 +223,36 @@ class RegexSet(Generic[V]):
             if parts is None:
                 parts = shard.parts = self._compile(shard.patterns, 0, len(shard.patterns))
             values = shard.values
-            for part in parts:
-                if part.rset is None:
-                    if part.alone is not None and part.alone.search(encoded) is not None:
-                        found.append(values[part.start])
-                    continue
+            if len(parts) == 1 and parts[0].rset is not None:  # the common case: one set
+                part = parts[0]
                 hits = part.rset.Match(encoded)
-                sentinel = part.stop - part.start
-                if hits is None or sentinel not in hits:
-                    self.failures += 1
-                    self._one_by_one(shard, part, encoded, found)
-                    continue
-                if len(hits) == 1:
-                    continue
-                hits.sort()
-                start = part.start
-                for k in hits[:-1]:
-                    found.append(values[start + k])
+                if hits is not None and len(hits) == 1 and hits[0] == len(part.indices):
+                    continue  # only the sentinel
+                matched = self._hits(shard, part, hits, encoded)
+                matched.sort()
+            else:
+                matched = []
+                for part in parts:
+                    if part.rset is None:
+                        if part.alone is not None and part.alone.search(encoded) is not None:
+                            matched.append(part.indices[0])
+                    else:
+                        matched += self._hits(shard, part, part.rset.Match(encoded), encoded)
+                matched.sort()
+            found += [values[k] for k in matched]
         return found
 
-    def _one_by_one(self, shard: _Shard[V], part: _Part, encoded: bytes, found: list[V]) -> None:
-        if part.singles is None:
-            part.singles = [_alone(shard.patterns[k], self._alone_options) for k in range(part.start, part.stop)]
-        for k, rx in enumerate(part.singles):
-            if rx is not None and rx.search(encoded) is not None:
-                found.append(shard.values[part.start + k])
+    def _hits(self, shard: _Shard[V], part: _Part, hits: list[int] | None, encoded: bytes) -> list[int]:
+        """The shard indices a set's answer means (pattern by pattern when the set failed)."""
+        indices = part.indices
+        sentinel = len(indices)
+        if hits is None or sentinel not in hits:
+            self.failures += 1
+            if part.singles is None:
+                part.singles = [_alone(shard.patterns[k], self._alone_options) for k in indices]
+            return [k for k, rx in zip(indices, part.singles, strict=True)
+                    if rx is not None and rx.search(encoded) is not None]
+        return [indices[h] for h in hits if h != sentinel]
 
 
 def _alone(pattern: str, options: Any) -> Any:
