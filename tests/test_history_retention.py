@@ -69,7 +69,7 @@ def _history(store: Store) -> dict[int, State]:
     victim = next(rule for rule in store.load()[1].rules if rule.source == "/a10")
     assert victim.id is not None and store.delete_rule(victim.id, actor="api:test")
     snap()
-    store.add([Rule(to=f"/imported{i}", source=f"/imported{i}", status=301) for i in range(3)],
+    store.add([Rule(to=f"/moved{i}", source=f"/imported{i}", status=301) for i in range(3)],
               actor="api:test", allowed_hosts=("c.example",))
     snap()
     store.apply(_table(3, hosts=("c.example",)))
@@ -154,7 +154,7 @@ def test_the_change_budget_cuts_whole_revisions_and_keeps_the_newest(store: Stor
     assert store.prune_history(Retention(**floors, max_changes=300), seconds=EVERYTHING).oldest == 1
     assert store.prune_history(Retention(**floors, max_changes=250), seconds=EVERYTHING).oldest == 2
     assert _change_rows(store) == 200
-    store.add([Rule(to=f"/big/{i}", source=f"/big/{i}", status=301) for i in range(400)])
+    store.add([Rule(to=f"/bigger/{i}", source=f"/big/{i}", status=301) for i in range(400)])
     assert store.prune_history(Retention(**floors, max_changes=250), seconds=EVERYTHING).oldest == 4
     assert _change_rows(store) == 400  # larger than the budget, but the newest revision is kept whole
     assert len(store.ruleset_at(4).rules) == 700

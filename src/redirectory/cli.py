@@ -19,7 +19,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from rich.text import Text
 
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, GatewayConfig
 from redirectory.rules.model import Problem, Rule, RuleSet
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, reason_phrase
 
 if TYPE_CHECKING:
     from redirectory.store import OutsideEdit, Plan, Store
@@ -98,30 +97,38 @@ def root(
     """HTTP redirection for REST APIs: a redirect gateway, its rule table and tools."""
 
 
-def print_problems(problems: list[Problem], strict: bool = False) -> tuple[int, int]:
+VERBOSE_PROBLEMS_HELP = "List every rule a repeated problem concerns (default: the count and the first 5)."
+
+
+def print_problems(problems: list[Problem], strict: bool = False, verbose: bool = False) -> tuple[int, int]:
+    """Print problems (a problem repeated on many rules as one line with a count, unless `verbose`:
+    `rules/grouping.py`); (errors, warnings), counting every rule."""
+    from redirectory.rules.grouping import ProblemGroup, group_problems
+
     errors = warnings = 0
-    for p in problems:
-        text = p.format()
-        if p.is_error or strict:
-            errors += 1
-            err.print(text, style="red" if p.is_error else "yellow", highlight=False, soft_wrap=True, markup=False)
+    for item in (problems if verbose else group_problems(problems)):
+        count = item.count if isinstance(item, ProblemGroup) else 1
+        if item.is_error or strict:
+            errors += count
         else:
-            warnings += 1
-            err.print(text, style="yellow", highlight=False, soft_wrap=True, markup=False)
+            warnings += count
+        err.print(item.format(), style="red" if item.is_error else "yellow", highlight=False, soft_wrap=True,
+                  markup=False)
     return errors, warnings
 
 
-def load_valid(path: Path, fmt: str | None = None, strict: bool = False) -> RuleSet:
+def load_valid(path: Path, fmt: str | None = None, strict: bool = False, verbose: bool = False) -> RuleSet:
     """Read, parse and validate a rule file; print problems; exit 1 on errors."""
-    return read_valid(path, fmt, strict)[0]
+    return read_valid(path, fmt, strict, verbose)[0]
 
 
-def read_valid(path: Path, fmt: str | None = None, strict: bool = False) -> tuple[RuleSet, list[Problem]]:
+def read_valid(path: Path, fmt: str | None = None, strict: bool = False,
+               verbose: bool = False) -> tuple[RuleSet, list[Problem]]:
     """`load_valid`, also returning the problems it printed (warnings only, since errors exit)."""
     from redirectory.rulefile import read_rule_file
 
     ruleset, problems = read_rule_file(path, fmt)
-    errors, _ = print_problems(problems, strict)
+    errors, _ = print_problems(problems, strict, verbose)
     if errors:
         fail(f"{path}: {errors} problem(s); nothing was changed")
     return ruleset, problems
@@ -363,15 +370,17 @@ def rules_validate(
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
     database: Annotated[str | None, typer.Option("--database", hidden=True,
                                                  help="Accepted like every rules command; validate never opens it.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
 ) -> None:
     """Check a rule file.
 
-    Exit 0 when valid, else print every problem as FILE:LINE: field: message and exit 1.
+    Exit 0 when valid, else print every problem as FILE:LINE: field: message and exit 1. A problem
+    found on more than 3 rules is printed once, with its count and the first lines (--verbose: all).
     """
     from redirectory.rulefile import read_rule_file
 
     ruleset, problems = read_rule_file(file, fmt)
-    errors, warnings = print_problems(problems, strict)
+    errors, warnings = print_problems(problems, strict, verbose)
     if errors:
         err.print(f"{file}: {errors} error(s), {warnings} warning(s)", style="red", highlight=False)
         raise typer.Exit(1)
@@ -385,7 +394,7 @@ def rules_apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every planned change (default: the first {20} of each kind).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every planned change (default: the first {20} of each kind) and every rule a repeated problem concerns.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Make the table exactly a rule file (declarative sync).
@@ -397,7 +406,7 @@ def rules_apply(
     """
     from redirectory.store import diff, sqlite_file
 
-    ruleset = load_valid(file, fmt, strict)
+    ruleset = load_valid(file, fmt, strict, verbose)
     missing = sqlite_file(database)
     if dry_run and missing is not None and not missing.exists():
         out.print(f"database: {_where(database)} does not exist yet: the plan is against an empty table",
@@ -460,6 +469,7 @@ def rules_import(
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP + " A .conf file needs --format.")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
 ) -> None:
     """Add a file's rules to the table (all or nothing).
 
@@ -470,31 +480,38 @@ def rules_import(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from redirectory.rules.validation import validate
+    from redirectory.store import ChangeRefused
 
-    incoming, printed = read_valid(file, fmt, strict)
+    incoming, printed = read_valid(file, fmt, strict, verbose)
+    # What the import adds to the table is validated inside the write, against the table as it is
+    # then (store/guard.py); the file's own problems were printed already.
+    known = {(p.code, p.line, p.message) for p in printed}
+
+    def report(found: list[Problem]) -> int:
+        return print_problems([p for p in found if (p.code, p.line, p.message) not in known], strict, verbose)[0]
+
     try:
         with open_store(database, write=True) as store:
             out.print(f"database: {_where(database)}", highlight=False, markup=False)
-            _revision, current = store.load()
-            offset = len(current.rules)
-            shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(incoming.rules))
-            hosts = tuple(dict.fromkeys(current.allowed_hosts + incoming.allowed_hosts))
-            merged = RuleSet(current.rules + shifted, hosts)
-            # Report what the import adds: problems of the merged table that neither the current
-            # table nor the file alone has (those of the file were printed already).
-            known = {(p.code, p.index, p.message) for p in validate(current)}
-            known |= {(p.code, None if p.index is None else p.index + offset, p.message) for p in printed}
-            problems = [p for p in validate(merged, str(file)) if (p.code, p.index, p.message) not in known]
-            errors, _ = print_problems(problems, strict)
-            if errors:
+            current_hosts = store.allowed_hosts()
+            hosts = tuple(dict.fromkeys(current_hosts + incoming.allowed_hosts))
+            new_hosts = hosts if hosts != current_hosts else None
+            shifted = incoming.rules
+            if strict and report(store.check_add(shifted, allowed_hosts=new_hosts, source=str(file))):
+                fail(f"{file}: problem(s) with the rules already in the table; nothing was changed")
+            found: list[Problem] = []
+            try:
+                with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              console=err, transient=True, disable=len(shifted) < 1000) as progress:
+                    task = progress.add_task("import", total=len(shifted))
+                    revision = store.add(shifted, actor="rules import",
+                                         progress=lambda n: progress.update(task, completed=n),
+                                         allowed_hosts=new_hosts, problems=found, source=str(file))
+            except ChangeRefused as exc:
+                errors = report(exc.problems)
                 fail(f"{file}: {errors} problem(s) with the rules already in the table; nothing was changed")
-            with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=err, transient=True, disable=len(shifted) < 1000) as progress:
-                task = progress.add_task("import", total=len(shifted))
-                revision = store.add(shifted, actor="rules import",
-                                     progress=lambda n: progress.update(task, completed=n),
-                                     allowed_hosts=hosts if hosts != current.allowed_hosts else None)
+            if not strict:
+                report(found)
             out.print(f"imported {len(shifted)} rule(s) (revision {revision})", highlight=False)
     except typer.Exit:
         raise
@@ -601,7 +618,7 @@ def rules_test(
     decision = explanation.decision
     response = decision.response
     sem = TABLE.get(response.status)
-    reason = sem.reason if sem else {404: "Not Found", 400: "Bad Request", 414: "URI Too Long"}.get(response.status, "")
+    reason = reason_phrase(response.status)
     wire = [f"HTTP/1.1 {response.status} {reason}"]
     wire += [f"{k}: {v}" for k, v in response.headers]
     wire.append(f"date: {format_datetime(datetime.now(UTC), usegmt=True)}")

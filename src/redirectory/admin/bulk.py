@@ -12,11 +12,11 @@ Success is 200 (never 201, guide "Bulk operations HTTP status codes").
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
@@ -30,8 +30,8 @@ from redirectory.admin.rules import (
     rule_dto,
     rule_from_body,
 )
-from redirectory.rules.model import Rule, RuleSet
-from redirectory.rules.validation import validate
+from redirectory.rules.model import Problem, Rule
+from redirectory.store import ChangeRefused
 from redirectory.store.batch import MissingRule, write_rules
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -75,7 +75,7 @@ async def bulk(
     if not isinstance(etags, dict) or not all(isinstance(v, str) for v in etags.values()):
         raise ApiError.one(400, "validation", "metadata.etags must map uuid to ETag", fields=["metadata.etags"])
     store = request.app.state.store
-    _revision, current = store.load()
+    allowed_hosts = await run_in_threadpool(store.allowed_hosts)
     parsed: list[tuple[int, str | None, Rule | None]] = []
     errors: list[ErrorItem] = []
     for index, item in enumerate(items):
@@ -85,7 +85,7 @@ async def bulk(
             continue
         rule_id = item.get("uuid")
         try:
-            rule = rule_from_body(item, current.allowed_hosts, position=NEW_POSITION + index)
+            rule = rule_from_body(item, allowed_hosts, position=NEW_POSITION + index)
         except ApiError as exc:
             for e in exc.errors:
                 e.index, e.status = index, exc.status
@@ -98,61 +98,46 @@ async def bulk(
             parsed.append((index, rule_id, None))
             continue
         parsed.append((index, rule_id, rule))
+    # the writes validate with the table inside their transaction: off the event loop
     if atomic:
-        return _atomic(request, store, current, parsed, errors, etags)
-    return _one_by_one(request, store, parsed, errors, etags)
+        return await run_in_threadpool(_atomic, request, store, parsed, errors, etags)
+    return await run_in_threadpool(_one_by_one, request, store, parsed, errors, etags)
 
 
-def _table_problems(store: Any, changes: list[tuple[int, str | None, Rule]],
-                    current: RuleSet | None = None) -> tuple[list[ErrorItem], list[ErrorItem]]:
-    """(errors, warnings) the changes would add to the table (as it is now, or `current`), each with
-    the item's index (none when several items conflict with a stored rule that the validator names)."""
-    if current is None:
-        _revision, current = store.load()
-    replaced = {rule_id for _i, rule_id, _r in changes if rule_id}
-    others = tuple(r for r in current.rules if r.id not in replaced)
-    positions = {}
-    candidates = []
-    stored_positions = {r.id: r.position for r in current.rules}
-    for index, rule_id, rule in changes:
-        position = stored_positions.get(rule_id, NEW_POSITION + index) if rule_id else NEW_POSITION + index
-        candidate = replace(rule, id=rule_id or f"new-{index}", position=position)
-        positions[position] = index
-        candidates.append(candidate)
-    known = {(p.code, p.index, p.message) for p in validate(RuleSet(others, current.allowed_hosts))}
-    found = [p for p in validate(RuleSet((*others, *candidates), current.allowed_hosts))
-             if (p.code, p.index, p.message) not in known]
+def _items(problems: list[Problem], alone: int | None) -> tuple[list[ErrorItem], list[ErrorItem]]:
+    """(errors, warnings) of a write as items; a problem the store could not tie to one written rule
+    (it names a stored rule) gets the index of the lone item, when there is one."""
     errs: list[ErrorItem] = []
     warns: list[ErrorItem] = []
-    alone = changes[0][0] if len(changes) == 1 else None  # a lone change caused whatever it finds
-    for p in found:
-        item = problem_item(p, index=positions.get(p.index, alone) if p.index is not None else alone)
+    for p in problems:
+        item = problem_item(p, index=p.index if p.index is not None else alone)
         (errs if p.is_error else warns).append(item)
     return errs, warns
 
 
-def _atomic(request: Request, store: Any, current: RuleSet, parsed: list[tuple[int, str | None, Rule | None]],
+def _atomic(request: Request, store: Any, parsed: list[tuple[int, str | None, Rule | None]],
             errors: list[ErrorItem], etags: dict[str, str]) -> JSONResponse:
     if errors:
         # one kind of problem keeps its precise status; a mix is 400 (guide: several errors -> 400)
         kinds = {e.status for e in errors}
         raise ApiError(kinds.pop() or 400 if len(kinds) == 1 else 400, "bulkRejected", errors)
     changes = [(i, rid, r) for i, rid, r in parsed if r is not None]
-    table_errors, warnings = _table_problems(store, changes, current)
-    if table_errors:
-        raise ApiError(422, "bulkRejected", table_errors)
     creates = [(i, r) for i, rid, r in changes if not rid]
     updates = [(i, str(rid), r) for i, rid, r in changes if rid]
     checks = {str(rid): _etag_check(str(etags[str(rid)])) for _i, rid, _r in updates}
+    alone = changes[0][0] if len(changes) == 1 else None
+    found: list[Problem] = []
     try:
-        rows = write_rules(store, creates, updates, actor=_actor(request), checks=checks)
+        rows = write_rules(store, creates, updates, actor=_actor(request), checks=checks, problems=found)
+    except ChangeRefused as exc:
+        raise ApiError(422, "bulkRejected", _items(exc.problems, alone)[0]) from None
     except MissingRule as exc:
         raise ApiError(404, "ruleNotFound", [ErrorItem(f"No rule has uuid {exc.rule_id[:64]}", "ruleNotFound",
                                                        fields=["uuid"], index=exc.index, status=404)]) from None
     except _Stale:
         raise ApiError.one(412, "preconditionFailed", "A rule changed since you read it: GET it again and retry",
                            fields=["metadata.etags"]) from None
-    return _result([rows[i] for i in sorted(rows)], [], warnings)
+    return _result([rows[i] for i in sorted(rows)], [], _items(found, alone)[1])
 
 
 def _one_by_one(request: Request, store: Any, parsed: list[tuple[int, str | None, Rule | None]],
@@ -162,14 +147,15 @@ def _one_by_one(request: Request, store: Any, parsed: list[tuple[int, str | None
     for index, rule_id, rule in parsed:
         if rule is None:
             continue
-        table_errors, item_warnings = _table_problems(store, [(index, rule_id, rule)])
-        if table_errors:
-            errors.extend(table_errors)
-            continue
+        found: list[Problem] = []
         try:
             written = write_rules(store, [] if rule_id else [(index, rule)],
                                   [(index, str(rule_id), rule)] if rule_id else [], actor=_actor(request),
-                                  checks={str(rule_id): _etag_check(str(etags[str(rule_id)]))} if rule_id else None)
+                                  checks={str(rule_id): _etag_check(str(etags[str(rule_id)]))} if rule_id else None,
+                                  problems=found)
+        except ChangeRefused as exc:
+            errors.extend(_items(exc.problems, index)[0])
+            continue
         except MissingRule:
             errors.append(ErrorItem(f"No rule has uuid {str(rule_id)[:64]}", "ruleNotFound", fields=["uuid"],
                                     index=index, status=404))
@@ -179,7 +165,7 @@ def _one_by_one(request: Request, store: Any, parsed: list[tuple[int, str | None
                                     fields=["metadata.etags"], index=index, status=412))
             continue
         rows.append(written[index])
-        warnings.extend(item_warnings)
+        warnings.extend(_items(found, index)[1])
     if not rows and errors:
         raise ApiError(400, "bulkRejected", sorted(errors, key=lambda e: e.index or 0))
     return _result(rows, sorted(errors, key=lambda e: e.index or 0), warnings)

@@ -40,13 +40,23 @@ class Health:
         self._lock = threading.Lock()
         self._last: dict[str, Any] = {}
         self._failing = False
+        self._count: tuple[int, int] | None = None  # (revision, rules): a count of 1M rows is not free
+
+    def _rule_count(self, revision: int) -> int:
+        """The table's size at `revision`, counted again only when the revision moved."""
+        known = self._count
+        if known is not None and known[0] == revision:
+            return known[1]
+        rules = self.store.rule_count()
+        self._count = (revision, rules)
+        return rules
 
     def read(self) -> tuple[int, dict[str, Any]]:
         now = datetime.now(UTC)
         schema_note: str | None = None
         try:
             revision = self.store.revision()
-            rules = self.store.rule_count()
+            rules = self._rule_count(revision)
             oldest = self.store.oldest_revision()
             try:
                 procs = process_table.processes(self.store)

@@ -18,6 +18,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -57,14 +58,31 @@ def _load(text: str, fmt: str, source: str) -> Any:
 
 
 
+class JobState(StrEnum):
+    """An import job's `status` (the guide's long-running operation states)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class JobPhase(StrEnum):
+    """Where a running import is (`progress.phase`)."""
+
+    PARSING = "parsing"
+    VALIDATING = "validating"
+    WRITING = "writing"
+    FINISHED = "finished"
+
+
 @dataclass
 class ImportJob:
     id: str
     format: str
     actor: str
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    status: str = "RUNNING"  # RUNNING | SUCCEEDED | FAILED
-    phase: str = "parsing"
+    status: JobState = JobState.RUNNING
+    phase: JobPhase = JobPhase.PARSING
     total: int | None = None
     done: int = 0
     finished: datetime | None = None
@@ -100,7 +118,7 @@ class ImportRegistry:
             self.jobs[job.id] = job
             while len(self.jobs) > KEEP_JOBS:
                 oldest = next(iter(self.jobs))
-                if self.jobs[oldest].status == "RUNNING":
+                if self.jobs[oldest].status is JobState.RUNNING:
                     break
                 self.jobs.popitem(last=False)
 
@@ -110,7 +128,19 @@ class ImportRegistry:
 
 
 def _items(problems: list[Any]) -> list[ErrorItem]:
-    return [problem_item(p, index=p.index, detail=p.format()) for p in problems]
+    """Problems as items; one repeated on more than 3 rules is one item whose detail gives the count
+    and the first lines, and whose `detailKeyParameters` is [count] (`rules/grouping.py`)."""
+    from redirectory.rules.grouping import ProblemGroup, group_problems
+
+    items = []
+    for entry in group_problems(problems):
+        if isinstance(entry, ProblemGroup):
+            item = problem_item(entry.problem, detail=entry.format())
+            item.params = [str(entry.count)]
+        else:
+            item = problem_item(entry, index=entry.index, detail=entry.format())
+        items.append(item)
+    return items
 
 
 def run_import(store: Any, job: ImportJob, text: str) -> None:
@@ -120,42 +150,51 @@ def run_import(store: Any, job: ImportJob, text: str) -> None:
     (its fields, then its conflicts with the table and the rest of the file), each with `status`
     (400 or 422) and `index`, the rule's zero-based position in the file.
     """
-    from redirectory.rules.model import RuleSet
-    from redirectory.rules.validation import validate
+    from redirectory.store import ChangeRefused
 
     try:
         ruleset, problems = _load(text, job.format, "upload")
-        job.phase, job.total = "validating", len(ruleset.rules)
-        _revision, current = store.load()
-        offset = len(current.rules)
-        shifted = tuple(replace(r, position=offset + i) for i, r in enumerate(ruleset.rules))
-        in_file = {offset + i: r.position for i, r in enumerate(ruleset.rules)}
-        hosts = tuple(dict.fromkeys(current.allowed_hosts + ruleset.allowed_hosts))
-        known = {(p.code, p.index, p.message) for p in validate(current)}
-        found = [replace(p, index=None if p.index is None else in_file.get(p.index))
-                 for p in validate(RuleSet(current.rules + shifted, hosts), "upload")
-                 if (p.code, p.index, p.message) not in known]
-        everything = sorted(problems + found, key=lambda p: (p.line is not None, p.line or 0, p.index or 0))
+        job.phase, job.total = JobPhase.VALIDATING, len(ruleset.rules)
+        current_hosts = store.allowed_hosts()
+        hosts = tuple(dict.fromkeys(current_hosts + ruleset.allowed_hosts))
+        new_hosts = hosts if hosts != current_hosts else None
+        in_file = [r.position for r in ruleset.rules]  # the rule's place in the file (rules with errors are left out)
+
+        def placed(found: list[Any]) -> list[Any]:
+            return [replace(p, index=None if p.index is None or p.index >= len(in_file) else in_file[p.index])
+                    for p in found]
+
+        found: list[Any] = []
+        written = False
+        if any(p.is_error for p in problems):
+            found = store.check_add(ruleset.rules, allowed_hosts=new_hosts, source="upload")  # report all at once
+        else:
+            job.phase = JobPhase.WRITING
+
+            def progress(done: int) -> None:
+                job.done = done
+
+            try:  # validated with the table inside the write (store/guard.py)
+                job.revision = store.add(ruleset.rules, actor=job.actor, progress=progress,
+                                         allowed_hosts=new_hosts, problems=found, source="upload")
+                written = True
+            except ChangeRefused as exc:
+                found = exc.problems
+        everything = sorted(problems + placed(found), key=lambda p: (p.line is not None, p.line or 0, p.index or 0))
         job.warnings = _items([p for p in everything if not p.is_error])
         if any(p.is_error for p in everything):
             job.errors = _items([p for p in everything if p.is_error])
             return
-        job.phase = "writing"
-
-        def progress(done: int) -> None:
-            job.done = done
-
-        job.revision = store.add(shifted, actor=job.actor, progress=progress,
-                                 allowed_hosts=hosts if hosts != current.allowed_hosts else None)
-        job.added, job.done = len(shifted), len(shifted)
+        if written:
+            job.added, job.done = len(ruleset.rules), len(ruleset.rules)
     except Exception:  # noqa: BLE001 - reported as a failed import without internals
         import logging
 
         logging.getLogger("redirectory.admin").exception("import %s failed", job.id)
         job.errors = [ErrorItem("The import could not be written; nothing was changed", "importFailed")]
     finally:
-        job.status = "FAILED" if job.errors else "SUCCEEDED"
-        job.phase = "finished"
+        job.status = JobState.FAILED if job.errors else JobState.SUCCEEDED
+        job.phase = JobPhase.FINISHED
         job.finished = datetime.now(UTC)
 
 
@@ -218,7 +257,7 @@ def import_status(job_id: str, request: Request) -> Response:
     job = _registry(request).get(job_id)
     if job is None:
         raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
-    if job.status == "RUNNING":
+    if job.status is JobState.RUNNING:
         return JSONResponse(job.status_json(), status_code=202,
                             headers={"location": f"/api/v1/rule-imports/{job.id}", **NO_STORE})
     return Response(status_code=303, headers={"location": f"/api/v1/rule-imports/{job.id}/report", **NO_STORE})
@@ -230,7 +269,7 @@ def import_report(job_id: str, request: Request) -> JSONResponse:
     job = _registry(request).get(job_id)
     if job is None:
         raise ApiError.one(404, "importNotFound", f"No import has uuid {job_id[:64]}", fields=["uuid"])
-    if job.status == "RUNNING":
+    if job.status is JobState.RUNNING:
         raise ApiError.one(404, "importRunning", "The import is still running: poll its status resource",
                            fields=["uuid"])
     return JSONResponse(job.report_json(), headers=NO_STORE)

@@ -9,8 +9,10 @@ range"). Items: `ETag` and `Last-Modified`, `If-None-Match`/`If-Modified-Since` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import and_, func, or_, select
+from starlette.concurrency import run_in_threadpool
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
@@ -40,6 +43,7 @@ from redirectory.admin.url_guard import text_query
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
+from redirectory.store import ChangeRefused
 from redirectory.store.schema import rules as rules_t
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
@@ -317,29 +321,17 @@ def _stand_in(mapped: dict[str, Any], reported: set[str]) -> Rule | None:
     return Rule(to=to, source=source) if isinstance(source, str) else Rule(to=to, source_regex=str(regex))
 
 
-def checked_rule(store: Any, data: dict[str, Any], position: int, replacing: str | None = None,
-                 problems: list[ErrorItem] | None = None) -> tuple[Rule, list[ErrorItem]]:
-    """The body's rule, checked on its own (400) and with the table (422); and its warnings."""
-    _revision, current = store.load()
-    rule = rule_from_body(data, current.allowed_hosts, position, problems)
-    return rule, check_table(current, rule, replacing)
+def table_conflict(problems: list[Problem], index_of: Callable[[Problem], int | None] | None = None) -> ApiError:
+    """The 422 for a write the store refused (`ChangeRefused`): every error it found, one item each."""
+    items = [problem_item(p, index=index_of(p) if index_of else None) for p in problems if p.is_error]
+    for item in items:
+        item.status = None  # one request, one status
+    return ApiError(422, "ruleConflict", items or [ErrorItem("The rule conflicts with the table", "ruleConflict")])
 
 
-def check_table(current: RuleSet, rule: Rule, replacing: str | None = None) -> list[ErrorItem]:
-    """Validate the table as it would be with `rule` (in place of `replacing`): 422 on errors.
-
-    Returns the warnings that concern the rule (for metadata.warnings).
-    """
-    others = tuple(r for r in current.rules if r.id != replacing)
-    merged = RuleSet((*others, rule.with_id(replacing or "new")), current.allowed_hosts)
-    known = {(p.code, p.index, p.message) for p in validate(RuleSet(others, current.allowed_hosts))}
-    found = [problem_item(p) for p in validate(merged) if (p.code, p.index, p.message) not in known]
-    errors = [item for item in found if item.status is not None]
-    if errors:
-        for item in errors:
-            item.status = None
-        raise ApiError(422, "ruleConflict", errors)
-    return found
+def warning_items(problems: list[Problem], index_of: Callable[[Problem], int | None] | None = None) -> list[ErrorItem]:
+    """The warnings of a write, for `metadata.warnings`."""
+    return [problem_item(p, index=index_of(p) if index_of else None) for p in problems if not p.is_error]
 
 
 def _row_headers(row: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -381,10 +373,16 @@ async def create_rule(request: Request) -> JSONResponse:
     problems = [ErrorItem("uuid is assigned by the server; leave it out", "readOnlyField", fields=["uuid"])
                 ] if "uuid" in data else []
     store = request.app.state.store
-    rule, warnings = checked_rule(store, data, 1 << 30, problems=problems)
-    row = store.insert_rule(rule, actor=_actor(request))
+    hosts = await run_in_threadpool(store.allowed_hosts)
+    rule = rule_from_body(data, hosts, 1 << 30, problems)
+    found: list[Problem] = []
+    try:  # validated with the table inside the write (store/guard.py), off the event loop
+        row = await run_in_threadpool(functools.partial(store.insert_rule, rule, actor=_actor(request),
+                                                        problems=found))
+    except ChangeRefused as exc:
+        raise table_conflict(exc.problems) from None
     dto, headers = _row_headers(row)
-    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warnings]}}
+    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warning_items(found)]}}
     return JSONResponse(body, status_code=201,
                         headers={**headers, **NO_STORE, "location": f"/api/v1/rules/{row.id}"})
 
@@ -412,8 +410,7 @@ async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
     check = precondition(request)
     patch = await json_body(request)
     store = request.app.state.store
-    with store.read_connection() as conn:
-        row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+    row = await run_in_threadpool(store.get_row, rule_id)
     if row is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     current = {k: v for k, v in rule_dto(row).items() if k not in READ_ONLY}
@@ -424,16 +421,21 @@ async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
 async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: Any,
                    problems: list[ErrorItem] | None = None) -> JSONResponse:
     store = request.app.state.store
-    with store.read_connection() as conn:
-        exists = conn.execute(select(rules_t.c.position).where(rules_t.c.id == rule_id)).first()
+    exists = await run_in_threadpool(store.get_row, rule_id)
     if exists is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
-    rule, warnings = checked_rule(store, data, exists.position, replacing=rule_id, problems=problems)
-    row = store.replace_rule(rule_id, rule, actor=_actor(request), check=check)
+    hosts = await run_in_threadpool(store.allowed_hosts)
+    rule = rule_from_body(data, hosts, exists.position, problems)
+    found: list[Problem] = []
+    try:  # validated with the table inside the write (store/guard.py), off the event loop
+        row = await run_in_threadpool(functools.partial(store.replace_rule, rule_id, rule, actor=_actor(request),
+                                                        check=check, problems=found))
+    except ChangeRefused as exc:
+        raise table_conflict(exc.problems) from None
     if row is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     dto, headers = _row_headers(row)
-    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warnings]}}
+    body = {**dto, "metadata": {"warnings": [w.to_json() for w in warning_items(found)]}}
     return JSONResponse(body, headers={**headers, **NO_STORE})
 
 

@@ -64,6 +64,10 @@ def _one_more_line(previous: str | None, line: bytes) -> str:
     return text if previous is None else f"{previous},{text}"
 
 
+#: Rules read from the store at a time while a worker loads its table.
+LOAD_BATCH = 5000
+
+
 class Gateway:
     """Engine + store sync + counters for one worker process."""
 
@@ -71,7 +75,8 @@ class Gateway:
         self.config = config
         #: Turns an engine Response into what the server adapter sends (cached per request key).
         self.render: Callable[[Response], Any] = render or render_asgi
-        self.options = EngineOptions(default_permanent_max_age=config.default_permanent_max_age)
+        # compact: exact rules as small records (rules/matcher.py), the gateway never lists or explains them
+        self.options = EngineOptions(default_permanent_max_age=config.default_permanent_max_age, compact=True)
         self.public_origin = origin_of(config.public_url) if config.public_url else None
         self.proxies = TrustedProxies(config.forwarded_allow_ips)
         self.store: Store | None = None
@@ -97,8 +102,18 @@ class Gateway:
     def load(self) -> None:
         self.store = Store.open(self.config.database)
         with reload.collection_paused():  # no later collection walks the table (reload.py)
-            revision, ruleset = self.store.load()
-            self.engine = Engine(ruleset, self.options)
+            # Streamed from one snapshot into the engine: the whole table is never held twice.
+            reader = self.store.table_reader()
+            revision = reader.open()
+            try:
+                engine = Engine((), self.options)
+                add = engine.matcher.add
+                while rules := reader.fetch(LOAD_BATCH):
+                    for rule in rules:
+                        add(rule)
+            finally:
+                reader.close()
+            self.engine = engine
             self.revision = revision
             self.cache.clear()
         log.info("worker %s loaded %d rules at revision %d", os.getpid(), len(self.engine), revision)

@@ -4,6 +4,7 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL, schema managed by Alembic
 (`Store.upgrade()` runs the migrations shipped in this package).
 """
 
+from redirectory.store.guard import ChangeRefused
 from redirectory.store.retention import HistoryPruned, Pruned, Retention
 from redirectory.store.store import (
     Change,
@@ -24,6 +25,7 @@ from redirectory.store.store import (
 
 __all__ = [
     "Change",
+    "ChangeRefused",
     "DatabaseLocked",
     "DatabaseNotFound",
     "HistoryPruned",
