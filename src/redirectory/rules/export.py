@@ -1,8 +1,10 @@
 """Exports of a rule table: rule files (YAML, JSON, CSV) and nginx configuration. Pure (no I/O).
 
-`dumps` writes a file that `parsing.loads` reads back to an equal RuleSet (rule equality ignores
-id, line and position). CSV cannot hold a tag that contains whitespace or `|` (they separate
-tags in a cell): `dumps(..., "csv")` raises ValueError naming the rule instead of losing data.
+`write` streams a rule file (YAML, JSON or CSV) to a text stream rule by rule, whatever the size
+of the table; `dumps` returns the same text. `parsing.loads` reads it back to an equal RuleSet
+(rule equality ignores id, line and position). CSV cannot hold a tag or method that contains
+whitespace or `|` (they separate items in a cell): a CSV export raises ValueError naming the rule
+instead of losing data.
 
 `nginx` writes two files for a plain nginx to serve the same redirects:
 - `map_conf`, to `include` inside `http { }`: the rule table as `map` blocks;
@@ -36,24 +38,24 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import json
+import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from itertools import compress
+from json.encoder import encode_basestring as _json_str
+from typing import Any, Literal, Protocol
 
 import yaml
+from yaml.nodes import ScalarNode
 
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
-from redirectory.rules.model import RULE_FIELDS, Problem, Rule, RuleSet
+from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
-from redirectory.rules.patterns import Hole, Param, PatternError, Target, parse_target
-
-try:
-    from yaml import CSafeDumper as _BaseDumper
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+from redirectory.rules.patterns import Hole, Param, PatternError, Target, parse_target, simple_exact_pattern
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
 
@@ -61,93 +63,323 @@ _TAG_SEPARATORS = re.compile(r"[\s|]")
 
 
 # -- rule files -----------------------------------------------------------------------------------
+class TextSink(Protocol):
+    """Where `write` puts the text: an open text file, `sys.stdout`, an `io.StringIO`..."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+#: Rules formatted between two writes to the stream: big enough that the per-write cost vanishes,
+#: small enough that the text held at once stays a few MB whatever the table's size.
+_CHUNK = 4096
+
+
 def dumps(ruleset: RuleSet, fmt: DumpFormat) -> str:
     """The table as a rule file in `fmt`; `parsing.loads` reads it back to an equal RuleSet."""
-    if fmt == "yaml":
-        return _dump_yaml(ruleset)
-    if fmt == "json":
-        return json.dumps(ruleset.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        return _dump_csv(ruleset)
-    raise ValueError(f"unknown format {fmt!r}: use yaml, json or csv")
+    out = io.StringIO()
+    write(ruleset, fmt, out)
+    return out.getvalue()
 
 
-class _FlowList(list[Any]):
-    """A list written on one line: `methods: [GET, HEAD]`."""
+def write(
+    table: RuleSet | Iterable[Rule],
+    fmt: DumpFormat,
+    stream: TextSink,
+    *,
+    allowed_hosts: Sequence[str] = (),
+) -> int:
+    """Write the table to `stream` as a rule file in `fmt`, rule by rule; returns how many rules.
+
+    `table` is a RuleSet, or the rules alone in order (any iterable, e.g. read from the store in
+    batches) with `allowed_hosts` given apart. The text is what `dumps` returns, written a few
+    thousand rules at a time: memory stays flat whatever the size of the table. Open a file with
+    `newline=""` (CSV ends its lines with CRLF itself) and `encoding="utf-8"`.
+
+    CSV cannot hold a tag or method with whitespace or `|`: ValueError naming the rule, raised before
+    anything is written when `table` is a RuleSet or a sequence, else when the rule is reached.
+    """
+    if fmt not in ("yaml", "json", "csv"):
+        raise ValueError(f"unknown format {fmt!r}: use yaml, json or csv")
+    if isinstance(table, RuleSet):
+        rules: Iterable[Rule] = table.rules
+        hosts: Sequence[str] = table.allowed_hosts
+    else:
+        rules, hosts = table, allowed_hosts
+    if fmt == "csv" and isinstance(rules, Sequence):
+        for index, rule in enumerate(rules):
+            if rule.tags or rule.methods:
+                _check_csv_lists(rule, index)
+    with _gc_paused():
+        if fmt == "yaml":
+            return _write_yaml(rules, hosts, stream)
+        if fmt == "json":
+            return _write_json(rules, hosts, stream)
+        return _write_csv(rules, hosts, stream)
 
 
-class _Dumper(_BaseDumper):
-    pass
-
-
-def _represent_flow(dumper: _Dumper, data: _FlowList) -> yaml.Node:
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
-
-
-_Dumper.add_representer(_FlowList, _represent_flow)
-
-
-def _dump_yaml(ruleset: RuleSet) -> str:
-    doc: dict[str, Any] = {}
-    if ruleset.allowed_hosts:
-        doc["allowed_hosts"] = _FlowList(ruleset.allowed_hosts)
-    rules = []
-    for rule in ruleset.rules:
-        data = rule.to_dict()
-        for name in ("methods", "tags"):
-            if name in data:
-                data[name] = _FlowList(data[name])
-        rules.append(data)
-    doc["rules"] = rules
-    # As in parsing: the representer builds a node tree the cyclic collector would keep
-    # rescanning (2x slower on 100k rules); there are no cycles to collect.
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector paused: it would rescan the (million) rules held by the caller many
+    times over while an export makes its short-lived objects (15-30% of the time); an export
+    makes no cycles. As in `parsing`."""
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        text: str = yaml.dump(
-            doc,
-            Dumper=_Dumper,
-            sort_keys=False,
-            allow_unicode=True,
-            default_flow_style=False,
-            width=1 << 20,
-        )
+        yield
     finally:
         if paused:
             gc.enable()
-    return text
 
 
-def _dump_csv(ruleset: RuleSet) -> str:
-    out = io.StringIO()
-    if ruleset.allowed_hosts:
-        out.write(f"# allowed_hosts: {', '.join(ruleset.allowed_hosts)}\r\n")
+# What each format writes comes from the field table (`model.FIELDS`): a rule holds a field when
+# `Rule.to_dict` would write it (always, or when it differs from its default and is not empty).
+# `_present` finds those with one attrgetter call and one C-level comparison of all the values
+# with the defaults: the formats then format only the fields a rule has (three for most rules).
+_NEVER_EQUAL = object()  # the "default" of the fields written always
+_VALUES = operator.attrgetter(*(f.attr for f in FIELDS))
+_DEFAULTS = tuple(_NEVER_EQUAL if f.always else f.default for f in FIELDS)
+_INDEXES = tuple(range(len(FIELDS)))
+_OMIT_EMPTY = tuple(f.kind in ("note", "tags") and not f.always for f in FIELDS)
+#: The fields after the last one written always: a rule that has them all at their defaults
+#: (most rules) is decided by one tuple comparison.
+_TAIL = max(i for i, f in enumerate(FIELDS) if f.always) + 1
+_TAIL_DEFAULTS = _DEFAULTS[_TAIL:]
+_HEAD = _INDEXES[:_TAIL]
+
+
+def _present(rule: Rule) -> list[tuple[int, Any]]:
+    """(field index, value) of each field `rule.to_dict()` writes, in `FIELDS` order (raw values:
+    tuples for lists, datetimes for timestamps)."""
+    values = _VALUES(rule)
+    if values[_TAIL:] == _TAIL_DEFAULTS:  # most rules: one C-level comparison for the tail
+        return [
+            (i, values[i])
+            for i in compress(_HEAD, map(operator.ne, values, _DEFAULTS))
+            if values[i] or not _OMIT_EMPTY[i]
+        ]
+    return [
+        (i, values[i])
+        for i in compress(_INDEXES, map(operator.ne, values, _DEFAULTS))
+        if values[i] or not _OMIT_EMPTY[i]
+    ]
+
+
+def _formatters(by_kind: dict[str, Callable[[Any], str]]) -> tuple[Callable[[Any], str], ...]:
+    """One formatter a field, by its kind (a kind without one is an error at import)."""
+    return tuple(by_kind["list" if f.is_list else f.kind] for f in FIELDS)
+
+
+def _bool_text(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _timestamp_text(value: Any) -> str:
+    return format_timestamp(value)
+
+
+def _int_text(value: Any) -> str:
+    return str(int(value))
+
+
+# -- YAML: one `key: value` line a field, in the shape `parsing` reads line by line (`_yaml_fast`).
+# A string is written plain when that is certainly the same string for any YAML reader (no
+# indicator first, no `: ` or ` #`, no space at either end, only printable characters, and the
+# YAML 1.1 resolver takes it as a string), else double-quoted: JSON's escaping is valid YAML,
+# plus the characters YAML has no raw place for (DEL, C1 controls, NEL, LS, PS, BOM...), which
+# `_yaml_escape` escapes over each written chunk (they never occur outside quotes).
+#: What a plain scalar may not start with (YAML's indicators, and space).
+_YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` ")
+#: First characters of the strings YAML 1.1 (or 1.2) might read as another type.
+_YAML_RESOLVED_FIRST = frozenset("yYnNtTfFoO~<=")
+_YAML_NUMBER_FIRST = frozenset("+-.0123456789")
+_YAML_RESOLVER = yaml.resolver.Resolver()
+_YAML_STR_TAG = "tag:yaml.org,2002:str"
+_YAML_RAW_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_YAML_NAMED = {"\x85": "\\N", "\u2028": "\\L", "\u2029": "\\P"}
+_YAML_FLOW_PLAIN = re.compile(r"[A-Za-z0-9_.~/+=][A-Za-z0-9_.~/+=\-]*")  # as parsing's _FLOW_ITEM
+
+
+def _yaml_str(text: str) -> str:
+    if (
+        text
+        and text.isprintable()  # no control, separator (but space) or format character
+        and text[0] not in _YAML_INDICATORS
+        and text[-1] not in " :"
+        and ": " not in text
+        and " #" not in text
+    ):
+        first = text[0]
+        if first not in _YAML_RESOLVED_FIRST and first not in _YAML_NUMBER_FIRST:
+            return text
+        if first not in _YAML_NUMBER_FIRST and _yaml_is_str(text):
+            return text
+    return _json_str(text)
+
+
+def _yaml_is_str(text: str) -> bool:
+    tag: str = _YAML_RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return tag == _YAML_STR_TAG
+
+
+def _yaml_flow_item(text: str) -> str:
+    if _YAML_FLOW_PLAIN.fullmatch(text) and text[0] not in _YAML_NUMBER_FIRST and (
+        text[0] not in _YAML_RESOLVED_FIRST or _yaml_is_str(text)
+    ):
+        return text
+    return _json_str(text)
+
+
+def _yaml_flow(items: Any) -> str:
+    return "[" + ", ".join(map(_yaml_flow_item, items)) + "]"
+
+
+def _yaml_timestamp(value: Any) -> str:
+    return '"' + format_timestamp(value) + '"'
+
+
+def _yaml_escape(text: str) -> str:
+    """`text` with the characters YAML cannot hold raw escaped (they are only ever inside quotes)."""
+    if not _YAML_RAW_UNSAFE.search(text):
+        return text
+    return _YAML_RAW_UNSAFE.sub(lambda m: _YAML_NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
+
+
+_YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
+_YAML_FORMAT = _formatters({
+    "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_str, "note": _yaml_str,
+    "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
+    "timestamp": _yaml_timestamp, "list": _yaml_flow,
+})
+
+
+def _write_yaml(rules: Iterable[Rule], hosts: Sequence[str], stream: TextSink) -> int:
+    head = (f"allowed_hosts: {_yaml_flow(hosts)}\n" if hosts else "") + "rules:\n"
+    keys, formats, present = _YAML_KEYS, _YAML_FORMAT, _present
+    parts: list[str] = []
+    count = 0
+    for rule in rules:
+        parts.append("- " + "\n  ".join([keys[i] + formats[i](value) for i, value in present(rule)]) + "\n")
+        if len(parts) == _CHUNK:
+            count += _CHUNK
+            stream.write(_yaml_escape(head + "".join(parts)))
+            head = ""
+            parts.clear()
+    count += len(parts)
+    if not count:
+        head = head[:-1] + " []\n"  # `rules: []`
+    stream.write(_yaml_escape(head + "".join(parts)))
+    return count
+
+
+# -- JSON: as `json.dumps(ruleset.to_dict(), indent=2, ensure_ascii=False)` writes it.
+def _json_int(value: Any) -> str:
+    return str(int(value))
+
+
+def _json_timestamp(value: Any) -> str:
+    return _json_str(format_timestamp(value))
+
+
+def _json_list(items: Any, indent: str = "      ") -> str:
+    if not items:
+        return "[]"
+    inner = indent + "  "
+    return "[\n" + inner + (",\n" + inner).join(map(_json_str, items)) + "\n" + indent + "]"
+
+
+_JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
+_JSON_FORMAT = _formatters({
+    "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_str, "note": _json_str,
+    "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
+    "timestamp": _json_timestamp, "list": _json_list,
+})
+
+
+def _write_json(rules: Iterable[Rule], hosts: Sequence[str], stream: TextSink) -> int:
+    head = "{\n"
+    if hosts:
+        head += f'  "allowed_hosts": {_json_list(hosts, "  ")},\n'
+    head += '  "rules": [\n'
+    keys, formats, present = _JSON_KEYS, _JSON_FORMAT, _present
+    parts: list[str] = []
+    count = 0
+    for rule in rules:
+        parts.append(
+            "    {\n      "
+            + ",\n      ".join([keys[i] + formats[i](value) for i, value in present(rule)])
+            + "\n    }"
+        )
+        if len(parts) == _CHUNK:
+            count += _CHUNK
+            stream.write(head + ",\n".join(parts))
+            head = ",\n"
+            parts.clear()
+    count += len(parts)
+    if not count:
+        stream.write(head[: -len('[\n')] + "[]\n}\n")
+    else:
+        stream.write((head + ",\n".join(parts) if parts else "") + "\n  ]\n}\n")
+    return count
+
+
+# -- CSV: a header row, one row a rule (every column, empty when the field is unset).
+_LIST_FIELDS = tuple((f.name, operator.attrgetter(f.attr)) for f in FIELDS if f.is_list)
+
+
+def _check_csv_lists(rule: Rule, index: int) -> None:
+    """A CSV cell separates list items (methods, tags) by whitespace or `|`: an item holding one
+    cannot be written."""
+    for name, get in _LIST_FIELDS:
+        bad = [item for item in get(rule) or () if _TAG_SEPARATORS.search(item)]
+        if bad:
+            what = "tag" if name == "tags" else name.rstrip("s")
+            raise ValueError(
+                f"rule {index} ({rule.from_text}): {what} {bad[0]!r} contains whitespace or '|', "
+                f"which separate {name} in CSV; export as YAML or JSON instead"
+            )
+
+
+def _csv_list(items: Any) -> str:
+    return " ".join(items)
+
+
+_CSV_FORMAT = _formatters({
+    "pattern": str, "regex": str, "target": str, "query": str, "note": str,
+    "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
+    "timestamp": _timestamp_text, "list": _csv_list,
+})
+
+
+def _write_csv(rules: Iterable[Rule], hosts: Sequence[str], stream: TextSink) -> int:
+    buffer = io.StringIO()  # the csv writer writes a row at a time: a chunk of rows is one write
+    if hosts:
+        buffer.write(f"# allowed_hosts: {', '.join(hosts)}\r\n")
     # RFC 4180 line ends: the writer quotes every cell holding a character of the terminator,
     # so a note with a lone CR survives (with "\n" alone it would be written bare).
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(RULE_FIELDS)
-    for index, rule in enumerate(ruleset.rules):
-        bad = [t for t in rule.tags if _TAG_SEPARATORS.search(t)]
-        if bad:
-            raise ValueError(
-                f"rule {index} ({rule.from_text}): tag {bad[0]!r} contains whitespace or '|', "
-                "which separate tags in CSV; export as YAML or JSON instead"
-            )
-        data = rule.to_dict()
-        row = []
-        for name in RULE_FIELDS:
-            value = data.get(name)
-            if value is None:
-                row.append("")
-            elif isinstance(value, bool):
-                row.append("true" if value else "false")
-            elif isinstance(value, list):
-                row.append(" ".join(value))
-            else:
-                row.append(str(value))
-        writer.writerow(row)
-    return out.getvalue()
+    formats, present, empty = _CSV_FORMAT, _present, [""] * len(FIELDS)
+    rows: list[list[str]] = []
+    count = 0
+    for index, rule in enumerate(rules):
+        if rule.tags or rule.methods:
+            _check_csv_lists(rule, index)
+        row = empty.copy()
+        for i, value in present(rule):
+            row[i] = formats[i](value)
+        rows.append(row)
+        if len(rows) == _CHUNK:
+            count += _CHUNK
+            writer.writerows(rows)
+            rows.clear()
+            stream.write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    count += len(rows)
+    writer.writerows(rows)
+    stream.write(buffer.getvalue())
+    return count
 
 
 # -- nginx ----------------------------------------------------------------------------------------
@@ -172,6 +404,7 @@ class NginxExport:
 _UNSAFE_URI = r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/]|//"
 _NAMED_GROUP = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
 _MAX_KEY = 30000  # nginx refuses a map_hash_bucket_size near 64k
+_ESCAPE = re.compile("%[0-9A-F]{2}")
 
 
 #: What makes any rule work when nginx cannot answer it, and what makes an invalid rule exportable.
@@ -194,11 +427,18 @@ class _Skip(Exception):
 class _Entry:
     key: str  # an exact key, or a regex (without the leading ~)
     value: str  # nginx complex value "CODE MAX-AGE TARGET"
-    rank: tuple[int, ...]
     rule: Rule
     regex: bool = False
     ci: bool = False
     host: str | None = None  # `from: //host/...`
+    precedence: tuple[int, ...] | None = None  # the matcher's rank (regex entries; else `rank()`)
+
+    def rank(self) -> tuple[int, ...]:
+        """The matcher's rank of the rule (kept for regex entries only: a million exact keys
+        would hold a million tuples that only keys clashing in letter case use)."""
+        if self.precedence is not None:
+            return self.precedence
+        return compile_rule(self.rule, memoised=False).rank
 
     def accepts(self, methods: tuple[str, ...]) -> bool:
         """Whether the rule answers the methods of one class (() = the methods no rule names)."""
@@ -224,10 +464,37 @@ _STAGES = (
 
 def nginx(ruleset: RuleSet) -> NginxExport:
     """nginx `map` and `return` configuration for the rules nginx can express (see module doc)."""
+    out = io.StringIO()
+    return_conf, skipped = write_nginx(ruleset, out)
+    return NginxExport(out.getvalue(), return_conf, skipped)
+
+
+def write_nginx(table: RuleSet | Iterable[Rule], stream: TextSink) -> tuple[str, list[Problem]]:
+    """Write the map file of `nginx(table)` (MAP_FILE) to `stream` a few thousand lines at a time;
+    returns the return file's text (RETURN_FILE, a few lines) and the warnings for the rules left
+    out. The table is read once (`table` may be any iterable of rules, in order); what is held
+    meanwhile is one short entry per exported rule (its key and nginx value), not the text."""
+    with _gc_paused():
+        return _write_nginx(table.rules if isinstance(table, RuleSet) else table, stream)
+
+
+@dataclass(slots=True)
+class _Block:
+    """One `map` of exact keys (the hash) and regex entries (tried in order)."""
+
+    source: str
+    name: str
+    exact: list[_Entry]
+    regexes: list[tuple[str, _Entry]]  # (regex without ~, entry) in precedence order
+
+
+def _write_nginx(rules: Iterable[Rule], stream: TextSink) -> tuple[str, list[Problem]]:
     skipped: list[Problem] = []
     entries: list[_Entry] = []
     needs = _Needs()
-    for rule in ruleset.rules:
+    total = 0
+    for rule in rules:
+        total += 1
         if not rule.enabled:
             continue
         try:
@@ -239,7 +506,9 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     for entry in entries:
         staged["host" if entry.host is not None else "pattern" if entry.regex else "exact"].append(entry)
 
-    lines: list[str] = [*_HEADER, f"# {len(entries)} of {len(ruleset.rules)} rules exported.", ""]
+    # The file as lines and `_Block`s (written entry by entry at the end): the hash sizes at its
+    # top depend on every map.
+    lines: list[str | _Block] = [*_HEADER, f"# {len(entries)} of {total} rules exported.", ""]
     sizes_at = len(lines)
     lines.append("")
     if needs.dollar:
@@ -263,11 +532,11 @@ def nginx(ruleset: RuleSet) -> NginxExport:
             lines.extend(f"    {_quote(method)} {_quote(str(number))};" for method in methods)
         lines.append("}")
         lines.append("")
-    hashed: list[list[_Entry]] = []
     routes: list[tuple[str, str]] = []
     for stage in _STAGES:
         if staged[stage.name] or (stage.name == "exact" and not entries):
-            routes.append((stage.name, _stage_maps(stage, staged[stage.name], classes, lines, hashed)))
+            routes.append((stage.name, _stage_maps(stage, staged[stage.name], classes, lines)))
+    del staged
     route = routes[-1][1]
     for stage_name, stage_route in reversed(routes[:-1]):
         combined = f"$redirectory_from_{stage_name}"  # the first route found from this stage on
@@ -282,6 +551,7 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     lines.append("}")
     lines.append("")
     statuses = sorted({e.rule.status for e in entries})
+    del entries
     for status in statuses:
         lines.append(f"map $redirectory_route $redirectory_{status} {{")
         lines.append('    default "";')
@@ -291,13 +561,14 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     lines.append('    default "";')
     lines.append('    "~^[0-9]+ ([0-9]+) " "max-age=$1";')
     lines.append("}")
-    hash_keys = max((len(keys) for keys in hashed), default=0)
-    longest = max((len(e.key) for keys in hashed for e in keys), default=0)
+    blocks = [line for line in lines if isinstance(line, _Block)]
+    hash_keys = max((len(block.exact) for block in blocks), default=0)
+    longest = max((len(e.key) for block in blocks for e in block.exact), default=0)
     lines[sizes_at:sizes_at] = [
         f"map_hash_max_size {_pow2(max(2048, 2 * hash_keys))};",
         f"map_hash_bucket_size {max(256, _pow2(_aligned(longest + 2) + 16))};",
     ]
-    map_conf = "\n".join(lines) + "\n"
+    _write_lines(lines, stream)
 
     ret: list[str] = [
         "# redirectory rules for nginx: include this file inside `server { }`, before any `location`;",
@@ -306,7 +577,27 @@ def nginx(ruleset: RuleSet) -> NginxExport:
     ]
     for status in statuses:
         ret.append(f"if ($redirectory_{status}) {{ return {status} $redirectory_{status}; }}")
-    return NginxExport(map_conf, "\n".join(ret) + "\n", skipped)
+    return "\n".join(ret) + "\n", skipped
+
+
+def _write_lines(lines: list[str | _Block], stream: TextSink) -> None:
+    """The lines, each `_Block` as its `map { ... }`, in writes of a few thousand lines."""
+    out: list[str] = []
+    quote = _quote
+    for line in lines:
+        if not isinstance(line, _Block):
+            out.append(line)
+            continue
+        out.append(f"map {line.source} {line.name} {{")
+        out.append('    default "";')
+        exact = line.exact
+        for start in range(0, len(exact), _CHUNK):
+            out.extend([f"    {quote(e.key)} {quote(e.value)};" for e in exact[start : start + _CHUNK]])
+            stream.write("\n".join(out) + "\n")
+            out.clear()
+        out.extend(f"    {quote(('~*' if e.ci else '~') + key)} {quote(e.value)};" for key, e in line.regexes)
+        out.append("}")
+    stream.write("\n".join(out) + "\n")
 
 
 def _method_classes(entries: list[_Entry]) -> list[tuple[str, ...]]:
@@ -323,18 +614,18 @@ def _method_classes(entries: list[_Entry]) -> list[tuple[str, ...]]:
     return [(), *(tuple(methods) for methods in by_signature.values())]
 
 
-def _stage_maps(
-    stage: _Stage, entries: list[_Entry], classes: list[tuple[str, ...]], lines: list[str], hashed: list[list[_Entry]]
-) -> str:
-    """Write the stage's map (one per distinct class of methods); returns its route variable."""
+def _stage_maps(stage: _Stage, entries: list[_Entry], classes: list[tuple[str, ...]], lines: list[str | _Block]) -> str:
+    """Add the stage's map (one per distinct class of methods) to `lines`; returns its route variable."""
     name = f"$redirectory_{stage.name}_route"
-    per_class = [[e for e in entries if e.accepts(methods)] for methods in classes]
-    users: dict[tuple[int, ...], list[int]] = {}  # the entries (by identity) -> the classes they answer
-    for number, chosen in enumerate(per_class):
-        users.setdefault(tuple(id(e) for e in chosen), []).append(number)
+    # Two classes have the same map when they accept the same rules with `methods` (all the
+    # others answer every class).
+    limited = [e for e in entries if e.rule.methods is not None]
+    users: dict[tuple[bool, ...], list[int]] = {}  # the limited rules a class accepts -> the classes
+    for number, methods in enumerate(classes):
+        users.setdefault(tuple(e.accepts(methods) for e in limited), []).append(number)
     lines.append(f"# {stage.comment}")
     if len(users) == 1:
-        lines.extend(_map_block(stage.source, name, entries, hashed))
+        lines.append(_map_block(stage.source, name, entries))
         lines.append("")
         return name
     first = {number: numbers[0] for numbers in users.values() for number in numbers}
@@ -342,7 +633,9 @@ def _stage_maps(
         named = " ".join(m for number in numbers for m in classes[number])
         label = " and ".join(filter(None, ["methods no rule names" if numbers[0] == 0 else "", named]))
         lines.append(f"# for {label}:")
-        lines.extend(_map_block(stage.source, f"{name}_{numbers[0]}", per_class[numbers[0]], hashed))
+        methods = classes[numbers[0]]
+        chosen = [e for e in entries if e.accepts(methods)]
+        lines.append(_map_block(stage.source, f"{name}_{numbers[0]}", chosen))
     lines.append(f"map $redirectory_method {name} {{")
     lines.append(f"    default {name}_{first[0]};")
     lines.extend(f"    {_quote(str(n))} {name}_{first[n]};" for n in range(1, len(classes)) if first[n] != first[0])
@@ -351,24 +644,33 @@ def _stage_maps(
     return name
 
 
-def _map_block(source: str, name: str, entries: list[_Entry], hashed: list[list[_Entry]]) -> list[str]:
+def _map_block(source: str, name: str, entries: list[_Entry]) -> _Block:
     """One `map`: exact keys in the hash, then regex entries in precedence order."""
     # nginx compares map strings ignoring case: exact keys equal but for case cannot share the
     # hash (nginx refuses the duplicate), so they become anchored, case-exact regex entries.
-    groups: dict[str, list[_Entry]] = defaultdict(list)
+    first: dict[str, _Entry] = {}  # lower-cased key -> its first entry
+    clashes: dict[str, list[_Entry]] = {}  # lower-cased key -> every entry, for keys met twice
     for entry in entries:
-        if not entry.regex:
-            groups[entry.key.lower()].append(entry)
-    exact = [group[0] for group in groups.values() if len(group) == 1]
-    regexes = [(e.rank, "^" + re.escape(e.key) + "$", e) for g in groups.values() if len(g) > 1 for e in g]
-    regexes += [(e.rank, e.key, e) for e in entries if e.regex]
-    regexes.sort(key=lambda item: item[0])
-    hashed.append(exact)
-    lines = [f"map {source} {name} {{", '    default "";']
-    lines.extend(f"    {_quote(e.key)} {_quote(e.value)};" for e in exact)
-    lines.extend(f"    {_quote(('~*' if e.ci else '~') + key)} {_quote(e.value)};" for _, key, e in regexes)
-    lines.append("}")
-    return lines
+        if entry.regex:
+            continue
+        key = entry.key
+        lowered = key.lower()
+        if lowered == key:
+            lowered = key  # the same string, not a copy, for the (many) keys without capitals
+        seen = first.setdefault(lowered, entry)
+        if seen is not entry:
+            clashes.setdefault(lowered, [seen]).append(entry)
+    if clashes:
+        exact = [entry for lowered, entry in first.items() if lowered not in clashes]
+        ranked = [(e.rank(), "^" + re.escape(e.key) + "$", e) for lowered in first if lowered in clashes
+                  for e in clashes[lowered]]
+    else:
+        exact = list(first.values())
+        ranked = []
+    del first
+    ranked += [(e.rank(), e.key, e) for e in entries if e.regex]
+    ranked.sort(key=lambda item: item[0])
+    return _Block(source, name, exact, [(key, e) for _, key, e in ranked])
 
 
 def _skip_problem(rule: Rule, skip: _Skip) -> Problem:
@@ -414,7 +716,44 @@ class _Needs:
     and_args: bool = False
 
 
+#: A `to` that is a plain path: no origin, placeholder, escape, query or fragment (its nginx value
+#: is itself, `$` aside).
+_PLAIN_TARGET = re.compile(r"/(?![/\\])[^\x00-\x20\x7f{}%?#]*")
+
+
 def _entry(rule: Rule, needs: _Needs) -> _Entry:
+    """The rule's map entry; raises _Skip for a rule nginx cannot express."""
+    source = rule.source
+    if (  # most rules of a large table: an exact path to a plain path, no window
+        source is not None
+        and rule.starts is None
+        and rule.ends is None
+        and len(source) <= _MAX_KEY
+        and _PLAIN_TARGET.fullmatch(rule.to)
+        and simple_exact_pattern(source) is not None
+    ):
+        entry = _plain_entry(rule, source, needs)
+        if entry is not None:
+            return entry
+    return _compiled_entry(rule, needs)
+
+
+def _plain_entry(rule: Rule, source: str, needs: _Needs) -> _Entry | None:
+    """What `_compiled_entry` makes of a plain rule (see `_entry`), without compiling it; None
+    for a status that is not a redirect's (the full path says why it is skipped)."""
+    semantics = TABLE.get(rule.status)
+    if semantics is None:
+        return None
+    max_age = rule.cache
+    if max_age is None and semantics.permanent:  # as the matcher's Cache-Control
+        max_age = DEFAULT_PERMANENT_MAX_AGE
+    value = f"{rule.status} {'-' if max_age is None else max_age} {_value_text(rule.to, needs)}"
+    if rule.query == "keep":
+        value += "$is_args$args"
+    return _Entry(source, value, rule, ci=rule.case_insensitive)
+
+
+def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
     if rule.starts is not None or rule.ends is not None:
         raise _Skip(
             "starts" if rule.starts is not None else "ends",
@@ -424,7 +763,7 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
             "export again; or " + _GATEWAY_ONLY,
         )
     try:
-        compiled = compile_rule(rule)
+        compiled = compile_rule(rule, memoised=False)  # each rule once: the parsers' caches would only grow
     except Exception as exc:  # noqa: BLE001 - PatternError or re2.error: an invalid rule
         try:
             parse_target(rule.to)
@@ -438,9 +777,9 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
     if pattern is None:
         key, group_refs = _regex_key(compiled)
         target = _target_value(compiled.target, group_refs, rule, needs, slash_groups=False)
-        return _Entry(key, prefix + target, compiled.rank, rule, regex=True, ci=rule.case_insensitive)
+        return _Entry(key, prefix + target, rule, regex=True, ci=rule.case_insensitive, precedence=compiled.rank)
     for seg in pattern.segments:
-        escape = re.search("%[0-9A-F]{2}", seg) if isinstance(seg, str) else None
+        escape = _ESCAPE.search(seg) if isinstance(seg, str) else None
         if escape:
             char = chr(int(escape.group()[1:], 16))
             raise _Skip(
@@ -463,7 +802,7 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
                 "shorten it; or " + _GATEWAY_ONLY,
             )
         target = _target_value(compiled.target, {}, rule, needs, slash_groups=True)
-        return _Entry(key, prefix + target, compiled.rank, rule, ci=rule.case_insensitive, host=pattern.host)
+        return _Entry(key, prefix + target, rule, ci=rule.case_insensitive, host=pattern.host)
     parts = ["^", re.escape(host_prefix)]
     refs: dict[str, tuple[int, int | None]] = {}
     group = 0
@@ -481,7 +820,8 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
     parts.append("$")
     target = _target_value(compiled.target, refs, rule, needs, slash_groups=True)
     return _Entry(
-        "".join(parts), prefix + target, compiled.rank, rule, regex=True, ci=rule.case_insensitive, host=pattern.host
+        "".join(parts), prefix + target, rule, regex=True, ci=rule.case_insensitive, host=pattern.host,
+        precedence=compiled.rank,
     )
 
 
@@ -632,6 +972,10 @@ def _target_value(
             previous_literal = False
             continue
         text = part
+        previous_literal = True
+        if "?" not in text and "#" not in text:  # most literals: one piece, the context unchanged
+            out.append(_value_text(text, needs))
+            continue
         pieces: list[str] = []
         for ch in text:
             if ch == "?" and context == "path":
@@ -646,7 +990,6 @@ def _target_value(
             pieces.append(ch)
         if pieces:
             out.append(_value_text("".join(pieces), needs))
-        previous_literal = True
     add_query()
     return "".join(out)
 
@@ -657,16 +1000,6 @@ def _value_text(text: str, needs: _Needs) -> str:
         needs.dollar = True
         text = text.replace("$", "${redirectory_dollar}")
     return text
-
-
-def _map_entries(exact: Iterable[_Entry], regexes: Iterable[_Entry], scope: str | None) -> list[str]:
-    lines: list[str] = []
-    for entry in exact:
-        lines.append(f"    {_quote(entry.key)} {_quote(entry.value)};")
-    for entry in regexes:
-        flag = "~*" if entry.ci else "~"
-        lines.append(f"    {_quote(flag + entry.key)} {_quote(entry.value)};")
-    return lines
 
 
 def _quote(text: str) -> str:
