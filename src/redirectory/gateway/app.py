@@ -113,6 +113,8 @@ class Gateway:
                         add(rule)
             finally:
                 reader.close()
+            for _shard in engine.matcher.prepare():  # regex sets compiled now, not by the first request
+                pass
             self.engine = engine
             self.revision = revision
             self.cache.clear()

@@ -83,6 +83,10 @@ async def build_engine(store: Store, options: EngineOptions) -> tuple[int, Engin
         await loop.run_in_executor(None, reader.close, exc)
         raise
     await loop.run_in_executor(None, reader.close)
+    # The regex sets, one shard per step (a shard of 16k patterns compiles in ~0.2 s: the most the loop
+    # waits), before the swap: no request after it pays for them.
+    for _shard in engine.matcher.prepare():
+        await asyncio.sleep(0)
     return revision, engine
 
 
