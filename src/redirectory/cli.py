@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -543,31 +543,56 @@ def rules_export(
         err.print(f"exporting {len(ruleset.rules)} rule(s) from {_where(database)} (revision {revision})",
                   highlight=False, markup=False)
     if fmt == "nginx":
-        result = export.nginx(ruleset)
-        for p in result.skipped:
-            err.print(p.format("nginx export"), style="yellow", highlight=False, markup=False)
         if output is None:
             sys.stdout.write(f"# ---- {export.MAP_FILE} (include inside http {{}}) ----\n")
-            sys.stdout.write(result.map_conf)
+            return_conf, skipped = export.write_nginx(ruleset, sys.stdout)
             sys.stdout.write(f"\n# ---- {export.RETURN_FILE} (include inside server {{}}) ----\n")
-            sys.stdout.write(result.return_conf)
-            return
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-            (output / export.MAP_FILE).write_text(result.map_conf)
-            (output / export.RETURN_FILE).write_text(result.return_conf)
-        except OSError as exc:
-            fail(f"--output: cannot write to {output}: {exc.strerror or exc}")
-        err.print(f"wrote {output / export.MAP_FILE} and {output / export.RETURN_FILE}", highlight=False, markup=False)
+            sys.stdout.write(return_conf)
+        else:
+            try:
+                output.mkdir(parents=True, exist_ok=True)
+                with _replacing(output / export.MAP_FILE) as stream:
+                    return_conf, skipped = export.write_nginx(ruleset, stream)
+                (output / export.RETURN_FILE).write_text(return_conf, encoding="utf-8")
+            except OSError as exc:
+                fail(f"--output: cannot write to {output}: {exc.strerror or exc}")
+        for p in skipped:
+            err.print(p.format("nginx export"), style="yellow", highlight=False, markup=False)
+        if output is not None:
+            err.print(f"wrote {output / export.MAP_FILE} and {output / export.RETURN_FILE}", highlight=False,
+                      markup=False)
         return
-    text = export.dumps(ruleset, fmt)  # type: ignore[arg-type]
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text)
+    try:  # written a few thousand rules at a time (rules/export.py), never the whole text at once
+        if output is None:
+            export.write(ruleset, fmt, sys.stdout)  # type: ignore[arg-type]
+        else:
+            with _replacing(output) as stream:
+                export.write(ruleset, fmt, stream)  # type: ignore[arg-type]
+    except ValueError as exc:  # CSV cannot hold this table (checked before anything is written)
+        fail(f"--format {fmt}: {exc}")
     except OSError as exc:
         fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Any]:
+    """A text stream to a temporary file beside `path`, which replaces `path` only once fully written:
+    a failed export leaves the old file as it was."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it, not mkstemp's 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 # -- rules test / list / stats ------------------------------------------------------------------
