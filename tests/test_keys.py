@@ -17,6 +17,7 @@ from sqlalchemy import func, inspect, select
 from gateway_process import cli
 from redirectory.rules.model import Rule, RuleSet
 from redirectory.store import Store
+from redirectory.store import database as database_module
 from redirectory.store import store as store_module
 from redirectory.store.keys import (
     PREFIX_LENGTH,
@@ -361,7 +362,7 @@ def test_concurrent_verifications_write_last_used_once(store_url: str, store: St
 
 def test_a_locked_sqlite_database_skips_the_last_used_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock(monkeypatch)
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # applies to connections opened from now on
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_MS", 100)  # applies to connections opened from now on
     url = f"sqlite:///{tmp_path}/locked.db"
     store = Store.open(url)
     other = Store.open(url)

@@ -34,7 +34,7 @@ from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_
 from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import _actor, etag_of, not_modified
 from redirectory.store import HistoryPruned
-from redirectory.store.store import LoggedChange, Revision
+from redirectory.store.history import LoggedChange, Revision
 
 router = APIRouter(prefix="/api/v1", tags=["history"], responses={**COMMON, **errors(410, 412, 422, 428)})
 

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import and_, func, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from redirectory.admin.auth import require
@@ -43,20 +42,12 @@ from redirectory.admin.url_guard import text_query
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
-from redirectory.store import ChangeRefused
-from redirectory.store.schema import rules as rules_t
+from redirectory.store import ChangeRefused, RuleFilter, StoredRule
+from redirectory.store.listing import SORT_KEYS
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 
-SORT_FIELDS: dict[str, Any] = {
-    "from": func.coalesce(rules_t.c.source, rules_t.c.source_regex),
-    "to": rules_t.c.to,
-    "status": rules_t.c.status,
-    "priority": rules_t.c.priority,
-    "position": rules_t.c.position,
-    "createdAt": rules_t.c.created_at,
-    "updatedAt": rules_t.c.updated_at,
-}
+SORT_FIELDS: tuple[str, ...] = tuple(SORT_KEYS)
 #: Every field of a rule's representation, and the reduced styles (`?style=`).
 RULE_FIELDS = ("uuid", "from", "fromRegex", "to", "status", "methods", "query", "starts", "ends", "cache",
                "priority", "caseInsensitive", "enabled", "tags", "note", "position", "revision", "createdAt",
@@ -67,28 +58,29 @@ COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 
 
 
-def rule_dto(row: Any) -> dict[str, Any]:
+def rule_dto(stored: StoredRule) -> dict[str, Any]:
     """The public representation of a stored rule (explicit fields; nulls kept as null)."""
+    rule = stored.rule
     return {
-        "uuid": row.id,
-        "from": row.source,
-        "fromRegex": row.source_regex,
-        "to": row.to,
-        "status": row.status,
-        "methods": json.loads(row.methods) if row.methods else None,
-        "query": row.query,
-        "starts": timestamp(row.starts),
-        "ends": timestamp(row.ends),
-        "cache": row.cache,
-        "priority": row.priority,
-        "caseInsensitive": bool(row.case_insensitive),
-        "enabled": bool(row.enabled),
-        "tags": json.loads(row.tags) if row.tags else [],
-        "note": row.note,
-        "position": row.position,
-        "revision": row.revision,
-        "createdAt": timestamp(row.created_at),
-        "updatedAt": timestamp(row.updated_at),
+        "uuid": stored.id,
+        "from": rule.source,
+        "fromRegex": rule.source_regex,
+        "to": rule.to,
+        "status": rule.status,
+        "methods": None if rule.methods is None else list(rule.methods),
+        "query": rule.query,
+        "starts": timestamp(rule.starts),
+        "ends": timestamp(rule.ends),
+        "cache": rule.cache,
+        "priority": rule.priority,
+        "caseInsensitive": rule.case_insensitive,
+        "enabled": rule.enabled,
+        "tags": list(rule.tags),
+        "note": rule.note,
+        "position": stored.position,
+        "revision": stored.revision,
+        "createdAt": timestamp(stored.created_at),
+        "updatedAt": timestamp(stored.updated_at),
     }
 
 
@@ -125,34 +117,10 @@ def list_rules(
     if status is not None and status not in RULE_STATUSES:
         raise ApiError.one(400, "invalidField", f"status must be one of {', '.join(map(str, RULE_STATUSES))}",
                            fields=["status"])
-    conditions = []
-    if status is not None:
-        conditions.append(rules_t.c.status == status)
-    if host:
-        conditions.append(func.lower(rules_t.c.source).startswith(f"//{host.lower()}/", autoescape=True))
-    if method:
-        conditions.append(or_(rules_t.c.methods.is_(None),
-                              rules_t.c.methods.contains(json.dumps(method.upper()), autoescape=True)))
-    flag = query_flag(enabled, "enabled")
-    if flag is not None:
-        conditions.append(rules_t.c.enabled == flag)
-    if tag:
-        conditions.append(rules_t.c.tags.contains(json.dumps(tag), autoescape=True))
-    if q:
-        needle = q.lower()
-        conditions.append(or_(*(func.lower(col).contains(needle, autoescape=True) for col in
-                                (rules_t.c.source, rules_t.c.source_regex, rules_t.c.to, rules_t.c.note))))
-    where = and_(*conditions) if conditions else None
-    store = request.app.state.store
-    with store.read_connection() as conn:
-        count_q = select(func.count()).select_from(rules_t)
-        rows_q = select(rules_t)
-        if where is not None:
-            count_q, rows_q = count_q.where(where), rows_q.where(where)
-        ordering = [SORT_FIELDS[f].desc() if o == "DESC" else SORT_FIELDS[f].asc() for f, o in order]
-        rows_q = rows_q.order_by(*ordering, rules_t.c.position, rules_t.c.id).limit(limit).offset(offset)
-        total = conn.execute(count_q).scalar_one()
-        rows = conn.execute(rows_q).all()
+    filters = RuleFilter(status=status, host=host or None, method=method or None,
+                         enabled=query_flag(enabled, "enabled"), tag=tag or None, text=q or None)
+    page = request.app.state.store.list_page(filters, order, offset, limit)
+    total, rows = page.total, page.items
     items = [rule_dto(r) for r in rows]
     body = collection_body([wanted.apply(item) for item in items], offset=offset, limit=limit, total=total,
                            sorted_by=order, exclude_metadata=exclude_metadata,
@@ -171,9 +139,7 @@ def options_rules() -> Response:
 def get_rule(rule_id: str, request: Request, style: Annotated[str | None, style_param(STYLES)] = None,
              fields: Fields = None) -> Response:
     wanted = shape(style, fields, RULE_FIELDS, STYLES)
-    store = request.app.state.store
-    with store.read_connection() as conn:
-        row = conn.execute(select(rules_t).where(rules_t.c.id == rule_id)).first()
+    row = request.app.state.store.get_rule(rule_id)
     if row is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     dto = rule_dto(row)
@@ -189,9 +155,7 @@ def get_rule(rule_id: str, request: Request, style: Annotated[str | None, style_
 @router.options("/rules/{rule_id}", response_class=Response, summary="Methods allowed on a rule",
                 dependencies=[Depends(require("read"))])
 def options_rule(rule_id: str, request: Request) -> Response:
-    with request.app.state.store.read_connection() as conn:
-        found = conn.execute(select(rules_t.c.id).where(rules_t.c.id == rule_id)).first()
-    if found is None:
+    if request.app.state.store.get_rule(rule_id) is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     return Response(status_code=200, headers={"allow": ITEM_METHODS, **NO_STORE})
 
@@ -334,21 +298,21 @@ def warning_items(problems: list[Problem], index_of: Callable[[Problem], int | N
     return [problem_item(p, index=index_of(p) if index_of else None) for p in problems if not p.is_error]
 
 
-def _row_headers(row: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def _row_headers(row: StoredRule) -> tuple[dict[str, Any], dict[str, str]]:
     dto = rule_dto(row)
     modified = row.updated_at.astimezone(UTC).replace(microsecond=0)
     return dto, {"etag": etag_of(dto), "last-modified": format_datetime(modified, usegmt=True)}
 
 
 def precondition(request: Request) -> Any:
-    """The If-Match check, run inside the write transaction against the current row."""
+    """The If-Match check, run inside the write transaction against the rule as stored."""
     if_match = request.headers.get("if-match")
     if if_match is None:
         raise ApiError.one(428, "preconditionRequired",
                            "Send If-Match with the rule's current ETag (GET it first) to change it",
                            fields=["If-Match"])
 
-    def check(row: Any) -> None:
+    def check(row: StoredRule) -> None:
         if if_match.strip() == "*":
             return
         current = etag_of(rule_dto(row))
@@ -410,7 +374,7 @@ async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
     check = precondition(request)
     patch = await json_body(request)
     store = request.app.state.store
-    row = await run_in_threadpool(store.get_row, rule_id)
+    row = await run_in_threadpool(store.get_rule, rule_id)
     if row is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     current = {k: v for k, v in rule_dto(row).items() if k not in READ_ONLY}
@@ -421,7 +385,7 @@ async def patch_rule(rule_id: str, request: Request) -> JSONResponse:
 async def _replace(request: Request, rule_id: str, data: dict[str, Any], check: Any,
                    problems: list[ErrorItem] | None = None) -> JSONResponse:
     store = request.app.state.store
-    exists = await run_in_threadpool(store.get_row, rule_id)
+    exists = await run_in_threadpool(store.get_rule, rule_id)
     if exists is None:
         raise ApiError.one(404, "ruleNotFound", f"No rule has uuid {rule_id[:64]}", fields=["uuid"])
     hosts = await run_in_threadpool(store.allowed_hosts)

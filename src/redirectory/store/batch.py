@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import update
 
 from redirectory.rules.model import Problem, Rule
+from redirectory.store.bulk import bulk_insert
+from redirectory.store.codec import StoredRule, copy_rule, log_entry, new_id, record, row_values, utc_window
+from redirectory.store.database import utcnow
 from redirectory.store.guard import ChangeRefused
-from redirectory.store.schema import changes
+from redirectory.store.revisions import RevisionWrite
 from redirectory.store.schema import rules as rules_t
-from redirectory.store.store import (
-    Store,
-    _bulk_insert,
-    _copy,
-    _log,
-    _new_id,
-    _record,
-    _utc_window,
-    _utcnow,
-    _values,
-)
+from redirectory.store.store import Store
 
 
 class MissingRule(LookupError):
@@ -39,74 +31,67 @@ def write_rules(
     creates: Sequence[tuple[int, Rule]],
     updates: Sequence[tuple[int, str, Rule]],
     actor: str = "api",
-    checks: Mapping[str, Callable[[Any], None]] | None = None,
+    checks: Mapping[str, Callable[[StoredRule], None]] | None = None,
     *,
     problems: list[Problem] | None = None,
     validate: bool = True,
-) -> dict[int, Any]:
+) -> dict[int, StoredRule]:
     """Create and update rules in one transaction and one revision.
 
     `creates` are (request index, rule); `updates` are (request index, rule id, rule). `checks`
-    maps a rule id to a precondition run on its current row inside the transaction (If-Match);
-    anything raised aborts everything. Returns the written rows by request index.
+    maps a rule id to a precondition run on it as stored (`StoredRule`) inside the transaction (If-Match);
+    anything raised aborts everything. Returns the written rules as stored, by request index.
     The change is validated with the table inside the transaction, like `Store.insert_rule`:
     ChangeRefused on errors, warnings added to `problems`; a problem's `index` is the request index
     of the item it is about.
     """
 
-    def work(conn: Connection) -> dict[int, Any]:
-        store._lock_revisions(conn)
-        now = _utcnow()
-        changed: list[tuple[int, Rule, Any, Rule, dict[str, Any]]] = []
+    def work(w: RevisionWrite) -> dict[int, StoredRule]:
+        now = utcnow()
+        changed: list[tuple[int, Rule, StoredRule]] = []
         for index, rule_id, rule in updates:
-            existing = store._current(conn, rule_id, (checks or {}).get(rule_id))
-            if existing is None:
+            current = w.current(rule_id, (checks or {}).get(rule_id))
+            if current is None:
                 raise MissingRule(index, rule_id)
-            current, old, before = existing
-            changed.append((index, _copy(rule, rule_id, current.position, *_utc_window(rule)), current, old, before))
-        last = conn.scalar(select(func.max(rules_t.c.position)))
-        position = 0 if last is None else int(last) + 1
-        added = [(index, _copy(rule, _new_id(), position + n, *_utc_window(rule)))
+            changed.append((index, copy_rule(rule, rule_id, current.position, *utc_window(rule)), current))
+        position = w.next_position()
+        added = [(index, copy_rule(rule, new_id(), position + n, *utc_window(rule)))
                  for n, (index, rule) in enumerate(creates)]
-        upserts = [new for _i, new, *_rest in changed] + [new for _i, new in added]
+        upserts = [new for _i, new, _current in changed] + [new for _i, new in added]
         if validate:
             order = [i for i, *_rest in changed] + [i for i, _new in added]
             found: list[Problem] = []
             try:
-                store._check(conn, upserts, (), found)
+                w.check(upserts, (), found)
             except ChangeRefused as exc:
                 raise ChangeRefused(_reindexed(exc.problems, order)) from None
             if problems is not None:
                 problems.extend(_reindexed(found, order))
-        rev = store._new_revision(conn, actor, f"bulk: {len(creates)} added, {len(updates)} changed", now)
+        rev = w.allocate(actor, f"bulk: {len(creates)} added, {len(updates)} changed", now)
         written: dict[int, str] = {}
         log = []
-        for index, new, current, old, before in changed:
+        for index, new, current in changed:
             rule_id = str(new.id)
-            after = _values(new, rule_id, current.position, current.created_at, now, rev)
-            conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
+            after = row_values(new, rule_id, current.position, current.created_at, now, rev)
+            w.conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 {k: v for k, v in after.items() if k != "id"}))
-            log.append(_log("change", rule_id, _record(old, before), _record(new, after)))
+            log.append(log_entry("change", rule_id, record(current.rule, current.values()), record(new, after)))
             written[index] = rule_id
         rows = []
         for index, stored in added:
             rule_id = str(stored.id)
-            row = _values(stored, rule_id, stored.position, now, now, rev)
+            row = row_values(stored, rule_id, stored.position, now, now, rev)
             rows.append(row)
-            log.append(_log("add", rule_id, None, _record(stored, row)))
+            log.append(log_entry("add", rule_id, None, record(stored, row)))
             written[index] = rule_id
         if rows:
-            _bulk_insert(conn, rules_t, rows)
-        for entry in log:
-            entry["revision"] = rev
+            bulk_insert(w.conn, rules_t, rows)
         if log:
-            _bulk_insert(conn, changes, log)
-        store._guard.record(upserts, (), rev)
-        ids = list(written.values())
-        got = {r.id: r for r in conn.execute(select(rules_t).where(rules_t.c.id.in_(ids))).all()} if ids else {}
-        return {index: got[rule_id] for index, rule_id in written.items()}
+            w.log(log)
+        w.record(upserts)
+        return {index: w.stored(rule_id) for index, rule_id in written.items()}
 
-    return store._write(work)
+    return store.write_revision(work)
 
 
 def _reindexed(problems: list[Problem], order: list[int]) -> list[Problem]:
