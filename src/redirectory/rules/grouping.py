@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from redirectory.rules.model import Problem
 
+Key = tuple[str, str, str, str]  # severity, code, field, message
+
 #: How many of a group's problems are named (by line, or by index when there is no line).
 SHOWN = 5
 #: A group of this many problems or fewer is reported problem by problem.
@@ -57,15 +59,13 @@ class ProblemGroup:
 def group_problems(problems: Iterable[Problem], shown: int = SHOWN,
                    single_limit: int = SINGLE_LIMIT) -> list[Problem | ProblemGroup]:
     """Problems in their order, those repeated more than `single_limit` times folded into one group."""
-    ordered: list[tuple[str, str, str, str]] = []
-    members: dict[tuple[str, str, str, str], list[Problem]] = {}
-    counts: dict[tuple[str, str, str, str], int] = {}
-    singles: list[tuple[tuple[str, str, str, str], Problem]] = []
+    members: dict[Key, list[Problem]] = {}
+    counts: dict[Key, int] = {}
+    singles: list[tuple[Key, Problem]] = []
     for p in problems:
-        key = (p.severity, p.code, p.field, p.message)
+        key: Key = (p.severity, p.code, p.field, p.message)
         n = counts.get(key)
         if n is None:
-            ordered.append(key)
             members[key] = [p]
             counts[key] = 1
         else:
@@ -75,10 +75,10 @@ def group_problems(problems: Iterable[Problem], shown: int = SHOWN,
         if counts[key] <= single_limit:
             singles.append((key, p))
     out: list[Problem | ProblemGroup] = []
-    emitted: set[tuple[str, str, str, str]] = set()
-    for key, p in singles:
+    emitted: set[Key] = set()
+    for key, single in singles:
         if counts[key] <= single_limit:
-            out.append(p)
+            out.append(single)
         elif key not in emitted:
             emitted.add(key)
             out.append(ProblemGroup(counts[key], tuple(members[key][:shown])))
