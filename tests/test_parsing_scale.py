@@ -217,3 +217,116 @@ def test_new_rule_is_a_rule() -> None:
         pass
     else:  # pragma: no cover
         raise AssertionError("a Rule from new_rule must stay frozen")
+
+
+# -- generated JSON -------------------------------------------------------------------------------
+def json_outcome(text: str, fast: bool) -> tuple[Any, ...]:
+    ruleset, problems = parsing._loads_json(text, "f.json", fast=fast)
+    rules = [(r, r.line, dict(r.field_lines or {}), r.position) for r in ruleset.rules]
+    return rules, ruleset.allowed_hosts, problems
+
+
+JSON_KEYS = [*RULE_FIELDS, "fr\\u006fm", "\\u0074o", "stauts", "", "a\\\"b", "{", "to\\n"]
+JSON_SCALARS = ['"/a"', '"/b/c"', '"https://h.example/x"', '"GET"', '"keep"', '"drop"', '""', '"a\\"b"',
+                '"x\\": \\"y"', '"{[,]}"', '"\\u00e9/\\n"', '"\\\\"', "301", "308", "302", "-1", "0", "1.5",
+                "1e3", "true", "false", "null", '"2026-12-01T00:00:00Z"', '"^/r/(?P<id>[0-9]+)$"', '"a\\u0000"']
+
+
+@st.composite
+def json_value(draw: st.DrawFn, pad: str, nl: str) -> str:
+    kind = draw(st.sampled_from(["scalar"] * 8 + ["list", "lines", "empty", "object", "nested"]))
+    if kind == "scalar":
+        return draw(st.sampled_from(JSON_SCALARS))
+    if kind == "empty":
+        return draw(st.sampled_from(["[]", "{}", "[ ]", "[\n" + pad + "]"]))
+    items = draw(st.lists(st.sampled_from(JSON_SCALARS), min_size=1, max_size=3))
+    if kind == "list":
+        return "[" + draw(st.sampled_from([", ", ",", " , "])).join(items) + "]"
+    if kind == "lines":  # json.dumps(indent=...) writes lists one item a line
+        return "[" + nl + "".join(f"{pad}  {item},{nl}" for item in items[:-1]) + f"{pad}  {items[-1]}{nl}{pad}]"
+    if kind == "object":
+        return "{" + draw(st.sampled_from(['"a": 1', '"from": "/x", "from": "/y"', '"to":\n"/z"'])) + "}"
+    return "[" + draw(st.sampled_from(["[1]", '{"to": "/a"}', '["GET"], "HEAD"', '[\n"x"\n]'])) + "]"
+
+
+@st.composite
+def json_rule(draw: st.DrawFn, nl: str) -> str:
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.sampled_from(['"not a rule"', "42", "null", "[]", "{}", "{\n}", '["from", "/a"]']))
+    pad = draw(st.sampled_from(["    ", "  ", "", "\t", " \r"]))
+    if draw(st.booleans()):  # a good rule
+        good = {"from": '"/a"', "to": '"/b"', "status": "308", "methods": '["GET"]', "tags": '["x", "y"]',
+                "note": '"n"', "cache": "60"}
+        keys = ["from", "to", *draw(st.lists(st.sampled_from(list(good)[2:]), unique=True, max_size=3))]
+        values = [good[key] if key != "methods" or draw(st.booleans()) else
+                  f'[{nl}{pad}  "GET",{nl}{pad}  "HEAD"{nl}{pad}]' for key in keys]
+    else:
+        keys = draw(st.lists(st.sampled_from(JSON_KEYS), min_size=1, max_size=5))
+        values = [draw(json_value(pad, nl)) for _ in keys]
+    pairs = [f'"{key}"' + draw(st.sampled_from([": ", ":", " : ", ":\t"])) + value
+             for key, value in zip(keys, values, strict=True)]
+    layout = draw(st.sampled_from(["flat", "flat", "flat", "one-line", "mixed"]))
+    if layout == "flat":
+        inner = ("," + nl).join(pad + "  " + pair for pair in pairs)
+        return "{" + draw(st.sampled_from(["", " "])) + nl + inner + nl + pad + "}"
+    if layout == "one-line":
+        return "{" + ", ".join(pairs) + "}"
+    out = "{"
+    for n, pair in enumerate(pairs):
+        out += draw(st.sampled_from(["", " ", nl, nl + nl, nl + pad])) + pair
+        if n < len(pairs) - 1:
+            out += draw(st.sampled_from([",", ", ", "," + nl, nl + ","]))
+    return out + draw(st.sampled_from(["", nl, " "])) + "}"
+
+
+@st.composite
+def json_file(draw: st.DrawFn) -> str:
+    nl = draw(st.sampled_from(["\n"] * 6 + ["\r\n"]))
+    rules = [draw(json_rule(nl)) for _ in range(draw(st.integers(0, 5)))]
+    parts = []
+    for n, rule in enumerate(rules):
+        parts.append(rule + ("" if n == len(rules) - 1 else draw(st.sampled_from([",", ", ", "," + nl + "  ",
+                                                                                    nl + "," + nl]))))
+    body = "[" + draw(st.sampled_from(["", nl, nl + "  ", " "])) + "".join(parts) + draw(st.sampled_from(["", nl, " "])) + "]"
+    top = [f'"rules": {body}']
+    hosts = draw(st.sampled_from([None, '["a.example"]', '"a.example"', "[1]", '["bad host"]', "{}"]))
+    if hosts is not None:
+        top.insert(draw(st.integers(0, 1)), f'"allowed_hosts": {hosts}')
+    extra = draw(st.sampled_from([None, '"rules": []', '"rulez": 1', '"rules": [{"from": "/z", "to": "/y"}]']))
+    if extra is not None:
+        top.insert(draw(st.integers(0, len(top))), extra)
+    text = "{" + nl + ("," + nl).join("  " + t for t in top) + nl + "}" + draw(st.sampled_from(["", nl]))
+    return draw(st.sampled_from(["", "\ufeff"])) + text
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_file())
+def test_json_flat_rules_equal_the_token_scan(text: str) -> None:
+    text = text.removeprefix("\ufeff")  # as `loads` does
+    assert json_outcome(text, True) == json_outcome(text, False), text
+
+
+def test_json_dumps_rules_are_read_whole_and_share_a_layout() -> None:
+    import json
+
+    rules = [{"from": f"/a{n}", "to": "/b", "status": 308, "methods": ["GET", "HEAD"], "tags": ["x"]}
+             for n in range(3)] + [{"from": "/c", "to": "/d"}, {"from": "/e", "to": "/f"}]
+    for indent in (2, 4):
+        text = json.dumps({"allowed_hosts": ["a.example"], "rules": rules}, indent=indent)
+        where = parsing._json_locations(text)
+        layouts = [item.layout for item in where.rules]
+        assert layouts[0] is layouts[1] is layouts[2] and layouts[3] is layouts[4]
+        assert json_outcome(text, True) == json_outcome(text, False)
+        ruleset, problems = parsing.loads(text, "json")
+        assert problems == []
+        lines = text.splitlines()
+
+        def line_of(fragment: str, lines: list[str] = lines) -> int:
+            return next(n for n, line in enumerate(lines, 1) if fragment in line)
+
+        first, last = ruleset.rules[0], ruleset.rules[4]
+        start = line_of('"from": "/a0"') - 1
+        assert first.line == start and first.field_lines == {
+            "from": start + 1, "to": start + 2, "status": start + 3, "methods": start + 4, "tags": start + 8}
+        assert dict(first.field_lines or {}) == first.field_lines
+        assert (last.line, last.field_lines) == (line_of('"/e"') - 1, {"from": line_of('"/e"'), "to": line_of('"/f"')})

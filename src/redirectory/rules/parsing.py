@@ -55,7 +55,7 @@ import gc
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
@@ -632,7 +632,7 @@ class _RawRule:
 
     data: Any
     line: int | None
-    field_lines: dict[str, int] = field(default_factory=dict)
+    field_lines: Mapping[str, int] = field(default_factory=dict)
     broken: bool = False  # a problem (e.g. a duplicate key) was already reported
 
 
@@ -1185,13 +1185,107 @@ def _yaml_fast_read(text: str) -> tuple[Any, int | None, list[_RawRule]]:
 
 
 # -- JSON -----------------------------------------------------------------------------------------
+# `json.loads` (C) decodes the document; the lines of the top-level keys, of each rule and of its
+# keys come from a scan of the text. Rules of the shape `json.dumps(indent=...)` writes, with one
+# `"key": value` a line (a list value on one line or one item a line) are matched whole by one
+# regex (`_JSON_FLAT_RULE`), and the line of each key is read from the match; any other item is
+# scanned token by token. Rules of the same layout (keys in the same order on the same lines) share
+# one `_Layout`. tests/test_parsing_scale.py proves both scans equal on generated files.
 _JSON_TOKEN = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")(\s*:)?|[{}\[\],]|[^\s,:\[\]{}"]+')
+_JSON_WS = r"[ \t\r]*+"
+_JSON_STR = r'"(?:[^"\\\n]++|\\.)*+"'
+_JSON_SCALAR = rf"(?:{_JSON_STR}|[-+.0-9A-Za-z]++)"
+_JSON_VALUE = (
+    rf"(?:{_JSON_SCALAR}"
+    rf"|\[{_JSON_WS}(?:{_JSON_SCALAR}(?:{_JSON_WS},{_JSON_WS}{_JSON_SCALAR})*+)?{_JSON_WS}\]"
+    rf"|\[{_JSON_WS}\n(?:{_JSON_WS}{_JSON_SCALAR}{_JSON_WS},{_JSON_WS}\n)*+{_JSON_WS}{_JSON_SCALAR}{_JSON_WS}\n"
+    rf"{_JSON_WS}\])"
+)
+_JSON_PAIR = rf"{_JSON_STR}{_JSON_WS}:{_JSON_WS}{_JSON_VALUE}"
+#: A rule object whose keys each start a line: `{`, a line break, then `"key": value` pairs each
+#: on a line of its own (a list value may take one line an item), the `}` on a line of its own.
+#: Group 1: the object; group 2: the `,` after it, if any.
+_JSON_FLAT_RULE = re.compile(
+    rf"\s*+(\{{{_JSON_WS}\n{_JSON_WS}{_JSON_PAIR}(?:{_JSON_WS},{_JSON_WS}\n{_JSON_WS}{_JSON_PAIR})*+"
+    rf"{_JSON_WS}\n{_JSON_WS}\}})\s*+(,)?"
+)
+#: In a flat rule: each line break, and the key that starts the line after it (else "").
+_JSON_FLAT_LINES = re.compile(rf"\n{_JSON_WS}(?:({_JSON_STR}){_JSON_WS}:)?")
+
+
+class _Layout:
+    """Where a rule's keys are, relative to the rule's first line: `offsets` holds each key's first
+    occurrence, `duplicates` the later ones as (key, offset, offset of the first)."""
+
+    __slots__ = ("duplicates", "offsets")
+
+    def __init__(self, keys: Iterable[tuple[str, int]]) -> None:
+        self.offsets: dict[str, int] = {}
+        self.duplicates: list[tuple[str, int, int]] = []
+        for key, offset in keys:
+            first = self.offsets.get(key)
+            if first is None:
+                self.offsets[key] = offset
+            else:
+                self.duplicates.append((key, offset, first))
+
+
+class _FieldLines(Mapping[str, int]):
+    """A rule's field lines (a read-only mapping, equal to the dict it stands for) kept as the rule's
+    line and offsets shared by every rule of the same layout: ~50 bytes a rule, not a dict's ~270."""
+
+    __slots__ = ("_line", "_offsets")
+
+    def __init__(self, line: int, offsets: dict[str, int]) -> None:
+        self._line = line
+        self._offsets = offsets
+
+    def __getitem__(self, key: str) -> int:
+        return self._line + self._offsets[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._offsets)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        offset = self._offsets.get(key)
+        return default if offset is None else self._line + offset
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_FieldLines, (self._line, self._offsets))
+
+
+class _Layouts:
+    """`_Layout`s shared by a hashable description of the layout (a bounded number of them)."""
+
+    __slots__ = ("_known",)
+    _LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._known: dict[Any, _Layout] = {}
+
+    def get(self, described: Any, keys: Callable[[Any], Iterable[tuple[str, int]]]) -> _Layout:
+        """The layout `described`; `keys(described)` lists its keys and offsets when it is new."""
+        layout = self._known.get(described)
+        if layout is None:
+            layout = _Layout(keys(described))
+            if len(self._known) < self._LIMIT:
+                self._known[described] = layout
+        return layout
 
 
 @dataclass(slots=True)
 class _JsonItem:
     line: int
-    keys: list[tuple[str, int]] = field(default_factory=list)
+    layout: _Layout
 
 
 @dataclass(slots=True)
@@ -1210,25 +1304,58 @@ def _json_key(token: str) -> str:
     return value if isinstance(value, str) else token[1:-1]
 
 
-def _json_locations(text: str) -> _JsonLocations:
+def _flat_keys(found: tuple[str, ...]) -> list[tuple[str, int]]:
+    return [(_json_key(key), n) for n, key in enumerate(found, 1) if key]
+
+
+def _json_locations(text: str, fast: bool = True) -> _JsonLocations:
     """Lines of the top-level keys, and of each item of the (last) top-level `rules` array and
-    its keys. Only called on text `json.loads` accepted, so a simple tokenizer is exact."""
+    its keys. Only called on text `json.loads` accepted, so a simple tokenizer is exact.
+    `fast`: rules of the flat shape are matched whole (see above)."""
     found = _JsonLocations()
     depth = 0
     line = 1
     last = 0
+    pos = 0
     top_key: str | None = None
     rules_depth = -1  # depth inside the `rules` array (2) while in it, else -1
     expect_item = False
     items: list[_JsonItem] = []
+    keys: list[tuple[str, int]] = []  # the current item's keys and their lines (token by token)
     count = text.count
-    for m in _JSON_TOKEN.finditer(text):
+    search = _JSON_TOKEN.search
+    flat = _JSON_FLAT_RULE.match
+    flat_lines = _JSON_FLAT_LINES.findall
+    layouts = _Layouts()
+    shared = layouts.get
+    while True:
+        if expect_item and fast:
+            m = flat(text, pos)
+            if m is not None:
+                _end_item(items, keys, layouts)
+                while m is not None:  # one rule after the other, as long as they are flat
+                    start = m.start(1)
+                    line += count("\n", last, start)
+                    last = start
+                    described = tuple(flat_lines(m.group(1)))
+                    items.append(_JsonItem(line, shared(described, _flat_keys)))
+                    pos = m.end()
+                    if m.group(2) is None:
+                        expect_item = False
+                        break
+                    m = flat(text, pos)
+                continue
+        m = search(text, pos)
+        if m is None:
+            break
         start = m.start()
+        pos = m.end()
         line += count("\n", last, start)
         last = start
         c = text[start]
         if depth == rules_depth and expect_item and c not in ",]":
-            items.append(_JsonItem(line))
+            _end_item(items, keys, layouts)
+            items.append(_JsonItem(line, _NO_KEYS))
             expect_item = False
         if c == '"':
             if m.group(2) is not None:
@@ -1236,10 +1363,11 @@ def _json_locations(text: str) -> _JsonLocations:
                     top_key = _json_key(m.group(1))
                     found.top_keys.append((top_key, line))
                 elif depth == 3 and rules_depth == 2 and items:
-                    items[-1].keys.append((_json_key(m.group(1)), line))
+                    keys.append((_json_key(m.group(1)), line - items[-1].line))
         elif c in "{[":
             depth += 1
             if c == "[" and depth == 2 and top_key == "rules":
+                _end_item(items, keys, layouts)
                 items = []
                 found.rules = items
                 rules_depth = 2
@@ -1251,10 +1379,21 @@ def _json_locations(text: str) -> _JsonLocations:
         elif c == ",":
             if depth == rules_depth:
                 expect_item = True
+    _end_item(items, keys, layouts)
     return found
 
 
-def _loads_json(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+_NO_KEYS = _Layout(())
+
+
+def _end_item(items: list[_JsonItem], keys: list[tuple[str, int]], layouts: _Layouts) -> None:
+    """Give the item scanned token by token (the last of `items`) the layout of its `keys`."""
+    if keys:
+        items[-1].layout = layouts.get(tuple(keys), list)
+        keys.clear()
+
+
+def _loads_json(text: str, source: str, fast: bool = True) -> tuple[RuleSet, list[Problem]]:
     problems: list[Problem] = []
     try:
         doc = json.loads(text)
@@ -1279,7 +1418,7 @@ def _loads_json(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
         return RuleSet(), problems
 
     try:
-        where = _json_locations(text)
+        where = _json_locations(text, fast)
     except (ValueError, RecursionError, IndexError):  # pragma: no cover - defensive
         where = _JsonLocations()
 
@@ -1349,27 +1488,22 @@ def _loads_json(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
                 yield _RawRule(data, rules_line)
                 continue
             item = located[i]
-            lines: dict[str, int] = {}
-            broken = False
-            for key, key_line in item.keys:
-                if key in lines:
-                    problems.append(
-                        Problem(
-                            "error",
-                            key,
-                            f"'{_short(key)}' is set twice in this rule "
-                            f"(first on line {lines[key]}): "
-                            "keep one",
-                            line=key_line,
-                            index=i,
-                            code="duplicate-key",
-                            source=source,
-                        )
+            line, layout = item.line, item.layout
+            for key, offset, first in layout.duplicates:
+                problems.append(
+                    Problem(
+                        "error",
+                        key,
+                        f"'{_short(key)}' is set twice in this rule "
+                        f"(first on line {line + first}): "
+                        "keep one",
+                        line=line + offset,
+                        index=i,
+                        code="duplicate-key",
+                        source=source,
                     )
-                    broken = True
-                else:
-                    lines[key] = key_line
-            yield _RawRule(data, item.line, lines, broken)
+                )
+            yield _RawRule(data, line, _FieldLines(line, layout.offsets), bool(layout.duplicates))
 
     return _build(raw_rules(), hosts, problems, source)
 
