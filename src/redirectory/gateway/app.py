@@ -103,7 +103,7 @@ class Gateway:
         self.store = Store.open(self.config.database)
         with reload.collection_paused():  # no later collection walks the table (reload.py)
             # Streamed from one snapshot into the engine: the whole table is never held twice.
-            reader = self.store.table_reader()
+            reader = self.store.table_reader(ordered=False)
             revision = reader.open()
             try:
                 engine = Engine((), self.options)

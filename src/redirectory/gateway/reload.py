@@ -62,7 +62,7 @@ async def build_engine(store: Store, options: EngineOptions) -> tuple[int, Engin
     """(revision, a new engine for the whole table at that revision), read from one snapshot and
     compiled on the running event loop in slices of SLICE_SECONDS."""
     loop = asyncio.get_running_loop()
-    reader = store.table_reader()
+    reader = store.table_reader(ordered=False)
     # Opening the snapshot and running the query wait on the database: in a thread.
     revision = await loop.run_in_executor(None, reader.open)
     try:

@@ -249,11 +249,16 @@ _read_rows = _compile_reader()
 
 
 class RuleRows:
-    """Every rule of the table in position order, read through the driver and converted here:
+    """Every rule of the table (in position order unless told otherwise), read through the driver and converted here:
     SQLAlchemy's row processing costs more than the query itself at a million rules."""
 
-    def __init__(self, conn: Connection):
-        compiled = select(*RULE_COLUMNS).order_by(rules_t.c.position, rules_t.c.id).compile(dialect=conn.dialect)
+    def __init__(self, conn: Connection, ordered: bool = True):
+        """`ordered=False`: in the database's order (a reader that ranks rules by their `position`
+        itself, like the matcher, saves the sort: about a second at a million rules)."""
+        query = select(*RULE_COLUMNS)
+        if ordered:
+            query = query.order_by(rules_t.c.position, rules_t.c.id)
+        compiled = query.compile(dialect=conn.dialect)
         # both timestamp columns have the same type (UTCDateTime)
         self._time_of = rules_t.c.starts.type._cached_result_processor(conn.dialect, None)
         self._cursor = conn.exec_driver_sql(compiled.string, compiled.construct_params() or {}).cursor
