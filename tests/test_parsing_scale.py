@@ -6,19 +6,23 @@ patterns, `new_rule`) must give exactly what the full paths give.
   spellings, YAML 1.1 booleans, numbers and timestamps, plus constructs the fast path must leave
   to the full one (anchors, aliases, tags, nested blocks, duplicate keys, tabs, CR, odd indents);
 - rule_from_mapping's fast path against the full checks on random field values;
-- `simple_exact_pattern` against the full `from` parser; `new_rule` against `Rule(...)`.
+- `simple_exact_pattern` against the full `from` parser; `new_rule` against `Rule(...)`;
+- JSON: rules located whole (`_JSON_FLAT_RULE`) against the token-by-token scan;
+- `rulefile.in_line_order` against one stable sort of all the problems.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from redirectory.rulefile import in_line_order
 from redirectory.rules import parsing
-from redirectory.rules.model import FIELDS, RULE_FIELDS, Rule, new_rule
+from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, new_rule
 from redirectory.rules.parsing import rule_from_mapping
 from redirectory.rules.patterns import PatternError, _parse_source_full, simple_exact_pattern
 
@@ -330,3 +334,28 @@ def test_json_dumps_rules_are_read_whole_and_share_a_layout() -> None:
             "from": start + 1, "to": start + 2, "status": start + 3, "methods": start + 4, "tags": start + 8}
         assert dict(first.field_lines or {}) == first.field_lines
         assert (last.line, last.field_lines) == (line_of('"/e"') - 1, {"from": line_of('"/e"'), "to": line_of('"/f"')})
+
+
+# -- rulefile: problems in line order -------------------------------------------------------------
+PROBLEM = st.builds(
+    Problem,
+    severity=st.sampled_from(["error", "warning"]),
+    field=st.sampled_from(["from", "to", "status", "rules", "file"]),
+    message=st.sampled_from(["a", "b", "c"]),
+    line=st.one_of(st.none(), st.integers(0, 6)),
+    index=st.one_of(st.none(), st.integers(0, 3)),
+    code=st.sampled_from(["x", "y"]),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(PROBLEM, max_size=8), st.lists(PROBLEM, max_size=12), st.booleans())
+def test_problems_are_merged_as_one_stable_sort_orders_them(
+    parsed: list[Problem], validated: list[Problem], distinct: bool
+) -> None:
+    if distinct:  # the common case: one problem a line
+        validated = [replace(p, line=n + 1) for n, p in enumerate(validated)]
+    validated.sort(key=lambda p: (p.line if p.line is not None else 0, p.index or 0, p.field))  # as validate
+    expected = sorted(parsed + validated, key=lambda p: (p.line if p.line is not None else 0, p.field))
+    got = in_line_order(list(parsed), list(validated))
+    assert [id(p) for p in got] == [id(p) for p in expected]
