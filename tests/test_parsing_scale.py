@@ -359,3 +359,13 @@ def test_problems_are_merged_as_one_stable_sort_orders_them(
     expected = sorted(parsed + validated, key=lambda p: (p.line if p.line is not None else 0, p.field))
     got = in_line_order(list(parsed), list(validated))
     assert [id(p) for p in got] == [id(p) for p in expected]
+
+
+def test_csv_field_lines_are_the_row_line_of_each_cell_given() -> None:
+    text = "# c\nfrom,to,status,note\n/a,/b,308,\n/c,/d,,n\n\n/e,/f,301,\n\"/g\n\",/h,,\n"
+    ruleset, problems = parsing.loads(text, "csv")
+    assert [(r.line, r.field_lines) for r in ruleset.rules] == [
+        (3, {"from": 3, "to": 3, "status": 3}), (4, {"from": 4, "to": 4, "note": 4}),
+        (6, {"from": 6, "to": 6, "status": 6})]
+    assert [(p.line, p.field) for p in problems] == [(7, "from")]
+    assert ruleset.rules[0].field_lines._offsets is ruleset.rules[2].field_lines._offsets  # type: ignore[union-attr]

@@ -1639,6 +1639,7 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
         count = 0
         previous = reader.line_num
         width = len(header)
+        same_line: dict[tuple[str, ...], dict[str, int]] = {}  # every field is on the row's line
         try:
             for row in reader:
                 line = skipped + previous + 1
@@ -1681,7 +1682,13 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
                     else:
                         data[column] = cell
                 count += 1
-                yield _RawRule(data, line, dict.fromkeys(data, line), broken)
+                described = tuple(data)
+                offsets = same_line.get(described)
+                if offsets is None:
+                    offsets = dict.fromkeys(described, 0)
+                    if len(same_line) < _Layouts._LIMIT:
+                        same_line[described] = offsets
+                yield _RawRule(data, line, _FieldLines(line, offsets), broken)
         except csv.Error as exc:
             problems.append(
                 Problem(
