@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, true
 
 from redirectory.rules.model import Rule, RuleSet
-from redirectory.store.bulk import bulk_cache, bulk_insert, delete_rules, rules_reindexed
+from redirectory.store.bulk import batches, bulk_cache, bulk_insert, delete_rules, rules_reindexed
 from redirectory.store.codec import (
     STORED_COLUMNS,
     copy_rule,
@@ -117,6 +117,10 @@ def diff(
     return plan
 
 
+#: Added rules written (rows and change-log entries) at a time by `apply`.
+ADD_BATCH = 10_000
+
+
 def apply(w: RevisionWrite, ruleset: RuleSet, actor: str) -> tuple[Plan, int]:
     """Make the table exactly `ruleset` in this write (see `Store.apply`)."""
     conn = w.conn
@@ -154,19 +158,26 @@ def apply(w: RevisionWrite, ruleset: RuleSet, actor: str) -> tuple[Plan, int]:
             created, updated, old_rev = meta[rule_id]
             rows.append(row_values(by_id[rule_id], rule_id, position, created, updated, old_rev))
             gone.append(rule_id)
-    for rule in plan.added:
-        assert rule.id is not None
-        row = row_values(rule, rule.id, rule.position, now, now, rev)
-        log.append(log_entry("add", rule.id, None, record(rule, row)))
-        rows.append(row)
-    with bulk_cache(conn, len(rows) + len(gone)):
+    inserting = len(rows) + len(plan.added)
+    with bulk_cache(conn, inserting + len(gone)):
         delete_rules(conn, gone)
-        with rules_reindexed(conn, len(rows), lambda: len(current) - len(gone)):
+        with rules_reindexed(conn, inserting, lambda: len(current) - len(gone)):
             bulk_insert(conn, rules_t, rows)
-
+            w.log(log)
+            # Added rules a batch at a time: their rows and change-log records (~1.3 KB a rule
+            # as Python objects) are never all held at once.
+            for batch in batches(plan.added, ADD_BATCH):
+                rows = []
+                log = []
+                for rule in batch:
+                    assert rule.id is not None
+                    row = row_values(rule, rule.id, rule.position, now, now, rev)
+                    log.append(log_entry("add", rule.id, None, record(rule, row)))
+                    rows.append(row)
+                bulk_insert(conn, rules_t, rows)
+                w.log(log)
     if plan.allowed_hosts is not None:
-        log.append(w.set_allowed_hosts(*plan.allowed_hosts))
-    w.log(log)
+        w.log([w.set_allowed_hosts(*plan.allowed_hosts)])
     # `ruleset` was validated whole by the caller: it is the table now.
     if plan.reordered:
         w.forget_table()  # positions moved: cheaper to rebuild when next needed
