@@ -369,3 +369,21 @@ def test_csv_field_lines_are_the_row_line_of_each_cell_given() -> None:
         (6, {"from": 6, "to": 6, "status": 6})]
     assert [(p.line, p.field) for p in problems] == [(7, "from")]
     assert ruleset.rules[0].field_lines._offsets is ruleset.rules[2].field_lines._offsets  # type: ignore[union-attr]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(yaml_file(odd=True), st.integers(1, 40))
+def test_yaml_lines_read_a_block_at_a_time_are_the_lines(text: str, size: int) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    blocks = list(parsing._yaml_line_blocks(text, size))
+    assert [m for block in blocks for m in block] == parsing._YAML_LINE.findall(text)
+
+
+def test_yaml_rules_of_one_layout_share_their_offsets() -> None:
+    text = "rules:\n" + "".join(f"- from: /a{n}\n  to: /b\n" for n in range(3)) + "- to: /c\n  from: /d\n"
+    ruleset, problems = parsing.loads(text, "yaml")
+    assert problems == []
+    offsets = [r.field_lines._offsets for r in ruleset.rules]  # type: ignore[union-attr]
+    assert offsets[0] is offsets[1] is offsets[2] and offsets[3] == {"to": 0, "from": 1}
+    assert [r.field_lines for r in ruleset.rules] == [
+        {"from": 2, "to": 3}, {"from": 4, "to": 5}, {"from": 6, "to": 7}, {"to": 8, "from": 9}]

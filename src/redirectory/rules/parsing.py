@@ -58,6 +58,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from itertools import chain
 from typing import Any, Literal
 
 import re2
@@ -803,12 +804,24 @@ def _loads_yaml(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
     problems: list[Problem] = []
     hosts: tuple[str, ...] = ()
     if fast:
-        read = _yaml_fast(text)
-        if read is not None:
-            hosts_value, hosts_line, raw = read
-            if hosts_line is not None:
-                hosts = _check_allowed_hosts(hosts_value, hosts_line, source, problems)
-            return _build(raw, hosts, problems, source)
+        # Rules are built as they are read; allowed_hosts (perhaps after the rules) is checked at
+        # the end, its problems before the rules' (`defer`). A text found not to be of the simple
+        # shape part way through is read again by the full path, from scratch.
+        end = _YamlFastEnd()
+
+        def rules_then_hosts() -> Iterator[_RawRule]:
+            yield from _yaml_fast_rules(text, end)
+            if end.hosts_line is not None:
+                end.hosts = _check_allowed_hosts(end.hosts, end.hosts_line, source, problems)
+            else:
+                end.hosts = ()
+
+        try:
+            built, _ = _build(rules_then_hosts(), (), problems, source, defer=True)
+        except _NotFast:
+            problems.clear()
+        else:
+            return RuleSet(built.rules, end.hosts), problems
     try:
         root = yamlsafe.compose(text)
     except yamlsafe.YamlError as exc:
@@ -1098,30 +1111,45 @@ def _yaml_line_value(dq: str, sq: str, flow: str, plain: str, as_text: bool, ite
 def _yaml_fast(text: str) -> tuple[Any, int | None, list[_RawRule]] | None:
     """(allowed_hosts' value, its line or None when absent, the rules) of a text of the simple
     shape (see above), else None."""
+    end = _YamlFastEnd()
     try:
-        return _yaml_fast_read(text)
+        rules = list(_yaml_fast_rules(text, end))
     except _NotFast:
         return None
+    return end.hosts, end.hosts_line, rules
 
 
-def _yaml_fast_read(text: str) -> tuple[Any, int | None, list[_RawRule]]:
+class _YamlFastEnd:
+    """What `_yaml_fast_rules` found besides the rules, once it has read the whole text."""
+
+    __slots__ = ("hosts", "hosts_line")
+
+    def __init__(self) -> None:
+        self.hosts: Any = None
+        self.hosts_line: int | None = None
+
+
+def _yaml_fast_rules(text: str, end: _YamlFastEnd) -> Iterator[_RawRule]:
+    """The rules of a text of the simple shape, one at a time (each is yielded once the next one
+    starts); `allowed_hosts` goes to `end`. Raises `_NotFast` (perhaps after some rules) on a
+    text of any other shape. Rules with the same keys on the same lines share their offsets."""
     if _YAML_NOT_FAST.search(text):
         raise _NotFast
     if not text.endswith("\n"):
         text += "\n"
     line = 0
     top: set[str] = set()
-    hosts: Any = None
-    hosts_line: int | None = None
-    rules: list[_RawRule] = []
     has_rules = block = False
+    count = 0
     item_indent = -1  # the rules' `- ` column, once known
     data: dict[str, Any] = {}
-    lines: dict[str, int] = {}
+    lines: dict[str, int] = {}  # the current rule's keys: their offset from its first line
+    start = 0  # the current rule's first line, 0 before the first
     empty_at = -1  # the indent of the last `key:` without a value, until the next line
     in_rules = False
     text_fields, list_fields, plain_value, dq_value = _TEXT_FIELDS, _TEXT_LIST_FIELDS, _yaml_plain, _yaml_dq
-    for spaces, dash, key, dq, sq, flow, plain, bad in _YAML_LINE.findall(text):
+    layouts: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+    for spaces, dash, key, dq, sq, flow, plain, bad in chain.from_iterable(_yaml_line_blocks(text)):
         line += 1
         if not key:
             if bad:
@@ -1136,13 +1164,15 @@ def _yaml_fast_read(text: str) -> tuple[Any, int | None, list[_RawRule]]:
                     if item_indent >= 0:
                         raise _NotFast
                     item_indent = indent
-                data, lines = {}, {}
-                rules.append(_RawRule(data, line, lines))
+                if start:
+                    yield _RawRule(data, start, _FieldLines(start, _shared(layouts, lines)))
+                data, lines, start = {}, {}, line
+                count += 1
             elif indent != item_indent + 2 or not lines:
                 raise _NotFast
             if key in lines:
                 raise _NotFast  # a duplicate key: the full path reports it
-            lines[key] = line
+            lines[key] = line - start
             if dq and "\\" not in dq:  # the commonest value
                 data[key] = dq[1:-1]
                 empty_at = -1
@@ -1176,12 +1206,34 @@ def _yaml_fast_read(text: str) -> tuple[Any, int | None, list[_RawRule]]:
                 in_rules = block = True
                 empty_at = -1
         elif key == "allowed_hosts":
-            hosts, hosts_line = _yaml_line_value(dq, sq, flow, plain, True, True), line
+            end.hosts, end.hosts_line = _yaml_line_value(dq, sq, flow, plain, True, True), line
         else:
             raise _NotFast  # the full path reports unknown keys
-    if not has_rules or (block and not rules):
+    if not has_rules or (block and not count):
         raise _NotFast  # no rules list: the full path says so
-    return hosts, hosts_line, rules
+    if start:
+        yield _RawRule(data, start, _FieldLines(start, _shared(layouts, lines)))
+
+
+def _yaml_line_blocks(text: str, size: int = 1 << 20) -> Iterator[list[tuple[str, ...]]]:
+    """`_YAML_LINE.findall(text)` a block of whole lines at a time (`text` ends with a line break):
+    the matches of a whole large file would take several times its size."""
+    pos, length = 0, len(text)
+    while pos < length:
+        stop = text.find("\n", min(pos + size, length) - 1) + 1
+        yield _YAML_LINE.findall(text, pos, stop)
+        pos = stop
+
+
+def _shared(layouts: dict[tuple[tuple[str, int], ...], dict[str, int]], offsets: dict[str, int]) -> dict[str, int]:
+    """`offsets`, or an equal dict met before (a bounded number of them are kept)."""
+    described = tuple(offsets.items())
+    found = layouts.get(described)
+    if found is None:
+        found = offsets
+        if len(layouts) < _Layouts._LIMIT:
+            layouts[described] = offsets
+    return found
 
 
 # -- JSON -----------------------------------------------------------------------------------------
