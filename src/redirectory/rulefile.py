@@ -53,6 +53,7 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
                                    line=line, code="encoding", source=name)]
     del data  # the bytes are not needed once decoded: do not hold a second copy of a large file
     ruleset, problems = load_any(text, chosen, name)
+    del text  # nor the text once parsed: validation is the peak
     return ruleset, in_line_order(list(problems), validate(ruleset, name))
 
 
