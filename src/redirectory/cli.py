@@ -652,6 +652,7 @@ def rules_test(
 
     Exit 0 when a rule matches, 1 when none does (0 with --allow-no-match), 2 for a bad URL or option.
     """
+    from redirectory.rules.engine import DecisionOutcome
     from redirectory.rules.resolution import resolve
 
     headers: dict[str, str] = {}
@@ -704,7 +705,7 @@ def rules_test(
                       highlight=False, markup=False)
         if sem:
             out.print(f"meaning: {sem.reason} ({sem.rfc}): {sem.note}", highlight=False, markup=False)
-    elif decision.outcome == "no-rule":
+    elif decision.outcome is DecisionOutcome.NO_RULE:
         out.print("[red]no rule matches[/red]", highlight=False)
     for c in explanation.considered:
         if c.verdict != "chosen":

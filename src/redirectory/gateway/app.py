@@ -31,7 +31,7 @@ from typing import Any
 from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.gateway import access, reload
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
-from redirectory.rules.engine import Engine, EngineOptions, Request, Response
+from redirectory.rules.engine import DecisionOutcome, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.store import Change, HistoryPruned, Store
 from redirectory.store import processes as process_table
@@ -334,7 +334,7 @@ class Gateway:
                 return hit
         decision = engine.decide(Request(method, _text(raw_path), _text(query), host, origin))
         result = (self.render(decision.response), decision.rule_id)
-        if decision.outcome == "redirect":
+        if decision.outcome is DecisionOutcome.REDIRECT:
             if cacheable:
                 self._remember(key, result, decision.response)
         elif decision.path is not None and decision.path != READY_PROBE_PATH:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from redirectory.rules.matcher import CompiledRule, Matcher, Values
 from redirectory.rules.model import Rule, RuleSet, format_timestamp
@@ -29,6 +30,15 @@ Headers = tuple[tuple[str, str], ...]
 
 #: Headers every gateway response carries (no software name with a version, ever).
 SERVER_HEADERS: Headers = (("server", "redirectory"),)
+
+
+class DecisionOutcome(StrEnum):
+    """What became of a request (`Decision.outcome`; equal to its text, e.g. "no-rule")."""
+
+    REDIRECT = "redirect"
+    NO_RULE = "no-rule"
+    INVALID_PATH = "invalid-path"
+    URI_TOO_LONG = "uri-too-long"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Response:
 @dataclass(frozen=True, slots=True)
 class Decision:
     response: Response
-    outcome: str  # "redirect" | "no-rule" | "invalid-path" | "uri-too-long"
+    outcome: DecisionOutcome
     path: str | None = None  # the normalised path, when it could be normalised
     rule: Rule | None = None
     values: Mapping[str, str | None] = field(default_factory=dict)
@@ -102,13 +112,13 @@ class Engine:
                 "URI Too Long",
                 "uriTooLong",
                 f"The path is longer than {self.options.max_path_length} characters",
-                outcome="uri-too-long",
+                outcome=DecisionOutcome.URI_TOO_LONG,
             )
         try:
             path = normalise_path(request.path)
         except InvalidPath as exc:
             return self._error(request, 400, "Bad Request", "invalidPath", f"The path is not valid: {exc}",
-                               outcome="invalid-path")
+                               outcome=DecisionOutcome.INVALID_PATH)
         host = request.host
         if host is not None and self.matcher.has_host_rules:
             host = normalise_host(host)
@@ -136,7 +146,7 @@ class Engine:
         headers.extend(SERVER_HEADERS)
         return Decision(
             Response(rule.status, tuple(headers)),
-            "redirect",
+            DecisionOutcome.REDIRECT,
             path=path,
             rule=rule,
             values=values,
@@ -153,7 +163,7 @@ class Engine:
             "notFound",
             f"No redirect rule matches {request.method} {shown}",
             params=[request.method, shown],
-            outcome="no-rule",
+            outcome=DecisionOutcome.NO_RULE,
             path=path,
         )
 
@@ -165,7 +175,7 @@ class Engine:
         key: str,
         detail: str,
         *,
-        outcome: str,
+        outcome: DecisionOutcome,
         params: list[str] | None = None,
         path: str | None = None,
     ) -> Decision:

@@ -4,7 +4,7 @@ SQLAlchemy Core on SQLite (default) or PostgreSQL, schema managed by Alembic
 (`Store.upgrade()` runs the migrations shipped in this package).
 """
 
-from redirectory.store.codec import StoredRule
+from redirectory.store.codec import ChangeOp, StoredRule
 from redirectory.store.database import (
     DatabaseLocked,
     DatabaseNotFound,
@@ -22,6 +22,7 @@ from redirectory.store.sync import OutsideEdit, Plan, diff
 
 __all__ = [
     "Change",
+    "ChangeOp",
     "ChangeRefused",
     "DatabaseLocked",
     "DatabaseNotFound",

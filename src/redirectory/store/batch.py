@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from redirectory.rules.model import Problem, Rule
 from redirectory.store.bulk import bulk_insert
-from redirectory.store.codec import StoredRule, copy_rule, log_entry, new_id, record, row_values, utc_window
+from redirectory.store.codec import ChangeOp, StoredRule, copy_rule, log_entry, new_id, record, row_values, utc_window
 from redirectory.store.database import utcnow
 from redirectory.store.guard import ChangeRefused
 from redirectory.store.revisions import RevisionWrite
@@ -75,14 +75,14 @@ def write_rules(
             after = row_values(new, rule_id, current.position, current.created_at, now, rev)
             w.conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 {k: v for k, v in after.items() if k != "id"}))
-            log.append(log_entry("change", rule_id, record(current.rule, current.values()), record(new, after)))
+            log.append(log_entry(ChangeOp.CHANGE, rule_id, record(current.rule, current.values()), record(new, after)))
             written[index] = rule_id
         rows = []
         for index, stored in added:
             rule_id = str(stored.id)
             row = row_values(stored, rule_id, stored.position, now, now, rev)
             rows.append(row)
-            log.append(log_entry("add", rule_id, None, record(stored, row)))
+            log.append(log_entry(ChangeOp.ADD, rule_id, None, record(stored, row)))
             written[index] = rule_id
         if rows:
             bulk_insert(w.conn, rules_t, rows)

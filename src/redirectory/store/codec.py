@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Connection, select
@@ -171,9 +172,18 @@ def rule_from_record(text: str | None) -> Rule | None:
     return _new_rule(*values, id=rec.get("id"), position=rec.get("position", 0))
 
 
-def log_entry(op: str, rule_id: str | None, before: str | None, after: str | None) -> dict[str, Any]:
+class ChangeOp(StrEnum):
+    """What a change-log entry did (the `changes.op` column; equal to its text)."""
+
+    ADD = "add"
+    CHANGE = "change"
+    REMOVE = "remove"
+    SETTINGS = "settings"
+
+
+def log_entry(op: ChangeOp, rule_id: str | None, before: str | None, after: str | None) -> dict[str, Any]:
     """A `changes` row, without its revision."""
-    return {"op": op, "rule_id": rule_id, "before": before, "after": after}
+    return {"op": op.value, "rule_id": rule_id, "before": before, "after": after}  # plain text for every driver
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from redirectory.rules.model import RuleSet
-from redirectory.store.codec import RuleRows, rule_from_record
+from redirectory.store.codec import ChangeOp, RuleRows, rule_from_record
 from redirectory.store.retention import HistoryPruned, read_horizon
 from redirectory.store.revisions import head, hosts_of_record, read_allowed_hosts
 from redirectory.store.schema import changes, revisions
@@ -123,9 +123,9 @@ def ruleset_at(conn: Connection, revision: int) -> RuleSet:
     query = (select(changes.c.op, changes.c.rule_id, changes.c.before)
              .where(changes.c.revision > revision).order_by(changes.c.seq.desc()))
     for op, rule_id, before in conn.execute(query):
-        if op == "settings":
+        if op == ChangeOp.SETTINGS:
             hosts = hosts_of_record(before) or ()
-        elif op == "add":
+        elif op == ChangeOp.ADD:
             table.pop(rule_id, None)
         elif (rule := rule_from_record(before)) is not None:  # change, remove
             table[rule_id] = rule

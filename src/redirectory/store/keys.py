@@ -17,6 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from redirectory.rules.model import format_timestamp
@@ -28,6 +29,7 @@ __all__ = [
     "SCOPES",
     "SECRET_PREFIX",
     "ApiKey",
+    "Scope",
     "hash_secret",
     "is_well_formed",
     "new_secret",
@@ -36,8 +38,16 @@ __all__ = [
     "validate_scope",
 ]
 
-#: Every scope, weakest first: each one allows what the ones before it allow.
-SCOPES: tuple[str, ...] = ("read", "write", "admin")
+class Scope(StrEnum):
+    """What an API key may do, weakest first: each one allows what the ones before it allow."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+#: Every scope's text, weakest first.
+SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)
 #: What every secret starts with (recognisable in logs, config files and secret scanners).
 SECRET_PREFIX = "rdk_"  # noqa: S105 - a public marker, not a password
 #: How many leading characters of a secret are stored and listed (`rdk_` + 8 random ones).

@@ -24,6 +24,7 @@ from redirectory.store.bulk import bulk_insert
 from redirectory.store.codec import (
     JSON,
     STORED_COLUMNS,
+    ChangeOp,
     RuleRows,
     StoredRule,
     dump_list,
@@ -52,7 +53,7 @@ class Change:
     """
 
     revision: int
-    op: str
+    op: ChangeOp
     rule_id: str | None
     before: Rule | None
     after: Rule | None
@@ -98,10 +99,10 @@ def changes_since(conn: Connection, revision: int) -> list[Change]:
     )
     out: list[Change] = []
     for rev, op, rule_id, before, after in conn.execute(query).all():
-        if op == "settings":
-            out.append(Change(rev, op, None, None, None, hosts_of_record(after)))
+        if op == ChangeOp.SETTINGS:
+            out.append(Change(rev, ChangeOp(op), None, None, None, hosts_of_record(after)))
         else:
-            out.append(Change(rev, op, rule_id, rule_from_record(before), rule_from_record(after)))
+            out.append(Change(rev, ChangeOp(op), rule_id, rule_from_record(before), rule_from_record(after)))
     return out
 
 
@@ -185,9 +186,9 @@ class RevisionWrite:
 
         def changes_after(revision: int) -> Iterator[tuple[Sequence[Rule], Sequence[str], tuple[str, ...] | None]]:
             for change in changes_since(conn, revision):
-                if change.op == "settings":
+                if change.op == ChangeOp.SETTINGS:
                     yield (), (), change.allowed_hosts or ()
-                elif change.op == "remove":
+                elif change.op == ChangeOp.REMOVE:
                     yield (), (str(change.rule_id),), None
                 elif change.after is not None:
                     yield (change.after,), (), None
@@ -235,7 +236,7 @@ class RevisionWrite:
         """Store `after` as allowed_hosts; returns the change-log entry (`log` it)."""
         self.conn.execute(delete(settings).where(settings.c.name == ALLOWED_HOSTS))
         self.conn.execute(insert(settings).values(name=ALLOWED_HOSTS, value=dump_list(after)))
-        return log_entry("settings", None, JSON.encode({ALLOWED_HOSTS: list(before)}),
+        return log_entry(ChangeOp.SETTINGS, None, JSON.encode({ALLOWED_HOSTS: list(before)}),
                          JSON.encode({ALLOWED_HOSTS: list(after)}))
 
     def record(self, upserts: Sequence[Rule], removals: Sequence[str] = (),

@@ -33,6 +33,7 @@ from redirectory.store import hits as hits_sql
 from redirectory.store import listing, sync
 from redirectory.store.bulk import batches, bulk_cache, bulk_insert, rules_reindexed
 from redirectory.store.codec import (
+    ChangeOp,
     RuleRows,
     StoredRule,
     copy_rule,
@@ -462,7 +463,7 @@ class Store:
                 assert rule.id is not None
                 row = row_values(rule, rule.id, rule.position, now, now, rev)
                 values.append(row)
-                log.append(log_entry("add", rule.id, None, record(rule, row)))
+                log.append(log_entry(ChangeOp.ADD, rule.id, None, record(rule, row)))
             bulk_insert(w.conn, rules_t, values)
             w.log(log)
             done += len(batch)
@@ -507,7 +508,7 @@ class Store:
             w.record([stored])
             row = row_values(stored, rule_id, position, now, now, rev)
             bulk_insert(w.conn, rules_t, [row])
-            w.log([log_entry("add", rule_id, None, record(stored, row))])
+            w.log([log_entry(ChangeOp.ADD, rule_id, None, record(stored, row))])
             return w.stored(rule_id)
 
         return self.write_revision(work)
@@ -536,7 +537,7 @@ class Store:
             after = row_values(new, rule_id, current.position, current.created_at, now, rev)
             w.conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 {k: v for k, v in after.items() if k != "id"}))
-            w.log([log_entry("change", rule_id, record(current.rule, current.values()), record(new, after))])
+            w.log([log_entry(ChangeOp.CHANGE, rule_id, record(current.rule, current.values()), record(new, after))])
             return w.stored(rule_id)
 
         return self.write_revision(work)
@@ -552,7 +553,7 @@ class Store:
             w.allocate(actor, "delete: 1 removed", _utcnow())
             w.record((), (rule_id,))
             w.conn.execute(delete(rules_t).where(rules_t.c.id == rule_id))
-            w.log([log_entry("remove", rule_id, record(current.rule, current.values()), None)])
+            w.log([log_entry(ChangeOp.REMOVE, rule_id, record(current.rule, current.values()), None)])
             return True
 
         return self.write_revision(work)

@@ -14,6 +14,7 @@ from redirectory.rules.model import Rule, RuleSet
 from redirectory.store.bulk import batches, bulk_cache, bulk_insert, delete_rules, rules_reindexed
 from redirectory.store.codec import (
     STORED_COLUMNS,
+    ChangeOp,
     copy_rule,
     log_entry,
     new_id,
@@ -142,14 +143,14 @@ def apply(w: RevisionWrite, ruleset: RuleSet, actor: str) -> tuple[Plan, int]:
         assert rule.id is not None
         created, updated, old_rev = meta[rule.id]
         before = row_values(rule, rule.id, rule.position, created, updated, old_rev)
-        log.append(log_entry("remove", rule.id, record(rule, before), None))
+        log.append(log_entry(ChangeOp.REMOVE, rule.id, record(rule, before), None))
         gone.append(rule.id)
     for old, new in plan.changed:
         assert old.id is not None
         created, updated, old_rev = meta[old.id]
         before = row_values(old, old.id, old.position, created, updated, old_rev)
         after = row_values(new, old.id, new.position, created, now, rev)
-        log.append(log_entry("change", old.id, record(old, before), record(new, after)))
+        log.append(log_entry(ChangeOp.CHANGE, old.id, record(old, before), record(new, after)))
         gone.append(old.id)
         rows.append(after)
     if plan.reordered:
@@ -172,7 +173,7 @@ def apply(w: RevisionWrite, ruleset: RuleSet, actor: str) -> tuple[Plan, int]:
                 for rule in batch:
                     assert rule.id is not None
                     row = row_values(rule, rule.id, rule.position, now, now, rev)
-                    log.append(log_entry("add", rule.id, None, record(rule, row)))
+                    log.append(log_entry(ChangeOp.ADD, rule.id, None, record(rule, row)))
                     rows.append(row)
                 bulk_insert(conn, rules_t, rows)
                 w.log(log)

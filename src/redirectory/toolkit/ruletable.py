@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from redirectory.forwarded import forwarded_host
 from redirectory.rulefile import read_rule_file
-from redirectory.rules.engine import SERVER_HEADERS, Engine, EngineOptions, Request, Response
+from redirectory.rules.engine import SERVER_HEADERS, DecisionOutcome, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE
 from redirectory.store.counters import HitCounters
@@ -154,7 +154,7 @@ class RuleTable:
             # as the gateway: the trusted proxy's host (the last element, when valid)
             host = forwarded_host(request.header("x-forwarded-host")) or host
         decision = engine.decide(Request(request.method, request.path, request.query, host, origin))
-        if decision.outcome != "redirect":
+        if decision.outcome is not DecisionOutcome.REDIRECT:
             return None
         if self.store_url is not None and decision.rule_id is not None:
             with self._lock:
