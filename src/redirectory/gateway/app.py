@@ -103,10 +103,13 @@ class Gateway:
         self.store = Store.open(self.config.database)
         with reload.collection_paused():  # no later collection walks the table (reload.py)
             # Streamed from one snapshot into the engine: the whole table is never held twice.
-            reader = self.store.table_reader(ordered=False)
+            reader = self.store.table_reader(ordered=False, plain=True)
             revision = reader.open()
             try:
                 engine = Engine((), self.options)
+                add_plain = engine.matcher.add_plain  # most of a big table: no Rule built per row
+                while plain := reader.fetch_plain(LOAD_BATCH):
+                    add_plain(plain)
                 add = engine.matcher.add
                 while rules := reader.fetch(LOAD_BATCH):
                     for rule in rules:

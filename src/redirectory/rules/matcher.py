@@ -323,6 +323,39 @@ class Matcher:
         bucket.sort(key=lambda c: c.rank)
         return compiled
 
+    def add_plain(self, rows: Iterable[tuple[str, str, str, int, int]]) -> None:
+        """Load rules given as `(id, from, to, status, position)` whose every other field has its
+        default (enabled, no methods, window, cache or priority, case-sensitive, `query: keep`):
+        the bulk of a big table, loaded without building a `Rule` each. Same result as `add` of
+        each; in compact mode a plain new path is stored here directly, anything else goes
+        through `add`."""
+        if not self.compact:
+            for rid, source, to, status, position in rows:
+                self.add(Rule(to=to, source=source, status=status, id=rid, position=position))
+            return
+        table = self._exact.setdefault(None, {})
+        profiles = self._profiles
+        ids = self._compact_ids
+        plain_path = _PLAIN_PATH.fullmatch
+        for rid, source, to, status, position in rows:
+            id_key = _id_key(rid)
+            if (source in table or id_key in ids or rid in self._by_id
+                    or plain_path(source) is None):
+                self.add(Rule(to=to, source=source, status=status, id=rid, position=position))
+                table = self._exact.setdefault(None, {})  # `add` may have dropped an emptied table
+                continue
+            prefix = to[: -len(source)] if to.endswith(source) else None
+            profile = (status, "keep", None, None, None, None, 0, False, prefix)
+            known = profiles.get(profile)
+            if known is None and prefix is not None and len(profiles) >= MAX_PROFILES:
+                profile = (status, "keep", None, None, None, None, 0, False, None)
+                prefix = None
+                known = profiles.get(profile)
+            if known is None:
+                known = profiles[profile] = profile
+            table[source] = (id_key, known, position) if prefix is not None else (id_key, known, position, to)
+            ids[id_key] = source
+
     def _add_compact(self, rule: Rule, id_key: IdKey) -> bool:
         """Keep an exact rule as a compact record; False when it is not one (or shares its path)."""
         source = rule.source

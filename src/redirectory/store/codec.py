@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, false, select, true
 
 from redirectory.rules.model import FIELDS, Rule, format_timestamp, new_rule
 from redirectory.store.schema import as_utc
@@ -258,20 +258,48 @@ def _compile_reader() -> Callable[..., list[Rule]]:
 _read_rows = _compile_reader()
 
 
+#: A rule whose every field but id, `from`, `to`, status and position has its default: the bulk of
+#: a big table, which a reader can take as plain tuples (`PlainRows`, `Matcher.add_plain`). Every
+#: column it tests is NOT NULL or tested with IS NULL, so NOT of it is exactly the other rules.
+PLAIN = and_(
+    rules_t.c.source.is_not(None), rules_t.c.methods.is_(None), rules_t.c.starts.is_(None),
+    rules_t.c.ends.is_(None), rules_t.c.cache.is_(None), rules_t.c.priority == 0,
+    rules_t.c.case_insensitive == false(), rules_t.c.enabled == true(), rules_t.c.query == "keep",
+)
+
+
+class PlainRows:
+    """The PLAIN rules as driver tuples `(id, from, to, status, position)`, in no order."""
+
+    def __init__(self, conn: Connection):
+        query = select(rules_t.c.id, rules_t.c.source, rules_t.c.to, rules_t.c.status, rules_t.c.position)
+        # PLAIN's values are constants of this module: inlined, the statement has no parameters
+        compiled = query.where(PLAIN).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        self._cursor = conn.exec_driver_sql(compiled.string).cursor
+
+    def fetch(self, n: int) -> list[tuple[str, str, str, int, int]]:
+        """Up to n more ([] at the end)."""
+        return list(self._cursor.fetchmany(n))
+
+
 class RuleRows:
     """Every rule of the table (in position order unless told otherwise), read through the driver and converted here:
     SQLAlchemy's row processing costs more than the query itself at a million rules."""
 
-    def __init__(self, conn: Connection, ordered: bool = True):
+    def __init__(self, conn: Connection, ordered: bool = True, where: Any = None):
         """`ordered=False`: in the database's order (a reader that ranks rules by their `position`
-        itself, like the matcher, saves the sort: about a second at a million rules)."""
+        itself, like the matcher, saves the sort: about a second at a million rules); `where`: only
+        the rules this SQL condition selects."""
         query = select(*RULE_COLUMNS)
+        if where is not None:
+            query = query.where(where)
         if ordered:
             query = query.order_by(rules_t.c.position, rules_t.c.id)
-        compiled = query.compile(dialect=conn.dialect)
+        # `where` holds constants only (PLAIN): inlined, the statement has no parameters
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
         # both timestamp columns have the same type (UTCDateTime)
         self._time_of = rules_t.c.starts.type._cached_result_processor(conn.dialect, None)
-        self._cursor = conn.exec_driver_sql(compiled.string, compiled.construct_params() or {}).cursor
+        self._cursor = conn.exec_driver_sql(compiled.string).cursor
 
     def fetch(self, n: int) -> list[Rule]:
         """Up to n more rules ([] at the end)."""

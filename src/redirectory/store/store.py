@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, not_, or_, select, text, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import OperationalError
@@ -33,7 +33,9 @@ from redirectory.store import hits as hits_sql
 from redirectory.store import listing, sync
 from redirectory.store.bulk import batches, bulk_cache, bulk_insert, rules_reindexed
 from redirectory.store.codec import (
+    PLAIN,
     ChangeOp,
+    PlainRows,
     RuleRows,
     StoredRule,
     copy_rule,
@@ -310,10 +312,11 @@ class Store:
                 return latest, 0
             return latest, count_after(conn, revision)
 
-    def table_reader(self, ordered: bool = True) -> TableReader:
+    def table_reader(self, ordered: bool = True, plain: bool = False) -> TableReader:
         """A reader of the whole table at one revision, in batches (see TableReader); `ordered=False`
-        gives the rules in no particular order, faster."""
-        return TableReader(self, ordered)
+        gives the rules in no particular order, faster; `plain=True` gives the plain rules first, as
+        tuples (`fetch_plain`), and only the others as rules."""
+        return TableReader(self, ordered, plain)
 
     def allowed_hosts(self) -> tuple[str, ...]:
         """The table's `allowed_hosts` setting."""
@@ -911,10 +914,12 @@ class TableReader:
     database) returns the revision; `fetch(n)` gives up to n rules in position order, [] at the
     end; `close()` ends the snapshot. Not thread-safe: one caller at a time."""
 
-    def __init__(self, store: Store, ordered: bool = True):
+    def __init__(self, store: Store, ordered: bool = True, plain: bool = False):
         self._snapshot = store.read_connection()
         self._result: Any = None
+        self._plain: PlainRows | None = None
         self._ordered = ordered
+        self._split = plain
         self._hosts: tuple[str, ...] = ()
 
     def open(self) -> int:
@@ -922,7 +927,11 @@ class TableReader:
         try:
             revision = head(conn)
             self._hosts = read_allowed_hosts(conn)
-            self._result = RuleRows(conn, self._ordered)
+            if self._split:  # two cursors of one snapshot: the plain rules, then the rest
+                self._plain = PlainRows(conn)
+                self._result = RuleRows(conn, self._ordered, not_(PLAIN))
+            else:
+                self._result = RuleRows(conn, self._ordered)
         except BaseException as exc:
             self._snapshot.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -932,6 +941,11 @@ class TableReader:
     def allowed_hosts(self) -> tuple[str, ...]:
         """The table's `allowed_hosts` at the snapshot's revision (after `open()`)."""
         return self._hosts
+
+    def fetch_plain(self, n: int) -> list[tuple[str, str, str, int, int]]:
+        """With `plain=True`: up to n more plain rules as `(id, from, to, status, position)`
+        (`Matcher.add_plain`), [] at their end; then `fetch` gives the others."""
+        return [] if self._plain is None else self._plain.fetch(n)
 
     def fetch(self, n: int) -> list[Rule]:
         rows: RuleRows = self._result
