@@ -336,6 +336,21 @@ def test_json_dumps_rules_are_read_whole_and_share_a_layout() -> None:
         assert (last.line, last.field_lines) == (line_of('"/e"') - 1, {"from": line_of('"/e"'), "to": line_of('"/f"')})
 
 
+def test_json_rules_one_a_line_are_read_whole_and_share_a_layout() -> None:
+    """The shape bench/gen_rules.py and many scripts write: `{"rules": [` then one rule a line."""
+    import json
+
+    rules = [{"from": f"/a{n}", "to": f"/b{n}", "status": 301} for n in range(3)] + [{"from": "/c", "to": "/d"}]
+    text = '{"rules": [\n' + ",\n".join(json.dumps(rule) for rule in rules) + "\n]}\n"
+    where = parsing._json_locations(text)
+    layouts = [item.layout for item in where.rules]
+    assert layouts[0] is layouts[1] is layouts[2] and layouts[3] is not layouts[0]
+    assert json_outcome(text, True) == json_outcome(text, False)
+    ruleset, problems = parsing.loads(text, "json")
+    assert [(r.line, dict(r.field_lines or {})) for r in ruleset.rules] == [
+        (n, {key: n for key in rule}) for n, rule in enumerate(rules, 2)]
+
+
 # -- rulefile: problems in line order -------------------------------------------------------------
 PROBLEM = st.builds(
     Problem,

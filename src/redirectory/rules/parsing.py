@@ -1261,6 +1261,17 @@ _JSON_FLAT_RULE = re.compile(
     rf"\s*+(\{{{_JSON_WS}\n{_JSON_WS}{_JSON_PAIR}(?:{_JSON_WS},{_JSON_WS}\n{_JSON_WS}{_JSON_PAIR})*+"
     rf"{_JSON_WS}\n{_JSON_WS}\}})\s*+(,)?"
 )
+#: A rule object on one line of its own (what `json.dumps` writes item by item): `{"key": value, ...}`
+#: with values on that line. Group 1: the object; group 2: the `,` after it, if any.
+_JSON_LINE_PAIR = (
+    rf"{_JSON_STR}{_JSON_WS}:{_JSON_WS}(?:{_JSON_SCALAR}"
+    rf"|\[{_JSON_WS}(?:{_JSON_SCALAR}(?:{_JSON_WS},{_JSON_WS}{_JSON_SCALAR})*+)?{_JSON_WS}\])"
+)
+_JSON_LINE_RULE = re.compile(
+    rf"\s*+(\{{{_JSON_WS}{_JSON_LINE_PAIR}(?:{_JSON_WS},{_JSON_WS}{_JSON_LINE_PAIR})*+{_JSON_WS}\}})\s*+(,)?"
+)
+#: In a one-line rule: each string, and whether it is a key (followed by `:`).
+_JSON_LINE_KEYS = re.compile(rf"({_JSON_STR}){_JSON_WS}(:)?")
 #: In a flat rule: each line break, and the key that starts the line after it (else "").
 _JSON_FLAT_LINES = re.compile(rf"\n{_JSON_WS}(?:({_JSON_STR}){_JSON_WS}:)?")
 
@@ -1360,6 +1371,10 @@ def _flat_keys(found: tuple[str, ...]) -> list[tuple[str, int]]:
     return [(_json_key(key), n) for n, key in enumerate(found, 1) if key]
 
 
+def _line_keys(found: tuple[Any, ...]) -> list[tuple[str, int]]:
+    return [(_json_key(key), 0) for key in found[1:]]
+
+
 def _json_locations(text: str, fast: bool = True) -> _JsonLocations:
     """Lines of the top-level keys, and of each item of the (last) top-level `rules` array and
     its keys. Only called on text `json.loads` accepted, so a simple tokenizer is exact.
@@ -1378,6 +1393,8 @@ def _json_locations(text: str, fast: bool = True) -> _JsonLocations:
     search = _JSON_TOKEN.search
     flat = _JSON_FLAT_RULE.match
     flat_lines = _JSON_FLAT_LINES.findall
+    one_line = _JSON_LINE_RULE.match
+    line_keys = _JSON_LINE_KEYS.findall
     layouts = _Layouts()
     shared = layouts.get
     while True:
@@ -1396,6 +1413,21 @@ def _json_locations(text: str, fast: bool = True) -> _JsonLocations:
                         expect_item = False
                         break
                     m = flat(text, pos)
+                continue
+            m = one_line(text, pos)
+            if m is not None:
+                _end_item(items, keys, layouts)
+                while m is not None:  # one rule a line, as long as they come so
+                    start = m.start(1)
+                    line += count("\n", last, start)
+                    last = start
+                    described = (None, *[k for k, colon in line_keys(m.group(1)) if colon])
+                    items.append(_JsonItem(line, shared(described, _line_keys)))
+                    pos = m.end()
+                    if m.group(2) is None:
+                        expect_item = False
+                        break
+                    m = one_line(text, pos)
                 continue
         m = search(text, pos)
         if m is None:
