@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Dialect, String, any_, bindparam, delete, insert
@@ -16,6 +17,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import TypeEngine
 
+from redirectory.store.schema import UTCDateTime
 from redirectory.store.schema import rules as rules_t
 
 T = TypeVar("T")
@@ -50,6 +52,8 @@ def _converter(
     for index, type_ in enumerate(types):
         processor = type_.bind_processor(dialect)
         if processor is not None:
+            if dialect.name == "sqlite" and isinstance(type_, UTCDateTime):
+                processor = _sqlite_text(processor)
             processed.append((index, processor, {}))
 
     def convert(row: Mapping[str, Any]) -> list[Any]:
@@ -62,6 +66,17 @@ def _converter(
                     converted = memo[value] = processor(value)
                 values[index] = converted
         return values
+
+    return convert
+
+
+def _sqlite_text(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`processor`, then the text Python's sqlite3 would make of the datetime it returns (its
+    default adapter, `isoformat(" ")`), once per value here instead of once per row in the driver."""
+
+    def convert(value: Any) -> Any:
+        value = processor(value)
+        return value.isoformat(" ") if isinstance(value, datetime) else value
 
     return convert
 
