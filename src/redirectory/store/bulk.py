@@ -50,10 +50,11 @@ def _converter(
     """
     processed: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
     for index, type_ in enumerate(types):
-        processor = type_.bind_processor(dialect)
-        if processor is not None:
+        bind = type_.bind_processor(dialect)
+        if bind is not None:
+            processor: Callable[[Any], Any] = bind
             if dialect.name == "sqlite" and isinstance(type_, UTCDateTime):
-                processor = _sqlite_text(processor)
+                processor = _sqlite_text(bind)
             processed.append((index, processor, {}))
 
     def convert(row: Mapping[str, Any]) -> list[Any]:

@@ -1,0 +1,118 @@
+"""Importers for foreign redirect configurations: nginx, Apache and Netlify `_redirects`.
+
+Pure (no I/O): text in, `(RuleSet, list[Problem])` out, and never raises on any input. Each
+importer converts what it can into rule mappings and runs them through the same field checks
+as a rule file (`parsing.rule_from_mapping`); what it cannot convert is skipped with a warning
+that names the line and says what would work instead. Checks across rules (loops, overlaps,
+allowed hosts) are the validator's, as for any rule file (`rulefile.read_rule_file`).
+
+Every importer:
+- turns a 302 into a 307 (temporary, same method and body) with a warning per rule
+  (code `status.302-converted`): 302 is refused by redirectory; use 303 instead when the
+  original redirect sent a client from a POST to its result;
+- keeps 301, 303, 307 and 308, and skips 410 and any other status with a warning;
+- turns `$1`..`$9` in a target into named groups: the regex's capturing groups are rewritten
+  as `(?P<g1>...)`, `(?P<g2>...)` (named groups keep their names) and `$N` becomes `{gN}`.
+
+nginx (`load_nginx`):
+- `server { server_name a.example; ... }` with exactly one plain name makes its rules
+  host-specific (`//a.example/...`); otherwise they answer any host;
+- `location = /exact { return CODE URL; }` → an exact rule;
+- `location /prefix { return CODE URL; }` → `/prefix/{rest:path}` → URL (a static URL: nginx's
+  prefix also matches `/prefixes`, which a rule cannot express); `$request_uri` in URL becomes
+  the request path (`/prefix/{rest}`, query kept), `$uri` the same with the query dropped;
+  a `return` directly in `server { }` is the prefix `/`;
+- `location ~ REGEX` / `location ~* REGEX` (case-insensitive) with `return CODE URL` → a regex rule;
+- `rewrite REGEX REPLACEMENT permanent|redirect;` → a regex rule (301 / 302→307); a replacement
+  starting with http(s):// and no flag is a 302; `last`/`break` rewrites are internal (skipped
+  with a warning); a replacement ending in `?` drops the request's query;
+- `map $uri $var { /a /b; ~regex /c/$1; }` used by `return CODE $var;` (usually inside
+  `if ($var) { ... }`) → one rule per entry (`default` and `hostnames` are ignored);
+- the maps of our own export (`rules export --format nginx`) → the exported rules again, methods
+  included: each distinct entry of a precedence step is one rule, whose methods are those of the
+  classes of methods whose maps hold it (see `_read_own_export`); what does not read back exactly
+  is skipped with a warning;
+- other variables (`$host`, `$scheme`, `$args`...) in a target, `return` inside other `if`
+  blocks, named locations, and `return`s with a non-redirect status: skipped (a warning for
+  those that redirect). Other directives are ignored silently.
+
+Apache (`load_apache`): `Redirect [status] /path URL` (a prefix match: exact `/path` → URL plus
+`/path/{rest:path}` → `URL/{rest}`; status permanent|temp|seeother|gone or a number, default
+302), `RedirectPermanent`, `RedirectTemp`, `RedirectMatch [status] REGEX URL`, and `RewriteRule
+PATTERN SUBSTITUTION [R=CODE,...]` (only with `R`; `R` alone is 302; `NC` → case-insensitive;
+`QSD` → query dropped; a per-directory pattern such as `^old/` gets its leading slash, `^/old/`,
+and a relative substitution goes under `RewriteBase`, `/` by default). `Redirect` URLs are literal.
+A RewriteRule that follows `RewriteCond` lines is skipped with a warning (conditions cannot be
+expressed). `<VirtualHost>` with one `ServerName` and no `ServerAlias` makes rules host-specific;
+rules inside `<Location>`, `<Directory>`, `<If>`... are skipped with a warning.
+
+Netlify (`load_netlify`): `FROM TO [STATUS][!]` per line; `*` at the end of FROM →
+`{rest:path}`, `:splat` → `{rest}`, `:name` → `{name}`; a FROM that is a full URL makes the rule
+host-specific; default status 301; `!` (force) is accepted (redirectory always redirects);
+200 (rewrite), 404 (custom page) and query or condition parameters are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+from redirectory.rules.importers._apache import _load_apache
+from redirectory.rules.importers._common import _guarded, _Loader
+from redirectory.rules.importers._netlify import _load_netlify
+from redirectory.rules.importers._nginx import _load_nginx
+from redirectory.rules.model import Problem, RuleSet
+from redirectory.rules.parsing import loads
+
+IMPORT_FORMATS: tuple[str, ...] = ("yaml", "json", "csv", "nginx", "apache", "netlify")
+FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify")
+
+
+# -- public API ----------------------------------------------------------------------------------
+def load_any(text: str, fmt: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Parse `text` in any import format: yaml/json/csv (rule files) or nginx/apache/netlify."""
+    if fmt == "yaml":
+        return loads(text, "yaml", source)
+    if fmt == "json":
+        return loads(text, "json", source)
+    if fmt == "csv":
+        return loads(text, "csv", source)
+    loader = _LOADERS.get(fmt)
+    if loader is None:
+        return RuleSet(), [
+            Problem(
+                "error",
+                "file",
+                f"unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}",
+                code="format",
+                source=source,
+            )
+        ]
+    return loader(text, source)
+
+
+def load_nginx(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an nginx configuration (see the module docstring for what maps)."""
+    return _guarded(_load_nginx, text, source)
+
+
+def load_apache(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an Apache configuration or `.htaccess` file."""
+    return _guarded(_load_apache, text, source)
+
+
+def load_netlify(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a Netlify `_redirects` file."""
+    return _guarded(_load_netlify, text, source)
+
+
+def detect_import_format(name: str) -> str | None:
+    """The foreign format a file name implies (`_redirects`, `.htaccess`), else None."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if base == "_redirects":
+        return "netlify"
+    if base == ".htaccess" or base.endswith(".htaccess"):
+        return "apache"
+    return None
+
+
+
+_LOADERS: dict[str, _Loader] = {"nginx": load_nginx, "apache": load_apache, "netlify": load_netlify}
+

@@ -1,0 +1,234 @@
+"""What every importer shares: the rule builder (statuses, warnings, file order) and the
+conversion of regexes, `$N` references and paths into rule fields."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote
+
+from redirectory.rules.model import Problem, Rule, RuleSet
+from redirectory.rules.parsing import rule_from_mapping
+
+_KEPT = frozenset({301, 303, 307, 308})
+_GROUP_REF = re.compile(r"\$(?:\{([0-9])\}|([0-9]))")
+_VARIABLE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# -- shared --------------------------------------------------------------------------------------
+_Loader = Callable[[str, str], tuple[RuleSet, list[Problem]]]
+
+
+def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+    builder = _Builder(source)
+    try:
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        loader(builder, text)
+    except Exception as exc:  # noqa: BLE001 - last resort: an importer bug must not crash the caller
+        builder.problems.append(
+            Problem(
+                "error",
+                "file",
+                f"cannot read the file: internal error {type(exc).__name__}: {exc}",
+                code="internal",
+                source=source,
+            )
+        )
+    return builder.result()
+
+
+@dataclass
+class _Builder:
+    source: str
+    rules: list[Rule] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    count: int = 0
+    order: list[tuple[int, ...]] = field(default_factory=list)  # where each rule goes in the result
+
+    def warn(self, line: int | None, code: str, message: str, name: str = "rules") -> None:
+        self.problems.append(
+            Problem("warning", name, f"line {line}: {message}", line=line, code=code, source=self.source)
+        )
+
+    def status(self, code: int, line: int, what: str, post_hint: bool = True) -> int | None:
+        """The rule status for a foreign status (302 → 307 with a warning), None to skip."""
+        if code in _KEPT:
+            return code
+        if code == 302:
+            hint = (
+                "; if it sent a client from a POST to its result, use 303 instead"
+                if post_hint
+                else ""
+            )
+            self.warn(
+                line,
+                "status.302-converted",
+                f"{what}: 302 became 307 (temporary, the client repeats the same method and body); "
+                f"redirectory never sends 302{hint}",
+                name="status",
+            )
+            return 307
+        if code == 410:
+            self.warn(
+                line,
+                "import.status-skipped",
+                f"{what}: 410 Gone is not a redirect: skipped "
+                "(redirectory answers 404 for paths no rule matches)",
+                name="status",
+            )
+            return None
+        self.warn(
+            line,
+            "import.status-skipped",
+            f"{what}: status {code} is not a redirect redirectory can send: skipped "
+            "(use 301 or 308 for a permanent move, 303 or 307 for a temporary one)",
+            name="status",
+        )
+        return None
+
+    def add(self, line: int, data: dict[str, Any], order: tuple[int, ...] | None = None) -> None:
+        """Check and add one rule; it goes in file order (`line`), or by `order` when given."""
+        clean = {k: v for k, v in data.items() if v is not None}
+        index = self.count
+        self.count += 1
+        rule, found = rule_from_mapping(
+            clean,
+            line=line,
+            field_lines=dict.fromkeys(clean, line),
+            index=index,
+            source=self.source,
+            position=index,
+        )
+        self.problems.extend(found)
+        if rule is not None:
+            self.rules.append(rule)
+            self.order.append((*(order or (line,)), index))
+
+    def result(self) -> tuple[RuleSet, list[Problem]]:
+        # in file order (map entries where the map is written), as a rule file would give them
+        ordered = [rule for _order, rule in sorted(zip(self.order, self.rules, strict=True), key=lambda o: o[0])]
+        rules = tuple(replace(r, position=i) for i, r in enumerate(ordered))
+        self.problems.sort(key=lambda p: p.line if p.line is not None else 0)
+        return RuleSet(rules), self.problems
+
+
+def _named_groups(regex: str) -> tuple[str, list[str]] | None:
+    """`regex` with unnamed capturing groups named g1, g2..., and the name of each group by
+    number. None when the regex cannot be scanned (unbalanced brackets)."""
+    out: list[str] = []
+    names: list[str] = []
+    i = 0
+    n = len(regex)
+    in_class = False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            # a ']' first in a class (or after '^') is literal
+            if regex.startswith("^", i):
+                out.append("^")
+                i += 1
+            if regex.startswith("]", i):
+                out.append("]")
+                i += 1
+            continue
+        if c == "(":
+            if regex.startswith("(?P<", i) or (regex.startswith("(?<", i) and not regex.startswith("(?<=", i)
+                                              and not regex.startswith("(?<!", i)):
+                start = i + (4 if regex.startswith("(?P<", i) else 3)
+                end = regex.find(">", start)
+                if end == -1:
+                    return None
+                name = regex[start:end]
+                names.append(name)
+                out.append(f"(?P<{name}>")
+                i = end + 1
+                continue
+            if regex.startswith("(?'", i):
+                end = regex.find("'", i + 3)
+                if end == -1:
+                    return None
+                name = regex[i + 3 : end]
+                names.append(name)
+                out.append(f"(?P<{name}>")
+                i = end + 1
+                continue
+            if regex.startswith("(?", i):
+                out.append(c)
+                i += 1
+                continue
+            names.append(f"g{len(names) + 1}")
+            out.append(f"(?P<{names[-1]}>")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    if in_class:
+        return None
+    return "".join(out), names
+
+
+def _regex_rule(
+    b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
+    query: str | None = None,
+) -> None:
+    """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted."""
+    scanned = _named_groups(regex)
+    if scanned is None:
+        b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
+               name="from_regex")
+        return
+    converted, names = scanned
+    problem: list[str] = []
+
+    def group(m: re.Match[str]) -> str:
+        number = int(m.group(1) or m.group(2))
+        if number == 0 or number > len(names):
+            problem.append(m.group(0))
+            return m.group(0)
+        return "{" + names[number - 1] + "}"
+
+    to = _GROUP_REF.sub(group, target)
+    if problem:
+        b.warn(line, "import.group", f"{what}: {problem[0]} in the target refers to no group of the regex "
+               f"(it has {len(names)}): skipped", name="to")
+        return
+    b.add(line, {"from_regex": converted, "to": to, "status": status,
+                 "case_insensitive": True if case_insensitive else None, "query": query})
+
+
+def _path(text: str) -> str:
+    """A literal path from a foreign file as a `from` path: characters a pattern cannot hold raw
+    (space, braces, non-ASCII...) percent-encoded; existing escapes kept."""
+    return quote(text, safe="/:@!$&'()*+,;=-._~%")
+
+
+def _variables(text: str) -> list[str]:
+    return [m.group(0) for m in _VARIABLE.finditer(text)]
+
+
+def _unknown_variables(b: _Builder, line: int, what: str, url: str, *, allow_groups: bool) -> bool:
+    found = [v for v in _variables(url)]
+    if not allow_groups:
+        found += [m.group(0) for m in _GROUP_REF.finditer(url)]
+    if found:
+        b.warn(line, "import.variable", f"`{what}`: the target uses {found[0]}, which a rule cannot express "
+               "(rules know the path's placeholders and regex groups only): skipped", name="to")
+        return True
+    return False
