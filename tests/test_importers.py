@@ -35,7 +35,7 @@ def warnings_of(problems: list[Problem]) -> list[tuple[int | None, str]]:
 
 # -- dispatch ------------------------------------------------------------------------------------
 def test_formats_and_dispatch() -> None:
-    assert IMPORT_FORMATS == ("yaml", "json", "csv", "nginx", "apache", "netlify")
+    assert IMPORT_FORMATS == ("yaml", "json", "csv", "nginx", "apache", "netlify", "netlify-toml", "vercel")
     yaml_text = "rules:\n  - from: /a\n    to: /b\n"
     assert load_any(yaml_text, "yaml", "f") == loads(yaml_text, "yaml", "f")
     assert load_any("from,to\n/a,/b\n", "csv", "f")[0].rules[0].to == "/b"
@@ -379,7 +379,7 @@ def check_result(result: tuple[RuleSet, list[Problem]]) -> None:
 
 
 @SETTINGS
-@given(text=st.text(), fmt=st.sampled_from(["nginx", "apache", "netlify"]))
+@given(text=st.text(), fmt=st.sampled_from(["nginx", "apache", "netlify", "netlify-toml", "vercel"]))
 def test_no_text_makes_an_importer_raise(text: str, fmt: str) -> None:
     check_result(load_any(text, fmt, "fuzz"))
 
@@ -419,4 +419,4 @@ def test_cli_imports_nginx_into_sqlite_and_rules_test_answers(tmp_path: Path) ->
 def test_cli_import_help_names_the_formats() -> None:
     done = cli("rules", "import", "--help")
     assert done.returncode == 0
-    assert "nginx, apache or netlify" in " ".join(done.stdout.split())
+    assert "nginx, apache, netlify, netlify-toml or vercel" in " ".join(done.stdout.split())

@@ -225,7 +225,7 @@ def _where(url: str) -> str:
 
 
 # -- serve ------------------------------------------------------------------------------------
-FORMAT_HELP = "yaml, json, csv, nginx, apache or netlify (default: from the file name)."
+FORMAT_HELP = "yaml, json, csv, nginx, apache, netlify, netlify-toml or vercel (default: from the file name)."
 #: The actors of declarative syncs from a rule file, as the change log records them.
 APPLY_ACTORS = ("rules apply", "serve --rules")
 

@@ -23,13 +23,14 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
     Without `fmt` the name decides: .yaml/.yml, .json, .csv, `_redirects` (netlify) and
     `.htaccess` (apache); a `.conf` file may be nginx or Apache, so it needs `fmt`."""
     name = str(path)
-    chosen = fmt or detect_format(name) or detect_import_format(name)
+    chosen = fmt or detect_import_format(name) or detect_format(name)
     if chosen is None:
         if name.lower().endswith(".conf"):
             return RuleSet(), [_file_problem(name, "a .conf file may be nginx or Apache configuration: "
                                                  "pass --format nginx or --format apache")]
         return RuleSet(), [_file_problem(name, "cannot tell the format from the file name: "
-                                             "use .yaml, .yml, .json or .csv (or _redirects, .htaccess), "
+                                             "use .yaml, .yml, .json or .csv (or _redirects, .htaccess, "
+                                             "netlify.toml, vercel.json), "
                                              "or pass --format")]
     if chosen not in IMPORT_FORMATS:
         return RuleSet(), [_file_problem(name, f"unknown format '{chosen}': use one of {', '.join(IMPORT_FORMATS)}")]

@@ -1,6 +1,6 @@
 """`/api/v1/rule-imports`: import a rule file as a long-running operation (guide LRO + 303).
 
-POST the file as the body (`?format=yaml|json|csv|nginx|apache|netlify`, or a Content-Type
+POST the file as the body (`?format=` one of `importers.IMPORT_FORMATS`, or a Content-Type
 such as `application/yaml`, `text/csv`, `application/json`) -> 202 Accepted with `Location:
 /api/v1/rule-imports/{uuid}`. GET that while it runs -> 202 with `{"status": "RUNNING",
 "progress": {...}}`; once finished -> 303 See Other to `/api/v1/rule-imports/{uuid}/report`,

@@ -56,13 +56,14 @@ from __future__ import annotations
 
 from redirectory.rules.importers._apache import _load_apache
 from redirectory.rules.importers._common import _guarded, _Loader
-from redirectory.rules.importers._netlify import _load_netlify
+from redirectory.rules.importers._netlify import _load_netlify, _load_netlify_toml
 from redirectory.rules.importers._nginx import _load_nginx
+from redirectory.rules.importers._vercel import _load_vercel
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import loads
 
-IMPORT_FORMATS: tuple[str, ...] = ("yaml", "json", "csv", "nginx", "apache", "netlify")
-FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify")
+FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify", "netlify-toml", "vercel")
+IMPORT_FORMATS: tuple[str, ...] = ("yaml", "json", "csv", *FOREIGN_FORMATS)
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -103,16 +104,32 @@ def load_netlify(text: str, source: str = "<input>") -> tuple[RuleSet, list[Prob
     return _guarded(_load_netlify, text, source)
 
 
+def load_netlify_toml(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a `netlify.toml` (its `[[redirects]]` tables)."""
+    return _guarded(_load_netlify_toml, text, source)
+
+
+def load_vercel(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a `vercel.json` (`redirects`, and legacy `routes` that redirect)."""
+    return _guarded(_load_vercel, text, source)
+
+
 def detect_import_format(name: str) -> str | None:
-    """The foreign format a file name implies (`_redirects`, `.htaccess`), else None."""
+    """The foreign format a file name implies (`_redirects`, `.htaccess`, `netlify.toml`,
+    `vercel.json`), else None."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
-    if base == "_redirects":
+    if base.endswith("_redirects"):
         return "netlify"
+    if base.endswith("netlify.toml"):
+        return "netlify-toml"
+    if base.endswith("vercel.json"):
+        return "vercel"
     if base == ".htaccess" or base.endswith(".htaccess"):
         return "apache"
     return None
 
 
 
-_LOADERS: dict[str, _Loader] = {"nginx": load_nginx, "apache": load_apache, "netlify": load_netlify}
+_LOADERS: dict[str, _Loader] = {"nginx": load_nginx, "apache": load_apache, "netlify": load_netlify,
+                                 "netlify-toml": load_netlify_toml, "vercel": load_vercel}
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
+import re2
+
+from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.parsing import rule_from_mapping
 
@@ -208,6 +211,14 @@ def _regex_rule(
     if problem:
         b.warn(line, "import.group", f"{what}: {problem[0]} in the target refers to no group of the regex "
                f"(it has {len(names)}): skipped", name="to")
+        return
+    try:
+        compile_regex(converted)
+    except re2.error as exc:
+        reason = ("a look-around or back-reference, which RE2 (linear-time matching) does not have"
+                  if re.search(r"\(\?<?[=!]|\\[1-9]", converted) else f"not valid RE2 syntax: {exc}")
+        b.warn(line, "import.regex", f"{what}: the regex {regex!r} uses {reason}: skipped" if "look" in reason
+               else f"{what}: the regex {regex!r} is {reason}: skipped", name="from_regex")
         return
     b.add(line, {"from_regex": converted, "to": to, "status": status,
                  "case_insensitive": True if case_insensitive else None, "query": query})

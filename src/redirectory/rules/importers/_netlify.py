@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import tomllib
 
 from redirectory.rules.importers._common import _NAME, _Builder, _path
+from redirectory.rules.model import Problem
 from redirectory.rules.patterns import valid_host
 
 
@@ -42,64 +44,128 @@ def _load_netlify(b: _Builder, text: str) -> None:
             b.warn(number, "import.conditional", f"{what}: conditions ({' '.join(rest)}) cannot be expressed as a "
                    "rule: skipped")
             continue
-        if code in (200, 404):
-            kind = "a rewrite (the content is served from TO)" if code == 200 else "a custom 404 page"
-            b.warn(number, "import.status-skipped", f"{what}: {code} is {kind}, not a redirect: skipped",
-                   name="status")
-            continue
-        status = b.status(code, number, what)
-        if status is None:
-            continue
-        host = ""
-        m = re.match(r"(?i)https?://([^/]+)(/.*)?$", source)
-        if m:
-            name = m.group(1).lower()
-            if not valid_host(name):
-                b.warn(number, "import.unsupported", f"{what}: {m.group(1)!r} is not a host name: skipped",
-                       name="from")
-                continue
-            host, source = "//" + name, m.group(2) or "/"
-        if not source.startswith("/"):
-            b.warn(number, "import.unsupported", f"{what}: FROM must be a path starting with / or a URL: skipped",
+        _netlify_rule(b, number, what, source, target, code)
+
+
+def _netlify_rule(b: _Builder, number: int, what: str, source: str, target: str, code: int) -> None:
+    """One Netlify redirect (a `_redirects` line or a `[[redirects]]` table) as a rule, or a warning."""
+    if code in (200, 404):
+        kind = "a rewrite (the content is served from TO)" if code == 200 else "a custom 404 page"
+        b.warn(number, "import.status-skipped", f"{what}: {code} is {kind}, not a redirect: skipped", name="status")
+        return
+    status = b.status(code, number, what)
+    if status is None:
+        return
+    host = ""
+    m = re.match(r"(?i)https?://([^/]+)(/.*)?$", source)
+    if m:
+        name = m.group(1).lower()
+        if not valid_host(name):
+            b.warn(number, "import.unsupported", f"{what}: {m.group(1)!r} is not a host name: skipped",
                    name="from")
-            continue
-        segments = source.split("/")
-        names: list[str] = []
-        converted: list[str] = []
-        bad = False
-        for i, seg in enumerate(segments):
-            if seg == "*":
-                if i != len(segments) - 1:
-                    bad = True
-                    break
-                converted.append("{splat:path}")
-                names.append("splat")
-            elif seg.startswith(":") and _NAME.fullmatch(seg[1:]):
-                converted.append("{" + seg[1:] + "}")
-                names.append(seg[1:])
-            elif "*" in seg:
+            return
+        host, source = "//" + name, m.group(2) or "/"
+    if not source.startswith("/"):
+        b.warn(number, "import.unsupported", f"{what}: FROM must be a path starting with / or a URL: skipped",
+               name="from")
+        return
+    segments = source.split("/")
+    names: list[str] = []
+    converted: list[str] = []
+    bad = False
+    for i, seg in enumerate(segments):
+        if seg == "*":
+            if i != len(segments) - 1:
                 bad = True
                 break
-            else:
-                converted.append(_path(seg))
-        if bad:
-            b.warn(number, "import.unsupported", f"{what}: `*` is only supported as the last segment (/path/*): "
-                   "skipped", name="from")
-            continue
-        pattern = "/".join(converted).replace("{splat:path}", "{rest:path}")
-        if ":splat" in target and "splat" not in names:
-            b.warn(number, "import.unsupported", f"{what}: TO uses :splat but FROM has no `*` to fill it: skipped",
-                   name="to")
-            continue
+            converted.append("{splat:path}")
+            names.append("splat")
+        elif seg.startswith(":") and _NAME.fullmatch(seg[1:]):
+            converted.append("{" + seg[1:] + "}")
+            names.append(seg[1:])
+        elif "*" in seg:
+            bad = True
+            break
+        else:
+            converted.append(_path(seg))
+    if bad:
+        b.warn(number, "import.unsupported", f"{what}: `*` is only supported as the last segment (/path/*): "
+               "skipped", name="from")
+        return
+    pattern = "/".join(converted).replace("{splat:path}", "{rest:path}")
+    if ":splat" in target and "splat" not in names:
+        b.warn(number, "import.unsupported", f"{what}: TO uses :splat but FROM has no `*` to fill it: skipped",
+               name="to")
+        return
 
-        def placeholder(m: re.Match[str], names: list[str] = names) -> str:
-            word = m.group(1)
-            if word == "splat" and "splat" in names:
-                return "{rest}"
-            return "{" + word + "}" if word in names and word != "splat" else m.group(0)
+    def placeholder(m: re.Match[str], names: list[str] = names) -> str:
+        word = m.group(1)
+        if word == "splat" and "splat" in names:
+            return "{rest}"
+        return "{" + word + "}" if word in names and word != "splat" else m.group(0)
 
-        # only in the path, query and fragment: never in "https://host:port"
-        split = re.match(r"(?i)(https?://[^/?#]*)?(.*)$", target, re.DOTALL)
-        assert split is not None
-        to = (split.group(1) or "") + re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", placeholder, split.group(2))
-        b.add(number, {"from": host + pattern, "to": to, "status": status})
+    # only in the path, query and fragment: never in "https://host:port"
+    split = re.match(r"(?i)(https?://[^/?#]*)?(.*)$", target, re.DOTALL)
+    assert split is not None
+    to = (split.group(1) or "") + re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", placeholder, split.group(2))
+    b.add(number, {"from": host + pattern, "to": to, "status": status})
+
+
+# -- netlify.toml ---------------------------------------------------------------------------------
+#: Keys of a `[[redirects]]` table that restrict when it applies: a rule cannot express them.
+_TOML_CONDITIONS = ("query", "conditions", "signed")
+#: Keys that change nothing a redirect answers here.
+_TOML_IGNORED = ("force", "headers")
+_TOML_REDIRECTS = re.compile(r"^[ \t]*\[\[[ \t]*redirects[ \t]*\]\]", re.MULTILINE)
+
+
+def _load_netlify_toml(b: _Builder, text: str) -> None:
+    """`[[redirects]]` tables of a `netlify.toml`, each as the `_redirects` line it stands for."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        b.problems.append(Problem("error", "file", f"not valid TOML: {exc}", line=_toml_error_line(exc),
+                                  code="syntax", source=b.source))
+        return
+    redirects = doc.get("redirects")
+    if not redirects:
+        found = ", ".join(f"[{key}]" for key in doc) or "nothing"
+        b.problems.append(Problem(
+            "error", "file", f"no [[redirects]] in this netlify.toml (found {found}): nothing to import; "
+            "a `_redirects` file is read with --format netlify", line=1, code="import.empty", source=b.source))
+        return
+    if not isinstance(redirects, list):
+        b.problems.append(Problem("error", "redirects", "`redirects` must be an array of tables ([[redirects]])",
+                                  line=1, code="type", source=b.source))
+        return
+    headers = [text.count("\n", 0, m.start()) + 1 for m in _TOML_REDIRECTS.finditer(text)]
+    if len(headers) != len(redirects):  # an inline array: every entry on the line `redirects` starts
+        start = re.search(r"^[ \t]*redirects[ \t]*=", text, re.MULTILINE)
+        headers = [text.count("\n", 0, start.start()) + 1 if start else 1] * len(redirects)
+    for number, entry in zip(headers, redirects, strict=True):
+        what = "[[redirects]]"
+        if not isinstance(entry, dict):
+            b.warn(number, "import.syntax", f"{what}: expected a table with from and to: skipped")
+            continue
+        source, target, code = entry.get("from"), entry.get("to"), entry.get("status", 301)
+        what = f"[[redirects]] from = {source!r}"
+        if not isinstance(source, str) or not isinstance(target, str):
+            b.warn(number, "import.syntax", f"{what}: `from` and `to` must both be strings: skipped")
+            continue
+        if not isinstance(code, int) or isinstance(code, bool):
+            b.warn(number, "import.syntax", f"{what}: `status` must be a number such as 301: skipped", name="status")
+            continue
+        conditions = [key for key in _TOML_CONDITIONS if entry.get(key)]
+        if conditions:
+            b.warn(number, "import.conditional", f"{what}: {', '.join(conditions)} cannot be expressed as a rule: "
+                   "skipped")
+            continue
+        unknown = sorted(set(entry) - {"from", "to", "status", *_TOML_CONDITIONS, *_TOML_IGNORED})
+        if unknown:
+            b.warn(number, "import.unknown-key", f"{what}: unknown key {unknown[0]!r}: ignored")
+        _netlify_rule(b, number, what, source.strip(), target.strip(), code)
+
+
+def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int:
+    m = re.search(r"\(at line ([0-9]+)", str(exc))
+    return int(m.group(1)) if m else 1
