@@ -420,3 +420,33 @@ def test_cli_import_help_names_the_formats() -> None:
     done = cli("rules", "import", "--help")
     assert done.returncode == 0
     assert "nginx, apache, netlify, netlify-toml or vercel" in " ".join(done.stdout.split())
+
+
+def test_nginx_scheme_and_host_of_the_request_make_a_same_host_target() -> None:
+    text = ("location = / { return 302 $scheme://$host/3/; }\n"
+            "location ~ ^/(fr|ja)/$ { return 301 $scheme://$http_host/$1/3/; }\n"
+            "rewrite ^/old$ $scheme://$host/new;\n"
+            "location = /h { return 301 $scheme://$hostname/x; }\n")
+    ruleset, problems = load_nginx(text, "site.conf")
+    assert [(r.source or r.source_regex, r.to, r.status) for r in ruleset.rules] == [
+        ("/", "/3/", 307), ("^/(?P<g1>fr|ja)/$", "/{g1}/3/", 301), ("^/old$", "/new", 307)]
+    assert any(p.line == 4 and "$scheme" in p.message for p in problems)  # $hostname is not the request's host
+
+
+def test_cli_convert_writes_the_table_without_a_database(tmp_path: Path) -> None:
+    conf = tmp_path / "site.conf"
+    conf.write_text("location = /a { return 301 /b; }\nlocation = /c { return 302 /d; }\n")
+    done = cli("rules", "convert", str(conf), "--from", "nginx", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("rules:\n- from: /a\n  to: /b\n  status: 301\n")
+    assert f"{conf}:2: status: warning: line 2: `return 302 /d`: 302 became 307" in done.stderr
+    assert list(tmp_path.iterdir()) == [conf]  # no database made
+    done = cli("rules", "convert", str(conf), "--from", "nginx", "--to", "csv", "-o", str(tmp_path / "out.csv"))
+    assert done.returncode == 0 and "converted 2 rule(s)" in done.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith("/a,,/b,301")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - from: /x\n    to: /x\n")
+    done = cli("rules", "convert", str(bad), "-o", str(tmp_path / "bad.json"))
+    assert done.returncode == 1 and not (tmp_path / "bad.json").exists() and "bad.yaml:2" in done.stderr
+    done = cli("rules", "convert", str(conf), "--from", "nginx", "--to", "xml")
+    assert done.returncode == 2 and "--to: 'xml' is not one of yaml, json, csv, nginx" in done.stderr

@@ -530,7 +530,6 @@ def rules_export(
 
     yaml, json or csv; or nginx: a `map` include plus its `return` snippet.
     """
-    from redirectory.rules import export
 
     if fmt not in ("yaml", "json", "csv", "nginx"):
         usage_error(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
@@ -545,6 +544,13 @@ def rules_export(
     if verbose or output is not None:
         err.print(f"exporting {len(ruleset.rules)} rule(s) from {_where(database)} (revision {revision})",
                   highlight=False, markup=False)
+    _write_table(ruleset, fmt, output)
+
+
+def _write_table(ruleset: RuleSet, fmt: str, output: Path | None) -> None:
+    """`ruleset` as a rule file (yaml, json, csv) or nginx configuration, to `output` or stdout."""
+    from redirectory.rules import export
+
     if fmt == "nginx":
         if output is None:
             sys.stdout.write(f"# ---- {export.MAP_FILE} (include inside http {{}}) ----\n")
@@ -575,6 +581,28 @@ def rules_export(
         fail(f"--format {fmt}: {exc}")
     except OSError as exc:
         fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+
+
+@rules_app.command("convert")
+def rules_convert(
+    file: Annotated[Path, typer.Argument(help="Rule file, or nginx / Apache / Netlify / Vercel redirect configuration.")],
+    from_fmt: Annotated[str | None, typer.Option("--from", help=FORMAT_HELP + " A .conf file needs --from.")] = None,
+    to_fmt: Annotated[str, typer.Option("--to", help="yaml, json, csv or nginx.")] = "yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory); default: standard output.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
+) -> None:
+    """Convert a file to another format without a database (review it before importing).
+
+    The same conversion and validation as `rules import`: warnings on stderr, the converted table
+    on stdout (or -o). Exit 1, writing nothing, when the file has errors.
+    """
+    if to_fmt not in ("yaml", "json", "csv", "nginx"):
+        usage_error(f"--to: '{to_fmt}' is not one of yaml, json, csv, nginx")
+    ruleset = load_valid(file, from_fmt, strict, verbose)
+    _write_table(ruleset, to_fmt, output)
+    if output is not None or verbose:
+        err.print(f"converted {len(ruleset.rules)} rule(s) from {file}", highlight=False, markup=False)
 
 
 def _export_streamed(fmt: str, output: Path | None, database: str, verbose: bool) -> None:

@@ -90,6 +90,7 @@ def _nginx_return(
     if code not in _NGINX_REDIRECT_CODES:
         return  # return 200 "text", 403, 404...: not a redirect
     what = f"return {code} {url}"
+    url = _same_host(url)
     keep_args = "$is_args$args" in url
     url = url.replace("$is_args$args", "")
     # `return CODE $var` with `map ... $var { ... }`: one rule per map entry
@@ -183,6 +184,7 @@ def _nginx_map_rules(
         status = b.status(code, line, what)
         if status is None:
             continue
+        value = _same_host(value)
         if key.startswith("~"):
             ci = key.startswith("~*")
             regex = key[2:] if ci else key[1:]
@@ -200,6 +202,21 @@ def _nginx_map_rules(
         b.add(line, {"from": prefix + _path(key), "to": value, "status": status})
 
 
+#: `$scheme://$host` (or `$http_host`, `$server_name`) at the start of a target: the host and scheme
+#: the request came with, which a same-host target (a path) keeps.
+_SAME_ORIGIN = re.compile(r"\$(?:scheme|\{scheme\})://\$(?:host|http_host|server_name|\{host\}|\{http_host\}|\{server_name\})"
+                          r"(?![A-Za-z0-9_])")
+
+
+def _same_host(url: str) -> str:
+    """`$scheme://$host/path` → `/path`: a target on the host and scheme of the request."""
+    m = _SAME_ORIGIN.match(url)
+    if m is None:
+        return url
+    rest = url[m.end():]
+    return rest if rest.startswith(("/", "$")) else "/" + rest
+
+
 def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) -> None:
     args = d.args
     if len(args) < 2 or len(args) > 3:
@@ -208,7 +225,9 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     regex, replacement = args[0], args[1]
     flag = args[2] if len(args) == 3 else None
     what = f"rewrite {' '.join(args)}"
-    absolute = re.match(r"(?i)https?://", replacement) is not None
+    # nginx redirects when the replacement starts with http://, https:// or $scheme
+    absolute = re.match(r"(?i)https?://|\$scheme", replacement) is not None
+    replacement = _same_host(replacement)
     if flag == "permanent":
         code = 301
     elif flag == "redirect" or (flag is None and absolute):
