@@ -32,7 +32,8 @@ from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
 from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPONSES, errors
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
 from redirectory.admin.representation import timestamp
-from redirectory.admin.rules import _actor, etag_of, not_modified
+from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
+from redirectory.rules.model import FIELDS
 from redirectory.store import HistoryPruned
 from redirectory.store.history import LoggedChange, Revision
 
@@ -43,14 +44,11 @@ COLLECTION_METHODS = "GET, HEAD, OPTIONS"
 ITEM_METHODS = "GET, HEAD, OPTIONS"
 RESTORE_METHODS = "POST, OPTIONS"
 
-#: Change-log record field -> the rules resource's field.
-RECORD_FIELDS = {
-    "id": "uuid", "source": "from", "source_regex": "fromRegex", "to": "to", "status": "status",
-    "methods": "methods", "query": "query", "starts": "starts", "ends": "ends", "cache": "cache",
-    "priority": "priority", "case_insensitive": "caseInsensitive", "enabled": "enabled", "tags": "tags",
-    "note": "note", "position": "position", "revision": "revision", "created_at": "createdAt",
-    "updated_at": "updatedAt",
-}
+#: The rules resource's field -> the change-log record's (its column: `Field.attr` for the rule's own).
+RECORD_FIELDS: dict[str, str] = {**STORED_FIRST, **{f.api: f.attr for f in FIELDS}, **STORED_LAST}
+_FLAGS = tuple(f.api for f in FIELDS if f.kind == "flag")
+#: Lists a rule always holds (`[]` when empty), unlike those where null means "every" (`methods`).
+_LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -58,10 +56,11 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         return None
     if op == "settings":
         return {"allowedHosts": record.get("allowed_hosts", [])}
-    out = {public: record.get(name) for name, public in RECORD_FIELDS.items()}
-    out["caseInsensitive"] = bool(out["caseInsensitive"])
-    out["enabled"] = bool(out["enabled"])
-    out["tags"] = out["tags"] or []
+    out = {public: record.get(name) for public, name in RECORD_FIELDS.items()}
+    for public in _FLAGS:
+        out[public] = bool(out[public])
+    for public in _LISTS:
+        out[public] = out[public] or []
     return out
 
 

@@ -6,7 +6,10 @@ format); these schemas make the OpenAPI document say what they accept and answer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
+
+from redirectory.rules.model import FIELDS, Field, FieldKind, QueryMode
+from redirectory.semantics import RULE_STATUSES
 
 ERROR_ITEM: dict[str, Any] = {
     "type": "object",
@@ -60,52 +63,52 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 #: Every route may answer these (auth, negotiation, body size, rate limit, server error).
 COMMON = errors(400, 401, 403, 404, 405, 406, 413, 415, 429, 500)
 
-_TEXT = {"type": ["string", "null"]}
+#: The JSON schema of a rule field's value, by `Field.kind` (nullable: the field may be left unset);
+#: its limits (`Field.limit`) are added by `_field_schema`.
+_KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
+    "pattern": {"type": ["string", "null"], "pattern": "^/", "description": "/path, /path/{name}, //host/path"},
+    "regex": {"type": ["string", "null"], "minLength": 1, "description": "An RE2 regular expression"},
+    "target": {"type": "string", "minLength": 1, "pattern": "^(/|[hH][tT][tT][pP][sS]?://)",
+               "description": "An absolute path or http(s) URL; {name} placeholders come from `from`"},
+    "status": {"type": "integer", "enum": list(RULE_STATUSES)},
+    "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
+    "query": {"type": "string", "enum": list(get_args(QueryMode))},
+    "timestamp": {"type": ["string", "null"], "format": "date-time"},
+    "seconds": {"type": ["integer", "null"], "minimum": 0},
+    "integer": {"type": "integer"},
+    "flag": {"type": "boolean"},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "note": {"type": ["string", "null"]},
+}
+
+
+def _field_schema(f: Field) -> dict[str, Any]:
+    """The schema of field `f`'s value: its kind's, with its `FieldLimit` as maxLength/maxItems (a
+    limit in UTF-8 bytes is at least as many characters; the validator checks the bytes and answers
+    400 naming the field)."""
+    prop = {**_KIND_SCHEMAS[f.kind]}
+    limit = f.limit
+    if limit is None:
+        return prop
+    if limit.items is None:
+        prop["maxLength"] = limit.size
+    else:
+        prop["maxItems"] = limit.items
+        prop["items"] = {**prop["items"], "maxLength": limit.size}
+    said = f"at most {limit.size} UTF-8 bytes" + (f" each, at most {limit.items} items" if limit.items else "")
+    prop["description"] = f"{prop['description']}; {said}" if "description" in prop else said[0].upper() + said[1:]
+    return prop
+
+
 RULE_INPUT: dict[str, Any] = {
     "type": "object",
     "description": "A rule, with the fields of a rule file in camelCase (see docs/rules.md).",
     "properties": {
-        "from": {"type": ["string", "null"], "pattern": "^/", "description": "/path, /path/{name}, //host/path"},
-        "fromRegex": {"type": ["string", "null"], "minLength": 1, "description": "An RE2 regular expression"},
-        "to": {"type": "string", "minLength": 1, "pattern": "^(/|[hH][tT][tT][pP][sS]?://)",
-               "description": "An absolute path or http(s) URL; {name} placeholders come from `from`"},
-        "status": {"type": "integer", "enum": [301, 303, 307, 308]},
-        "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
-        "query": {"type": "string", "enum": ["keep", "drop"]},
-        "starts": {"type": ["string", "null"], "format": "date-time"},
-        "ends": {"type": ["string", "null"], "format": "date-time"},
-        "cache": {"type": ["integer", "null"], "minimum": 0},
-        "priority": {"type": "integer"},
-        "caseInsensitive": {"type": "boolean"},
-        "enabled": {"type": "boolean"},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "note": _TEXT,
+        **{f.api: _field_schema(f) for f in FIELDS},
         "uuid": {"type": "string", "format": "uuid"},
     },
     "required": ["to"],
 }
-#: Body field -> rule file field, for the limits below (`admin.rules.BODY_FIELDS` has them all).
-_LIMITED = {"from": "from", "fromRegex": "from_regex", "to": "to", "methods": "methods", "tags": "tags",
-            "note": "note"}
-
-
-def _with_field_limits(schema: dict[str, Any]) -> None:
-    """Add `rules.model.FIELD_LIMITS` as maxLength/maxItems (a limit in UTF-8 bytes is at least
-    as many characters; the validator checks the bytes and answers 400 naming the field)."""
-    from redirectory.rules.model import FIELD_LIMITS
-
-    for name, file_field in _LIMITED.items():
-        limit, prop = FIELD_LIMITS[file_field], schema["properties"][name]
-        if limit.items is None:
-            prop["maxLength"] = limit.size
-        else:
-            prop["maxItems"] = limit.items
-            prop["items"] = {**prop["items"], "maxLength": limit.size}
-        said = f"at most {limit.size} UTF-8 bytes" + (f" each, at most {limit.items} items" if limit.items else "")
-        prop["description"] = f"{prop['description']}; {said}" if "description" in prop else said[0].upper() + said[1:]
-
-
-_with_field_limits(RULE_INPUT)
 
 
 def json_body(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:

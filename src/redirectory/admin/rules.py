@@ -39,7 +39,7 @@ from redirectory.admin.paging import (
 )
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
 from redirectory.admin.url_guard import text_query
-from redirectory.rules.model import Problem, Rule, RuleSet
+from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store import ChangeRefused, RuleFilter, StoredRule
@@ -48,39 +48,40 @@ from redirectory.store.listing import SORT_KEYS
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 
 SORT_FIELDS: tuple[str, ...] = tuple(SORT_KEYS)
+#: The fields of a stored rule's representation besides the rule's own (`rules.model.FIELDS`, by
+#: `Field.api`): read-only, the server assigns them. API name -> `StoredRule` attribute, which is
+#: also the column's key in the change log's records (`admin.history`). `STORED_FIRST` come before
+#: the rule's fields, `STORED_LAST` after them.
+STORED_FIRST: dict[str, str] = {"uuid": "id"}
+STORED_LAST: dict[str, str] = {"position": "position", "revision": "revision", "createdAt": "created_at",
+                               "updatedAt": "updated_at"}
 #: Every field of a rule's representation, and the reduced styles (`?style=`).
-RULE_FIELDS = ("uuid", "from", "fromRegex", "to", "status", "methods", "query", "starts", "ends", "cache",
-               "priority", "caseInsensitive", "enabled", "tags", "note", "position", "revision", "createdAt",
-               "updatedAt")
+RULE_FIELDS: tuple[str, ...] = (*STORED_FIRST, *(f.api for f in FIELDS), *STORED_LAST)
 STYLES = {"compact": ("uuid", "from", "fromRegex", "to", "status", "enabled")}
 ITEM_METHODS = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 
+
+def api_value(f: Field, value: Any) -> Any:
+    """A rule field's value as the API writes it: lists as lists (null kept), timestamps by `timestamp`."""
+    if f.is_list:
+        return None if value is None else list(value)
+    if f.kind == "timestamp":
+        return timestamp(value)
+    return value
+
+
+def _stored_value(value: Any) -> Any:
+    return timestamp(value) if isinstance(value, datetime) else value
 
 
 def rule_dto(stored: StoredRule) -> dict[str, Any]:
     """The public representation of a stored rule (explicit fields; nulls kept as null)."""
     rule = stored.rule
     return {
-        "uuid": stored.id,
-        "from": rule.source,
-        "fromRegex": rule.source_regex,
-        "to": rule.to,
-        "status": rule.status,
-        "methods": None if rule.methods is None else list(rule.methods),
-        "query": rule.query,
-        "starts": timestamp(rule.starts),
-        "ends": timestamp(rule.ends),
-        "cache": rule.cache,
-        "priority": rule.priority,
-        "caseInsensitive": rule.case_insensitive,
-        "enabled": rule.enabled,
-        "tags": list(rule.tags),
-        "note": rule.note,
-        "position": stored.position,
-        "revision": stored.revision,
-        "createdAt": timestamp(stored.created_at),
-        "updatedAt": timestamp(stored.updated_at),
+        **{name: _stored_value(getattr(stored, attr)) for name, attr in STORED_FIRST.items()},
+        **{f.api: api_value(f, getattr(rule, f.attr)) for f in FIELDS},
+        **{name: _stored_value(getattr(stored, attr)) for name, attr in STORED_LAST.items()},
     }
 
 
@@ -182,13 +183,9 @@ def not_modified(request: Request, etag: str, modified: datetime) -> bool:
 
 # -- writes ----------------------------------------------------------------------------------------
 #: Body field (camelCase, as in the representation) -> rule file field.
-BODY_FIELDS = {
-    "from": "from", "fromRegex": "from_regex", "to": "to", "status": "status", "methods": "methods",
-    "query": "query", "starts": "starts", "ends": "ends", "cache": "cache", "priority": "priority",
-    "caseInsensitive": "case_insensitive", "enabled": "enabled", "tags": "tags", "note": "note",
-}
-READ_ONLY = frozenset({"uuid", "position", "revision", "createdAt", "updatedAt", "metadata"})
-FILE_TO_BODY = {v: k for k, v in BODY_FIELDS.items()}
+BODY_FIELDS: dict[str, str] = {f.api: f.name for f in FIELDS}
+READ_ONLY = frozenset({*STORED_FIRST, *STORED_LAST, "metadata"})
+FILE_TO_BODY: dict[str, str] = {v: k for k, v in BODY_FIELDS.items()}
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -229,7 +226,7 @@ def problem_item(p: Problem, index: int | None = None, detail: str | None = None
                      status=status)
 
 
-_FROM = frozenset({"from", "from_regex"})
+_FROM = frozenset(f.name for f in FIELDS if f.kind in ("pattern", "regex"))
 
 
 def rule_from_body(data: dict[str, Any], allowed_hosts: tuple[str, ...], position: int = 0,

@@ -43,6 +43,10 @@ class Field:
 
     - `name`: the key in rule files (YAML, JSON), the CSV column and the admin API's file-style name;
     - `attr`: the `Rule` attribute that holds it (`from` is `Rule.source`);
+    - `api`: its name in the admin REST API (camelCase: `from_regex` is `fromRegex`): the key in a
+      rule's JSON representation, in request bodies and in error items' `fields`, and the property
+      of the OpenAPI rule schema (`admin.rules`, `admin.history`, `admin.openapi` derive theirs from
+      `FIELDS`);
     - `kind`: what it holds, and so how it is parsed and checked (`parsing.rule_from_mapping`):
       "pattern" (`from`, a path pattern), "regex" (RE2), "target" (`to`), "status" (a redirect
       status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop),
@@ -68,6 +72,7 @@ class Field:
     text: bool = False
     is_list: bool = False
     always: bool = False
+    api: str = field(kw_only=True)
 
     def written(self, value: Any) -> Any:
         """`value` as a rule file holds it (lists as lists, timestamps in ISO 8601)."""
@@ -83,22 +88,24 @@ class Field:
 #: the reasons.
 FIELDS: tuple[Field, ...] = (
     # the store indexes it: PostgreSQL cannot index ~2.7 KB and more
-    Field("from", "source", "pattern", limit=FieldLimit(2048), text=True),
-    Field("from_regex", "source_regex", "regex", limit=FieldLimit(2048), text=True),
+    Field("from", "source", "pattern", limit=FieldLimit(2048), text=True, api="from"),
+    Field("from_regex", "source_regex", "regex", limit=FieldLimit(2048), text=True, api="fromRegex"),
     # a Location most servers and proxies still take as a request target
-    Field("to", "to", "target", limit=FieldLimit(8192), text=True, always=True),
-    Field("status", "status", "status", default=301, always=True),
-    Field("methods", "methods", "methods", limit=FieldLimit(32, items=64), text=True, is_list=True),
-    Field("query", "query", "query", default="keep", text=True),
-    Field("starts", "starts", "timestamp"),
-    Field("ends", "ends", "timestamp"),
-    Field("cache", "cache", "seconds"),
-    Field("priority", "priority", "integer", default=0),
-    Field("case_insensitive", "case_insensitive", "flag", default=False),
-    Field("enabled", "enabled", "flag", default=True),
-    Field("tags", "tags", "tags", default=(), limit=FieldLimit(64, items=64), text=True, is_list=True),
+    Field("to", "to", "target", limit=FieldLimit(8192), text=True, always=True, api="to"),
+    Field("status", "status", "status", default=301, always=True, api="status"),
+    Field("methods", "methods", "methods", limit=FieldLimit(32, items=64), text=True, is_list=True,
+          api="methods"),
+    Field("query", "query", "query", default="keep", text=True, api="query"),
+    Field("starts", "starts", "timestamp", api="starts"),
+    Field("ends", "ends", "timestamp", api="ends"),
+    Field("cache", "cache", "seconds", api="cache"),
+    Field("priority", "priority", "integer", default=0, api="priority"),
+    Field("case_insensitive", "case_insensitive", "flag", default=False, api="caseInsensitive"),
+    Field("enabled", "enabled", "flag", default=True, api="enabled"),
+    Field("tags", "tags", "tags", default=(), limit=FieldLimit(64, items=64), text=True, is_list=True,
+          api="tags"),
     # a note may span lines
-    Field("note", "note", "note", limit=FieldLimit(1024, controls="\t\n\r"), text=True),
+    Field("note", "note", "note", limit=FieldLimit(1024, controls="\t\n\r"), text=True, api="note"),
 )
 
 #: Kinds whose empty value (an empty note or tag list) `Rule.to_dict` leaves out like the default.
