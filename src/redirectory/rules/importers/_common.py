@@ -41,6 +41,12 @@ def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) ->
                 source=source,
             )
         )
+    if not builder.rules and not any(p.is_error for p in builder.problems):
+        skipped = sum(1 for p in builder.problems if p.severity == "warning")
+        found = builder.found or "nothing that redirects"
+        more = f"; {skipped} line(s) were skipped, each with a warning" if skipped else ""
+        builder.problems.append(Problem("error", "file", f"no redirect to import: found {found}{more}",
+                                        line=1, code="import.empty", source=source))
     return builder.result()
 
 
@@ -51,6 +57,7 @@ class _Builder:
     problems: list[Problem] = field(default_factory=list)
     count: int = 0
     order: list[tuple[int, ...]] = field(default_factory=list)  # where each rule goes in the result
+    found: str = ""  # what the file holds, said when it yields no redirect ("3 `map` entries ...")
 
     def warn(self, line: int | None, code: str, message: str, name: str = "rules") -> None:
         self.problems.append(

@@ -27,6 +27,34 @@ def _load_nginx(b: _Builder, text: str) -> None:
         # the `return`s of our own export read maps chained on the route maps read above
         used.update(name for name in maps if name.startswith("$redirectory_"))
     _nginx_walk(b, tree, _NginxContext(), maps, used)
+    b.found = _what_is_here(tree, maps)
+
+
+def _what_is_here(tree: list[_Directive], maps: dict[str, _NginxMap]) -> str:
+    """What an nginx file holds, for the error when it yields no redirect."""
+    counts: dict[str, int] = {}
+
+    def walk(block: list[_Directive]) -> None:
+        for d in block:
+            counts[d.name] = counts.get(d.name, 0) + 1
+            if d.block is not None and d.name != "map":
+                walk(d.block)
+            elif d.block is not None:  # a map's entries are not directives; its includes are
+                counts["include"] = counts.get("include", 0) + sum(1 for e in d.block if e.name == "include")
+
+    walk(tree)
+    bare = [d for d in tree if d.block is None and len(d.args) == 1 and (d.name.startswith(("/", "~", "\\")))]
+    if bare and len(bare) * 2 >= len(tree):
+        return (f"{len(bare)} `map` entries outside any `map` block (a map body that another file includes): "
+                "import the configuration that includes it, whose `map` and `return` say which requests "
+                "redirect and with which status; or wrap it as `map $uri $new { ... }` plus `return 301 $new;`")
+    unused = [name for name in maps if counts.get("return", 0) == 0 and counts.get("rewrite", 0) == 0]
+    parts = [f"{n} `{name}`" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:6]]
+    if "include" in counts:
+        parts.append("(`include`d files are not read: import the files they name too, or a file holding them)")
+    if unused:
+        parts.append(f"(maps {', '.join(unused[:3])} are used by no `return` or `rewrite`)")
+    return "directives " + " ".join(parts).replace("` ", "`, ", len(parts) - 1) if parts else ""
 
 
 
