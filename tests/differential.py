@@ -590,6 +590,10 @@ class NginxTree:
         text = re.sub(r"(?m)^(\s*)ssl_\w+\s[^;]*;", r"\1", text)
         text = re.sub(r"(?m)^(\s*)access_log\s[^;]*;", r"\1access_log off;", text)
         text = re.sub(r"(?m)^(\s*)error_log\s[^;]*;", r"\1", text)
+        # caches, temp and log paths of the real machine: removed (nothing here is cached or logged)
+        if re.search(r"(?m)^\s*(?:proxy|fastcgi)_cache(?:_path)?\s", text):
+            self.file_note(copy, f"{where}: proxy/fastcgi cache directives removed")
+        text = re.sub(r"(?m)^(\s*)(?:proxy|fastcgi)_cache(?:_\w+)?\s[^;]*;", r"\1", text)
         text = re.sub(r"(?m)^(\s*)proxy_cache_path\s+(\S+)",
                       lambda m: f"{m.group(1)}proxy_cache_path {self.tmp}/cache/{Path(m.group(2)).name}", text)
         for m in re.finditer(r"(?m)^\s*upstream\s+(\S+)\s*\{", strip_comments(text)):

@@ -95,13 +95,14 @@ def test_nginx_constructs() -> None:
         (12, {"from": "//a.example/pre/{rest:path}", "to": "https://x.example/landing", "status": 308}),
         (13, {"from": "//a.example/all/{rest:path}", "to": "https://new.example/all/{rest}", "status": 301}),
         (14, {"from_regex": r"^/item/(?P<g1>[0-9]+)/(?P<g2>\w+)$", "to": "/items/{g1}?tab={g2}", "status": 307}),
-        (15, {"from_regex": "^/CI/(?P<g1>.*)$", "to": "/ci/{g1}", "status": 308, "case_insensitive": True}),
+        # line 15, `~* ^/CI/(.*)$` -> /ci/$1, would match its own target again (nginx loops too): skipped
         (16, {"from_regex": "^/rw/(?P<g1>.*)$", "to": "/rewritten/{g1}", "status": 301}),
         (25, {"from": "/multi", "to": "/m", "status": 303}),
     ]
     assert warnings_of(problems) == [
         (14, "import.host"),
         (15, "import.host"),
+        (15, "import.loop"),
         (16, "import.host"),
         (17, "import.rewrite"),
         (19, "import.variable"),
@@ -464,3 +465,21 @@ def test_a_file_that_yields_no_redirect_is_an_error_that_says_what_it_holds() ->
     assert [p.code for p in problems if p.is_error] == ["import.empty"]
     ruleset, problems = load_netlify("/a /b 200\n/c /d\n", "_redirects")
     assert len(ruleset.rules) == 1 and not any(p.is_error for p in problems)
+
+
+def test_foreign_duplicates_and_loops_are_skipped_naming_both_lines() -> None:
+    text = ("Redirect 301 /a https://new.example/a\n"
+            "Redirect 301 /b https://new.example/b\n"
+            "Redirect 301 /a https://other.example/a\n")
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert [(r.source, r.to) for r in ruleset.rules] == [
+        ("/a", "https://new.example/a"), ("/a/{rest:path}", "https://new.example/a/{rest}"),
+        ("/b", "https://new.example/b"), ("/b/{rest:path}", "https://new.example/b/{rest}")]
+    skipped = [p for p in problems if p.code == "import.duplicate"]
+    assert {p.line for p in skipped} == {3} and all("(line 1)" in p.message for p in skipped)
+    assert not any(p.is_error for p in problems)
+    ruleset, problems = load_nginx("location = /x { return 301 /x; }\nlocation = /y { return 301 /z; }\n", "n.conf")
+    assert [r.source for r in ruleset.rules] == ["/y"]
+    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == [(1, "import.loop")]
+    ruleset, problems = loads("rules:\n  - from: /a\n    to: /b\n  - from: /a\n    to: /c\n", "yaml")
+    assert [p.code for p in validate(ruleset) if p.is_error] == ["duplicate"]  # native rule files stay strict

@@ -41,6 +41,8 @@ def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) ->
                 source=source,
             )
         )
+    if builder.rules and not builder.ours and not any(p.is_error for p in builder.problems):
+        _skip_what_the_server_never_uses(builder)
     if not builder.rules and not any(p.is_error for p in builder.problems):
         skipped = sum(1 for p in builder.problems if p.severity == "warning")
         found = builder.found or "nothing that redirects"
@@ -58,6 +60,7 @@ class _Builder:
     count: int = 0
     order: list[tuple[int, ...]] = field(default_factory=list)  # where each rule goes in the result
     found: str = ""  # what the file holds, said when it yields no redirect ("3 `map` entries ...")
+    ours: bool = False  # our own export read back: its table is checked as strictly as a rule file
 
     def warn(self, line: int | None, code: str, message: str, name: str = "rules") -> None:
         self.problems.append(
@@ -124,6 +127,34 @@ class _Builder:
         rules = tuple(replace(r, position=i) for i, r in enumerate(ordered))
         self.problems.sort(key=lambda p: p.line if p.line is not None else 0)
         return RuleSet(rules), self.problems
+
+
+#: Table problems a foreign file may have although its server runs it: a later duplicate (the server
+#: uses the first: nginx and Apache try rules in file order, as Netlify and Vercel do) and a rule
+#: whose target leads back to itself (the condition that stopped the loop there was not imported).
+_SKIPPED_TABLE_CODES = {"duplicate": "the server uses the earlier one", "loop": "it would redirect forever here"}
+
+
+def _skip_what_the_server_never_uses(b: _Builder) -> None:
+    """Drop the rules the validator would refuse for `_SKIPPED_TABLE_CODES`, each with a warning that
+    names both lines: foreign formats follow their own precedence; native rule files stay strict."""
+    from redirectory.rules.validation import validate  # the table checks; importers run before them
+
+    for _ in range(3):  # a loop broken by dropping one rule may leave none; duplicates go at once
+        ruleset, _problems = b.result()
+        found = [p for p in validate(ruleset, b.source) if p.is_error and p.code in _SKIPPED_TABLE_CODES
+                 and not (p.code == "loop" and "across rules" in p.message)]  # a loop of several: whose?
+        if not found:
+            return
+        in_result = sorted(range(len(b.rules)), key=lambda k: b.order[k])  # as `result` orders them
+        drop = {in_result[p.index] for p in found if p.index is not None}
+        for p in found:
+            b.problems.append(Problem("warning", p.field, f"line {p.line}: {p.message}: skipped "
+                                      f"({_SKIPPED_TABLE_CODES[p.code]})", line=p.line,
+                                      code=f"import.{p.code}", source=b.source))
+        kept = [k for k in range(len(b.rules)) if k not in drop]
+        b.order = [b.order[k] for k in kept]
+        b.rules = [b.rules[k] for k in kept]
 
 
 def _named_groups(regex: str) -> tuple[str, list[str]] | None:

@@ -24,6 +24,7 @@ def _load_nginx(b: _Builder, text: str) -> None:
     _collect_maps(tree, maps)
     used: set[str] = set()
     if _read_own_export(b, maps):
+        b.ours = True
         # the `return`s of our own export read maps chained on the route maps read above
         used.update(name for name in maps if name.startswith("$redirectory_"))
     _nginx_walk(b, tree, _NginxContext(), maps, used)
