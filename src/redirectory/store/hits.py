@@ -2,7 +2,8 @@
 
 The gateway counts in memory and flushes a batch about once a second (`Store.record_hits`);
 this module holds the SQL for the time buckets and the paged reads behind `rules stats` and
-the admin API's `stats` resource. Buckets:
+the admin API's `stats` resource (the flush itself and the all-time counters are `hit_counts.py`).
+Buckets:
 
 - minute buckets (width 60 s), kept for `MINUTE_BUCKETS_KEPT`;
 - hour buckets (width 3600 s), kept for `HOUR_BUCKETS_KEPT`;

@@ -6,8 +6,9 @@ shown once, when the key is created; the store keeps only its SHA-256 (hex) and 
 guessed, so a fast hash is enough: no salt, no key stretching, and the hash is the lookup key.
 
 Scopes are hierarchical: `admin` allows everything `write` allows, which allows everything
-`read` allows. The `Store` methods (`create_key`, `list_keys`, `get_key`, `revoke_key`,
-`verify_key`) live in `redirectory.store.store`.
+`read` allows. This module is pure (no database): the `api_keys` table's SQL is
+`redirectory.store.key_table`, and the `Store` methods (`create_key`, `list_keys`, `get_key`,
+`revoke_key`, `verify_key`) delegate to it.
 """
 
 from __future__ import annotations

@@ -6,31 +6,28 @@ the rule table or its settings goes through `revisions.py` (lock, validate, allo
 revision, log the changes, notify), so readers can poll `revision()` and catch up with
 `changes_since()`. Rules are stored and read by `codec.py`, big writes go through `bulk.py`,
 declarative sync (`plan`, `apply`) is `sync.py`, filtered reads are `listing.py`, the history
-is `history.py` and `retention.py`, hit counters `hits.py`. API keys (`create_key` ...
-`verify_key`, see `keys.py`) are not part of the rule table: they write no revision.
+is `history.py` and `retention.py`, hit counters `hit_counts.py` (all-time, per rule and
+unmatched path) and `hits.py` (time buckets, paged reads). API keys (`create_key` ... `verify_key`:
+`key_table.py`, the pure parts `keys.py`) are not part of the rule table: they write no revision.
 """
 
 from __future__ import annotations
 
-import hmac
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, func, insert, not_, or_, select, text, update
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import Connection, Engine, delete, func, not_, select, update
 from sqlalchemy.exc import OperationalError
 
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.store import history as history_sql
+from redirectory.store import hit_counts, key_table, listing, sync
 from redirectory.store import hits as hits_sql
-from redirectory.store import listing, sync
 from redirectory.store.bulk import batches, bulk_cache, bulk_insert, rules_reindexed
 from redirectory.store.codec import (
     PLAIN,
@@ -63,16 +60,8 @@ from redirectory.store.database import (
 )
 from redirectory.store.guard import ChangeRefused
 from redirectory.store.history import LoggedChange, Revision
-from redirectory.store.keys import (
-    LAST_USED_RESOLUTION,
-    PREFIX_LENGTH,
-    ApiKey,
-    hash_secret,
-    is_well_formed,
-    new_secret,
-    validate_name,
-    validate_scope,
-)
+from redirectory.store.hit_counts import UNMATCHED_KEEP, PathStats, RuleStats, Stats
+from redirectory.store.keys import ApiKey
 from redirectory.store.listing import RuleFilter, RulePage
 from redirectory.store.retention import (
     VACUUM_THRESHOLD,
@@ -97,9 +86,7 @@ from redirectory.store.revisions import (
     read_allowed_hosts,
     stored_rule,
 )
-from redirectory.store.schema import MAX_PATH_LENGTH, as_utc, revisions, unmatched_paths
-from redirectory.store.schema import api_keys as api_keys_t
-from redirectory.store.schema import rule_hits as rule_hits_t
+from redirectory.store.schema import revisions
 from redirectory.store.schema import rules as rules_t
 from redirectory.store.sync import OutsideEdit, Plan, diff
 
@@ -133,77 +120,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: How many unmatched paths `record_hits` keeps (the most hit ones).
-UNMATCHED_KEEP = 1000
-
-# Columns that make up an ApiKey, in its field order.
-_KEY_COLUMNS = (
-    api_keys_t.c.id,
-    api_keys_t.c.name,
-    api_keys_t.c.scope,
-    api_keys_t.c.prefix,
-    api_keys_t.c.created_at,
-    api_keys_t.c.revoked_at,
-    api_keys_t.c.last_used_at,
-)
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class RuleStats:
-    """Hit counter of one current rule (`hits` is 0 and `last_hit` None if never hit)."""
-
-    rule_id: str
-    from_text: str
-    to: str
-    status: int
-    hits: int
-    last_hit: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PathStats:
-    """Hit counter of one path no rule matched."""
-
-    path: str
-    hits: int
-    last_hit: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """Every current rule with its hits (most hit first) and the top unmatched paths."""
-
-    rules: list[RuleStats]
-    unmatched: list[PathStats]
-
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _utcnow() -> datetime:
     return utcnow()
-
-
-def _truncate_path(path: str) -> str:
-    """At most MAX_PATH_LENGTH characters and UTF-8 bytes (PostgreSQL index limits)."""
-    if len(path) > MAX_PATH_LENGTH:
-        path = path[:MAX_PATH_LENGTH]
-    encoded = path.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_PATH_LENGTH:
-        path = encoded[:MAX_PATH_LENGTH].decode("utf-8", "ignore")
-    return path
-
-
-_KEY_ID_RE = re.compile(r"[0-9A-Za-z-]{1,36}")
-
-
-def _plausible_key_id(key_id: object) -> bool:
-    """Could this be an `api_keys.id`? (Anything else, e.g. NUL or lone surrogates, which
-    PostgreSQL rejects, is simply not found.)"""
-    return isinstance(key_id, str) and _KEY_ID_RE.fullmatch(key_id) is not None
 
 
 def _rule_count(conn: Connection) -> int:
@@ -563,24 +485,6 @@ class Store:
 
     # -- hit counters ------------------------------------------------------------------
 
-    def _upsert_counts(self, conn: Connection, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
-        """`hits = hits + n, last_hit = max(last_hit, new)` per row, inserting new keys."""
-        if not rows:
-            return
-        stmt: Any
-        if self._dialect == "postgresql":
-            stmt = pg_dialect.insert(table)
-            latest = func.greatest(table.c.last_hit, stmt.excluded.last_hit)
-        else:
-            stmt = sqlite_dialect.insert(table)
-            latest = func.max(table.c.last_hit, stmt.excluded.last_hit)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[key],
-            set_={"hits": table.c.hits + stmt.excluded.hits, "last_hit": latest},
-        )
-        for batch in batches(rows):
-            conn.execute(stmt, list(batch))
-
     def record_hits(
         self,
         rule_hits: Mapping[str, tuple[int, datetime]],
@@ -592,53 +496,16 @@ class Store:
         One transaction. Paths are truncated to 2048 characters; afterwards only the
         `UNMATCHED_KEEP` most hit unmatched paths are kept. The same hits are added to the
         minute and hour buckets (`redirectory.store.hits`); `unmatched_extra` counts unmatched
-        requests whose paths were not kept, for the buckets only.
+        requests whose paths were not kept, for the buckets only. See `hit_counts.flush`.
         """
         if not rule_hits and not unmatched and not unmatched_extra:
             return
         now = _utcnow()
         bucket_rows = hits_sql.bucket_rows(rule_hits, unmatched, unmatched_extra, now)
         prune = self._last_prune is None or now - self._last_prune >= timedelta(minutes=1)
-        rule_rows = [
-            {"rule_id": rule_id, "hits": int(n), "last_hit": as_utc(at)}
-            for rule_id, (n, at) in sorted(rule_hits.items())
-        ]
-        merged: dict[str, tuple[int, datetime]] = {}
-        for path, (n, at) in unmatched.items():
-            short = _truncate_path(path)
-            at = as_utc(at)
-            if short in merged:
-                old_n, old_at = merged[short]
-                merged[short] = (old_n + int(n), max(old_at, at))
-            else:
-                merged[short] = (int(n), at)
-        path_rows = [{"path": path, "hits": n, "last_hit": at} for path, (n, at) in sorted(merged.items())]
-
-        def work(conn: Connection) -> None:
-            if self._dialect == "postgresql":
-                # Hit flushes are rare and small: serializing them rules out deadlocks
-                # between the upserts and the pruning DELETE. Readers are not blocked.
-                conn.execute(text("LOCK TABLE rule_hits, unmatched_paths IN SHARE ROW EXCLUSIVE MODE"))
-            self._upsert_counts(conn, rule_hits_t, "rule_id", rule_rows)
-            self._upsert_counts(conn, unmatched_paths, "path", path_rows)
-            hits_sql.upsert_buckets(conn, self._dialect, bucket_rows)
-            if prune:
-                hits_sql.prune_buckets(conn, now)
-            if path_rows:
-                count = conn.scalar(select(func.count()).select_from(unmatched_paths)) or 0
-                if count > UNMATCHED_KEEP:
-                    keep = (
-                        select(unmatched_paths.c.path)
-                        .order_by(
-                            unmatched_paths.c.hits.desc(),
-                            unmatched_paths.c.last_hit.desc(),
-                            unmatched_paths.c.path,
-                        )
-                        .limit(UNMATCHED_KEEP)
-                    )
-                    conn.execute(delete(unmatched_paths).where(unmatched_paths.c.path.not_in(keep)))
-
-        self._write(work)
+        rule_rows, path_rows = hit_counts.counter_rows(rule_hits, unmatched)
+        prune_at = now if prune else None
+        self._write(lambda conn: hit_counts.flush(conn, self._dialect, rule_rows, path_rows, bucket_rows, prune_at))
         if prune:
             self._last_prune = now
 
@@ -668,43 +535,8 @@ class Store:
 
     def stats(self, limit_unmatched: int = 20) -> Stats:
         """Hits of every current rule (0 if never hit), most hit first; top unmatched paths."""
-        hits = func.coalesce(rule_hits_t.c.hits, 0)
-        rule_query = (
-            select(
-                rules_t.c.id,
-                rules_t.c.source,
-                rules_t.c.source_regex,
-                rules_t.c.to,
-                rules_t.c.status,
-                hits,
-                rule_hits_t.c.last_hit,
-            )
-            .select_from(rules_t.outerjoin(rule_hits_t, rule_hits_t.c.rule_id == rules_t.c.id))
-            .order_by(hits.desc(), rules_t.c.position, rules_t.c.id)
-        )
-        path_query = (
-            select(unmatched_paths.c.path, unmatched_paths.c.hits, unmatched_paths.c.last_hit)
-            .order_by(
-                unmatched_paths.c.hits.desc(),
-                unmatched_paths.c.last_hit.desc(),
-                unmatched_paths.c.path,
-            )
-            .limit(max(0, limit_unmatched))
-        )
         with self.read_connection() as conn:
-            rule_stats = [
-                RuleStats(
-                    rule_id=rid,
-                    from_text=source if source is not None else (regex or ""),
-                    to=to,
-                    status=status,
-                    hits=int(n),
-                    last_hit=last,
-                )
-                for rid, source, regex, to, status, n, last in conn.execute(rule_query)
-            ]
-            path_stats = [PathStats(path, int(n), last) for path, n, last in conn.execute(path_query)]
-        return Stats(rules=rule_stats, unmatched=path_stats)
+            return hit_counts.stats(conn, limit_unmatched)
 
     # -- API keys ----------------------------------------------------------------------
 
@@ -714,65 +546,31 @@ class Store:
         Stores the SHA-256 of the secret, never the secret. Raises ValueError (and writes
         nothing) for a name that is not 1-200 printable characters or an unknown scope.
         """
-        validate_name(name)
-        validate_scope(scope)
-        secret = new_secret()
-        key = ApiKey(
-            id=new_id(),
-            name=name,
-            scope=scope,
-            prefix=secret[:PREFIX_LENGTH],
-            created_at=_utcnow(),
-            revoked_at=None,
-            last_used_at=None,
-        )
-        row = {
-            "id": key.id,
-            "name": key.name,
-            "scope": key.scope,
-            "prefix": key.prefix,
-            "secret_hash": hash_secret(secret),
-            "created_at": key.created_at,
-            "revoked_at": None,
-            "last_used_at": None,
-        }
-        self._write(lambda conn: conn.execute(insert(api_keys_t).values(row)))
+        key, secret = key_table.new_key(name, scope, _utcnow())
+        row = key_table.key_row(key, secret)
+        self._write(lambda conn: key_table.insert_key(conn, row))
         return key, secret
 
     def list_keys(self, include_revoked: bool = True) -> list[ApiKey]:
         """Every key, newest first (only the valid ones unless `include_revoked`)."""
-        query = select(*_KEY_COLUMNS).order_by(api_keys_t.c.created_at.desc(), api_keys_t.c.id)
-        if not include_revoked:
-            query = query.where(api_keys_t.c.revoked_at.is_(None))
         with self.read_connection() as conn:
-            return [ApiKey(*row) for row in conn.execute(query)]
+            return key_table.list_keys(conn, include_revoked)
 
     def get_key(self, key_id: str) -> ApiKey | None:
         """The key with this id, revoked or not; None if there is none."""
-        if not _plausible_key_id(key_id):
+        if not key_table.plausible_key_id(key_id):
             return None
         with self.read_connection() as conn:
-            row = conn.execute(select(*_KEY_COLUMNS).where(api_keys_t.c.id == key_id)).first()
-        return None if row is None else ApiKey(*row)
+            return key_table.get_key(conn, key_id)
 
     def revoke_key(self, key_id: str) -> ApiKey | None:
         """Revoke a key (it never verifies again); None if there is no such key.
 
         Idempotent: revoking a revoked key changes nothing and keeps its first `revoked_at`.
         """
-        if not _plausible_key_id(key_id):
+        if not key_table.plausible_key_id(key_id):
             return None
-
-        def work(conn: Connection) -> ApiKey | None:
-            conn.execute(
-                update(api_keys_t)
-                .where(api_keys_t.c.id == key_id, api_keys_t.c.revoked_at.is_(None))
-                .values(revoked_at=_utcnow())
-            )
-            row = conn.execute(select(*_KEY_COLUMNS).where(api_keys_t.c.id == key_id)).first()
-            return None if row is None else ApiKey(*row)
-
-        return self._write(work)
+        return self._write(lambda conn: key_table.revoke_key(conn, key_id, _utcnow()))
 
     def verify_key(self, secret: str) -> ApiKey | None:
         """The valid key whose secret this is; None for an unknown, revoked or malformed one.
@@ -784,42 +582,29 @@ class Store:
         one short extra write whose condition makes concurrent verifiers write it once (and
         which is skipped, not retried, if SQLite stays locked by another writer).
         """
-        if not isinstance(secret, str):
+        digest = key_table.secret_digest(secret)
+        if digest is None:
             return None
-        digest = hash_secret(secret)
-        if not is_well_formed(secret):
-            return None
-        query = select(*_KEY_COLUMNS, api_keys_t.c.secret_hash).where(api_keys_t.c.secret_hash == digest)
         with self.read_connection() as conn:
-            row = conn.execute(query).first()
-        if row is None or not hmac.compare_digest(str(row[-1]), digest):
-            return None
-        key = ApiKey(*row[:-1])
-        if key.revoked_at is not None:
+            key = key_table.valid_key(conn, digest)
+        if key is None:
             return None
         now = _utcnow()
-        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-            cutoff = now - LAST_USED_RESOLUTION
-            stmt = (
-                update(api_keys_t)
-                .where(
-                    api_keys_t.c.id == key.id,
-                    or_(api_keys_t.c.last_used_at.is_(None), api_keys_t.c.last_used_at <= cutoff),
-                )
-                .values(last_used_at=now)
-            )
-            try:
-                # One attempt, not `_write`'s retry loop: verification must not wait long
-                # behind a big rule write just to record a time that can wait a minute.
-                with self.write_connection() as conn:
-                    written = conn.execute(stmt).rowcount
-            except OperationalError as exc:
-                if self._dialect != "sqlite" or not is_locked(exc):
-                    raise
-                written = 0
-            if written:
-                key = replace(key, last_used_at=now)
+        if key_table.last_used_due(key, now) and self._touch_last_used(key.id, now):
+            key = replace(key, last_used_at=now)
         return key
+
+    def _touch_last_used(self, key_id: str, now: datetime) -> bool:
+        """`key_table.touch_last_used` in one attempt, not `_write`'s retry loop: verification must
+        not wait long behind a big rule write just to record a time that can wait a minute (False
+        when SQLite is locked)."""
+        try:
+            with self.write_connection() as conn:
+                return key_table.touch_last_used(conn, key_id, now)
+        except OperationalError as exc:
+            if self._dialect != "sqlite" or not is_locked(exc):
+                raise
+            return False
 
     # -- history (the admin API) ----------------------------------------------------------
 
