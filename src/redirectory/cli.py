@@ -592,7 +592,7 @@ def rules_convert(
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
 ) -> None:
-    """Convert a file to another format without a database (review it before importing).
+    """Convert a file to another format, without a database.
 
     The same conversion and validation as `rules import`: warnings on stderr, the converted table
     on stdout (or -o). Exit 1, writing nothing, when the file has errors.

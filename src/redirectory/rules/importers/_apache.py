@@ -1,8 +1,16 @@
-"""Apache: `Redirect*`, `RedirectMatch` and `RewriteRule ... [R]` as rules (see the package docstring)."""
+"""Apache: `Redirect*`, `RedirectMatch` and `RewriteRule ... [R]` as rules (see the package docstring).
+
+Apache's order is reproduced: mod_rewrite runs before mod_alias (in server and per-directory
+context alike), RewriteRules apply in file order, and the first `Redirect`/`RedirectMatch` that
+matches wins. A `Redirect` stays a path pattern unless a regex rule Apache tries first might
+match under its path; then it becomes a regex rule, and regex rules go by `priority` (RewriteRules
+above mod_alias when they overlap), then file order."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from redirectory.rules.importers._common import _KEPT, _Builder, _path, _regex_rule, _unknown_variables
 from redirectory.rules.patterns import valid_host
@@ -43,10 +51,49 @@ def _apache_args(text: str) -> list[str]:
     return args
 
 
+@dataclass
+class _Deferred(_Builder):
+    """A builder that holds the rules `_regex_rule` adds (warnings go to the real builder's list),
+    so they are added once Apache's order between the modules is known."""
+
+    held: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, line: int, data: dict[str, Any], order: tuple[int, ...] | None = None) -> None:
+        self.held.append((line, data))
+
+
+@dataclass
+class _Redirect:
+    """A `Redirect` whose form (path pattern or regex) waits for the rules Apache tries before it."""
+
+    line: int
+    what: str
+    path: str  # as a `from` path (percent-encoded)
+    url: str
+    status: int
+    host: str | None
+
+
+@dataclass
+class _Regex:
+    """A regex rule held until the priorities are known; `prefix` is the literal text every path it
+    matches starts with (None: any path)."""
+
+    line: int
+    data: dict[str, Any]
+    prefix: str | None
+    case_insensitive: bool
+
+
 def _load_apache(b: _Builder, text: str) -> None:
     containers: list[tuple[str, int, list[str]]] = []  # (name, line, server names)
-    conds: list[int] = []
+    conds: list[tuple[int, list[str]]] = []
     rewrite_base = "/"
+    per_directory = b.source.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith("htaccess")
+    rewrites: list[_Regex] = []
+    rewrite_patterns: list[tuple[int, dict[str, Any]]] = []  # host-specific RewriteRules (patterns)
+    aliases: list[_Redirect | _Regex] = []  # mod_alias, in file order
+    stoppers: list[tuple[str, str | None, int]] = []  # `Redirect gone /x` and co.: Apache answers, no rule
     for line, content in _apache_lines(text):
         if not content or content.startswith("#"):
             continue
@@ -78,7 +125,7 @@ def _load_apache(b: _Builder, text: str) -> None:
                     break
             continue
         if directive == "rewritecond":
-            conds.append(line)
+            conds.append((line, args))
             continue
         if directive == "rewritebase":
             if len(args) == 1 and args[0].startswith("/"):
@@ -86,7 +133,7 @@ def _load_apache(b: _Builder, text: str) -> None:
             continue
         if directive not in ("redirect", "redirectpermanent", "redirecttemp", "redirectmatch", "rewriterule"):
             continue
-        had_conds = bool(conds)
+        rule_conds = list(conds)
         conds.clear()
         inner = [c for c in containers if c[0] in _APACHE_SKIP_CONTAINERS]
         what = f"`{content}`"
@@ -100,13 +147,143 @@ def _load_apache(b: _Builder, text: str) -> None:
                 if len(c[2]) == 1 and valid_host(c[2][0].lower()):
                     host = c[2][0].lower()
                 break
+        held = _Deferred(b.source, problems=b.problems)
         if directive == "rewriterule":
-            _apache_rewrite(b, line, what, args, host, had_conds, rewrite_base)
+            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory)
+            for at, data in held.held:
+                if "from" in data:
+                    rewrite_patterns.append((at, data))
+                else:
+                    rewrites.append(_Regex(at, data, _literal_prefix(data["from_regex"]),
+                                           bool(data.get("case_insensitive"))))
         elif directive == "redirectmatch":
-            _apache_redirect_match(b, line, what, args, host)
+            _apache_redirect_match(held, line, what, args, host)
+            aliases.extend(_Regex(at, data, _literal_prefix(data["from_regex"]), False) for at, data in held.held)
         else:
             default = {"redirect": 302, "redirectpermanent": 301, "redirecttemp": 302}[directive]
-            _apache_redirect(b, line, what, args, host, default, directive == "redirect")
+            found = _apache_redirect(b, line, what, args, host, default, directive == "redirect")
+            if isinstance(found, _Redirect):
+                aliases.append(found)
+            elif found is not None:
+                stoppers.append((found, host, line))
+    _emit(b, rewrites, rewrite_patterns, aliases, stoppers)
+
+
+def _emit(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
+          aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> None:
+    """Add the rules so that the one Apache uses wins: mod_rewrite before mod_alias, each in file order."""
+    earlier: list[tuple[str | None, bool]] = [(r.prefix, r.case_insensitive) for r in rewrites]
+    alias_regexes: list[_Regex] = []
+    redirects: list[_Redirect] = []  # those already placed, for the first-match check
+    for item in aliases:
+        if isinstance(item, _Regex):
+            earlier.append((item.prefix, False))
+            alias_regexes.append(item)
+            continue
+        shadow = next((r for r in redirects if r.host == item.host and _covers(r.path, item.path)
+                       and r.path != item.path), None)
+        stop = next((s for s in stoppers if s[1] == item.host and s[2] < item.line and _covers(s[0], item.path)),
+                    None)
+        if shadow is not None or stop is not None:
+            other = shadow.line if shadow is not None else stop[2] if stop is not None else 0
+            b.warn(item.line, "import.shadowed", f"{item.what}: never used: the `Redirect` at line {other} "
+                   "matches every path this one does and Apache uses the first that matches: skipped")
+            continue
+        redirects.append(item)
+        if any(_may_overlap(prefix, ci, item.path) for prefix, ci in earlier):
+            if item.host:
+                b.warn(item.line, "import.host", f"{item.what}: became a regex rule (a regex rule Apache tries "
+                       f"first may match under {item.path}), which answers every host, not only {item.host}: "
+                       "check it", name="from_regex")
+            query = "drop" if "?" in item.url else None
+            regex = "^" + re.escape(item.path)
+            if not item.path.endswith("/"):
+                alias_regexes.append(_Regex(item.line, {"from_regex": regex + "$", "to": item.url,
+                                                        "status": item.status, "query": query}, item.path, False))
+                regex += "/"
+                url = item.url + "/"
+            else:  # Apache pastes the rest right after URL; a placeholder may not touch the host
+                url = item.url + "/" if re.fullmatch(r"(?i)[a-z][a-z0-9+.-]*://[^/?#]*", item.url) else item.url
+            alias_regexes.append(_Regex(item.line, {"from_regex": regex + "(?P<rest>.*)$", "to": url + "{rest}",
+                                                    "status": item.status, "query": query}, item.path, False))
+            earlier.append((item.path, False))
+            continue
+        _redirect_patterns(b, item)
+    overlap = any(_compatible(a.prefix, r.prefix, a.case_insensitive or r.case_insensitive)
+                  for a in alias_regexes for r in rewrites)
+    for r in rewrites:
+        b.add(r.line, {**r.data, "priority": 1} if overlap else r.data)
+    for at, data in rewrite_patterns:
+        b.add(at, data)
+    for a in alias_regexes:
+        b.add(a.line, a.data)
+
+
+def _redirect_patterns(b: _Builder, item: _Redirect) -> None:
+    """`Redirect /p URL` as Apache matches it: `/p` and `/p/...` (whole segments), the rest of the path
+    appended to URL as it stands (after a query too); `/p/` matches `/p/` and below, not `/p`."""
+    prefix = f"//{item.host}" if item.host else ""
+    query = "drop" if "?" in item.url else None  # mod_alias adds the request's query only to a URL without one
+    if item.path.endswith("/"):
+        b.add(item.line, {"from": prefix + item.path, "to": item.url, "status": item.status, "query": query})
+        # Apache pastes the rest right after URL; with no path there, a placeholder may not touch the host
+        url = item.url + "/" if re.fullmatch(r"(?i)[a-z][a-z0-9+.-]*://[^/?#]*", item.url) else item.url
+        b.add(item.line, {"from": f"{prefix}{item.path}{{seg}}/{{rest:path}}", "to": url + "{seg}/{rest}",
+                          "status": item.status, "query": query})
+        return
+    b.add(item.line, {"from": prefix + item.path, "to": item.url, "status": item.status, "query": query})
+    b.add(item.line, {"from": f"{prefix}{item.path}/{{rest:path}}", "to": item.url + "/{rest}",
+                      "status": item.status, "query": query})
+
+
+def _covers(first: str, later: str) -> bool:
+    """Whether every path `Redirect {later}` matches is matched by `Redirect {first}`."""
+    if first.endswith("/"):
+        return later.startswith(first)
+    return later == first or later.startswith(first + "/")
+
+
+def _may_overlap(prefix: str | None, case_insensitive: bool, path: str) -> bool:
+    """Whether a regex whose matches all start with `prefix` (None: unknown) may match a path that
+    `Redirect {path}` matches."""
+    if prefix is None:
+        return True
+    if case_insensitive:
+        prefix, path = prefix.lower(), path.lower()
+    if path.startswith(prefix):
+        return True
+    if prefix.startswith(path):
+        return path.endswith("/") or len(prefix) == len(path) or prefix[len(path)] == "/"
+    return False
+
+
+def _compatible(first: str | None, second: str | None, case_insensitive: bool) -> bool:
+    """Whether two regexes whose matches start with these literal prefixes may match one path."""
+    if first is None or second is None:
+        return True
+    if case_insensitive:
+        first, second = first.lower(), second.lower()
+    return first.startswith(second) or second.startswith(first)
+
+
+_LITERAL = re.compile(r"\\([^A-Za-z0-9])|([A-Za-z0-9/_~%=,;:@&!'-])")
+
+
+def _literal_prefix(regex: str) -> str | None:
+    """The literal text every match of an anchored regex starts with; None when not anchored."""
+    if not regex.startswith("^") or "|" in regex:
+        return None
+    out: list[str] = []
+    i = 1
+    while i < len(regex):
+        m = _LITERAL.match(regex, i)
+        if m is None:
+            break
+        if regex[m.end() : m.end() + 1] in ("?", "*", "{"):
+            break
+        out.append(m.group(1) or m.group(2))
+        i = m.end()
+    return "".join(out)
 
 
 def _apache_status(args: list[str], default: int, allow: bool) -> tuple[int | None, list[str]]:
@@ -121,27 +298,25 @@ def _apache_status(args: list[str], default: int, allow: bool) -> tuple[int | No
 
 def _apache_redirect(
     b: _Builder, line: int, what: str, args: list[str], host: str | None, default: int, status_arg: bool
-) -> None:
+) -> _Redirect | str | None:
+    """The `Redirect` to place, or the path Apache answers without redirecting (`gone`), or None."""
     code, rest = _apache_status(args, default, status_arg)
     assert code is not None
     if code == 410 or (len(rest) == 1 and code not in _KEPT and code != 302):
         b.status(code, line, what)
-        return
+        return _path(rest[0]) if len(rest) == 1 and rest[0].startswith("/") else None
     if len(rest) != 2:
         b.warn(line, "import.unsupported", f"{what}: expected [status] /path URL: skipped")
-        return
+        return None
     path, url = rest
     if not path.startswith("/"):
         b.warn(line, "import.unsupported", f"{what}: {path!r} is not a path starting with /: skipped", name="from")
-        return
+        return None
     status = b.status(code, line, what)
     if status is None:
-        return
-    prefix = f"//{host}" if host else ""  # the URL is literal: `$` is not a variable here
-    base = _path(path.rstrip("/"))
-    if not path.endswith("/"):
-        b.add(line, {"from": prefix + _path(path), "to": url, "status": status})
-    b.add(line, {"from": f"{prefix}{base}/{{rest:path}}", "to": url.rstrip("/") + "/{rest}", "status": status})
+        return _path(path)
+    # the URL is literal: `$` is not a variable here
+    return _Redirect(line, what, _path(path), url, status, host)
 
 
 def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], host: str | None) -> None:
@@ -162,11 +337,84 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
     if host:
         b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
                name="from_regex")
-    _regex_rule(b, line, what, regex, url, status)
+    # mod_alias adds the request's query only to a URL that has none of its own
+    _regex_rule(b, line, what, regex, url, status, query="drop" if "?" in url else None)
+
+
+_HOST_COND = re.compile(r"\^((?:[A-Za-z0-9-]|\\\.)+)\$")
+_METHOD_COND = re.compile(r"\^\(?([A-Z]+(?:\|[A-Z]+)*)\)?\$")
+
+
+def _conditions(
+    b: _Builder, line: int, what: str, conds: list[tuple[int, list[str]]], pattern: str, per_directory: bool
+) -> tuple[str | None, list[str] | None] | None:
+    """The host and methods the RewriteConds before a rule restrict it to; None to skip the rule."""
+    host: str | None = None
+    methods: list[str] | None = None
+    for at, args in conds:
+        flags = [f.strip().lower() for f in args[2].strip("[]").split(",")] if len(args) >= 3 else []
+        if len(args) < 2 or any(f in ("or", "ornext") for f in flags):
+            break
+        test, cond = args[0], args[1]
+        variable = test.upper()
+        if variable == "%{HTTP_HOST}" and (m := _HOST_COND.fullmatch(cond)) and host is None:
+            host = m.group(1).replace("\\.", ".").lower()
+            if valid_host(host):
+                continue
+        elif variable == "%{REQUEST_METHOD}" and (m := _METHOD_COND.fullmatch(cond)) and methods is None:
+            methods = m.group(1).split("|")
+            continue
+        elif variable == "%{REQUEST_FILENAME}" and cond in ("!-f", "!-d", "!-l", "!-s"):
+            b.warn(at, "import.conditional", f"{what}: `RewriteCond {test} {cond}` (no such file or directory) "
+                   "cannot be checked by a rule: imported as if it held, check that no file is served at "
+                   "the paths it matches", name="from_regex")
+            continue
+        elif (variable == "%{REQUEST_URI}" or (variable == "%{REQUEST_FILENAME}" and not per_directory)) \
+                and not flags and _implied(cond, pattern):
+            continue  # the rule's own pattern already says it (a request's path, before any mapping)
+        b.warn(line, "import.conditional", f"{what} follows `RewriteCond {' '.join(args)}` (line {at}): "
+               "the condition cannot be expressed as a rule: skipped")
+        return None
+    else:
+        return host, methods
+    b.warn(line, "import.conditional", f"{what} follows RewriteCond lines joined with [OR] (or a RewriteCond "
+           "without a pattern): conditions cannot be expressed as a rule: skipped")
+    return None
+
+
+def _implied(cond: str, pattern: str) -> bool:
+    """Whether every path the rule's `pattern` matches also matches the condition's regex: the same
+    regex, or a condition that is an anchored literal start of the pattern."""
+    plain = pattern.replace("(", "").replace(")", "")
+    if cond in (pattern, plain, ".*", "^"):
+        return True
+    if cond.startswith("^") and "$" not in cond and "|" not in pattern and pattern.startswith(cond):
+        literal = _literal_prefix(cond)
+        return literal is not None and len(literal) > 0 and pattern[len(cond) : len(cond) + 1] not in ("?", "*", "{")
+    return False
+
+
+def _as_pattern(regex: str, target: str) -> tuple[str, str] | None:
+    """A regex (over the full path) as a path pattern with the same matches, and the target with `$1`
+    as its placeholder: only the forms a host condition usually guards."""
+    if regex in ("^/(.*)$", "^/(.*)", "^/?(.*)$", "^/?(.*)", "^(.*)$", "^(.*)"):
+        lead = "/" if regex.startswith("^(") else ""  # `^(.*)` holds the leading slash
+        return "/{rest:path}", re.sub(r"\$\{?1\}?(?![0-9])", lead + "{rest}", target)
+    if re.search(r"\$\{?[0-9]", target):
+        return None
+    if regex in ("", "^", "^/", ".*", "^.*", "^.*$", "^/.*", "^/.*$"):
+        return "/{rest:path}", target
+    if regex in ("^/$", "^/?$", "^$"):
+        return "/", target
+    m = re.fullmatch(r"\^((?:/(?:[A-Za-z0-9_~-]|\\\.)+)+/?)\$", regex)
+    if m:
+        return _path(m.group(1).replace("\\.", ".")), target
+    return None
 
 
 def _apache_rewrite(
-    b: _Builder, line: int, what: str, args: list[str], host: str | None, had_conds: bool, rewrite_base: str
+    b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
+    rewrite_base: str, per_directory: bool = False,
 ) -> None:
     if len(args) < 2:
         b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
@@ -178,6 +426,8 @@ def _apache_rewrite(
     code: int | None = None
     ci = False
     query: str | None = None
+    qsa = False
+    escape = True
     for f in flags:
         name, _, value = f.partition("=")
         lname = name.lower()
@@ -191,24 +441,34 @@ def _apache_rewrite(
             ci = True
         elif lname in ("qsd", "qsdiscard"):
             query = "drop"
+        elif lname in ("qsa", "qsappend"):
+            qsa = True
+        elif lname in ("ne", "noescape"):
+            escape = False
         elif lname in ("g", "gone"):
             code = 410
         elif lname in ("f", "forbidden"):
             return
+        elif lname in ("p", "proxy"):
+            return  # proxied: not a redirect
+    absolute = re.match(r"(?i)https?://([^/?#]*)", subst)
     if code is None:
-        if re.match(r"(?i)https?://", subst):
-            b.warn(line, "import.rewrite", f"{what}: an absolute substitution without [R] is a 302 redirect in "
-                   "Apache but was skipped: add [R=301] (or 307/308) to import it")
-        return  # an internal rewrite, not a redirect
-    if had_conds:
-        b.warn(line, "import.conditional", f"{what} follows RewriteCond lines: conditions cannot be expressed as "
-               "a rule: skipped")
-        return
+        if absolute is None or (host is not None and absolute.group(1).lower() == host):
+            return  # an internal rewrite (an absolute URL on the server's own host too), not a redirect
+        code = 302  # an absolute substitution to another host: Apache redirects with 302
     status = b.status(code, line, what)
     if status is None:
         return
     if subst == "-":
         b.warn(line, "import.unsupported", f"{what}: `-` (no substitution) has no target: skipped", name="to")
+        return
+    if subst.endswith("?%{QUERY_STRING}"):
+        subst = subst[: -len("?%{QUERY_STRING}")]  # the request's query again: as if kept
+        qsa = True
+    mapped = re.search(r"\$\{([A-Za-z0-9_]+):", subst)
+    if mapped:
+        b.warn(line, "import.variable", f"{what}: the substitution calls RewriteMap `{mapped.group(1)}` "
+               "(`${map:key}`), which a rule cannot express: skipped", name="to")
         return
     if "%{" in subst or re.search(r"%[0-9]", subst):
         b.warn(line, "import.variable", f"{what}: the substitution uses a server variable or RewriteCond "
@@ -218,16 +478,42 @@ def _apache_rewrite(
         return
     if subst.endswith("?"):
         subst, query = subst[:-1], "drop"
-    if not subst.startswith("/") and not re.match(r"(?i)https?://", subst):
+    elif "?" in subst and not qsa:
+        query = "drop"  # a query of its own replaces the request's, unless [QSA]
+    if escape and "#" in subst:
+        subst = subst.replace("#", "%23")  # without [NE] Apache escapes it: not a fragment
+    if not subst.startswith("/") and absolute is None:
         subst = rewrite_base + subst  # a relative substitution (.htaccess): under RewriteBase
     if pattern.startswith("!"):
         b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
                name="from_regex")
         return
     # per-directory (.htaccess) patterns see the path without its leading slash
-    if pattern.startswith("^") and not pattern.startswith("^/"):
+    if pattern.startswith("^") and not pattern.startswith("^/") and (per_directory or not pattern.startswith("^(")):
         pattern = "^/" + pattern[1:]
+    # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
+    # whose pattern starts with a slash (per-directory patterns never do)
+    found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"))
+    if found is None:
+        return
+    cond_host, methods = found
+    if cond_host is not None:
+        host = cond_host
     if host:
+        converted = None if ci else _as_pattern(pattern, subst)
+        if converted is not None:
+            source, to = converted
+            b.add(line, {"from": f"//{host}{source}", "to": to, "status": status, "query": query,
+                         "methods": methods})
+            return
+        if cond_host is not None:
+            b.warn(line, "import.host", f"{what}: its RewriteCond on the host cannot be expressed with the "
+                   f"regex {pattern!r} (regex rules answer every host): skipped", name="from_regex")
+            return
         b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
                name="from_regex")
+    before = len(getattr(b, "held", []))
     _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query)
+    held = getattr(b, "held", None)
+    if methods and held is not None and len(held) > before:
+        held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})

@@ -4,6 +4,7 @@ docstring for what maps)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from redirectory.rules.importers._common import _Builder, _path, _regex_rule, _unknown_variables, _variables
 from redirectory.rules.importers._nginx_export import _EXPORT_CODE, _RETURN_FILE, _read_own_export
@@ -27,8 +28,86 @@ def _load_nginx(b: _Builder, text: str) -> None:
         b.ours = True
         # the `return`s of our own export read maps chained on the route maps read above
         used.update(name for name in maps if name.startswith("$redirectory_"))
-    _nginx_walk(b, tree, _NginxContext(), maps, used)
+    ranks: dict[int, int] = {}
+    _nginx_server(b, tree, _NginxContext(hosted=_has_hosted_server(tree)), maps, used, ranks)
+    _apply_ranks(b, ranks)
     b.found = _what_is_here(tree, maps)
+
+
+# nginx answers a request with the first of: the server's own `rewrite`s (in file order), the `=`
+# location, the longest `^~` prefix, the regex locations (in file order), the longest prefix. A
+# rule's raw rank says where it stands; regex rules get `priority` from it (dense, lowest 0).
+_PHASE_SERVER, _PHASE_EXACT, _PHASE_STOP, _PHASE_REGEX, _PHASE_PREFIX = 5, 4, 3, 2, 1
+_PHASE_SPAN = 100_000
+
+
+def _has_hosted_server(block: list[_Directive]) -> bool:
+    for d in block:
+        if d.name == "server" and d.block is not None:
+            names = [a for d2 in d.block if d2.name == "server_name" for a in d2.args]
+            if len(names) == 1 and valid_host(names[0].lower()):
+                return True
+        elif d.block is not None and d.name != "map" and _has_hosted_server(d.block):
+            return True
+    return False
+
+
+def _rank(ctx: _NginxContext) -> int:
+    # nginx picks the server first: a server of one name before the catch-all ones
+    return (10 * _PHASE_SPAN if ctx.host else 0) + _phase_rank(ctx)
+
+
+def _phase_rank(ctx: _NginxContext) -> int:
+    if ctx.location is None:
+        return _PHASE_SERVER * _PHASE_SPAN
+    mod, where = ctx.location
+    if mod == "=":
+        return _PHASE_EXACT * _PHASE_SPAN
+    if mod in ("~", "~*"):
+        return _PHASE_REGEX * _PHASE_SPAN
+    phase = _PHASE_STOP if mod == "^~" else _PHASE_PREFIX
+    return phase * _PHASE_SPAN + min(len(where), _PHASE_SPAN - 1)  # the longest prefix first
+
+
+def _ranked(b: _Builder, ranks: dict[int, int], before: int, rank: int) -> None:
+    """Remember the rank of the rules added since `before` (regex rules only need one)."""
+    for k in range(before, len(b.rules)):
+        if b.rules[k].source_regex is not None:
+            ranks[k] = rank
+
+
+def _apply_ranks(b: _Builder, ranks: dict[int, int]) -> None:
+    dense = {raw: i for i, raw in enumerate(sorted(set(ranks.values())))}
+    if len(dense) < 2:
+        return  # one phase: file order is nginx's order
+    for k, raw in ranks.items():
+        b.rules[k] = replace(b.rules[k], priority=dense[raw])
+
+
+def _server_regexes(block: list[_Directive]) -> list[re.Pattern[str]]:
+    """The redirecting `rewrite`s of a server itself, which nginx runs before any location."""
+    found = []
+    for d in block:
+        if d.name == "rewrite" and 2 <= len(d.args) <= 3:
+            flag = d.args[2] if len(d.args) == 3 else None
+            if flag in ("permanent", "redirect") or (flag is None and re.match(r"(?i)https?://|\$scheme", d.args[1])):
+                try:
+                    found.append(re.compile(d.args[0]))
+                except re.error:
+                    continue
+    return found
+
+
+def _nginx_server(
+    b: _Builder, block: list[_Directive], ctx: _NginxContext, maps: dict[str, _NginxMap], used: set[str],
+    ranks: dict[int, int],
+) -> None:
+    ctx.server_rewrites = _server_regexes(block)
+    ctx.has_regex = bool(ctx.server_rewrites) or any(
+        d.name == "location" and d.block is not None and (d.args[:1] in (["~"], ["~*"]) or
+                                                          (d.args and d.args[0].startswith("~")))
+        for d in block)
+    _nginx_walk(b, block, ctx, maps, used, ranks)
 
 
 def _what_is_here(tree: list[_Directive], maps: dict[str, _NginxMap]) -> str:
@@ -61,29 +140,38 @@ def _what_is_here(tree: list[_Directive], maps: dict[str, _NginxMap]) -> str:
 
 def _nginx_walk(
     b: _Builder, block: list[_Directive], ctx: _NginxContext, maps: dict[str, _NginxMap], used: set[str],
-    in_if: bool = False,
+    ranks: dict[int, int], in_if: bool = False,
 ) -> None:
     for d in block:
+        before = len(b.rules)
         if d.name == "server" and d.block is not None:
             names = [a for d2 in d.block if d2.name == "server_name" for a in d2.args]
             host = None
             if len(names) == 1 and valid_host(names[0].lower()):
                 host = names[0].lower()
-            _nginx_walk(b, d.block, _NginxContext(host=host), maps, used)
+            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted), maps, used, ranks)
+            continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
             if location is not None:
-                _nginx_walk(b, d.block, _NginxContext(ctx.host, location), maps, used)
+                inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted)
+                _nginx_walk(b, d.block, inner, maps, used, ranks)
+            continue
         elif d.name == "if" and d.block is not None:
-            _nginx_walk(b, d.block, ctx, maps, used, in_if=True)
+            _nginx_walk(b, d.block, ctx, maps, used, ranks, in_if=True)
+            continue
         elif d.name in ("map", "upstream", "events", "types", "geo", "split_clients", "limit_except"):
             continue
         elif d.block is not None:
-            _nginx_walk(b, d.block, ctx, maps, used, in_if)
+            _nginx_walk(b, d.block, ctx, maps, used, ranks, in_if)
+            continue
         elif d.name == "return":
             _nginx_return(b, d, ctx, maps, used, in_if)
         elif d.name == "rewrite":
             _nginx_rewrite(b, d, ctx, in_if)
+        else:
+            continue
+        _ranked(b, ranks, before, _rank(ctx))
 
 
 def _nginx_location(b: _Builder, d: _Directive) -> tuple[str, str] | None:
@@ -119,13 +207,15 @@ def _nginx_return(
     if code not in _NGINX_REDIRECT_CODES:
         return  # return 200 "text", 403, 404...: not a redirect
     what = f"return {code} {url}"
-    url = _same_host(url)
+    url = _request_host(_same_host(url), ctx)
+    # nginx's `return` sends its URL as written: the request's query only where the URL names it
+    query: str | None = None if _ARGS.search(url) else "drop"
     keep_args = "$is_args$args" in url
     url = url.replace("$is_args$args", "")
     # `return CODE $var` with `map ... $var { ... }`: one rule per map entry
     if url in maps or (url.startswith("${") and url[2:-1] in maps):
         name = url if url in maps else "$" + url[2:-1]
-        _nginx_map_rules(b, d, code, maps[name], ctx, used, name)
+        _nginx_map_rules(b, d, code, maps[name], ctx, used, name, keep_args)
         return
     if re.fullmatch(r"\$redirectory_30[1378]", url):
         if _RETURN_FILE not in used:  # once per file
@@ -140,43 +230,100 @@ def _nginx_return(
     status = b.status(code, d.line, f"`{what}`")
     if status is None:
         return
+    url = re.sub(r"\?\$(?:args|\{args\}|query_string|\{query_string\})$", "", url)
+    _nginx_location_rule(b, d.line, what, ctx, url, status, query, keep_args)
+
+
+#: variables holding the request's query (or the whole request line, query included)
+_ARGS = re.compile(r"\$\{?(?:args|query_string|request_uri|is_args)\b")
+
+
+def _nginx_location_rule(
+    b: _Builder, line: int, what: str, ctx: _NginxContext, url: str, status: int, query: str | None,
+    keep_args: bool, rewrite: tuple[str, str] | None = None,
+) -> None:
+    """A redirect to `url` for the requests the location of `ctx` answers (the whole server at
+    its level); `rewrite` is the (regex, replacement) of a `rewrite` that matches them all."""
     loc = ctx.location or ("", "/")
     mod, where = loc
     if mod in ("~", "~*"):
         if ctx.host:
-            b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
+            b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
                    "check it", name="from_regex")
-        if _unknown_variables(b, d.line, what, url, allow_groups=True):
+        if _unknown_variables(b, line, what, url, allow_groups=True):
             return
-        _regex_rule(b, d.line, f"`{what}`", where, url, status, case_insensitive=mod == "~*")
+        _regex_rule(b, line, f"`{what}`", where, url, status, case_insensitive=mod == "~*", query=query)
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
     if not where.startswith("/"):
-        b.warn(d.line, "import.unsupported", f"`{what}`: location {where!r} is not a path: skipped", name="from")
+        b.warn(line, "import.unsupported", f"`{what}`: location {where!r} is not a path: skipped", name="from")
         return
-    query: str | None = None
     if mod == "=":
         exact = _nginx_uri_target(url, where, keep_args)
         if exact is None:
-            _unknown_variables(b, d.line, what, url, allow_groups=False)
+            _unknown_variables(b, line, what, url, allow_groups=False)
             return
-        to, query = exact
-        b.add(d.line, {"from": prefix + _path(where), "to": to, "status": status, "query": query})
+        to, uri_query = exact
+        query = uri_query or query
+        if any(r.search(where) for r in ctx.server_rewrites):
+            # a `rewrite` of the server that nginx runs first also matches: a regex rule after it
+            _regex_rule(b, line, f"`{what}`", f"^{_literal(where)}$", to, status, query=query)
+            return
+        b.add(line, {"from": prefix + _path(where), "to": to, "status": status, "query": query})
         return
-    # prefix location (also ^~ and the server level): everything under it
-    base = where.rstrip("/")
-    pattern = f"{prefix}{_path(base)}/{{rest:path}}"
-    if "$request_uri" in url or "$uri" in url:
-        converted = _nginx_uri_target(url, base + "/{rest}", keep_args)
-        if converted is None:
-            _unknown_variables(b, d.line, what, url, allow_groups=False)
-            return
-        to, query = converted
-    else:
-        if _unknown_variables(b, d.line, what, url, allow_groups=False):
-            return
+    uses_uri = "$request_uri" in url or "${request_uri}" in url or re.search(r"\$\{?uri\b", url)
+    everything = ctx.location is None or (where == "/" and (mod == "^~" or not ctx.has_regex))
+    if everything and not ctx.host and ctx.hosted:
+        b.warn(line, "import.host", f"`{what}`: this server answers the hosts the file's other servers do not "
+               "name, which a rule cannot say (a rule for every path would also answer theirs): skipped",
+               name="from")
+        return
+    if everything:
+        # the server level, or `location /` with nothing before it: every path
+        pattern = f"{prefix}/{{rest:path}}"
         to = url
-    b.add(d.line, {"from": pattern, "to": to, "status": status, "query": query})
+        if uses_uri:
+            converted = _nginx_uri_target(url, "/{rest}", keep_args)
+            if converted is None:
+                _unknown_variables(b, line, what, url, allow_groups=False)
+                return
+            to, uri_query = converted
+            query = uri_query or query
+        elif _unknown_variables(b, line, what, url, allow_groups=False):
+            return
+        b.add(line, {"from": pattern, "to": to, "status": status, "query": query})
+        return
+    # a prefix location (also ^~) matches every path that starts with it, `/pre` also `/prefix`
+    to = url
+    if uses_uri:
+        converted = _nginx_uri_target(url, "/{uri}", keep_args)
+        if converted is None:
+            _unknown_variables(b, line, what, url, allow_groups=False)
+            return
+        to, uri_query = converted
+        query = uri_query or query
+        regex = f"^/(?P<uri>{_literal(where)[1:]}.*)$"
+    else:
+        if _unknown_variables(b, line, what, url, allow_groups=False):
+            return
+        regex = f"^{_literal(where)}"
+    if ctx.host:
+        b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
+               "check it", name="from_regex")
+    _regex_rule(b, line, f"`{what}`", regex, to, status, query=query)
+
+
+def _literal(path: str) -> str:
+    """A literal path (as a `from` path would hold it) as a regex."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", _path(path))
+
+
+def _request_host(url: str, ctx: _NginxContext) -> str:
+    """`https://$host/...` in a server with one name: that name, the only host its rules answer."""
+    if ctx.host:
+        return re.sub(r"^(https?://)\$(?:host|http_host|server_name|\{host\}|\{http_host\}|\{server_name\})"
+                      r"(?![A-Za-z0-9_])", lambda m: m.group(1) + str(ctx.host), url)
+    return url
 
 
 def _nginx_uri_target(url: str, path: str, keep_args: bool) -> tuple[str, str | None] | None:
@@ -198,7 +345,8 @@ def _nginx_uri_target(url: str, path: str, keep_args: bool) -> tuple[str, str | 
 
 
 def _nginx_map_rules(
-    b: _Builder, d: _Directive, code: int, m: _NginxMap, ctx: _NginxContext, used: set[str], name: str
+    b: _Builder, d: _Directive, code: int, m: _NginxMap, ctx: _NginxContext, used: set[str], name: str,
+    keep_args: bool = False,
 ) -> None:
     if name in used:
         return
@@ -213,13 +361,14 @@ def _nginx_map_rules(
         status = b.status(code, line, what)
         if status is None:
             continue
-        value = _same_host(value)
+        value = _request_host(_same_host(value), ctx)
+        query = None if keep_args or _ARGS.search(value) else "drop"
         if key.startswith("~"):
             ci = key.startswith("~*")
             regex = key[2:] if ci else key[1:]
             if _unknown_variables(b, line, what, value, allow_groups=True):
                 continue
-            _regex_rule(b, line, what, regex, value, status, case_insensitive=ci)
+            _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query)
             continue
         if key.startswith("\\"):
             key = key[1:]
@@ -228,7 +377,7 @@ def _nginx_map_rules(
             continue
         if _unknown_variables(b, line, what, value, allow_groups=False):
             continue
-        b.add(line, {"from": prefix + _path(key), "to": value, "status": status})
+        b.add(line, {"from": prefix + _path(key), "to": value, "status": status, "query": query})
 
 
 #: `$scheme://$host` (or `$http_host`, `$server_name`) at the start of a target: the host and scheme
@@ -256,7 +405,7 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     what = f"rewrite {' '.join(args)}"
     # nginx redirects when the replacement starts with http://, https:// or $scheme
     absolute = re.match(r"(?i)https?://|\$scheme", replacement) is not None
-    replacement = _same_host(replacement)
+    replacement = _request_host(_same_host(replacement), ctx)
     if flag == "permanent":
         code = 301
     elif flag == "redirect" or (flag is None and absolute):
@@ -276,6 +425,26 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     if replacement.endswith("?"):
         replacement = replacement[:-1]
         query = "drop"
+    loc = ctx.location
+    if loc is not None and loc[0] == "=":
+        # the location answers one path: the rewrite applies to it or never
+        try:
+            found = re.search(regex, loc[1])
+        except re.error:
+            found = None
+        if found is None:
+            return
+        groups = found.groups()
+        def group(m: re.Match[str]) -> str:
+            n = int(m.group(1) or m.group(2))
+            return (groups[n - 1] or "") if 0 < n <= len(groups) else m.group(0)
+        replacement = re.sub(r"\$(?:\{([0-9])\}|([0-9]))", group, replacement)
+        _nginx_location_rule(b, d.line, what, ctx, replacement, status, query, False)
+        return
+    if loc is not None and regex in ("^", "^.*", "^.*$", ".*", "^/", "/") and not re.search(r"\$\{?[0-9]", replacement):
+        # a rewrite of every path the location answers: the location's rule
+        _nginx_location_rule(b, d.line, what, ctx, replacement, status, query, replacement.endswith("$is_args$args"))
+        return
     if _unknown_variables(b, d.line, what, replacement, allow_groups=True):
         return
     if ctx.host:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redirectory.rules.importers._common import _Builder
 
@@ -128,6 +128,10 @@ class _NginxMap:
 class _NginxContext:
     host: str | None = None
     location: tuple[str, str] | None = None  # (modifier, path or regex); modifier "" for prefix
+    #: the server's own redirecting `rewrite`s (nginx runs them before any location)
+    server_rewrites: list[re.Pattern[str]] = field(default_factory=list)
+    has_regex: bool = False  # the server has regex locations or its own rewrites
+    hosted: bool = False  # the file has a server of one name (whose rules come first)
 
 
 

@@ -1,0 +1,241 @@
+"""The Apache importer (`load_apache`) against Apache httpd's own behaviour.
+
+Every expectation here was checked against a real apache2 (mod_alias + mod_rewrite, server
+context in a <VirtualHost>), as tests/differential.py does for the corpus files.
+"""
+
+from __future__ import annotations
+
+from redirectory.rules.engine import Engine, Request
+from redirectory.rules.importers import load_apache
+from redirectory.rules.model import Problem, RuleSet
+
+
+def answers(text: str, *targets: str, source: str = "site.conf", host: str | None = None) -> list[str]:
+    """`STATUS LOCATION` (or `STATUS`) for each `path[?query]`, as the imported rules answer it."""
+    ruleset, problems = load_apache(text, source)
+    assert not [p for p in problems if p.is_error], [p.format() for p in problems]
+    engine = Engine(ruleset)
+    out = []
+    for target in targets:
+        path, _, query = target.partition("?")
+        decision = engine.decide(Request("GET", path, query=query, host=host))
+        status = decision.response.status
+        out.append(f"{status} {decision.location}" if decision.location else str(status))
+    return out
+
+
+def codes(problems: list[Problem]) -> list[tuple[int | None, str]]:
+    """The warnings (a file that yields no rule also gets the error `import.empty`: left out)."""
+    return [(p.line, p.code) for p in problems if p.code not in ("status.301-unsafe-method", "import.empty")]
+
+
+def rules(ruleset: RuleSet) -> list[dict[str, object]]:
+    return [r.to_dict() for r in ruleset.rules]
+
+
+# -- Redirect (mod_alias) ------------------------------------------------------------------------
+def test_redirect_matches_whole_segments_and_appends_the_rest_as_apache_does() -> None:
+    text = "Redirect 301 /p http://t.example/q\nRedirect 301 /s http://t.example/q/\n"
+    assert answers(text, "/p", "/p/", "/p/x/y", "/px", "/s", "/s/x") == [
+        "301 http://t.example/q", "301 http://t.example/q/", "301 http://t.example/q/x/y", "404",
+        "301 http://t.example/q/", "301 http://t.example/q//x",  # Apache pastes `/x` after `q/`
+    ]
+
+
+def test_redirect_with_a_trailing_slash_does_not_answer_the_bare_path() -> None:
+    text = "Redirect 301 /p/ http://t.example/q\n"
+    assert answers(text, "/p", "/p/", "/p/x", "/p/x/y/") == [
+        "404", "301 http://t.example/q", "301 http://t.example/qx", "301 http://t.example/qx/y/"]
+    ruleset, _ = load_apache(text, "x")
+    assert [r["from"] for r in rules(ruleset)] == ["/p/", "/p/{seg}/{rest:path}"]
+
+
+def test_redirect_to_a_bare_host_keeps_the_host_apart_from_the_rest() -> None:
+    text = "Redirect 301 /g http://g.example\nRedirect 301 /h/ http://h.example\n"
+    assert answers(text, "/g", "/g/x", "/h/", "/h/x") == [
+        "301 http://g.example", "301 http://g.example/x", "301 http://h.example", "301 http://h.example/x"]
+
+
+def test_redirect_appends_the_request_query_only_to_a_url_without_one() -> None:
+    text = "Redirect 301 /a http://t.example/a\nRedirect 301 /qq http://t.example/q?z=1\n"
+    assert answers(text, "/a/b?x=1", "/qq?x=1", "/qq/z?x=1") == [
+        "301 http://t.example/a/b?x=1",
+        "301 http://t.example/q?z=1",
+        "301 http://t.example/q?z=1/z",  # mod_alias pastes the rest after the URL, query or not
+    ]
+    ruleset, _ = load_apache(text, "x")
+    assert [r.query for r in ruleset.rules] == ["keep", "keep", "drop", "drop"]
+
+
+def test_redirect_match_drops_the_request_query_when_its_url_has_one() -> None:
+    text = "RedirectMatch 301 ^/rm/(.*)$ http://t.example/m?k=$1\nRedirectMatch 301 ^/n/(.*)$ /n2/$1\n"
+    assert answers(text, "/rm/abc?a=1", "/n/x?a=1") == ["301 http://t.example/m?k=abc", "301 /n2/x?a=1"]
+
+
+def test_the_first_redirect_that_matches_wins() -> None:
+    text = "Redirect 301 /first http://t.example/first\nRedirect 301 /first/second http://t.example/second\n"
+    ruleset, problems = load_apache(text, "x")
+    assert codes(problems) == [(2, "import.shadowed")]
+    assert "line 1" in problems[-1].message
+    assert answers(text, "/first/second/x") == ["301 http://t.example/first/second/x"]
+    # the more specific one first: both kept, and the path patterns already pick the one Apache does
+    text = "Redirect 301 /a/b http://t.example/ab\nRedirect 301 /a http://t.example/a\n"
+    assert answers(text, "/a/b/c", "/a/c") == ["301 http://t.example/ab/c", "301 http://t.example/a/c"]
+
+
+def test_a_gone_redirect_stops_later_ones_under_it() -> None:
+    text = "Redirect gone /dead\nRedirect 301 /dead/inside http://t.example/x\n"
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(1, "import.status-skipped"), (2, "import.shadowed")]
+
+
+def test_a_redirect_match_before_a_redirect_wins_as_in_apache() -> None:
+    text = "RedirectMatch 301 ^/a/(.*)$ http://t.example/m/$1\nRedirect 301 /a/b http://t.example/ab\n"
+    assert answers(text, "/a/b/c", "/a/b") == ["301 http://t.example/m/b/c", "301 http://t.example/m/b"]
+
+
+# -- RewriteRule (mod_rewrite) -------------------------------------------------------------------
+def test_an_absolute_substitution_without_r_is_a_302_redirect() -> None:
+    ruleset, problems = load_apache("RewriteRule ^/abs(.*)$ http://other.example/abs$1\n", "x")
+    assert codes(problems) == [(1, "status.302-converted")]
+    assert answers("RewriteRule ^/abs(.*)$ http://other.example/abs$1\n", "/abs/x?a=1") == [
+        "307 http://other.example/abs/x?a=1"]
+
+
+def test_an_absolute_substitution_to_the_server_itself_is_an_internal_rewrite() -> None:
+    text = "<VirtualHost *:80>\nServerName a.example\nRewriteRule ^/x$ http://a.example/y\n</VirtualHost>\n"
+    _, problems = load_apache(text, "x")
+    assert [p.code for p in problems] == ["import.empty"]
+
+
+def test_rewrite_query_flags() -> None:
+    text = (
+        "RewriteRule ^/qsa(.*)$ http://o.example/qsa?x=1 [R=301,QSA]\n"
+        "RewriteRule ^/noqsa(.*)$ http://o.example/noqsa?x=1 [R=301]\n"
+        "RewriteRule ^/drop(.*)$ http://o.example/drop? [R=301]\n"
+        "RewriteRule ^/qsd(.*)$ http://o.example/qsd [R=301,QSD]\n"
+        "RewriteRule ^/keep(.*)$ http://o.example/keep$1 [R=301]\n"
+        "RewriteRule ^/pypi(.*)$ http://o.example/pypi$1?%{QUERY_STRING} [R=301,L]\n"
+    )
+    assert answers(text, "/qsa/x?a=1", "/noqsa/x?a=1", "/drop/x?a=1", "/qsd?a=1", "/keep/x?a=1",
+                   "/pypi/a?b=1", "/pypi/a") == [
+        "301 http://o.example/qsa?x=1&a=1",
+        "301 http://o.example/noqsa?x=1",
+        "301 http://o.example/drop",
+        "301 http://o.example/qsd",
+        "301 http://o.example/keep/x?a=1",
+        "301 http://o.example/pypi/a?b=1",
+        "301 http://o.example/pypi/a",
+    ]
+
+
+def test_a_hash_is_escaped_without_ne_and_a_fragment_with_it() -> None:
+    ruleset, _ = load_apache("RewriteRule ^/h$ http://o.example/h#x [R=301]\n"
+                             "RewriteRule ^/n$ http://o.example/n#x [R=301,NE]\n", "x")
+    assert [r.to for r in ruleset.rules] == ["http://o.example/h%23x", "http://o.example/n#x"]
+
+
+def test_a_rewrite_map_is_skipped_naming_the_map() -> None:
+    _, problems = load_apache("RewriteRule ^/a(.*)$ http://x.example/${lowercase:$1} [R=301]\n", "x")
+    assert codes(problems) == [(1, "import.variable")]
+    assert any("RewriteMap `lowercase`" in p.message for p in problems)
+
+
+def test_a_proxy_rule_is_not_a_redirect() -> None:
+    _, problems = load_apache("RewriteRule ^/p(.*)$ http://backend.example/p$1 [P,L]\n", "x")
+    assert [p.code for p in problems] == ["import.empty"]
+
+
+# -- precedence between the modules --------------------------------------------------------------
+def test_mod_rewrite_answers_before_mod_alias_whatever_the_file_order() -> None:
+    text = ("Redirect 301 /rw http://alias.example/y\n"
+            "RewriteRule ^/rw/a http://other.example/x [R=301]\n")
+    assert answers(text, "/rw/a", "/rw/b", "/rw") == [
+        "301 http://other.example/x", "301 http://alias.example/y/b", "301 http://alias.example/y"]
+    ruleset, _ = load_apache(text, "x")
+    by_regex = {r.source_regex: r.priority for r in ruleset.rules if r.source_regex}
+    assert by_regex["^/rw/a"] == 1  # the RewriteRule first, whatever the file order
+
+
+def test_redirects_the_rewrites_cannot_reach_stay_path_patterns() -> None:
+    text = "RewriteRule ^/old/(.*)$ /new/$1 [R=301]\nRedirect 301 /docs http://d.example/\n"
+    ruleset, _ = load_apache(text, "x")
+    assert [(r.source, r.source_regex, r.priority) for r in ruleset.rules] == [
+        (None, "^/old/(?P<g1>.*)$", 0), ("/docs", None, 0), ("/docs/{rest:path}", None, 0)]
+
+
+def test_rewrite_rules_apply_in_file_order_before_a_redirect_match() -> None:
+    text = ("RedirectMatch 301 ^/x/(.*)$ http://alias.example/$1\n"
+            "RewriteRule ^/x/a$ http://first.example/ [R=301,L]\n"
+            "RewriteRule ^/x/.*$ http://second.example/ [R=301,L]\n")
+    assert answers(text, "/x/a", "/x/b", "/y") == [
+        "301 http://first.example/", "301 http://second.example/", "404"]
+
+
+# -- RewriteCond ---------------------------------------------------------------------------------
+def test_a_host_condition_makes_a_host_specific_rule() -> None:
+    text = ("RewriteEngine On\n"
+            "RewriteCond %{HTTP_HOST} ^www\\.example\\.com$ [NC]\n"
+            "RewriteRule ^(.*)$ https://example.com/$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == []
+    assert rules(ruleset) == [{"from": "//www.example.com/{rest:path}", "to": "https://example.com/{rest}",
+                               "status": 301}]
+    assert answers(text, "/a/b?x=1", source=".htaccess", host="www.example.com") == [
+        "301 https://example.com/a/b?x=1"]
+    assert answers(text, "/a/b", source=".htaccess", host="other.example") == ["404"]
+
+
+def test_a_host_condition_on_a_regex_no_pattern_can_hold_is_skipped() -> None:
+    text = ("RewriteCond %{HTTP_HOST} ^www\\.example\\.com$\n"
+            "RewriteRule ^/a/([0-9]+)$ https://example.com/b/$1 [R=301,L]\n")
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(2, "import.host")]
+
+
+def test_file_existence_conditions_import_with_a_warning() -> None:
+    text = ("RewriteCond %{REQUEST_FILENAME} !-f\n"
+            "RewriteCond %{REQUEST_FILENAME} !-d\n"
+            "RewriteRule ^old/(.*)$ /new/$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == [(1, "import.conditional"), (2, "import.conditional")]
+    assert [r.source_regex for r in ruleset.rules] == ["^/old/(?P<g1>.*)$"]
+
+
+def test_a_condition_the_pattern_already_implies_is_dropped_in_server_context() -> None:
+    text = ("RewriteCond %{REQUEST_FILENAME} ^/1.5$\n"
+            "RewriteRule ^/1.5$ http://www.example/releases/1.5/ [R=301,L]\n"
+            "RewriteCond %{REQUEST_URI} ^/peps\n"
+            "RewriteRule ^/peps(.*)$ http://www.example/dev/peps$1 [R=301,L]\n")
+    assert answers(text, "/1.5", "/peps/x") == [
+        "301 http://www.example/releases/1.5/", "301 http://www.example/dev/peps/x"]
+    # a different condition is not implied: skipped
+    _, problems = load_apache("RewriteCond %{REQUEST_FILENAME} ^/peps/+$\n"
+                              "RewriteRule ^/peps http://www.example/dev/peps/ [R=301,L]\n", "x")
+    assert codes(problems) == [(2, "import.conditional")]
+
+
+def test_a_method_condition_becomes_methods() -> None:
+    text = "RewriteCond %{REQUEST_METHOD} ^GET$\nRewriteRule ^/pypi(.*)$ http://p.example/pypi$1 [R=301,L]\n"
+    ruleset, problems = load_apache(text, "x")
+    assert codes(problems) == [] and ruleset.rules[0].methods == ("GET",)
+
+
+def test_other_conditions_and_or_are_skipped_with_a_warning() -> None:
+    text = ("RewriteCond %{HTTP_REFERER} example\n"
+            "RewriteRule ^/a$ /b [R=301]\n"
+            "RewriteCond %{HTTP_HOST} ^a\\.example$ [OR]\n"
+            "RewriteCond %{HTTP_HOST} ^b\\.example$\n"
+            "RewriteRule ^/c$ /d [R=301]\n"
+            "RewriteCond %{HTTP_HOST} !^www\\.example\\.com$\n"
+            "RewriteRule ^/e$ /f [R=301]\n")
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(2, "import.conditional"), (5, "import.conditional"), (7, "import.conditional")]
+    referer = next(p for p in problems if p.line == 2)
+    assert "HTTP_REFERER" in referer.message and "(line 1)" in referer.message
+
+
+def test_a_rewrite_rule_with_a_shorter_prefix_still_goes_before_a_redirect_match() -> None:
+    text = "RedirectMatch 301 ^/ab(.*)$ http://alias.example/$1\nRewriteRule ^/a http://rw.example/ [R=301]\n"
+    assert answers(text, "/abc", "/x") == ["301 http://rw.example/", "404"]
