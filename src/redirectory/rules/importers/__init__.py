@@ -36,15 +36,15 @@ nginx (`load_nginx`):
   blocks, named locations, and `return`s with a non-redirect status: skipped (a warning for
   those that redirect). Other directives are ignored silently.
 
-Apache (`load_apache`): `Redirect [status] /path URL` (a prefix match: exact `/path` → URL plus
-`/path/{rest:path}` → `URL/{rest}`; status permanent|temp|seeother|gone or a number, default
-302), `RedirectPermanent`, `RedirectTemp`, `RedirectMatch [status] REGEX URL`, and `RewriteRule
-PATTERN SUBSTITUTION [R=CODE,...]` (only with `R`; `R` alone is 302; `NC` → case-insensitive;
-`QSD` → query dropped; a per-directory pattern such as `^old/` gets its leading slash, `^/old/`,
-and a relative substitution goes under `RewriteBase`, `/` by default). `Redirect` URLs are literal.
-A RewriteRule that follows `RewriteCond` lines is skipped with a warning (conditions cannot be
-expressed). `<VirtualHost>` with one `ServerName` and no `ServerAlias` makes rules host-specific;
-rules inside `<Location>`, `<Directory>`, `<If>`... are skipped with a warning.
+Apache (`load_apache`, `_apache.py`): `Redirect*` (whole-segment prefixes, mod_alias's query
+rules), `RedirectMatch` and `RewriteRule` (with `R`, or an absolute substitution to another host),
+the common `RewriteCond` idioms, mod_rewrite before mod_alias: see `_apache.py` and docs/rules.md.
+
+Netlify `netlify.toml` (`load_netlify_toml`) and Vercel `vercel.json` (`load_vercel`): see
+`_netlify.py`, `_vercel.py` and docs/rules.md.
+
+Every foreign format: a later duplicate or a rule that matches its own target is skipped with a
+warning (the server uses the first); a file that yields no redirect is an error saying what it holds.
 
 Netlify (`load_netlify`): `FROM TO [STATUS][!]` per line; `*` at the end of FROM →
 `{rest:path}`, `:splat` → `{rest}`, `:name` → `{name}`; a FROM that is a full URL makes the rule
