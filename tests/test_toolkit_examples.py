@@ -79,8 +79,14 @@ def lint(method: str, uri: str, headers: dict[str, str], reply: Reply) -> None:
     assert not bad, f"{method} {uri} -> {reply.status}: {bad}"
 
 
+_TAKEN: set[int] = set()
+
+
 def _spawn(name: str, tmp: Path, env: dict[str, str]) -> App:
     port = free_port()
+    while port in _TAKEN:  # three apps start at once: never hand two of them the same free port
+        port = free_port()
+    _TAKEN.add(port)
     log = tmp / f"{name}.log"
     if name == "fastapi":
         cmd = [str(BIN / "uvicorn"), "--app-dir", str(EXAMPLES), "fastapi_app:app", "--host", "127.0.0.1",
@@ -103,7 +109,10 @@ def _wait(app: App, timeout: float = 60) -> None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=2)
             conn.request("GET", "/api/v2/countries")
-            if conn.getresponse().status == 200:
+            response = conn.getresponse()
+            server = (response.getheader("server") or "").lower()
+            expected = "uvicorn" if app.name == "fastapi" else "gunicorn"
+            if response.status == 200 and expected in server:  # this app, not another on a reused port
                 return
         except OSError:
             time.sleep(0.1)
