@@ -1391,43 +1391,37 @@ def _json_locations(text: str, fast: bool = True) -> _JsonLocations:
     keys: list[tuple[str, int]] = []  # the current item's keys and their lines (token by token)
     count = text.count
     search = _JSON_TOKEN.search
-    flat = _JSON_FLAT_RULE.match
     flat_lines = _JSON_FLAT_LINES.findall
-    one_line = _JSON_LINE_RULE.match
     line_keys = _JSON_LINE_KEYS.findall
+    # (matcher, the item's layout description, its keys and offsets): indented items, one-line items
+    shapes: tuple[tuple[Callable[[str, int], re.Match[str] | None], Callable[[str], tuple[Any, ...]],
+                        Callable[[Any], Iterable[tuple[str, int]]]], ...] = (
+        (_JSON_FLAT_RULE.match, lambda item: tuple(flat_lines(item)), _flat_keys),
+        (_JSON_LINE_RULE.match, lambda item: (None, *[k for k, colon in line_keys(item) if colon]), _line_keys),
+    )
     layouts = _Layouts()
     shared = layouts.get
     while True:
         if expect_item and fast:
-            m = flat(text, pos)
-            if m is not None:
+            matched = False
+            for match, describe, keys_of in shapes:
+                m = match(text, pos)
+                if m is None:
+                    continue
+                matched = True
                 _end_item(items, keys, layouts)
-                while m is not None:  # one rule after the other, as long as they are flat
+                while m is not None:  # one rule after the other, as long as they keep this shape
                     start = m.start(1)
                     line += count("\n", last, start)
                     last = start
-                    described = tuple(flat_lines(m.group(1)))
-                    items.append(_JsonItem(line, shared(described, _flat_keys)))
+                    items.append(_JsonItem(line, shared(describe(m.group(1)), keys_of)))
                     pos = m.end()
                     if m.group(2) is None:
                         expect_item = False
                         break
-                    m = flat(text, pos)
-                continue
-            m = one_line(text, pos)
-            if m is not None:
-                _end_item(items, keys, layouts)
-                while m is not None:  # one rule a line, as long as they come so
-                    start = m.start(1)
-                    line += count("\n", last, start)
-                    last = start
-                    described = (None, *[k for k, colon in line_keys(m.group(1)) if colon])
-                    items.append(_JsonItem(line, shared(described, _line_keys)))
-                    pos = m.end()
-                    if m.group(2) is None:
-                        expect_item = False
-                        break
-                    m = one_line(text, pos)
+                    m = match(text, pos)
+                break
+            if matched:
                 continue
         m = search(text, pos)
         if m is None:
