@@ -224,8 +224,7 @@ def _nginx_return(
                    "its other file: import redirectory-map.conf (this file holds no rules)")
         return
     if in_if:
-        b.warn(d.line, "import.conditional", f"`{what}` is inside `if (...)`: a condition cannot be expressed as "
-               "a rule: skipped")
+        _skip_in_if(b, d, what)
         return
     status = b.status(code, d.line, f"`{what}`")
     if status is None:
@@ -415,8 +414,7 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
                "(use `permanent` or `redirect` for a redirect)")
         return
     if in_if:
-        b.warn(d.line, "import.conditional", f"`{what}` is inside `if (...)`: a condition cannot be expressed as "
-               "a rule: skipped")
+        _skip_in_if(b, d, what)
         return
     status = b.status(code, d.line, f"`{what}`")
     if status is None:
@@ -454,3 +452,8 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     if regex.startswith("(?i)"):
         regex, ci = regex[4:], True
     _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query)
+
+
+def _skip_in_if(b: _Builder, d: _Directive, what: str) -> None:
+    b.warn(d.line, "import.conditional", f"`{what}` is inside `if (...)`: a condition cannot be expressed as "
+           "a rule: skipped")
