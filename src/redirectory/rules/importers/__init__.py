@@ -43,6 +43,11 @@ the common `RewriteCond` idioms, mod_rewrite before mod_alias: see `_apache.py` 
 Netlify `netlify.toml` (`load_netlify_toml`) and Vercel `vercel.json` (`load_vercel`): see
 `_netlify.py`, `_vercel.py` and docs/rules.md.
 
+Cloudflare Bulk Redirects list CSV (`load_cloudflare_csv`, `--format cloudflare-csv`) and the
+WordPress Redirection plugin's JSON or CSV export (`load_wordpress_redirection`, `--format
+wordpress-redirection`): see `_cloudflare.py`, `_wordpress.py` and docs/rules.md. Their file names
+say nothing certain (`.csv`, `.json`), so they always need the format.
+
 Every foreign format: a later duplicate or a rule that matches its own target is skipped with a
 warning (the server uses the first); a file that yields no redirect is an error saying what it holds.
 
@@ -54,16 +59,17 @@ host-specific; default status 301; `!` (force) is accepted (redirectory always r
 
 from __future__ import annotations
 
+from redirectory.rules.formats import FOREIGN_FORMATS as FOREIGN_FORMATS
+from redirectory.rules.formats import IMPORT_FORMATS as IMPORT_FORMATS
 from redirectory.rules.importers._apache import _load_apache
+from redirectory.rules.importers._cloudflare import _load_cloudflare_csv
 from redirectory.rules.importers._common import _guarded, _Loader
 from redirectory.rules.importers._netlify import _load_netlify, _load_netlify_toml
 from redirectory.rules.importers._nginx import _load_nginx
 from redirectory.rules.importers._vercel import _load_vercel
+from redirectory.rules.importers._wordpress import _load_wordpress
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import loads
-
-FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify", "netlify-toml", "vercel")
-IMPORT_FORMATS: tuple[str, ...] = ("yaml", "json", "csv", *FOREIGN_FORMATS)
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -114,6 +120,16 @@ def load_vercel(text: str, source: str = "<input>") -> tuple[RuleSet, list[Probl
     return _guarded(_load_vercel, text, source)
 
 
+def load_cloudflare_csv(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a Cloudflare Bulk Redirects list CSV (see `_cloudflare.py`)."""
+    return _guarded(_load_cloudflare_csv, text, source)
+
+
+def load_wordpress_redirection(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
+    """Redirects in a WordPress Redirection plugin export, JSON or CSV (see `_wordpress.py`)."""
+    return _guarded(_load_wordpress, text, source)
+
+
 def detect_import_format(name: str) -> str | None:
     """The foreign format a file name implies (`_redirects`, `.htaccess`, `netlify.toml`,
     `vercel.json`), else None."""
@@ -131,5 +147,7 @@ def detect_import_format(name: str) -> str | None:
 
 
 _LOADERS: dict[str, _Loader] = {"nginx": load_nginx, "apache": load_apache, "netlify": load_netlify,
-                                 "netlify-toml": load_netlify_toml, "vercel": load_vercel}
+                                 "netlify-toml": load_netlify_toml, "vercel": load_vercel,
+                                 "cloudflare-csv": load_cloudflare_csv,
+                                 "wordpress-redirection": load_wordpress_redirection}
 
