@@ -6,8 +6,14 @@ context in a <VirtualHost>), as tests/differential.py does for the corpus files.
 
 from __future__ import annotations
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from redirectory.rules.engine import Engine, Request
 from redirectory.rules.importers import load_apache
+from redirectory.rules.importers._apache import _implied
 from redirectory.rules.model import Problem, RuleSet
 
 
@@ -210,9 +216,9 @@ def test_a_condition_the_pattern_already_implies_is_dropped_in_server_context() 
             "RewriteRule ^/peps(.*)$ http://www.example/dev/peps$1 [R=301,L]\n")
     assert answers(text, "/1.5", "/peps/x") == [
         "301 http://www.example/releases/1.5/", "301 http://www.example/dev/peps/x"]
-    # a different condition is not implied: skipped
+    # a different condition is not implied (and, with `$1`, cannot replace the pattern): skipped
     _, problems = load_apache("RewriteCond %{REQUEST_FILENAME} ^/peps/+$\n"
-                              "RewriteRule ^/peps http://www.example/dev/peps/ [R=301,L]\n", "x")
+                              "RewriteRule ^/peps(.*) http://www.example/dev/peps$1 [R=301,L]\n", "x")
     assert codes(problems) == [(2, "import.conditional")]
 
 
@@ -239,3 +245,87 @@ def test_other_conditions_and_or_are_skipped_with_a_warning() -> None:
 def test_a_rewrite_rule_with_a_shorter_prefix_still_goes_before_a_redirect_match() -> None:
     text = "RedirectMatch 301 ^/ab(.*)$ http://alias.example/$1\nRewriteRule ^/a http://rw.example/ [R=301]\n"
     assert answers(text, "/abc", "/x") == ["301 http://rw.example/", "404"]
+
+
+# -- RewriteMap int:tolower ----------------------------------------------------------------------
+LOWER = "RewriteRule ^/a/(.*)$ http://x.example/${lc:$1} [R=301,L]\nRewriteMap lc int:tolower\n"
+
+
+def test_a_tolower_map_imports_for_the_paths_without_capitals() -> None:
+    # the map may come after its use: Apache reads every RewriteMap before any request
+    assert answers(LOWER, "/a/foo-1.html", "/a/x/y?q=1", "/a/Foo", "/a/%C3%A9") == [
+        "301 http://x.example/foo-1.html", "301 http://x.example/x/y?q=1", "404", "404"]
+    _, problems = load_apache(LOWER, "x")
+    assert codes(problems) == [(1, "import.lowercase")]
+    assert "capital" in problems[0].message
+
+
+def test_a_tolower_map_limits_the_whole_path_not_only_its_group() -> None:
+    # with only $1 limited, `/aXy` would match with $1 = "" where Apache captures "Xy" (then "xy")
+    text = "RewriteMap lc int:tolower\nRewriteRule ^/a(.*)(.*)$ http://x.example/${lc:$1} [R=301,L]\n"
+    assert answers(text, "/axy", "/aXy") == ["301 http://x.example/xy", "404"]
+
+
+def test_a_tolower_map_that_cannot_be_limited_is_skipped() -> None:
+    text = ("RewriteMap lc int:tolower\n"
+            "RewriteRule ^/a/(.*)$ http://x.example/${lc:$1} [R=301,NC]\n"  # NC: letters of both cases
+            "RewriteRule ^/a/(.*) http://x.example/${lc:$1} [R=301]\n"  # not anchored at the end
+            "RewriteRule ^/B/(.*)$ http://x.example/${lc:$1} [R=301]\n")  # a capital of its own
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(2, "import.lowercase"), (3, "import.lowercase"), (4, "import.lowercase")]
+    assert all("skipped" in p.message for p in problems if p.code == "import.lowercase")
+
+
+def test_a_map_not_defined_here_or_of_another_type_is_skipped_saying_so() -> None:
+    text = ("RewriteMap ext txt:/etc/map.txt\n"
+            "RewriteRule ^/a/(.*)$ http://x.example/${ext:$1} [R=301]\n"
+            "RewriteRule ^/b/(.*)$ http://x.example/${nowhere:$1} [R=301]\n")
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(2, "import.variable"), (3, "import.variable")]
+    warned = [p.message for p in problems if p.code == "import.variable"]
+    assert "`txt:/etc/map.txt`" in warned[0] and "not defined in this file" in warned[1]
+
+
+# -- RewriteCond on the path ---------------------------------------------------------------------
+def test_path_conditions_the_pattern_implies_are_dropped() -> None:
+    text = ("RewriteCond %{REQUEST_FILENAME} ^/s/c++-sig.*html$\n"
+            "RewriteRule ^/s/c++-sig(.*).html$ http://x.example/cpp$1 [R=301,L]\n"
+            "RewriteCond %{REQUEST_FILENAME} .*minutes-.*\n"
+            "RewriteRule ^/m/minutes-(.*)$ http://x.example/minutes/$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, "x")
+    assert codes(problems) == []
+    assert answers(text, "/s/c-sigx.html", "/s/ccc-sig.html", "/m/minutes-2") == [
+        "301 http://x.example/cppx", "301 http://x.example/cpp", "301 http://x.example/minutes/2"]
+
+
+def test_a_narrower_path_condition_becomes_the_rule_regex() -> None:
+    text = "RewriteCond %{REQUEST_FILENAME} ^/peps/+$\nRewriteRule ^/peps http://x.example/peps/ [R=301,L]\n"
+    assert answers(text, "/peps/", "/peps", "/pepsx", "/peps/x") == ["301 http://x.example/peps/", "404", "404", "404"]
+    # with `$N` in the substitution the groups are the pattern's: not replaced, skipped
+    _, problems = load_apache(text.replace("peps/ [", "$0 ["), "x")
+    assert (2, "import.conditional") in codes(problems)
+
+
+_ATOMS = st.sampled_from(["a", "b", "/", ".", ".*", "a+", "b?", "(a)", "(.*)", "[ab]", "\\.", "(b|a)"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cond=st.lists(_ATOMS, max_size=4), pattern=st.lists(_ATOMS, max_size=5),
+       anchors=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+       texts=st.lists(st.text("ab/.", max_size=7), min_size=20, max_size=20))
+def test_implied_is_never_wrong(cond: list[str], pattern: list[str], anchors: tuple[bool, ...],
+                                texts: list[str]) -> None:
+    """Whenever `_implied` says every match of the pattern matches the condition, it does."""
+    c = ("^" if anchors[0] else "") + "".join(cond) + ("$" if anchors[1] else "")
+    p = ("^" if anchors[2] else "") + "".join(pattern) + ("$" if anchors[3] else "")
+    if _implied(c, p):
+        for text in texts + ["".join(pattern).replace(".*", "").replace("+", "").replace("?", "")]:
+            if re.search(p, text):
+                assert re.search(c, text), (c, p, text)
+
+
+def test_an_include_is_a_warning_naming_the_file() -> None:
+    text = "Include REDIRECTS/sigs.conf\nRedirect 301 /a http://x.example/a\n"
+    _, problems = load_apache(text, "x")
+    assert codes(problems) == [(1, "import.include")]
+    assert "REDIRECTS/sigs.conf" in problems[0].message

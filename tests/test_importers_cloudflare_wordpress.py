@@ -291,6 +291,7 @@ def test_cli_import_then_serve(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path}/rules.db"
     done = cli("rules", "import", str(csv_file), "--database", database)
     assert done.returncode != 0 and "nothing was changed" in done.stderr, done.stderr  # .csv alone: our own CSV
+    assert "--format cloudflare-csv" in done.stderr and done.stderr.count(f"{csv_file}:1:") == 1, done.stderr
     done = cli("rules", "import", str(csv_file), "--format", "cloudflare-csv", "--database", database)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "imported 3 rule(s)" in done.stdout and f"{csv_file}:3" in done.stderr, done.stdout + done.stderr

@@ -1658,6 +1658,7 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
 
     columns: list[str | None] = []
     seen: dict[str, int] = {}
+    first_header_problem = len(problems)
     for position, raw_name in enumerate(header):
         name = raw_name.strip()
         if not name:
@@ -1692,6 +1693,22 @@ def _loads_csv(text: str, source: str) -> tuple[RuleSet, list[Problem]]:
             continue
         seen[name] = position
         columns.append(name)
+    if not seen and any("/" in cell for cell in header):  # a row of paths or URLs, not a header
+        del problems[first_header_problem:]
+        problems.append(
+            Problem(
+                "error",
+                "from",
+                f"the first row holds paths, not a rule file's header naming its columns "
+                f"({', '.join(RULE_FIELDS)}); a CSV from another tool needs its import format "
+                f"(`--format cloudflare-csv` for a Cloudflare Bulk Redirects list, `--format "
+                f"wordpress-redirection` for the WordPress Redirection plugin's export)",
+                line=header_line,
+                code="required",
+                source=source,
+            )
+        )
+        return RuleSet((), hosts), problems
     missing = []
     if "from" not in seen and "from_regex" not in seen:
         missing.append("a `from` or `from_regex` column")

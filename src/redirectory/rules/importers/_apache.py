@@ -4,7 +4,23 @@ Apache's order is reproduced: mod_rewrite runs before mod_alias (in server and p
 context alike), RewriteRules apply in file order, and the first `Redirect`/`RedirectMatch` that
 matches wins. A `Redirect` stays a path pattern unless a regex rule Apache tries first might
 match under its path; then it becomes a regex rule, and regex rules go by `priority` (RewriteRules
-above mod_alias when they overlap), then file order."""
+above mod_alias when they overlap), then file order.
+
+Where Apache's behaviour needs saying (each checked against a real apache2):
+- `RewriteMap NAME int:tolower` (defined anywhere in the file: Apache reads maps before any request)
+  with `${NAME:$N}` in a substitution: a rule cannot lower-case, so the rule is imported for the
+  paths without a capital letter A-Z only (for those Apache sends the same redirect) with a warning;
+  it needs a pattern anchored at both ends with no capital, class of capitals, inline flag or [NC]
+  of its own, else it is skipped with a warning. Other maps, and maps not defined in the file (one
+  defined in a file that `Include`s it), are skipped with a warning naming the map.
+- `RewriteCond %{REQUEST_FILENAME}|%{REQUEST_URI} REGEX` (server context) that every match of the
+  rule's pattern satisfies (literal parts joined by `.*`, in order: `^/a.*html$`, `.*minutes-.*`,
+  or the same regex text first, `^/c++-sig`) is dropped; one narrower than the pattern (`^/peps/+$`
+  before `^/peps`) becomes the rule's regex when the substitution uses no `$N`.
+- PCRE's possessive `c++` (RE2 has none) is read as `c+` where that changes no match (a literal
+  character followed by another one or the end).
+- `Include` is not read: a warning names the file (import it too).
+"""
 
 from __future__ import annotations
 
@@ -94,7 +110,9 @@ def _load_apache(b: _Builder, text: str) -> None:
     rewrite_patterns: list[tuple[int, dict[str, Any]]] = []  # host-specific RewriteRules (patterns)
     aliases: list[_Redirect | _Regex] = []  # mod_alias, in file order
     stoppers: list[tuple[str, str | None, int]] = []  # `Redirect gone /x` and co.: Apache answers, no rule
-    for line, content in _apache_lines(text):
+    lines = _apache_lines(text)
+    maps = _rewrite_maps(lines)
+    for line, content in lines:
         if not content or content.startswith("#"):
             continue
         opening = re.fullmatch(r"<\s*([A-Za-z]+)\b([^>]*)>", content)
@@ -131,6 +149,10 @@ def _load_apache(b: _Builder, text: str) -> None:
             if len(args) == 1 and args[0].startswith("/"):
                 rewrite_base = args[0] if args[0].endswith("/") else args[0] + "/"
             continue
+        if directive in ("include", "includeoptional") and args:
+            b.warn(line, "import.include", f"`{content}`: the included file is not read: import it too (in "
+                   "Apache its rules come here, before the lines after this one)", name="file")
+            continue
         if directive not in ("redirect", "redirectpermanent", "redirecttemp", "redirectmatch", "rewriterule"):
             continue
         rule_conds = list(conds)
@@ -149,7 +171,7 @@ def _load_apache(b: _Builder, text: str) -> None:
                 break
         held = _Deferred(b.source, problems=b.problems)
         if directive == "rewriterule":
-            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory)
+            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory, maps)
             for at, data in held.held:
                 if "from" in data:
                     rewrite_patterns.append((at, data))
@@ -346,9 +368,12 @@ _METHOD_COND = re.compile(r"\^\(?([A-Z]+(?:\|[A-Z]+)*)\)?\$")
 
 
 def _conditions(
-    b: _Builder, line: int, what: str, conds: list[tuple[int, list[str]]], pattern: str, per_directory: bool
-) -> tuple[str | None, list[str] | None] | None:
-    """The host and methods the RewriteConds before a rule restrict it to; None to skip the rule."""
+    b: _Builder, line: int, what: str, conds: list[tuple[int, list[str]]], pattern: str, per_directory: bool,
+    subst: str = "",
+) -> tuple[str | None, list[str] | None, str] | None:
+    """The host and methods the RewriteConds before a rule restrict it to, and the rule's regex (a
+    path condition narrower than the pattern takes its place when the substitution uses no `$N`);
+    None to skip the rule."""
     host: str | None = None
     methods: list[str] | None = None
     for at, args in conds:
@@ -372,11 +397,16 @@ def _conditions(
         elif (variable == "%{REQUEST_URI}" or (variable == "%{REQUEST_FILENAME}" and not per_directory)) \
                 and not flags and _implied(cond, pattern):
             continue  # the rule's own pattern already says it (a request's path, before any mapping)
+        elif (variable == "%{REQUEST_URI}" or (variable == "%{REQUEST_FILENAME}" and not per_directory)) \
+                and not flags and not re.search(r"\$\{?[0-9]", subst) and _implied(pattern, cond) \
+                and not cond.startswith("!"):
+            pattern = cond  # every path the condition matches, the pattern matches: the condition decides
+            continue
         b.warn(line, "import.conditional", f"{what} follows `RewriteCond {' '.join(args)}` (line {at}): "
                "the condition cannot be expressed as a rule: skipped")
         return None
     else:
-        return host, methods
+        return host, methods, pattern
     b.warn(line, "import.conditional", f"{what} follows RewriteCond lines joined with [OR] (or a RewriteCond "
            "without a pattern): conditions cannot be expressed as a rule: skipped")
     return None
@@ -384,14 +414,166 @@ def _conditions(
 
 def _implied(cond: str, pattern: str) -> bool:
     """Whether every path the rule's `pattern` matches also matches the condition's regex: the same
-    regex, or a condition that is an anchored literal start of the pattern."""
-    plain = pattern.replace("(", "").replace(")", "")
-    if cond in (pattern, plain, ".*", "^"):
+    regex, `^`/`.*`, or a condition made of literal parts joined by `.*` (`^/a`, `^/a.*html$`,
+    `.*minutes-.*`) that every match of the pattern holds in that order (`_skeleton`)."""
+    if cond in (pattern, ".*", "^", ""):
         return True
-    if cond.startswith("^") and "$" not in cond and "|" not in pattern and pattern.startswith(cond):
-        literal = _literal_prefix(cond)
-        return literal is not None and len(literal) > 0 and pattern[len(cond) : len(cond) + 1] not in ("?", "*", "{")
-    return False
+    cut = _shared_start(cond, pattern)
+    if cut > 1 and cond.startswith("^"):  # the same regex text first (`^/c++-sig`): compare what follows
+        return _implied("^" + cond[cut:], "^" + pattern[cut:])
+    anchored_start = cond.startswith("^") and not cond.startswith("^.*")
+    anchored_end = cond.endswith("$") and not cond.endswith(".*$") and not cond.endswith("\\$")
+    pieces = []
+    for text in cond.removeprefix("^").removesuffix("$" if anchored_end else "").split(".*"):
+        found = _skeleton(text) if text else (False, [], False)
+        if found is None or len(found[1]) > 1 or (text and not found[1]):
+            return False
+        if text:
+            pieces.append(found[1][0])
+    skeleton = _skeleton(pattern)
+    if skeleton is None or not pieces:
+        return skeleton is not None and not anchored_start and not anchored_end
+    starts, runs, ends = skeleton
+    if not runs:
+        return False
+    last = (len(runs) - 1, len(runs[-1]))  # where the pieces must end by (exclusive)
+    if anchored_end:
+        tail = pieces.pop()
+        if not ends or not _fits(tail, runs[-1], len(runs[-1]) - len(tail)):
+            return False
+        last = (len(runs) - 1, len(runs[-1]) - len(tail))
+    run, at = 0, 0
+    for n, piece in enumerate(pieces):
+        if n == 0 and anchored_start:
+            if not starts or not _fits(piece, runs[0], 0):
+                return False
+            at = len(piece)
+            continue
+        while True:  # the first place in a run where the piece fits, from (run, at) on
+            if run > last[0]:
+                return False
+            limit = last[1] if run == last[0] else len(runs[run])
+            spot = next((i for i in range(at, limit - len(piece) + 1) if _fits(piece, runs[run], i)), None)
+            if spot is not None:
+                at = spot + len(piece)
+                break
+            run, at = run + 1, 0
+    if anchored_start and not pieces:  # the only piece was the tail: it must also be the start
+        return starts and ends and len(runs) == 1 and last == (0, 0)
+    return (run, at) <= last
+
+
+def _shared_start(first: str, second: str) -> int:
+    """The length of the longest start the two regexes share as a whole regex: balanced, no
+    alternation, and followed by no quantifier in either (so each is that start, then the rest)."""
+    best = 0
+    depth = 0
+    i = 0
+    while i < min(len(first), len(second)) and first[i] == second[i]:
+        c = first[i]
+        if c == "|":
+            break
+        if depth == 0 and all(i >= len(r) or r[i] not in "*+?{" for r in (first, second)):
+            best = i
+        if c == "\\":
+            if first[i + 1 : i + 2] != second[i + 1 : i + 2]:
+                break
+            i += 2
+            continue
+        if c == "[":
+            end = _class_end(first, i)
+            if end is None or first[i:end] != second[i:end]:
+                break
+            i = end
+            continue
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        i += 1
+    else:
+        if depth == 0 and all(i >= len(r) or r[i] not in "*+?{" for r in (first, second)):
+            best = i
+    return best
+
+
+def _fits(piece: list[str | None], run: list[str | None], at: int) -> bool:
+    """Whether the condition's atoms `piece` (None: `.`) match every text `run` has at `at` on."""
+    if at < 0 or at + len(piece) > len(run):
+        return False
+    return all(want is None or want == got for want, got in zip(piece, run[at:], strict=False))
+
+
+def _skeleton(regex: str) -> tuple[bool, list[list[str | None]], bool] | None:
+    """What every match of `regex` holds: runs of atoms (a character, or None for an unrepeated `.`)
+    in order, and whether the first run starts the match (`^`) and the last ends it (`$`). Anything
+    else (a class, an escape such as `\\d`, a repeated or optional part) separates runs. None for
+    an alternation or a regex this reading does not cover."""
+    starts = regex.startswith("^")
+    body = regex[1:] if starts else regex
+    ends = body.endswith("$") and not body.endswith("\\$")
+    body = body[:-1] if ends else body
+    flat: list[str | None | bool] = []  # atoms, False for a gap
+    opened: list[int] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        size = 1
+        atom: str | None | bool
+        if c == "\\":
+            escaped = body[i + 1 : i + 2]
+            atom = escaped if escaped and not escaped.isalnum() else False
+            size = 2
+        elif c == ".":
+            atom = None
+        elif c == "[":
+            end = _class_end(body, i)
+            if end is None:
+                return None
+            atom, size = False, end - i
+        elif c == "(":
+            if body.startswith("(?", i) and not body.startswith("(?:", i):
+                return None
+            opened.append(len(flat))
+            i += 3 if body.startswith("(?:", i) else 1
+            continue
+        elif c == ")":
+            if not opened:
+                return None
+            begin = opened.pop()
+            i += 1
+            if i < len(body) and body[i] in "*?{+":
+                flat[begin:] = [*flat[begin:], False] if body[i] == "+" else [False]
+                i = _after_quantifier(body, i)
+            continue
+        elif c in "|^$*+?{":
+            return None
+        else:
+            atom = c
+        i += size
+        if i < len(body) and body[i] in "*?{+":
+            flat.extend([atom, False] if body[i] == "+" else [False])
+            i = _after_quantifier(body, i)
+        else:
+            flat.append(atom)
+    if opened:
+        return None
+    runs: list[list[str | None]] = [[]]
+    for item in flat:
+        if item is False:
+            runs.append([])
+        else:
+            runs[-1].append(item)  # type: ignore[arg-type]
+    starts = starts and bool(runs[0])
+    ends = ends and bool(runs[-1])
+    return starts, [r for r in runs if r], ends
+
+
+def _after_quantifier(regex: str, i: int) -> int:
+    """The index after the quantifier at `i` (`*`, `+`, `?`, `{m,n}`) and a lazy or possessive mark."""
+    if regex[i] == "{":
+        close = regex.find("}", i)
+        i = close + 1 if close != -1 else len(regex)
+    else:
+        i += 1
+    return i + 1 if i < len(regex) and regex[i] in "?+" else i
 
 
 def _as_pattern(regex: str, target: str) -> tuple[str, str] | None:
@@ -412,9 +594,126 @@ def _as_pattern(regex: str, target: str) -> tuple[str, str] | None:
     return None
 
 
+def _rewrite_maps(lines: list[tuple[int, str]]) -> dict[str, str]:
+    """`RewriteMap NAME TYPE:SOURCE` anywhere in the file (Apache reads them before any request, so
+    a map may be defined after the rules that use it): the map's type and source by its name."""
+    maps: dict[str, str] = {}
+    for _, content in lines:
+        args = _apache_args(content)
+        if len(args) >= 3 and args[0].lower() == "rewritemap":
+            maps[args[1]] = args[2].lower()
+    return maps
+
+
+_MAP_CALL = re.compile(r"\$\{([A-Za-z0-9_]+):\$(?:([0-9])|\{([0-9])\})\}")
+
+
+def _lowered(subst: str, maps: dict[str, str]) -> tuple[str, set[int]]:
+    """The substitution with each `${map:$N}` of an `int:tolower` map as `$N`, and those N."""
+    groups: set[int] = set()
+
+    def call(m: re.Match[str]) -> str:
+        if maps.get(m.group(1)) != "int:tolower":
+            return m.group(0)
+        number = m.group(2) or m.group(3)
+        groups.add(int(number))
+        return "$" + number
+
+    return _MAP_CALL.sub(call, subst), groups
+
+
+def _class_end(regex: str, start: int) -> int | None:
+    """The index just after the character class that opens at `start`."""
+    i = start + 1
+    if regex.startswith("^", i):
+        i += 1
+    if regex.startswith("]", i):
+        i += 1
+    while i < len(regex):
+        if regex[i] == "\\":
+            i += 2
+            continue
+        if regex.startswith("[:", i) and (close := regex.find(":]", i + 2)) != -1:
+            i = close + 2
+            continue
+        if regex[i] == "]":
+            return i + 1
+        i += 1
+    return None
+
+
+_NO_CAPITAL_ESCAPES = {"d": r"\d", "s": r"\s", "W": r"\W", "w": "[0-9a-z_]", "S": r"[^\sA-Z]", "D": "[^0-9A-Z]"}
+
+
+def _without_capitals(text: str) -> str | None:
+    """A regex that matches what `text` matches except strings holding a capital letter (A-Z); None
+    when that cannot be written simply (a capital in the regex itself, a class of capitals...)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            escaped = text[i + 1 : i + 2]
+            if escaped.isalpha():
+                if escaped not in _NO_CAPITAL_ESCAPES:
+                    return None
+                out.append(_NO_CAPITAL_ESCAPES[escaped])
+            else:
+                out.append(text[i : i + 2])
+            i += 2
+            continue
+        if c == "[":
+            end = _class_end(text, i)
+            if end is None:
+                return None
+            body = text[i + 1 : end - 1]
+            if body.startswith("^"):
+                rest = "\\]" + body[2:] if body.startswith("^]") else body[1:]
+                out.append("[^A-Z" + rest + "]")
+            elif re.search(r"[A-Z\\:]|[!-@]-[\[-~]", body):
+                return None  # capitals, escapes, [:classes:] or a range across the capitals
+            else:
+                out.append(text[i:end])
+            i = end
+            continue
+        if c == ".":
+            out.append(r"[^A-Z\n]")
+        elif "A" <= c <= "Z":
+            return None
+        elif c == "(" and text.startswith("(?", i) and not text.startswith(("(?P<", "(?<", "(?'", "(?:"), i):
+            return None  # inline flags such as (?i) would fold the capitals back in
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_POSSESSIVE = re.compile(r"(?<!\\)([A-Za-z0-9/_~-])([+*?])\+(?=([A-Za-z0-9/_~-]|\$?$))")
+
+
+def _possessive_as_greedy(pattern: str) -> str:
+    """PCRE's possessive `c++` (RE2 has none) as `c+` where that changes nothing: a single literal
+    character repeated, followed by a different literal character or the end (`^/c++-sig`): greedy
+    matching never gives any back there either."""
+    return _POSSESSIVE.sub(lambda m: m.group(0)[:-1] if m.group(3) != m.group(1) else m.group(0), pattern)
+
+
+def _capital_free(pattern: str) -> str | None:
+    """`pattern` limited to paths without a capital letter A-Z; None if that cannot be written.
+
+    Only for a pattern anchored at both ends (`^...$`) with no capital of its own: it then matches
+    exactly the paths the original matches that hold no capital, and on those every way of matching
+    is the original's, so each group captures what Apache's would (no capital: lower-casing it
+    changes nothing). Limiting only the lower-cased group would not do: `^/a(.*)(.*)$` would then
+    capture `""` from `/aXy` where Apache captures `Xy`."""
+    if not pattern.startswith("^") or not pattern.endswith("$") or pattern.endswith("\\$"):
+        return None
+    return _without_capitals(pattern)
+
+
 def _apache_rewrite(
     b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
-    rewrite_base: str, per_directory: bool = False,
+    rewrite_base: str, per_directory: bool = False, maps: dict[str, str] | None = None,
 ) -> None:
     if len(args) < 2:
         b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
@@ -465,10 +764,16 @@ def _apache_rewrite(
     if subst.endswith("?%{QUERY_STRING}"):
         subst = subst[: -len("?%{QUERY_STRING}")]  # the request's query again: as if kept
         qsa = True
+    subst, lowered = _lowered(subst, maps or {})
     mapped = re.search(r"\$\{([A-Za-z0-9_]+):", subst)
     if mapped:
-        b.warn(line, "import.variable", f"{what}: the substitution calls RewriteMap `{mapped.group(1)}` "
-               "(`${map:key}`), which a rule cannot express: skipped", name="to")
+        name = mapped.group(1)
+        kind = (maps or {}).get(name)
+        why = (f"`{kind}`, whose values a rule cannot compute (only `int:tolower` of a `$N` is imported)"
+               if kind else "not defined in this file (a map defined in a file that `Include`s this one is not "
+               "known here: add its `RewriteMap` line to import it)")
+        b.warn(line, "import.variable", f"{what}: the substitution calls RewriteMap `{name}` (`${{map:key}}`), "
+               f"which is {why}: skipped", name="to")
         return
     if "%{" in subst or re.search(r"%[0-9]", subst):
         b.warn(line, "import.variable", f"{what}: the substitution uses a server variable or RewriteCond "
@@ -493,12 +798,28 @@ def _apache_rewrite(
         pattern = "^/" + pattern[1:]
     # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
     # whose pattern starts with a slash (per-directory patterns never do)
-    found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"))
+    found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
     if found is None:
         return
-    cond_host, methods = found
+    cond_host, methods, pattern = found
+    pattern = _possessive_as_greedy(pattern)
     if cond_host is not None:
         host = cond_host
+    if lowered:
+        restricted = None if ci else _capital_free(pattern)
+        calls = ", ".join(f"${n}" for n in sorted(lowered))
+        if restricted is None:
+            reason = ("with [NC] every letter matches either case" if ci else
+                      "the pattern cannot be limited to paths without capitals (it must be anchored, "
+                      "`^...$`, with no capital letter, letter class or inline flag of its own)")
+            b.warn(line, "import.lowercase", f"{what}: `int:tolower` lower-cases {calls}, which a rule cannot "
+                   f"do, and {reason}: skipped", name="to")
+            return
+        b.warn(line, "import.lowercase", f"{what}: `int:tolower` lower-cases {calls}, which a rule cannot do: "
+               "imported for the paths without a capital letter A-Z (Apache sends the same redirect for "
+               "those); a path with a capital (a percent-escape such as %C3 included) is not answered by "
+               "this rule", name="from_regex")
+        pattern = restricted
     if host:
         converted = None if ci else _as_pattern(pattern, subst)
         if converted is not None:
