@@ -329,3 +329,17 @@ def test_an_include_is_a_warning_naming_the_file() -> None:
     _, problems = load_apache(text, "x")
     assert codes(problems) == [(1, "import.include")]
     assert "REDIRECTS/sigs.conf" in problems[0].message
+
+
+# -- Define and ${NAME} ---------------------------------------------------------------------------
+def test_defined_variables_are_substituted_and_undefined_ones_kept_as_apache_does() -> None:
+    text = ("Define version 3.9.6\n"
+            "Redirect 301 /ref/current/ /ref/${version}/\n"
+            "RedirectMatch 301 ^/core/(.*)$ /ref/${missing}/core/$1\n"
+            "Undefine version\n"
+            "Redirect 301 /later /v/${version}\n")
+    assert answers(text, "/ref/current/api", "/core/x", "/later") == [
+        "301 /ref/3.9.6/api", "301 /ref/$%7Bmissing%7D/core/x", "301 /v/$%7Bversion%7D"]
+    _, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(3, "import.variable"), (5, "import.variable")]
+    assert "${missing} is not defined" in next(p.message for p in problems if p.line == 3)

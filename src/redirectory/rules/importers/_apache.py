@@ -57,6 +57,34 @@ def _apache_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+_DEFINED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
+
+
+def _defined(b: _Builder, line: int, content: str, defines: dict[str, str]) -> str:
+    """`content` with each `${NAME}` of a `Define` replaced, as Apache does when it reads its
+    configuration. An undefined one (not a RewriteMap call `${map:key}`) stays as written, as in
+    Apache, which logs a warning; the `{` and `}` of what stays are sent percent-encoded (a rule's
+    target holds placeholders in braces), which names the same URL."""
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in defines:
+            return defines[name]
+        if ":" in name:  # `${map:key}`: a RewriteMap, read by the RewriteRule that calls it
+            return m.group(0)
+        undefined.append(name)
+        return f"$%7B{name}%7D"
+
+    undefined: list[str] = []
+    if "${" not in content:
+        return content
+    result = _DEFINED.sub(value, content)
+    if undefined and not content.lstrip().startswith("#"):
+        b.warn(line, "import.variable", f"`{content}`: ${{{undefined[0]}}} is not defined (`Define "
+               f"{undefined[0]} VALUE`) before this line: Apache keeps it as written (and logs a warning); so "
+               "does the import (a build-time placeholder? import the file it is built into)", name="to")
+    return result
+
+
 def _apache_args(text: str) -> list[str]:
     args: list[str] = []
     for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', text):
@@ -112,6 +140,7 @@ def _load_apache(b: _Builder, text: str) -> None:
     stoppers: list[tuple[str, str | None, int]] = []  # `Redirect gone /x` and co.: Apache answers, no rule
     lines = _apache_lines(text)
     maps = _rewrite_maps(lines)
+    defines: dict[str, str] = {}  # `Define NAME VALUE`: `${NAME}` on the lines after it
     for line, content in lines:
         if not content or content.startswith("#"):
             continue
@@ -129,11 +158,18 @@ def _load_apache(b: _Builder, text: str) -> None:
                        name="file")
             conds.clear()
             continue
+        content = _defined(b, line, content, defines)
         args = _apache_args(content)
         if not args:
             continue
         directive = args[0].lower()
         args = args[1:]
+        if directive == "define" and args:
+            defines[args[0]] = args[1] if len(args) > 1 else ""
+            continue
+        if directive == "undefine" and args:
+            defines.pop(args[0], None)
+            continue
         if directive in ("servername", "serveralias"):
             for c in reversed(containers):
                 if c[0] == "virtualhost":
