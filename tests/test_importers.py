@@ -257,6 +257,7 @@ def test_apache_constructs() -> None:
         (2, "status.302-converted"),
         (5, "status.302-converted"),
         (6, "import.status-skipped"),
+        (13, "import.internal"),
         (15, "import.conditional"),
         (21, "import.container"),
     ]
@@ -297,6 +298,7 @@ def test_apache_skips() -> None:
     ruleset, problems = load_apache(text, "x")
     assert ruleset.rules == ()
     assert warnings_of(problems) == [
+        (1, "import.internal"),
         (2, "import.variable"),
         (3, "import.unsupported"),
         (4, "import.group"),

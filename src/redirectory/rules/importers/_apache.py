@@ -461,6 +461,8 @@ def _implied(cond: str, pattern: str) -> bool:
     anchored_end = cond.endswith("$") and not cond.endswith(".*$") and not cond.endswith("\\$")
     pieces = []
     for text in cond.removeprefix("^").removesuffix("$" if anchored_end else "").split(".*"):
+        if re.search(r"[][()*+?{|]|\\[A-Za-z0-9]", text):
+            return False  # a class, group, quantifier or escape class: a requirement the skeleton drops
         found = _skeleton(text) if text else (False, [], False)
         if found is None or len(found[1]) > 1 or (text and not found[1]):
             return False
@@ -789,7 +791,12 @@ def _apache_rewrite(
     absolute = re.match(r"(?i)https?://([^/?#]*)", subst)
     if code is None:
         if absolute is None or (host is not None and absolute.group(1).lower() == host):
-            return  # an internal rewrite (an absolute URL on the server's own host too), not a redirect
+            # an internal rewrite (an absolute URL on the server's own host too), not a redirect
+            why = ("stops the rules after it for the paths it matches (`-`: the path stays)" if subst == "-"
+                   else "serves another path without redirecting, and the rules after it see that path")
+            b.warn(line, "import.internal", f"{what}: an internal rewrite (no R flag) {why}: not a redirect, "
+                   "not imported; check the redirects after it with `rules test`", name="from_regex")
+            return
         code = 302  # an absolute substitution to another host: Apache redirects with 302
     status = b.status(code, line, what)
     if status is None:
