@@ -421,6 +421,8 @@ class _Change:
                 self.facts_before[rid] = index._facts_of(rid, old)
             if new is not None:
                 self.facts_after[rid] = rule_facts(new, hosts)
+        self._by_key: dict[object, list[Facts]] | None = None
+        self._by_group: dict[object, list[Facts]] | None = None
         self._mini = Matcher()  # the changed pattern and regex rules, after
         self._exact_added: dict[str, list[Facts]] = {}
         self._served_delta: dict[str, int] = {}
@@ -604,8 +606,27 @@ class _Change:
             ids = index._keys.get(key, [])
             members = [index._facts[i] for i in ids if not (after and i in self.dirty)]
             if after:
-                members += [f for f in self.facts_after.values() if f.usable and f.exact is None]
+                members += self._inexact_after_by_key().get(key, [])
         return _unique([f for f in members if f.rule.key() == key])
+
+    def _inexact_after_by_key(self) -> dict[object, list[Facts]]:
+        """The usable pattern and regex rules after the change, by key: built once, so that finding
+        a rule's duplicates does not scan every changed rule (a 12,500-rule import: 12,500 scans)."""
+        if self._by_key is None:
+            self._by_key = {}
+            for f in self.facts_after.values():
+                if f.usable and f.exact is None:
+                    self._by_key.setdefault(f.rule.key(), []).append(f)
+        return self._by_key
+
+    def _patterns_after_by_group(self) -> dict[object, list[Facts]]:
+        """The usable, enabled pattern rules after the change, by `group_key`: built once."""
+        if self._by_group is None:
+            self._by_group = {}
+            for f in self.facts_after.values():
+                if f.usable and f.rule.enabled and f.pattern is not None:
+                    self._by_group.setdefault(group_key(f), []).append(f)
+        return self._by_group
 
     def ambiguities(self, after: bool) -> dict[tuple[str, str, str], tuple[str, Problem]]:
         """The ambiguities of the changed rules with any rule, by (id, code, message)."""
@@ -641,11 +662,8 @@ class _Change:
             if after:
                 found = [f for f in found if f.rule.id not in self.dirty]
         if after:
-            for other in self.facts_after.values():
-                if (
-                    other.rule.id != facts.rule.id and other.usable and other.rule.enabled
-                    and other.pattern is not None and group_key(other) == gkey and patterns_meet(other, facts)
-                ):
+            for other in self._patterns_after_by_group().get(gkey, ()):
+                if other.rule.id != facts.rule.id and patterns_meet(other, facts):
                     found.append(other)
         return found
 
@@ -834,6 +852,30 @@ def validate_change(
     """The problems a change adds to the table (see the module); the index is not changed."""
     found = problems_by_rule(index, upserts, removals, allowed_hosts=allowed_hosts, source=source)
     return [p for _rid, p in found]
+
+
+class PreparedChange:
+    """A change validated against an index (`prepare_change`): its problems now, and `commit` to
+    record it in that index later, without working it out again (a 12,500-rule import: half the
+    guard's time). Valid while the index is not changed in between."""
+
+    def __init__(self, index: TableIndex, upserts: Sequence[Rule], removals: Sequence[str],
+                 hosts: tuple[str, ...]) -> None:
+        self.index, self.upserts, self.removals, self.hosts = index, upserts, removals, hosts
+        self._change = _Change(index, upserts, removals, hosts)
+
+    def problems(self, source: str | None = None) -> list[Problem]:
+        return [p for _rid, p in self._change.problems(source)]
+
+    def commit(self) -> None:
+        self._change.commit()
+
+
+def prepare_change(index: TableIndex, upserts: Sequence[Rule], removals: Sequence[str] = (), *,
+                   allowed_hosts: Iterable[str] | None = None) -> PreparedChange:
+    """`validate_change` that can then be committed to the index (`PreparedChange.commit`)."""
+    hosts = index.allowed_hosts if allowed_hosts is None else tuple(allowed_hosts)
+    return PreparedChange(index, upserts, removals, hosts)
 
 
 def problems_by_rule(

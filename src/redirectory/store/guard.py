@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from redirectory.rules.model import Problem, Rule
-from redirectory.rules.tableindex import TableIndex, validate_change
+from redirectory.rules.tableindex import PreparedChange, TableIndex, prepare_change
 
 log = logging.getLogger("redirectory.store")
 
@@ -68,6 +68,7 @@ class TableGuard:
     def __init__(self) -> None:
         self._index: TableIndex | None = None
         self._revision = -1
+        self._prepared: PreparedChange | None = None  # the change `check` validated, for `record`
         self._lock = threading.Lock()  # one writer at a time already holds the database lock; this is belt and braces
 
     @property
@@ -77,6 +78,7 @@ class TableGuard:
 
     def discard(self) -> None:
         """Forget the index (a write that touched it failed); the next check rebuilds it."""
+        self._prepared = None
         self._index = None
         self._revision = -1
 
@@ -115,7 +117,10 @@ class TableGuard:
         write lock, then `record` the change in the same transaction."""
         with self._lock:
             index = self._current(state)
-            problems = validate_change(index, upserts, removals, allowed_hosts=allowed_hosts, source=source)
+            prepared = prepare_change(index, upserts, removals, allowed_hosts=allowed_hosts)
+            problems = prepared.problems(source)
+            # `record` commits this very change when nothing came between (same rules, same hosts)
+            self._prepared = prepared if allowed_hosts is None and not any(p.is_error for p in problems) else None
         if any(p.is_error for p in problems):
             raise ChangeRefused(problems)
         return problems
@@ -134,8 +139,13 @@ class TableGuard:
             index = self._index
             if index is None or self._revision != revision - 1:
                 return
+            prepared, self._prepared = self._prepared, None
             if allowed_hosts is not None:
                 index.allowed_hosts = allowed_hosts
-            if upserts or removals:
+            if prepared is not None and allowed_hosts is None and prepared.index is index and \
+                    prepared.upserts is upserts and prepared.removals is removals and \
+                    prepared.hosts == index.allowed_hosts:
+                prepared.commit()
+            elif upserts or removals:
                 index.apply(upserts, removals)
             self._revision = revision
