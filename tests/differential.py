@@ -1,6 +1,7 @@
 """Differential harness for the importers: the real server against `redirectory serve`.
 
-For one real-world redirect file (the corpus in ../shared/corpus, see its README), it
+For one real-world redirect file (the corpus in ../shared/corpus, see its README, and the second
+root tests/data/real/, laid out the same way), it
 
 1. serves the ORIGINAL with the real server (nginx, or apache2 with mod_alias + mod_rewrite),
    wired minimally: a `server {}` / `<VirtualHost>` around a fragment, `include`s resolved in a
@@ -19,7 +20,10 @@ For one real-world redirect file (the corpus in ../shared/corpus, see its README
 Normalisation (the gateway's documented behaviour, docs/gateway.md and docs/rules.md): a Location
 on the request's own host (`http://host[:port]/p`) equals the absolute path `/p` (the gateway sends
 an absolute path when it knows no public URL); the original's 302 answered as 307 is the documented
-conversion; two answers that are not redirects (404, 410, 502, 200...) agree whatever their status.
+conversion; two answers that are not redirects (404, 410, 502, 200...) agree whatever their status;
+a Location's scheme, host and percent-escapes compare without letter case (RFC 3986 6.2.2.1), and
+`{`/`}` as `%7B`/`%7D` (as a client sends them); Apache's `URL#frag?query`
+(the request's query pasted after a target's fragment) equals redirectory's `URL?query#frag`.
 
 Run it: `.venv/bin/python tests/differential.py [--format nginx|apache] [FILE...] [--json OUT]`
 (no FILE: every corpus file of the format(s)); tests/test_differential.py holds each file to the
@@ -79,6 +83,16 @@ def find_corpus() -> Path | None:
     if os.environ.get("REDIRECTORY_CORPUS"):
         candidates.append(Path(os.environ["REDIRECTORY_CORPUS"]))
     return next((c for c in candidates if c.is_dir()), None)
+
+
+#: the second corpus root: real files found for this repository, laid out like ../shared/corpus
+#: (nginx/, apache/, ...; provenance in its README.md table)
+REAL_ROOT = Path(__file__).resolve().parent / "data" / "real"
+
+
+def corpus_roots() -> list[Path]:
+    """Every corpus root there is: find_corpus() (when present), then tests/data/real."""
+    return [r for r in (find_corpus(), REAL_ROOT) if r is not None and r.is_dir()]
 
 
 def corpus_files(corpus: Path, formats: tuple[str, ...] = FORMATS) -> list[str]:
@@ -435,14 +449,31 @@ def normalise(answer: Answer, host: str, ports: set[int]) -> Answer:
             port = -1
         if parts.scheme == "http" and (parts.hostname or "").lower() == host.lower() and port in (None, 80, *ports):
             location = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
+        elif parts.netloc:  # scheme and host are case-insensitive (RFC 3986 6.2.2.1): compared lower-cased
+            location = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query,
+                                   parts.fragment))
+    if location:  # percent-escapes compare without case (RFC 3986 6.2.2.1); `{` and `}` as a client sends them
+        location = re.sub(r"%[0-9a-fA-F]{2}", lambda m: m.group(0).upper(), location)
+        location = location.replace("{", "%7B").replace("}", "%7D")
     return Answer(answer.status, location)
+
+
+def query_after_fragment(location: str | None) -> str | None:
+    """`/p?q#f` written as Apache's mod_alias writes it when its URL has a fragment: `/p#f?q`."""
+    if location is None or "#" not in location or "?" not in location.split("#", 1)[0]:
+        return location
+    before, fragment = location.split("#", 1)
+    path, query = before.split("?", 1)
+    return f"{path}#{fragment}?{query}"
 
 
 def agree(original: Answer, ours: Answer) -> bool:
     if original.status not in REDIRECTS and ours.status not in REDIRECTS:
         return True
     same_status = original.status == ours.status or (original.status == 302 and ours.status == 307)
-    return same_status and original.location == ours.location
+    # intentional (docs/migrating.md): Apache appends the request's query after a fragment of the
+    # target, where a client reads it as part of the fragment; redirectory puts it before the fragment
+    return same_status and original.location in (ours.location, query_after_fragment(ours.location))
 
 
 # -- the real servers ---------------------------------------------------------------------------------
@@ -479,6 +510,10 @@ class Wired:
     hosts: list[str]
     sources: list[Source]
     notes: list[str]
+    #: what `rules import` reads instead of the corpus file (nginx: the file in the repository layout,
+    #: or the same wiring nginx serves), and its extra arguments (--include-root)
+    import_path: Path | None = None
+    import_args: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -572,6 +607,10 @@ class NginxTree:
 
     def sanitise(self, text: str, copy: Path) -> str:
         where = copy.relative_to(self.root)
+        text, dropped = drop_plain_beside_tls(text)
+        if dropped:
+            self.file_note(copy, f"{where}: no TLS here, one port: the plain-http server of {', '.join(dropped)} "
+                                 "removed, its https server served (as the import keeps it)")
 
         def include(m: re.Match[str]) -> str:
             target = m.group(2).strip("\"'")
@@ -630,6 +669,38 @@ class NginxTree:
         if names:
             self.note_once(f"proxy_pass upstreams {', '.join(names)} stubbed as a closed loopback port")
         return "\n".join(f"    upstream {n} {{ server 127.0.0.1:9; }}" for n in names)
+
+
+def _is_tls(server: Directive) -> bool:
+    return any(d.name == "listen" and ("ssl" in d.args or (d.args and re.search(r"(?:^|:)443$", d.args[0]) is not None))
+               for d in server.block or [])
+
+
+def drop_plain_beside_tls(text: str) -> tuple[str, list[str]]:
+    """`text` without the plain-http `server`s whose one name also has an https server (nginx on
+    one port, without TLS, would answer that name with whichever comes first): the import keeps
+    the https one, so the harness serves it."""
+    servers = [d for d in walk(nginx_parse(text)) if d.name == "server" and d.block is not None]
+    names = [[a.lower() for d in s.block or [] if d.name == "server_name" for a in d.args] for s in servers]
+    tls_names = {n[0] for s, n in zip(servers, names, strict=True) if len(n) == 1 and _is_tls(s)}
+    drop = {i for i, (s, n) in enumerate(zip(servers, names, strict=True))
+            if len(n) == 1 and n[0] in tls_names and not _is_tls(s)}
+    if not drop:
+        return text, []
+    blank = re.sub(r"(?m)(^|\s)(#.*)$", lambda m: m.group(1) + " " * len(m.group(2)), text)
+    spans = []
+    for k, m in enumerate(re.finditer(r"(?<![\w$])server\s*\{", blank)):
+        depth, i = 0, m.end() - 1
+        while i < len(blank):
+            depth += {"{": 1, "}": -1}.get(blank[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        if k in drop:
+            spans.append((m.start(), i + 1))
+    for start, end in reversed(spans):
+        text = text[:start] + "\n" * text.count("\n", start, end) + text[end:]
+    return text, sorted({names[i][0] for i in drop})
 
 
 def nginx_kind(directives: list[Directive], path: Path) -> str:
@@ -782,7 +853,26 @@ def wire_nginx(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
     log = tmp / "nginx.log"
     base = [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
     sources, hosts = nginx_sources(tree, served)
-    return Wired(base, [*base, "-t", "-q"], log, hosts or [DEFAULT_HOST], sources, tree.notes)
+    import_path, import_args = nginx_import_tree(tree, tmp.parent / "import-tree", copy, kind, served, http)
+    return Wired(base, [*base, "-t", "-q"], log, hosts or [DEFAULT_HOST], sources, tree.notes, import_path, import_args)
+
+
+def nginx_import_tree(tree: NginxTree, root: Path, copy: Path, kind: str, served: list[Path],
+                      http: list[str]) -> tuple[Path, list[str]]:
+    """The repository's corpus files as written, at their repository paths under `root`, and what to
+    import: the file itself when nginx serves it alone, else the wiring nginx serves (the companion
+    files and the `server {}`) with its includes relative to `root`; imported with --include-root."""
+    for wired_copy, original in tree.original.items():
+        target = root / wired_copy.relative_to(tree.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(original, target)
+    if kind == "http" and served == [copy]:
+        entry = root / copy.relative_to(tree.root)
+    else:
+        entry = root / ".differential-import.conf"
+        entry.write_text("\n".join(http).replace(f"{tree.root}/", "") + "\n")
+        tree.note_once("imported as nginx serves it (the same includes and server, in the repository layout)")
+    return entry, ["--include-root", str(root)]
 
 
 # -- Apache wiring ------------------------------------------------------------------------------------
@@ -797,6 +887,12 @@ LoadModule mpm_event_module {modules}/mod_mpm_event.so
 LoadModule authz_core_module {modules}/mod_authz_core.so
 LoadModule alias_module {modules}/mod_alias.so
 LoadModule rewrite_module {modules}/mod_rewrite.so
+# AddType/AddHandler, Options +Includes and IndexOptions of real .htaccess files (apache/kafka-site,
+# apache/maven-site): without these modules Apache answers 500 to every request under the file
+LoadModule mime_module {modules}/mod_mime.so
+LoadModule include_module {modules}/mod_include.so
+LoadModule autoindex_module {modules}/mod_autoindex.so
+TypesConfig /dev/null
 ServerName {host}
 DocumentRoot "{docroot}"
 <Directory "{docroot}">
@@ -921,12 +1017,12 @@ def wire_apache(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
     docroot = tmp / "docroot"
     docroot.mkdir()
     text = texts[name]
+    maps: list[str] = []
     if copy.name.startswith(".htaccess") or copy.name.endswith(".htaccess"):
         shutil.copy(copy, docroot / ".htaccess")
         body = ""
         notes.append("an .htaccess file: served as DocumentRoot/.htaccess with AllowOverride All")
     else:
-        maps: list[str] = []
         defined = {words[1].lower() for _, words in apache_lines(text) if words[0].lower() == "rewritemap" and len(words) > 1}
         for used in sorted({u.lower() for u in re.findall(r"\$\{(\w+):", text)} - defined):
             for other, other_text in texts.items():
@@ -960,13 +1056,20 @@ def wire_apache(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
 
     sources, hosts = apache_sources(text, follow)
     base = [binary, "-d", str(server_root), "-f", str(conf)]
-    return Wired([*base, "-DFOREGROUND"], [*base, "-t"], tmp / "apache.log", hosts or [DEFAULT_HOST], sources, list(dict.fromkeys(notes)))
+    imported = None
+    if maps:  # the import gets the same context: those RewriteMap lines (Apache reads them before any request)
+        imported = tmp / "imported" / copy.name
+        imported.parent.mkdir()
+        imported.write_text(text + ("" if text.endswith("\n") else "\n") + "".join(f"{m}\n" for m in maps))
+        notes.append("the import reads the file with those RewriteMap lines appended")
+    return Wired([*base, "-DFOREGROUND"], [*base, "-t"], tmp / "apache.log", hosts or [DEFAULT_HOST], sources,
+                 list(dict.fromkeys(notes)), imported)
 
 
 # -- one file -----------------------------------------------------------------------------------------
-def import_file(path: Path, fmt: str, database: str) -> tuple[bool, str, int, int]:
+def import_file(path: Path, fmt: str, database: str, extra: list[str] | None = None) -> tuple[bool, str, int, int]:
     """(accepted, the importer's message, rules imported, warnings)."""
-    done = cli("rules", "import", str(path), "--format", fmt, "--database", database)
+    done = cli("rules", "import", str(path), "--format", fmt, "--database", database, *(extra or []))
     output = (done.stdout + "\n" + done.stderr).strip()
     warnings = sum(1 for line in output.splitlines() if ": warning: " in line)
     imported = re.search(r"imported (\d+) rule", output)
@@ -999,7 +1102,8 @@ def run_file(corpus: Path, name: str, fmt: str | None = None, keep: bool = False
             report.wiring.append(note)
         report.requests = len(probes)
         database = f"sqlite:///{tmp}/imported.db"
-        accepted, message, report.rules_imported, report.import_warnings = import_file(corpus / name, fmt, database)
+        accepted, message, report.rules_imported, report.import_warnings = import_file(
+            wired.import_path or corpus / name, fmt, database, wired.import_args)
         if not accepted:
             report.status, report.reason = "import-refused", message
             report.difference_count = len(probes)
@@ -1060,24 +1164,25 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if not BIN.exists():
         parser.error(f"{BIN} not found: run this with the venv's python (.venv/bin/python tests/differential.py)")
-    corpus = find_corpus()
-    if corpus is None:
-        parser.error("no corpus: neither ../shared/corpus next to the repository nor $REDIRECTORY_CORPUS")
+    roots = corpus_roots()
+    if not roots:
+        parser.error("no corpus: neither ../shared/corpus next to the repository nor $REDIRECTORY_CORPUS nor tests/data/real")
     names: list[tuple[Path, str, str | None]] = []
     for given in options.files:
         path = Path(given)
-        if (corpus / given).is_file():
-            names.append((corpus, given, options.format))
+        found = next((r for r in roots if (r / given).is_file()), None)
+        if found is not None:
+            names.append((found, given, options.format))
         elif path.is_file():
             resolved = path.resolve()
-            inside = resolved.is_relative_to(corpus.resolve())
-            root = corpus.resolve() if inside else resolved.parent.parent
+            inside = next((r.resolve() for r in roots if resolved.is_relative_to(r.resolve())), None)
+            root = inside or resolved.parent.parent
             names.append((root, str(resolved.relative_to(root)), options.format))
         else:
             parser.error(f"{given}: no such corpus file")
     if not options.files:
         formats = (options.format,) if options.format else FORMATS
-        names = [(corpus, n, None) for n in corpus_files(corpus, formats)]
+        names = [(root, n, None) for root in roots for n in corpus_files(root, formats)]
     reports = run_files(names, options.jobs, keep=options.keep)
     for report in reports:
         print(report.summary(options.differences))

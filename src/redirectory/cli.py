@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, GatewayConfig
+from redirectory.rules.formats import IMPORT_FORMATS
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, reason_phrase
 
@@ -117,17 +118,18 @@ def print_problems(problems: list[Problem], strict: bool = False, verbose: bool 
     return errors, warnings
 
 
-def load_valid(path: Path, fmt: str | None = None, strict: bool = False, verbose: bool = False) -> RuleSet:
+def load_valid(path: Path, fmt: str | None = None, strict: bool = False, verbose: bool = False,
+               include_root: Path | None = None) -> RuleSet:
     """Read, parse and validate a rule file; print problems; exit 1 on errors."""
-    return read_valid(path, fmt, strict, verbose)[0]
+    return read_valid(path, fmt, strict, verbose, include_root)[0]
 
 
 def read_valid(path: Path, fmt: str | None = None, strict: bool = False,
-               verbose: bool = False) -> tuple[RuleSet, list[Problem]]:
+               verbose: bool = False, include_root: Path | None = None) -> tuple[RuleSet, list[Problem]]:
     """`load_valid`, also returning the problems it printed (warnings only, since errors exit)."""
     from redirectory.rulefile import read_rule_file
 
-    ruleset, problems = read_rule_file(path, fmt)
+    ruleset, problems = read_rule_file(path, fmt, include_root)
     errors, _ = print_problems(problems, strict, verbose)
     if errors:
         fail(f"{path}: {errors} problem(s); nothing was changed")
@@ -225,7 +227,7 @@ def _where(url: str) -> str:
 
 
 # -- serve ------------------------------------------------------------------------------------
-FORMAT_HELP = "yaml, json, csv, nginx, apache, netlify, netlify-toml or vercel (default: from the file name)."
+FORMAT_HELP = f"{', '.join(IMPORT_FORMATS[:-1])} or {IMPORT_FORMATS[-1]} (default: from the file name)."
 #: The actors of declarative syncs from a rule file, as the change log records them.
 APPLY_ACTORS = ("rules apply", "serve --rules")
 
@@ -363,6 +365,11 @@ def _print_outside_edits(edits: list[OutsideEdit], console: Console, done: bool 
 
 
 # -- rules validate / apply / import / export ----------------------------------------------------
+IncludeRootOpt = Annotated[Path | None, typer.Option(
+    "--include-root", help="nginx: the directory its relative `include`s (and those under /etc/nginx/) are "
+    "read from, as nginx's configuration directory; default: the directory of FILE.")]
+
+
 @rules_app.command("validate")
 def rules_validate(
     file: Annotated[Path, typer.Argument(help="Rule file (.yaml, .yml, .json or .csv).")],
@@ -371,6 +378,7 @@ def rules_validate(
     database: Annotated[str | None, typer.Option("--database", hidden=True,
                                                  help="Accepted like every rules command; validate never opens it.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
+    include_root: IncludeRootOpt = None,
 ) -> None:
     """Check a rule file.
 
@@ -379,7 +387,7 @@ def rules_validate(
     """
     from redirectory.rulefile import read_rule_file
 
-    ruleset, problems = read_rule_file(file, fmt)
+    ruleset, problems = read_rule_file(file, fmt, include_root)
     errors, warnings = print_problems(problems, strict, verbose)
     if errors:
         err.print(f"{file}: {errors} error(s), {warnings} warning(s)", style="red", highlight=False)
@@ -470,6 +478,7 @@ def rules_import(
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
+    include_root: IncludeRootOpt = None,
 ) -> None:
     """Add a file's rules to the table (all or nothing).
 
@@ -482,7 +491,7 @@ def rules_import(
 
     from redirectory.store import ChangeRefused
 
-    incoming, printed = read_valid(file, fmt, strict, verbose)
+    incoming, printed = read_valid(file, fmt, strict, verbose, include_root)
     # What the import adds to the table is validated inside the write, against the table as it is
     # then (store/guard.py); the file's own problems were printed already.
     known = {(p.code, p.line, p.message) for p in printed}
@@ -519,21 +528,29 @@ def rules_import(
         _store_error(exc, database)
 
 
+#: What `rules export --format` and `rules convert --to` write: rule files, then server configurations.
+EXPORT_FORMATS = ("yaml", "json", "csv", "nginx", "apache", "netlify")
+_SERVER_FORMATS = ("nginx", "apache", "netlify")
+_EXPORT_HELP = "yaml, json, csv, nginx, apache or netlify."
+
+
 @rules_app.command("export")
 def rules_export(
-    fmt: Annotated[str, typer.Option("--format", help="yaml, json, csv or nginx.")] = "yaml",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory for redirectory-map.conf and redirectory-return.conf).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_EXPORT_HELP)] = "yaml",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory for redirectory-map.conf and redirectory-return.conf; apache, netlify: a file, or a directory for redirectory-apache.conf or _redirects).")] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say which database and revision (on stderr).")] = False,
 ) -> None:
-    """Write the table as a rule file or nginx configuration.
+    """Write the table as a rule file or server configuration.
 
-    yaml, json or csv; or nginx: a `map` include plus its `return` snippet.
+    yaml, json or csv; nginx: a `map` include plus its `return` snippet; apache: a mod_rewrite
+    snippet for a VirtualHost; netlify: a `_redirects` file. Each rule the server cannot express
+    is named on stderr (exit 0).
     """
 
-    if fmt not in ("yaml", "json", "csv", "nginx"):
-        usage_error(f"--format: '{fmt}' is not one of yaml, json, csv, nginx")
-    if fmt != "nginx":
+    if fmt not in EXPORT_FORMATS:
+        usage_error(f"--format: '{fmt}' is not one of {', '.join(EXPORT_FORMATS)}")
+    if fmt not in _SERVER_FORMATS:
         _export_streamed(fmt, output, database, verbose)
         return
     try:
@@ -548,9 +565,12 @@ def rules_export(
 
 
 def _write_table(ruleset: RuleSet, fmt: str, output: Path | None) -> None:
-    """`ruleset` as a rule file (yaml, json, csv) or nginx configuration, to `output` or stdout."""
+    """`ruleset` as a rule file (yaml, json, csv) or server configuration, to `output` or stdout."""
     from redirectory.rules import export
 
+    if fmt in ("apache", "netlify"):
+        _write_server_file(ruleset, fmt, output)
+        return
     if fmt == "nginx":
         if output is None:
             sys.stdout.write(f"# ---- {export.MAP_FILE} (include inside http {{}}) ----\n")
@@ -583,23 +603,50 @@ def _write_table(ruleset: RuleSet, fmt: str, output: Path | None) -> None:
         fail(f"--output: cannot write {output}: {exc.strerror or exc}")
 
 
+def _write_server_file(ruleset: RuleSet, fmt: str, output: Path | None) -> None:
+    """The Apache snippet or Netlify `_redirects` file (one text each), to `output` (a file, or a
+    directory for its usual name) or stdout; each rule left out named on stderr."""
+    from redirectory.rules import export_apache, export_netlify
+
+    if fmt == "apache":
+        done = export_apache.apache(ruleset)
+        text, skipped, name = done.conf, done.skipped, export_apache.APACHE_FILE
+    else:
+        result = export_netlify.netlify(ruleset)
+        text, skipped, name = result.text, result.skipped, export_netlify.NETLIFY_FILE
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        target = output / name if output.is_dir() else output
+        try:
+            with _replacing(target) as stream:
+                stream.write(text)
+        except OSError as exc:
+            fail(f"--output: cannot write {target}: {exc.strerror or exc}")
+    for p in skipped:
+        err.print(p.format(f"{fmt} export"), style="yellow", highlight=False, markup=False)
+    if output is not None:
+        err.print(f"wrote {target}", highlight=False, markup=False)
+
+
 @rules_app.command("convert")
 def rules_convert(
     file: Annotated[Path, typer.Argument(help="Rule file, or nginx / Apache / Netlify / Vercel redirect configuration.")],
     from_fmt: Annotated[str | None, typer.Option("--from", help=FORMAT_HELP + " A .conf file needs --from.")] = None,
-    to_fmt: Annotated[str, typer.Option("--to", help="yaml, json, csv or nginx.")] = "yaml",
+    to_fmt: Annotated[str, typer.Option("--to", help=_EXPORT_HELP)] = "yaml",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (nginx: a directory); default: standard output.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_PROBLEMS_HELP)] = False,
+    include_root: IncludeRootOpt = None,
 ) -> None:
     """Convert a file to another format, without a database.
 
     The same conversion and validation as `rules import`: warnings on stderr, the converted table
     on stdout (or -o). Exit 1, writing nothing, when the file has errors.
     """
-    if to_fmt not in ("yaml", "json", "csv", "nginx"):
-        usage_error(f"--to: '{to_fmt}' is not one of yaml, json, csv, nginx")
-    ruleset = load_valid(file, from_fmt, strict, verbose)
+    if to_fmt not in EXPORT_FORMATS:
+        usage_error(f"--to: '{to_fmt}' is not one of {', '.join(EXPORT_FORMATS)}")
+    ruleset = load_valid(file, from_fmt, strict, verbose, include_root)
     _write_table(ruleset, to_fmt, output)
     if output is not None or verbose:
         err.print(f"converted {len(ruleset.rules)} rule(s) from {file}", highlight=False, markup=False)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import heapq
 import operator
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
 from redirectory.rules.export import MAP_FILE
 from redirectory.rules.importers import IMPORT_FORMATS, detect_import_format, load_any
+from redirectory.rules.importers._nginx import load_nginx_included
+from redirectory.rules.importers._nginx_syntax import IncludeReader
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import detect_format
 from redirectory.rules.validation import validate
@@ -16,14 +20,24 @@ from redirectory.rules.validation import validate
 FORMATS: tuple[str, ...] = ("yaml", "json", "csv")
 
 
-def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, list[Problem]]:
+def read_rule_file(path: str | Path, fmt: str | None = None,
+                   include_root: str | Path | None = None) -> tuple[RuleSet, list[Problem]]:
     """Parse and validate a rule file, or a foreign redirect configuration (nginx, apache,
     netlify: see `rules.importers`). Problems name `FILE:LINE`; nothing here raises on bad input.
 
     Without `fmt` the name decides: .yaml/.yml, .json, .csv, `_redirects` (netlify) and
-    `.htaccess` (apache); a `.conf` file may be nginx or Apache, so it needs `fmt`."""
+    `.htaccess` (apache); a `.conf` file may be nginx or Apache, so it needs `fmt`.
+
+    nginx `include`s are read (see `nginx_include_reader`): relative names against `include_root`,
+    else against the directory of the file imported."""
     name = str(path)
     chosen = fmt or detect_import_format(name) or detect_format(name)
+    if include_root is not None and chosen != "nginx":
+        return RuleSet(), [_file_problem(name, "--include-root is for nginx configuration (its `include`s): "
+                                             "drop it, or pass --format nginx")]
+    if include_root is not None and not Path(include_root).is_dir():
+        return RuleSet(), [_file_problem(name, f"--include-root {include_root}: not a directory (give the "
+                                             "directory the file's relative `include`s are relative to)")]
     if chosen is None:
         if name.lower().endswith(".conf"):
             return RuleSet(), [_file_problem(name, "a .conf file may be nginx or Apache configuration: "
@@ -53,9 +67,59 @@ def read_rule_file(path: str | Path, fmt: str | None = None) -> tuple[RuleSet, l
         return RuleSet(), [Problem("error", "file", f"not valid UTF-8 (byte offset {exc.start})",
                                    line=line, code="encoding", source=name)]
     del data  # the bytes are not needed once decoded: do not hold a second copy of a large file
+    if chosen == "nginx":
+        origins: list[str] = []
+        root = Path(include_root) if include_root is not None else Path(path).parent
+        ruleset, problems = load_nginx_included(text, name, nginx_include_reader(root, include_root is not None),
+                                                origins)
+        del text
+        validated = [replace(p, source=origins[p.index]) if p.index is not None and p.index < len(origins)
+                     and origins[p.index] != name else p for p in validate(ruleset, name)]
+        return ruleset, in_line_order(list(problems), validated)
     ruleset, problems = load_any(text, chosen, name)
     del text  # nor the text once parsed: validation is the peak
     return ruleset, in_line_order(list(problems), validate(ruleset, name))
+
+
+#: nginx's configuration prefix on most systems: absolute includes under it resolve against --include-root
+NGINX_PREFIX = "/etc/nginx/"
+
+
+def nginx_include_reader(root: Path, rooted: bool) -> IncludeReader:
+    """How `include NAME;` is read on import. nginx resolves a relative NAME against its
+    configuration prefix (not the including file's directory): here against `root` (the directory
+    of the file imported, or --include-root). With --include-root (`rooted`), an absolute NAME under
+    /etc/nginx/ also resolves against it, so a repository of configuration reads as installed; other
+    absolute names are read as written. A NAME with `*`, `?` or `[` is a glob, its files read in
+    sorted order as nginx does (matching none is fine); a missing plain NAME is a warning."""
+
+    def read(target: str, including: str) -> list[tuple[str, str]] | str:
+        if rooted and target.startswith(NGINX_PREFIX):
+            where = root / target[len(NGINX_PREFIX):]
+        else:
+            where = Path(target) if Path(target).is_absolute() else root / target
+        if any(c in target for c in "*?["):
+            names = sorted(glob.glob(str(where)))
+            if not names:
+                return []
+        else:
+            names = [str(where)]
+        out: list[tuple[str, str]] = []
+        for found in names:
+            try:
+                out.append((found, Path(found).read_bytes().decode("utf-8-sig")))
+            except IsADirectoryError:
+                return f"{found} is a directory"
+            except FileNotFoundError:
+                hint = "" if rooted else "; pass --include-root DIR when the includes are relative to another directory"
+                return f"no such file {found}{hint}"
+            except OSError as exc:
+                return f"cannot read {found}: {exc.strerror or exc}"
+            except UnicodeDecodeError as exc:
+                return f"{found} is not valid UTF-8 (byte offset {exc.start})"
+        return out
+
+    return read
 
 
 def in_line_order(parsed: list[Problem], validated: list[Problem]) -> list[Problem]:

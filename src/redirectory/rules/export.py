@@ -31,6 +31,9 @@ and what would make it exportable: rules with a time window (`starts`/`ends`), a
 the target's query or fragment (nginx cannot percent-encode it), a literal `%XX` in `from` (nginx
 matches the decoded path), or a regex whose groups nginx cannot reference ($1..$9).
 Disabled rules are left out silently. Other differences are listed in the map file's header.
+
+The other server exports are `export_apache` (a mod_rewrite snippet) and `export_netlify` (a
+`_redirects` file); the warning for a rule left out is made the same way for all (`export_skip`).
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ from typing import Any, Literal, Protocol
 import yaml
 from yaml.nodes import ScalarNode
 
+from redirectory.rules.export_skip import FIX_RULE, Skip, check_window, compiled_or_skip, gateway_only, skip_problem
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
-from redirectory.rules.patterns import Hole, Param, PatternError, Target, parse_target, simple_exact_pattern
+from redirectory.rules.patterns import Hole, Param, Target, simple_exact_pattern
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
@@ -408,19 +412,15 @@ _ESCAPE = re.compile("%[0-9A-F]{2}")
 
 
 #: What makes any rule work when nginx cannot answer it, and what makes an invalid rule exportable.
-_GATEWAY_ONLY = "let the redirectory gateway answer these paths (nginx can proxy them to it)"
-_FIX_RULE = "fix the rule (`redirectory rules validate` says how)"
+_GATEWAY_ONLY = gateway_only("nginx")
+_FIX_RULE = FIX_RULE
 
 
-class _Skip(Exception):
-    """Why a rule cannot be exported (`message`) and what would make it exportable (`fix`)."""
+class _Skip(Skip):
+    """`export_skip.Skip` with nginx's default fix (let the gateway answer)."""
 
     def __init__(self, fld: str, code: str, message: str, fix: str = _GATEWAY_ONLY):
-        super().__init__(message)
-        self.field = fld
-        self.code = code
-        self.message = message
-        self.fix = fix
+        super().__init__(fld, code, message, fix)
 
 
 @dataclass(slots=True)
@@ -499,7 +499,7 @@ def _write_nginx(rules: Iterable[Rule], stream: TextSink) -> tuple[str, list[Pro
             continue
         try:
             entries.append(_entry(rule, needs))
-        except _Skip as skip:
+        except Skip as skip:
             skipped.append(_skip_problem(rule, skip))
     classes = _method_classes(entries)
     staged: dict[str, list[_Entry]] = {stage.name: [] for stage in _STAGES}
@@ -673,20 +673,9 @@ def _map_block(source: str, name: str, entries: list[_Entry]) -> _Block:
     return _Block(source, name, exact, [(key, e) for _, key, e in ranked])
 
 
-def _skip_problem(rule: Rule, skip: _Skip) -> Problem:
-    """The warning for a rule left out: which rule (from, methods, status, to; id or position),
-    why nginx cannot express it, and what would make it exportable."""
-    methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
-    which = f"rule {rule.id}" if rule.id else f"rule #{rule.position + 1}"
-    return Problem(
-        "warning",
-        skip.field,
-        f"{rule.from_text}{methods} -> {rule.status} {rule.to} ({which}) is not exported to nginx: "
-        f"{skip.message}; {skip.fix}",
-        line=rule.line_of(skip.field),
-        index=rule.position,
-        code=skip.code,
-    )
+def _skip_problem(rule: Rule, skip: Skip) -> Problem:
+    """The warning for a rule left out (see `export_skip.skip_problem`)."""
+    return skip_problem(rule, skip, "nginx")
 
 
 _HEADER = (
@@ -754,23 +743,8 @@ def _plain_entry(rule: Rule, source: str, needs: _Needs) -> _Entry | None:
 
 
 def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
-    if rule.starts is not None or rule.ends is not None:
-        raise _Skip(
-            "starts" if rule.starts is not None else "ends",
-            "nginx.window",
-            "nginx has no clock for its time window (starts/ends)",
-            "apply it without starts/ends when the window opens (and remove it when it closes), then "
-            "export again; or " + _GATEWAY_ONLY,
-        )
-    try:
-        compiled = compile_rule(rule, memoised=False)  # each rule once: the parsers' caches would only grow
-    except Exception as exc:  # noqa: BLE001 - PatternError or re2.error: an invalid rule
-        try:
-            parse_target(rule.to)
-            fld = "from_regex" if rule.is_regex else "from"
-        except PatternError:
-            fld = "to"
-        raise _Skip(fld, "nginx.invalid", f"the rule is not valid: {exc}", _FIX_RULE) from None
+    check_window(rule, "nginx")
+    compiled = compiled_or_skip(rule, "nginx")
     cache = compiled.cache_control.split("=", 1)[1] if compiled.cache_control else "-"
     prefix = f"{rule.status} {cache} "
     pattern = compiled.pattern

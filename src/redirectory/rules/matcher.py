@@ -705,4 +705,6 @@ class Matcher:
             regex = c.regex
             m = regex.search(path) if regex is not None else None
             if m is not None:
-                yield c, dict(m.groupdict())
+                # a group that took no part in the match is empty, as in every regex substitution
+                # (nginx, Apache, re.sub): `^/a(/(.*))?$` -> `/b/{g2}` gives `/b/` for `/a`
+                yield c, {k: "" if v is None else v for k, v in m.groupdict().items()}

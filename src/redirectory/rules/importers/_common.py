@@ -25,7 +25,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _Loader = Callable[[str, str], tuple[RuleSet, list[Problem]]]
 
 
-def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) -> tuple[RuleSet, list[Problem]]:
+def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str,
+             origins: list[str] | None = None) -> tuple[RuleSet, list[Problem]]:
+    """Run `loader`; never raises. `origins`, when given, receives the file of each rule of the
+    result (the imported file, or a file it `include`s)."""
     builder = _Builder(source)
     try:
         if text.startswith("\ufeff"):
@@ -41,15 +44,57 @@ def _guarded(loader: Callable[[_Builder, str], None], text: str, source: str) ->
                 source=source,
             )
         )
+    for p in builder.refused:
+        # a line whose rule the checks refuse: our own export stays strict; a foreign line is skipped
+        builder.problems.append(p if builder.ours or not p.is_error else replace(
+            p, severity="warning", message=f"{p.message}: the line is skipped", code=f"import.{p.code}"))
+    builder.refused = []
     if builder.rules and not builder.ours and not any(p.is_error for p in builder.problems):
         _skip_what_the_server_never_uses(builder)
+    if builder.lines is not None:
+        _real_lines(builder)
     if not builder.rules and not any(p.is_error for p in builder.problems):
         skipped = sum(1 for p in builder.problems if p.severity == "warning")
         found = builder.found or "nothing that redirects"
         more = f"; {skipped} line(s) were skipped, each with a warning" if skipped else ""
         builder.problems.append(Problem("error", "file", f"no redirect to import: found {found}{more}",
                                         line=1, code="import.empty", source=source))
-    return builder.result()
+    ruleset, problems = builder.result()
+    if origins is not None:
+        origins[:] = [builder.rule_sources[r.position] if builder.rule_sources else source for r in ruleset.rules]
+    return ruleset, problems
+
+
+def _real_lines(b: _Builder) -> None:
+    """Lines numbered across included files (`b.lines`) back to each file's own lines: problems
+    name the file and line they are about, rules keep the line in their own file."""
+    table = b.lines or []
+
+    def where(line: int) -> tuple[str, int]:
+        return table[line - 1] if 0 < line <= len(table) else (b.source, line)
+
+    def text(message: str, own: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            file, real = where(int(m.group(1)))
+            return f"line {real}" if file == own else f"{file}:{real}"
+        return re.sub(r"\bline (\d+)\b", one, message)
+
+    problems = []
+    for p in b.problems:
+        file, real = where(p.line) if p.line is not None else (b.source, None)
+        problems.append(replace(p, line=real, source=file, message=text(p.message, file)))
+    b.problems = b.early + problems
+    b.early = []
+    in_result = sorted(range(len(b.rules)), key=lambda k: b.order[k])
+    sources = [""] * len(b.rules)
+    for position, k in enumerate(in_result):
+        rule = b.rules[k]
+        file, real = where(rule.line) if rule.line is not None else (b.source, None)
+        sources[position] = file
+        lines = {name: where(v)[1] for name, v in rule.field_lines.items()} if rule.field_lines else None
+        b.rules[k] = replace(rule, line=real, field_lines=lines)
+    b.rule_sources = sources
+    b.lines = None
 
 
 @dataclass
@@ -61,6 +106,12 @@ class _Builder:
     order: list[tuple[int, ...]] = field(default_factory=list)  # where each rule goes in the result
     found: str = ""  # what the file holds, said when it yields no redirect ("3 `map` entries ...")
     ours: bool = False  # our own export read back: its table is checked as strictly as a rule file
+    #: with `include`s read: line N of the flattened configuration is (file, its line) = lines[N - 1];
+    #: rules and problems use those numbers (file order across files) until `_real_lines`
+    lines: list[tuple[str, int]] | None = None
+    early: list[Problem] = field(default_factory=list)  # problems already in their own file's lines
+    rule_sources: list[str] = field(default_factory=list)  # the file of each rule of the result, in order
+    refused: list[Problem] = field(default_factory=list)  # the problems of rules the field checks refused
 
     def warn(self, line: int | None, code: str, message: str, name: str = "rules") -> None:
         self.problems.append(
@@ -116,7 +167,10 @@ class _Builder:
             source=self.source,
             position=index,
         )
-        self.problems.extend(found)
+        if rule is None:
+            self.refused.extend(found)
+        else:
+            self.problems.extend(found)
         if rule is not None:
             self.rules.append(rule)
             self.order.append((*(order or (line,)), index))
@@ -125,14 +179,17 @@ class _Builder:
         # in file order (map entries where the map is written), as a rule file would give them
         ordered = [rule for _order, rule in sorted(zip(self.order, self.rules, strict=True), key=lambda o: o[0])]
         rules = tuple(replace(r, position=i) for i, r in enumerate(ordered))
-        self.problems.sort(key=lambda p: p.line if p.line is not None else 0)
+        self.problems.sort(key=lambda p: (p.source != self.source, p.source or "", p.line if p.line is not None else 0))
         return RuleSet(rules), self.problems
 
 
 #: Table problems a foreign file may have although its server runs it: a later duplicate (the server
 #: uses the first: nginx and Apache try rules in file order, as Netlify and Vercel do) and a rule
 #: whose target leads back to itself (the condition that stopped the loop there was not imported).
-_SKIPPED_TABLE_CODES = {"duplicate": "the server uses the earlier one", "loop": "it would redirect forever here"}
+_SKIPPED_TABLE_CODES = {"duplicate": "the server uses the earlier one", "loop": "it would redirect forever here",
+                        # a line a rule cannot hold (a target host with `_`, a regex RE2 refuses...): the rest imports
+                        "to.invalid": "a rule cannot hold it", "from.invalid": "a rule cannot hold it",
+                        "from_regex.invalid": "a rule cannot hold it", "to.placeholder": "a rule cannot hold it"}
 
 
 def _skip_what_the_server_never_uses(b: _Builder) -> None:

@@ -3,24 +3,46 @@ docstring for what maps)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import replace
 
-from redirectory.rules.importers._common import _Builder, _path, _regex_rule, _unknown_variables, _variables
+from redirectory.rules.importers._common import (
+    _GROUP_REF,
+    _Builder,
+    _guarded,
+    _path,
+    _regex_rule,
+    _unknown_variables,
+    _variables,
+)
 from redirectory.rules.importers._nginx_export import _EXPORT_CODE, _RETURN_FILE, _read_own_export
 from redirectory.rules.importers._nginx_syntax import (
     _NGINX_REDIRECT_CODES,
+    IncludeReader,
     _collect_maps,
     _Directive,
     _nginx_parse,
     _NginxContext,
     _NginxMap,
 )
+from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
 
 
-def _load_nginx(b: _Builder, text: str) -> None:
-    tree = _nginx_parse(text, b)
+def load_nginx_included(
+    text: str, source: str, read: IncludeReader, origins: list[str] | None = None
+) -> tuple[RuleSet, list[Problem]]:
+    """`load_nginx` that reads the files `include`d (`read`: see `IncludeReader`), in place as
+    nginx does (also inside `map` blocks, and globs); problems in an included file name that file
+    and its line. An include that cannot be read is a warning naming it (the rest imports); an
+    include of a file already being read (a cycle), or nested more than 16 deep, is not read again.
+    `origins` receives the file of each rule."""
+    return _guarded(lambda b, t: _load_nginx(b, t, read), text, source, origins)
+
+
+def _load_nginx(b: _Builder, text: str, read: IncludeReader | None = None) -> None:
+    tree = _nginx_parse(text, b, read)
     maps: dict[str, _NginxMap] = {}
     _collect_maps(tree, maps)
     used: set[str] = set()
@@ -29,7 +51,8 @@ def _load_nginx(b: _Builder, text: str) -> None:
         # the `return`s of our own export read maps chained on the route maps read above
         used.update(name for name in maps if name.startswith("$redirectory_"))
     ranks: dict[int, int] = {}
-    _nginx_server(b, tree, _NginxContext(hosted=_has_hosted_server(tree)), maps, used, ranks)
+    _nginx_server(b, tree, _NginxContext(hosted=_has_hosted_server(tree), tls_hosts=_https_hosts(tree)),
+                  maps, used, ranks)
     _apply_ranks(b, ranks)
     b.found = _what_is_here(tree, maps)
 
@@ -41,11 +64,45 @@ _PHASE_SERVER, _PHASE_EXACT, _PHASE_STOP, _PHASE_REGEX, _PHASE_PREFIX = 5, 4, 3,
 _PHASE_SPAN = 100_000
 
 
+def _server_names(server: list[_Directive]) -> list[str]:
+    return [a for d in server if d.name == "server_name" for a in d.args]
+
+
+def _server_host(names: list[str]) -> str | None:
+    """The one host a server's rules answer: its one plain name, or `.example.org` (nginx: that
+    name and its subdomains) as example.org; None for none or several names."""
+    if len(names) != 1:
+        return None
+    name = names[0].lower()
+    if name.startswith(".") and valid_host(name[1:]):
+        return name[1:]
+    return name if valid_host(name) else None
+
+
+def _tls(server: list[_Directive]) -> bool:
+    """The server listens for https (a `listen` with `ssl`, or on port 443)."""
+    return any(d.name == "listen" and ("ssl" in d.args or (d.args and re.search(r"(?:^|:)443$", d.args[0])))
+               for d in server)
+
+
+def _https_hosts(block: list[_Directive], found: dict[str, tuple[bool, int]] | None = None
+                              ) -> dict[str, tuple[bool, int]]:
+    """host -> (True, the line of the first server of that one name that listens for https)."""
+    found = {} if found is None else found
+    for d in block:
+        if d.name == "server" and d.block is not None:
+            host = _server_host(_server_names(d.block))
+            if host is not None and _tls(d.block) and host not in found:
+                found[host] = (True, d.line)
+        elif d.block is not None and d.name != "map":
+            _https_hosts(d.block, found)
+    return found
+
+
 def _has_hosted_server(block: list[_Directive]) -> bool:
     for d in block:
         if d.name == "server" and d.block is not None:
-            names = [a for d2 in d.block if d2.name == "server_name" for a in d2.args]
-            if len(names) == 1 and valid_host(names[0].lower()):
+            if _server_host(_server_names(d.block)) is not None:
                 return True
         elif d.block is not None and d.name != "map" and _has_hosted_server(d.block):
             return True
@@ -108,6 +165,31 @@ def _nginx_server(
                                                           (d.args and d.args[0].startswith("~")))
         for d in block)
     _nginx_walk(b, block, ctx, maps, used, ranks)
+    _auto_redirects(b, block, ctx)
+
+
+#: the directives after which nginx answers `/prefix` with 301 `/prefix/` for `location /prefix/`
+_PASSES = frozenset({"proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass", "grpc_pass"})
+
+
+def _auto_redirects(b: _Builder, block: list[_Directive], ctx: _NginxContext) -> None:
+    """nginx's own redirect: a prefix location ending in `/` whose requests are passed on
+    (`proxy_pass`...) answers its name without the slash with 301 to the name with it, query kept,
+    unless a location names that path itself; a server `rewrite` still comes first."""
+    if not ctx.host and ctx.hosted:
+        return  # the catch-all server beside named ones: a rule cannot say which hosts (see above)
+    locations = [(_nginx_location(b, d), d) for d in block if d.name == "location" and d.block is not None]
+    named = {loc[1] for loc, _d in locations if loc is not None and loc[0] in ("", "=", "^~")}
+    prefix = f"//{ctx.host}" if ctx.host else ""
+    for loc, d in locations:
+        if loc is None or loc[0] not in ("", "^~") or not loc[1].startswith("/") or not loc[1].endswith("/"):
+            continue
+        path = loc[1][:-1]
+        if not path or path in named or not any(x.name in _PASSES for x in d.block or []):
+            continue
+        if any(r.search(path) for r in ctx.server_rewrites):
+            continue
+        b.add(d.line, {"from": prefix + _path(path), "to": _path(loc[1]), "status": 301})
 
 
 def _what_is_here(tree: list[_Directive], maps: dict[str, _NginxMap]) -> str:
@@ -145,16 +227,26 @@ def _nginx_walk(
     for d in block:
         before = len(b.rules)
         if d.name == "server" and d.block is not None:
-            names = [a for d2 in d.block if d2.name == "server_name" for a in d2.args]
-            host = None
-            if len(names) == 1 and valid_host(names[0].lower()):
-                host = names[0].lower()
-            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted), maps, used, ranks)
+            names = _server_names(d.block)
+            host = _server_host(names)
+            if host is not None and names[0].startswith("."):
+                b.warn(d.line, "import.host", f"`server_name {names[0]}`: its rules answer {host}; nginx also "
+                       f"answers its subdomains (*.{host}) here, which a rule cannot say", name="from")
+            tls = ctx.tls_hosts.get(host) if host is not None else None
+            if tls is not None and not _tls(d.block):
+                b.warn(d.line, "import.host", f"`server_name {names[0]}` without https: skipped; the server "
+                       f"of line {tls[1]} answers https for {host} and is imported (redirectory answers both "
+                       "schemes with one table; a plain-http server of a name that has an https one usually "
+                       "only sends to https, which the TLS in front of redirectory does)", name="from")
+                continue
+            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts), maps,
+                          used, ranks)
             continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
             if location is not None:
-                inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted)
+                inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted,
+                                      ctx.tls_hosts)
                 _nginx_walk(b, d.block, inner, maps, used, ranks)
             continue
         elif d.name == "if" and d.block is not None:
@@ -246,6 +338,8 @@ def _nginx_location_rule(
     loc = ctx.location or ("", "/")
     mod, where = loc
     if mod in ("~", "~*"):
+        if _other_hosts_only(b, line, what, ctx):
+            return
         if ctx.host:
             b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
                    "check it", name="from_regex")
@@ -312,6 +406,25 @@ def _nginx_location_rule(
     _regex_rule(b, line, f"`{what}`", regex, to, status, query=query)
 
 
+#: a regex that matches one path (or it and the same with a slash): `^/a/b\.html$`, `^/a/b/?$`
+_LITERAL_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'+-]|\\[.\-_~/])*)+?)(/\?)?\$")
+_DOTTED_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'+.-]|\\[.\-_~/])*)+?)(/\?)?\$")
+
+
+def _literal_paths(regex: str, dots: bool = False) -> list[str] | None:
+    """The paths a regex of literal characters matches (`^/a/?$`: `/a` and `/a/`), else None;
+    with `dots`, an unescaped `.` (any character) is read as the dot it was most likely written for."""
+    m = (_DOTTED_REGEX if dots else _LITERAL_REGEX).fullmatch(regex)
+    if m is None:
+        return None
+    path = re.sub(r"\\(.)", r"\1", m.group(1))
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None  # a dot segment: the request's path never holds one (normalised away)
+    if not m.group(2):
+        return [path]
+    return None if path.endswith("/") else [path, path + "/"]
+
+
 def _literal(path: str) -> str:
     """A literal path (as a `from` path would hold it) as a regex."""
     return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", _path(path))
@@ -355,6 +468,14 @@ def _nginx_map_rules(
                "skipped")
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
+    if m.source == "$request_uri" and m.entries:
+        b.warn(m.line, "import.query", f"`map $request_uri {name}`: nginx matches its keys against the path "
+               "and the query (`/a` answers `/a` only, not `/a?x=1`; a regex sees `?x=1` too), a rule the "
+               "path alone: the entries are imported to answer their path whatever its query, and a key with "
+               "`?` is skipped", name="from")
+    exact_keys = {k.removeprefix("\\") for k, _v, _l in m.entries if not k.startswith("~")}
+    earlier: list[re.Pattern[str]] = []  # the regex keys before, but those of one path:
+    earlier_paths: set[str] = set()  # the paths those match
     for key, value, line in m.entries:
         what = f"map entry `{key} {value}`"
         status = b.status(code, line, what)
@@ -367,11 +488,28 @@ def _nginx_map_rules(
             regex = key[2:] if ci else key[1:]
             if _unknown_variables(b, line, what, value, allow_groups=True):
                 continue
-            _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query)
+            # in a server of one name, a regex of one path is that path's rule for that host alone
+            literal = None if ci else _literal_paths(regex)
+            paths = None if ctx.location is not None or not ctx.host else literal
+            if paths and not any(p in exact_keys or p in earlier_paths or any(e.search(p) for e in earlier)
+                                 for p in paths):
+                for path in paths:  # nginx's first match for these paths: rules of this host alone
+                    b.add(line, {"from": prefix + _path(path), "to": value, "status": status, "query": query})
+            else:
+                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query)
+            if literal is not None:
+                earlier_paths.update(literal)
+            else:
+                with contextlib.suppress(re.error):
+                    earlier.append(re.compile(regex, re.IGNORECASE if ci else 0))
             continue
         if key.startswith("\\"):
             key = key[1:]
-        if not key.startswith("/") or (m.source == "$request_uri" and "?" in key):
+        if m.source == "$request_uri" and "?" in key:
+            b.warn(line, "import.query", f"{what}: the key matches that path with that query only, which a rule "
+                   "cannot express (rules match the path): skipped", name="from")
+            continue
+        if not key.startswith("/"):
             b.warn(line, "import.unsupported", f"{what}: the key is not a plain path: skipped", name="from")
             continue
         if _unknown_variables(b, line, what, value, allow_groups=False):
@@ -439,19 +577,57 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         replacement = re.sub(r"\$(?:\{([0-9])\}|([0-9]))", group, replacement)
         _nginx_location_rule(b, d.line, what, ctx, replacement, status, query, False)
         return
-    if loc is not None and regex in ("^", "^.*", "^.*$", ".*", "^/", "/") and not re.search(r"\$\{?[0-9]", replacement):
-        # a rewrite of every path the location answers: the location's rule
+    every = regex in ("^", "^.*", "^.*$", ".*", "^/", "/") and not re.search(r"\$\{?[0-9]", replacement)
+    if every and (loc is not None or ctx.host):
+        # a rewrite of every path the location answers (or, in a server of one name, every path of
+        # that host: a regex rule would answer every host): the location's rule
+        if loc is None:
+            shadowed = [r.pattern for r in ctx.server_rewrites[:_index(ctx.server_rewrites, regex)]
+                        if _literal_paths(r.pattern, dots=True) is None]
+            if shadowed:
+                b.warn(d.line, "import.order", f"`{what}`: a rule for every path of {ctx.host}, which a rule "
+                       f"of a path comes before; the regex rewrites before it in this server ({shadowed[0]!r}"
+                       f"{' ...' if len(shadowed) > 1 else ''}) are regex rules, which come after it: on "
+                       f"{ctx.host} they no longer answer", name="from")
         _nginx_location_rule(b, d.line, what, ctx, replacement, status, query, replacement.endswith("$is_args$args"))
         return
     if _unknown_variables(b, d.line, what, replacement, allow_groups=True):
         return
-    if ctx.host:
-        b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: check it",
-               name="from_regex")
+    if _other_hosts_only(b, d.line, what, ctx):
+        return
     ci = False
     if regex.startswith("(?i)"):
         regex, ci = regex[4:], True
+    paths = (None if ci or loc is not None or not ctx.host or _GROUP_REF.search(replacement)
+             else _literal_paths(regex, dots=True))
+    if paths and not any(r.search(p) for r in ctx.server_rewrites[:_index(ctx.server_rewrites, regex)] for p in paths):
+        # a server `rewrite` (run before any location) of one path: an exact rule of this host alone
+        if _literal_paths(regex) is None:
+            b.warn(d.line, "import.regex", f"`{what}`: `.` matches any character in nginx; a regex rule would "
+                   f"answer every host, not only {ctx.host}: imported as the path with a dot there (as "
+                   "written for), for this host", name="from")
+        for path in paths:
+            b.add(d.line, {"from": f"//{ctx.host}" + _path(path), "to": replacement, "status": status, "query": query})
+        return
+    if ctx.host:
+        b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: check it",
+               name="from_regex")
     _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query)
+
+
+def _index(rewrites: list[re.Pattern[str]], regex: str) -> int:
+    """Where `regex` is among a server's own rewrites (they come before it), else all of them."""
+    return next((i for i, r in enumerate(rewrites) if r.pattern == regex), len(rewrites))
+
+
+def _other_hosts_only(b: _Builder, line: int, what: str, ctx: _NginxContext) -> bool:
+    """A regex rule of a server without one name, in a file whose other servers name their hosts:
+    nginx sends it only the requests for other hosts, and a regex rule would answer every host."""
+    if ctx.host or not ctx.hosted:
+        return False
+    b.warn(line, "import.host", f"`{what}`: this server answers the hosts the file's other servers do not name, "
+           "and a regex rule would answer theirs too: skipped", name="from_regex")
+    return True
 
 
 def _skip_in_if(b: _Builder, d: _Directive, what: str) -> None:

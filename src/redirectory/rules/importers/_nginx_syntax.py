@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redirectory.rules.importers._common import _Builder
+from redirectory.rules.model import Problem
+
+#: Reads an `include`: (its argument as written, the file that includes it) -> the files it names,
+#: each (name, text), in the order nginx reads them (a glob: sorted; none is fine), or why not.
+IncludeReader = Callable[[str, str], "list[tuple[str, str]] | str"]
+#: nginx follows includes without limit (a cycle ends when it runs out of files); an import stops here
+_MAX_INCLUDE_DEPTH = 16
 
 
 # -- syntax --------------------------------------------------------------------------------------
@@ -15,6 +23,7 @@ class _Directive:
     args: list[str]
     line: int
     block: list[_Directive] | None = None
+    source: str | None = None  # the file it is in, when `include`s were read
 
 
 _NGINX_REDIRECT_CODES = frozenset({300, 301, 302, 303, 304, 305, 307, 308, 410})
@@ -78,7 +87,69 @@ def _nginx_tokens(text: str, b: _Builder) -> list[tuple[str, int, bool]]:
     return tokens
 
 
-def _nginx_parse(text: str, b: _Builder) -> list[_Directive]:
+def _nginx_parse(text: str, b: _Builder, read: IncludeReader | None = None) -> list[_Directive]:
+    """The directives of `text`; with `read`, each `include` replaced by the directives of the
+    files it names (as nginx reads them: in place, also inside `map` and other blocks). Then lines
+    are numbered across the files (`b.lines`) so that file order is line order."""
+    tree = _nginx_parse_one(text, b)
+    if read is None or not _has_include(tree):
+        return tree
+    b.early.extend(b.problems)  # the file's own syntax problems are in its own lines already
+    b.problems = []
+    tree = _expand(tree, b.source, b, read, (b.source,))
+    table: list[tuple[str, int]] = []
+
+    def number(block: list[_Directive]) -> None:
+        for d in block:
+            table.append((d.source or b.source, d.line))
+            d.line = len(table)
+            if d.block is not None:
+                number(d.block)
+
+    number(tree)
+    b.lines = table
+    return tree
+
+
+def _has_include(block: list[_Directive]) -> bool:
+    return any(d.name == "include" or (d.block is not None and _has_include(d.block)) for d in block)
+
+
+def _expand(block: list[_Directive], source: str, b: _Builder, read: IncludeReader,
+            chain: tuple[str, ...]) -> list[_Directive]:
+    out: list[_Directive] = []
+    for d in block:
+        d.source = source
+        if d.block is not None:
+            d.block = _expand(d.block, source, b, read, chain)
+        if d.name != "include" or d.block is not None:
+            out.append(d)
+            continue
+        if len(d.args) != 1:
+            b.early.append(Problem("warning", "file", f"line {d.line}: `include` takes one file name: ignored",
+                                   line=d.line, code="import.include", source=source))
+            continue
+        found = read(d.args[0], source)
+        if isinstance(found, str):
+            b.early.append(Problem("warning", "file", f"line {d.line}: `include {d.args[0]}`: {found}: what it "
+                                   "holds was not imported (the rest is)", line=d.line, code="import.include",
+                                   source=source))
+            continue
+        for name, text in found:
+            if name in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
+                why = (f"{name} includes itself (through {' -> '.join(chain[chain.index(name):])})" if name in chain
+                       else f"includes nested more than {_MAX_INCLUDE_DEPTH} deep")
+                b.early.append(Problem("warning", "file", f"line {d.line}: `include {d.args[0]}`: {why}: not read "
+                                       "again", line=d.line, code="import.include", source=source))
+                continue
+            inner = _Builder(name)
+            parsed = _nginx_parse_one(text, inner)
+            b.early.extend(inner.problems)
+            out.extend(_expand(parsed, name, b, read, (*chain, name)))
+    return out
+
+
+def _nginx_parse_one(text: str, b: _Builder) -> list[_Directive]:
     tokens = _nginx_tokens(text, b)
     root: list[_Directive] = []
     stack: list[tuple[list[_Directive], int]] = [(root, 0)]
@@ -132,6 +203,8 @@ class _NginxContext:
     server_rewrites: list[re.Pattern[str]] = field(default_factory=list)
     has_regex: bool = False  # the server has regex locations or its own rewrites
     hosted: bool = False  # the file has a server of one name (whose rules come first)
+    #: the hosts a server listening for https answers: (True, its line); their plain-http servers are skipped
+    tls_hosts: dict[str, tuple[bool, int]] = field(default_factory=dict)
 
 
 

@@ -1,0 +1,80 @@
+"""Why a rule is left out of a server export (nginx, Apache, Netlify): one mechanism for all. Pure.
+
+An exporter raises `Skip(field, code, message, fix)` for a rule its server cannot express as the
+gateway answers it; `skip_problem` turns it into the warning the CLI prints: the rule (from,
+methods, status, to, and its id or #position), the server, why, and what would make it exportable.
+The codes are `FORMAT.REASON` (`nginx.window`, `apache.placeholder`, `netlify.methods`...).
+The checks every exporter shares (a time window, an invalid rule) are here too.
+"""
+
+from __future__ import annotations
+
+from redirectory.rules.matcher import CompiledRule, compile_rule
+from redirectory.rules.model import Problem, Rule
+from redirectory.rules.patterns import PatternError, parse_target
+
+#: The server's name in the warnings, by export format.
+SERVERS = {"nginx": "nginx", "apache": "Apache", "netlify": "Netlify"}
+
+#: What makes an invalid rule exportable.
+FIX_RULE = "fix the rule (`redirectory rules validate` says how)"
+
+
+def gateway_only(fmt: str) -> str:
+    """What makes any rule work when the server cannot answer it."""
+    return f"let the redirectory gateway answer these paths ({SERVERS.get(fmt, fmt)} can proxy them to it)"
+
+
+class Skip(Exception):
+    """Why a rule cannot be exported (`message`) and what would make it exportable (`fix`)."""
+
+    def __init__(self, fld: str, code: str, message: str, fix: str):
+        super().__init__(message)
+        self.field = fld
+        self.code = code
+        self.message = message
+        self.fix = fix
+
+
+def rule_name(rule: Rule) -> str:
+    """`FROM [METHODS] -> STATUS TO (rule ID)`, or `(rule #N)` for a rule without an id."""
+    methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
+    which = f"rule {rule.id}" if rule.id else f"rule #{rule.position + 1}"
+    return f"{rule.from_text}{methods} -> {rule.status} {rule.to} ({which})"
+
+
+def skip_problem(rule: Rule, skip: Skip, fmt: str = "nginx") -> Problem:
+    """The warning for a rule left out of the `fmt` export: which rule, why, and the fix."""
+    return Problem(
+        "warning",
+        skip.field,
+        f"{rule_name(rule)} is not exported to {SERVERS.get(fmt, fmt)}: {skip.message}; {skip.fix}",
+        line=rule.line_of(skip.field),
+        index=rule.position,
+        code=skip.code,
+    )
+
+
+def check_window(rule: Rule, fmt: str) -> None:
+    """A rule with a time window cannot be exported: no server has the gateway's clock."""
+    if rule.starts is not None or rule.ends is not None:
+        raise Skip(
+            "starts" if rule.starts is not None else "ends",
+            f"{fmt}.window",
+            f"{SERVERS.get(fmt, fmt)} has no clock for its time window (starts/ends)",
+            "apply it without starts/ends when the window opens (and remove it when it closes), then "
+            "export again; or " + gateway_only(fmt),
+        )
+
+
+def compiled_or_skip(rule: Rule, fmt: str) -> CompiledRule:
+    """The rule compiled (without the parsers' caches); Skip naming the field for an invalid rule."""
+    try:
+        return compile_rule(rule, memoised=False)
+    except Exception as exc:  # noqa: BLE001 - PatternError or re2.error: an invalid rule
+        try:
+            parse_target(rule.to)
+            fld = "from_regex" if rule.is_regex else "from"
+        except PatternError:
+            fld = "to"
+        raise Skip(fld, f"{fmt}.invalid", f"the rule is not valid: {exc}", FIX_RULE) from None
