@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, GatewayConfig
-from redirectory.rules.formats import IMPORT_FORMATS
+from redirectory.rules.formats import EXPORT_FORMATS, IMPORT_FORMATS, SERVER_EXPORT_FORMATS
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, reason_phrase
 
@@ -528,10 +528,7 @@ def rules_import(
         _store_error(exc, database)
 
 
-#: What `rules export --format` and `rules convert --to` write: rule files, then server configurations.
-EXPORT_FORMATS = ("yaml", "json", "csv", "nginx", "apache", "netlify")
-_SERVER_FORMATS = ("nginx", "apache", "netlify")
-_EXPORT_HELP = "yaml, json, csv, nginx, apache or netlify."
+_EXPORT_HELP = f"{', '.join(EXPORT_FORMATS[:-1])} or {EXPORT_FORMATS[-1]}."
 
 
 @rules_app.command("export")
@@ -550,7 +547,7 @@ def rules_export(
 
     if fmt not in EXPORT_FORMATS:
         usage_error(f"--format: '{fmt}' is not one of {', '.join(EXPORT_FORMATS)}")
-    if fmt not in _SERVER_FORMATS:
+    if fmt not in SERVER_EXPORT_FORMATS:
         _export_streamed(fmt, output, database, verbose)
         return
     try:

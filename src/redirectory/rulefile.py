@@ -10,14 +10,10 @@ from itertools import islice
 from pathlib import Path
 
 from redirectory.rules.export import MAP_FILE
-from redirectory.rules.importers import IMPORT_FORMATS, detect_import_format, load_any
-from redirectory.rules.importers._nginx import load_nginx_included
-from redirectory.rules.importers._nginx_syntax import IncludeReader
+from redirectory.rules.importers import IMPORT_FORMATS, IncludeReader, detect_import_format, load_any, load_nginx
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import detect_format
 from redirectory.rules.validation import validate
-
-FORMATS: tuple[str, ...] = ("yaml", "json", "csv")
 
 
 def read_rule_file(path: str | Path, fmt: str | None = None,
@@ -70,8 +66,7 @@ def read_rule_file(path: str | Path, fmt: str | None = None,
     if chosen == "nginx":
         origins: list[str] = []
         root = Path(include_root) if include_root is not None else Path(path).parent
-        ruleset, problems = load_nginx_included(text, name, nginx_include_reader(root, include_root is not None),
-                                                origins)
+        ruleset, problems = load_nginx(text, name, nginx_include_reader(root, include_root is not None), origins)
         del text
         validated = [replace(p, source=origins[p.index]) if p.index is not None and p.index < len(origins)
                      and origins[p.index] != name else p for p in validate(ruleset, name)]

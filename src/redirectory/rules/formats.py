@@ -14,3 +14,7 @@ FOREIGN_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify", "netlify-toml"
                                     "wordpress-redirection")
 #: Every format `rules import`, `rules validate`, `rules apply` and `rules convert --from` read.
 IMPORT_FORMATS: tuple[str, ...] = (*RULE_FILE_FORMATS, *FOREIGN_FORMATS)
+#: Server configurations `rules export --format` and `rules convert --to` write (beside rule files).
+SERVER_EXPORT_FORMATS: tuple[str, ...] = ("nginx", "apache", "netlify")
+#: Every format `rules export --format` and `rules convert --to` write.
+EXPORT_FORMATS: tuple[str, ...] = (*RULE_FILE_FORMATS, *SERVER_EXPORT_FORMATS)

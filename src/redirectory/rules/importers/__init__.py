@@ -65,7 +65,8 @@ from redirectory.rules.importers._apache import _load_apache
 from redirectory.rules.importers._cloudflare import _load_cloudflare_csv
 from redirectory.rules.importers._common import _guarded, _Loader
 from redirectory.rules.importers._netlify import _load_netlify, _load_netlify_toml
-from redirectory.rules.importers._nginx import _load_nginx
+from redirectory.rules.importers._nginx import _load_nginx, load_nginx_included
+from redirectory.rules.importers._nginx_syntax import IncludeReader as IncludeReader
 from redirectory.rules.importers._vercel import _load_vercel
 from redirectory.rules.importers._wordpress import _load_wordpress
 from redirectory.rules.model import Problem, RuleSet
@@ -95,9 +96,14 @@ def load_any(text: str, fmt: str, source: str = "<input>") -> tuple[RuleSet, lis
     return loader(text, source)
 
 
-def load_nginx(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
-    """Redirects in an nginx configuration (see the module docstring for what maps)."""
-    return _guarded(_load_nginx, text, source)
+def load_nginx(text: str, source: str = "<input>", read: IncludeReader | None = None,
+               origins: list[str] | None = None) -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an nginx configuration (see the module docstring for what maps). With `read`
+    (the caller's file access, see `IncludeReader`), `include`s are read in place as nginx does, and
+    `origins` receives the file of each rule; without it, an `include` is a warning."""
+    if read is None:
+        return _guarded(_load_nginx, text, source)
+    return load_nginx_included(text, source, read, origins)
 
 
 def load_apache(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
