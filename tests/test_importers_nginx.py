@@ -178,7 +178,7 @@ def test_include_root_resolves_relative_and_etc_nginx_names_against_it(tmp_path:
     without = cli("rules", "validate", str(tmp_path / "repo/sites/site.conf"), "--format", "nginx")
     assert without.returncode == 1 and "Traceback" not in without.stderr
     assert "no such file" in without.stderr and "no redirect to import" in without.stderr
-    wrong = cli("rules", "validate", str(tmp_path / "repo/maps/old.map"), "--format", "apache",
+    wrong = cli("rules", "validate", str(tmp_path / "repo/maps/old.map"), "--format", "netlify",
                 "--include-root", str(tmp_path))
     assert wrong.returncode == 1 and "--include-root is for nginx" in wrong.stderr and "Traceback" not in wrong.stderr
 
@@ -259,3 +259,16 @@ def test_a_line_a_rule_cannot_hold_is_skipped_with_a_warning_and_the_rest_import
     assert [r.source for r in ruleset.rules] == ["/a"]
     (skipped,) = problems
     assert (skipped.severity, skipped.line) == ("warning", 1) and "tax_and.example.org" in skipped.message
+
+
+def test_scheme_of_a_server_that_listens_with_one_scheme_is_that_scheme() -> None:
+    def to(listens: str) -> list[str]:
+        text = (f"server {{ {listens} server_name a.example; "
+                "return 301 $scheme://b.example/x; }\n")
+        ruleset, problems = load_nginx(text, "n.conf")
+        return [r.to for r in ruleset.rules] or [p.code for p in problems if p.severity == "warning"]
+
+    assert to("listen 80;") == ["http://b.example/x"]
+    assert to("") == ["http://b.example/x"]  # no listen: port 80
+    assert to("listen 443 ssl;") == ["https://b.example/x"]
+    assert to("listen 80; listen 443 ssl;") == ["import.variable"]  # both: $scheme is the request's

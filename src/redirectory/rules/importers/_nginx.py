@@ -79,6 +79,14 @@ def _server_host(names: list[str]) -> str | None:
     return name if valid_host(name) else None
 
 
+def _server_scheme(server: list[_Directive]) -> str | None:
+    """What `$scheme` is in every request this server answers: "http" when no `listen` has TLS (no
+    `listen` at all is port 80), "https" when every one has; None when it listens for both."""
+    listens = [d for d in server if d.name == "listen"]
+    tls = [_tls([d]) for d in listens]
+    return "https" if tls and all(tls) else "http" if not any(tls) else None
+
+
 def _tls(server: list[_Directive]) -> bool:
     """The server listens for https (a `listen` with `ssl`, or on port 443)."""
     return any(d.name == "listen" and ("ssl" in d.args or (d.args and re.search(r"(?:^|:)443$", d.args[0])))
@@ -239,14 +247,14 @@ def _nginx_walk(
                        "schemes with one table; a plain-http server of a name that has an https one usually "
                        "only sends to https, which the TLS in front of redirectory does)", name="from")
                 continue
-            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts), maps,
-                          used, ranks)
+            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts,
+                                                    scheme=_server_scheme(d.block)), maps, used, ranks)
             continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
             if location is not None:
                 inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted,
-                                      ctx.tls_hosts)
+                                      ctx.tls_hosts, ctx.scheme)
                 _nginx_walk(b, d.block, inner, maps, used, ranks)
             continue
         elif d.name == "if" and d.block is not None:
@@ -431,7 +439,10 @@ def _literal(path: str) -> str:
 
 
 def _request_host(url: str, ctx: _NginxContext) -> str:
-    """`https://$host/...` in a server with one name: that name, the only host its rules answer."""
+    """`https://$host/...` in a server with one name: that name, the only host its rules answer;
+    `$scheme://` in a server that listens with one scheme only: that scheme."""
+    if ctx.scheme:
+        url = re.sub(r"^\$(?:scheme|\{scheme\})://", ctx.scheme + "://", url)
     if ctx.host:
         return re.sub(r"^(https?://)\$(?:host|http_host|server_name|\{host\}|\{http_host\}|\{server_name\})"
                       r"(?![A-Za-z0-9_])", lambda m: m.group(1) + str(ctx.host), url)

@@ -205,6 +205,9 @@ class _NginxContext:
     hosted: bool = False  # the file has a server of one name (whose rules come first)
     #: the hosts a server listening for https answers: (True, its line); their plain-http servers are skipped
     tls_hosts: dict[str, tuple[bool, int]] = field(default_factory=dict)
+    #: what `$scheme` always is in this server: "http" when none of its `listen`s has TLS, "https"
+    #: when every one does; None when both (or outside a server)
+    scheme: str | None = None
 
 
 
