@@ -253,12 +253,12 @@ def test_a_regex_read_as_its_paths_matches_exactly_those_paths(segments: list[st
 
 
 def test_a_line_a_rule_cannot_hold_is_skipped_with_a_warning_and_the_rest_imports() -> None:
-    text = ("location ~* ^/f { return 301 https://tax_and.example.org; }\n"
+    text = ("location ~* ^/f { return 301 https://tax..example.org; }\n"
             "location = /a { return 301 /b; }\n")
     ruleset, problems = load_nginx(text, "n.conf")
     assert [r.source for r in ruleset.rules] == ["/a"]
     (skipped,) = problems
-    assert (skipped.severity, skipped.line) == ("warning", 1) and "tax_and.example.org" in skipped.message
+    assert (skipped.severity, skipped.line) == ("warning", 1) and "tax..example.org" in skipped.message
 
 
 def test_scheme_of_a_server_that_listens_with_one_scheme_is_that_scheme() -> None:
@@ -272,3 +272,11 @@ def test_scheme_of_a_server_that_listens_with_one_scheme_is_that_scheme() -> Non
     assert to("") == ["http://b.example/x"]  # no listen: port 80
     assert to("listen 443 ssl;") == ["https://b.example/x"]
     assert to("listen 80; listen 443 ssl;") == ["import.variable"]  # both: $scheme is the request's
+
+
+def test_an_underscore_host_is_a_host_and_server_name_underscore_the_catch_all() -> None:
+    text = ("server { server_name tribunals.example; location ~* ^/f { return 301 https://tax_ut.example.org; } }\n"
+            "server { server_name _; location = /a { return 301 /b; } }\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [(r.source or r.source_regex, r.to) for r in ruleset.rules] == [
+        ("^/f", "https://tax_ut.example.org"), ("/a", "/b")]

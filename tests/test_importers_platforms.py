@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gateway_process import cli
 from redirectory.rules.engine import Engine, Request
 from redirectory.rules.importers import detect_import_format, load_any
 from redirectory.rules.model import RuleSet
+from redirectory.rules.validation import validate
 
 CORPUS = Path(os.environ.get("REDIRECTORY_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
@@ -27,8 +28,8 @@ def rules(ruleset: RuleSet) -> list[dict[str, Any]]:
     return [r.to_dict() for r in ruleset.rules]
 
 
-def answer(ruleset: RuleSet, path: str) -> tuple[int, str | None]:
-    response = Engine(ruleset).decide(Request("GET", path)).response
+def answer(ruleset: RuleSet, path: str, host: str | None = None) -> tuple[int, str | None]:
+    response = Engine(ruleset).decide(Request("GET", path, host=host)).response
     return response.status, dict(response.headers).get("location")
 
 
@@ -51,9 +52,12 @@ def test_vercel_sources_become_exact_placeholder_and_regex_rules() -> None:
     assert rules(ruleset)[:3] == [
         {"from": "/old", "to": "/new", "status": 308},
         {"from": "/blog/{slug}", "to": "/news/{slug}", "status": 307},
-        {"from": "/docs/{path:path}", "to": "/documentation/{path}", "status": 308},
+        # `:path*` is a regex: Vercel matches strictly, `/docs` and `/docs/a/b` but not `/docs/`
+        {"from_regex": "^/docs(?P<path>/[^/#?]+?(?:/[^/#?]+?)*)?$", "to": "/documentation{path}", "status": 308},
     ]
     assert answer(ruleset, "/old") == (308, "/new")
+    assert answer(ruleset, "/old/")[0] == 404 and answer(ruleset, "/blog/hello/")[0] == 404
+    assert answer(ruleset, "/docs/")[0] == 404 and answer(ruleset, "/docs/a/")[0] == 404
     assert answer(ruleset, "/blog/hello") == (307, "/news/hello")
     assert answer(ruleset, "/docs") == (308, "/documentation")
     assert answer(ruleset, "/docs/a/b") == (308, "/documentation/a/b")
@@ -130,6 +134,7 @@ def test_netlify_toml_redirects_read_as_the_redirects_lines_they_stand_for() -> 
     assert rules(ruleset) == [
         {"from": "/blog/{rest:path}", "to": "/news/{rest}", "status": 301},
         {"from": "/users/{id}", "to": "/u/{id}", "status": 307},
+        {"from": "/users/{id}/", "to": "/u/{id}", "status": 307},  # Netlify ignores the trailing slash
     ]
     assert [(p.code, p.line) for p in problems if p.code != "status.301-unsafe-method"] == [
         ("status.302-converted", 8), ("import.conditional", 14), ("import.status-skipped", 19)]
@@ -159,3 +164,144 @@ def test_real_platform_files(tmp_path: Path) -> None:
     assert done.returncode == 0 and "104 rule(s) valid" in done.stdout, done.stdout + done.stderr
     done = cli("rules", "validate", str(CORPUS / "other" / "gohugoio__hugoDocs__netlify.toml"))
     assert done.returncode == 1 and "no [[redirects]] in this netlify.toml (found [build]" in done.stderr
+
+
+# -- first match and the trailing slash --------------------------------------------------------------
+def test_a_later_netlify_line_an_earlier_one_covers_is_skipped_naming_both() -> None:
+    """kubernetes/website `_redirects` lines 61-63: Netlify sends every path under
+    /docs/admin/resourcequota/ to line 61's target, so lines 62 and 63 are never used."""
+    real = Path(__file__).parent / "data" / "real" / "netlify" / "kubernetes__website__static___redirects"
+    ruleset, problems = load_any(real.read_text(), "netlify", "_redirects")
+    shadowed = {p.line: p.message for p in problems if p.code == "import.shadowed"}
+    assert "line 61 (`/docs/admin/resourcequota/*`)" in shadowed[62] and 63 in shadowed
+    assert answer(ruleset, "/docs/admin/resourcequota/walkthrough/") == (301, "/docs/concepts/policy/resource-quotas/")
+    assert answer(ruleset, "/docs/admin/resource-quota") == (301, "/docs/concepts/policy/resource-quotas/")
+
+
+def test_netlify_ignores_the_trailing_slash_and_keeps_file_order() -> None:
+    text = ("/events/ /calendar\n"  # also /events
+            "/a/:x /one/:x\n"
+            "/:y/b /two/:y\n"  # same precedence as line 2 in redirectory: priorities keep the file's order
+            "/:p/:q /three\n"
+            "/c/* /four/:splat\n"  # more specific than line 4 in redirectory: a regex after it
+            "https://h.example/* https://new.example/:splat\n")  # on h.example, lines 1-5 still come first
+    ruleset, problems = load_any(text, "netlify", "_redirects")
+    assert [p for p in problems if p.is_error] == [] and [p for p in validate(ruleset, "_r") if p.is_error] == []
+    assert answer(ruleset, "/events") == answer(ruleset, "/events/") == (301, "/calendar")
+    assert answer(ruleset, "/a/b") == (301, "/one/b") and answer(ruleset, "/z/b/") == (301, "/two/z")
+    assert answer(ruleset, "/c/d") == (301, "/three") and answer(ruleset, "/c/d/e") == (301, "/four/d/e")
+    assert answer(ruleset, "/c") == (301, "/four")
+    assert answer(ruleset, "/events", "h.example") == (301, "/calendar")
+    assert sum(1 for r in ruleset.rules if r.source_regex) == 1
+    # a host-specific rule cannot come after an any-host regex rule: skipped, naming the line
+    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == [(6, "import.order")]
+    ruleset, problems = load_any(text.replace("/c/* /four/:splat\n", ""), "netlify", "_redirects")
+    assert answer(ruleset, "/x/y/z", "h.example") == (301, "https://new.example/x/y/z")
+    assert answer(ruleset, "/x/y", "h.example") == answer(ruleset, "/x/y") == (301, "/three")
+
+
+def test_vercel_uses_the_first_match_trpc() -> None:
+    """trpc/trpc www/vercel.json: `/docs/v10/:path*` comes before three `/docs/v10/<page>` redirects,
+    so Vercel sends /docs/v10/invalidateQueries to /docs/invalidateQueries."""
+    real = Path(__file__).parent / "data" / "real" / "other" / "trpc__trpc__www__vercel.json"
+    ruleset, problems = load_any(real.read_text(), "vercel", "vercel.json")
+    assert [p for p in problems if p.is_error] == []
+    assert answer(ruleset, "/docs/v10/invalidateQueries") == (308, "/docs/invalidateQueries")
+    assert len([p for p in problems if p.code == "import.shadowed"]) >= 3
+
+
+NETLIFY_SEGMENT = st.sampled_from(["a", "b", ":x"])
+NETLIFY_LINE = st.tuples(st.sampled_from(["", "https://h.example"]), st.lists(NETLIFY_SEGMENT, max_size=3),
+                         st.booleans(), st.booleans())  # host, segments, splat, trailing slash
+PATH = st.tuples(st.lists(st.sampled_from(["a", "b", "c"]), max_size=3), st.booleans(),
+                 st.sampled_from(["h.example", "o.example"]))
+
+
+def netlify_first_match(lines: list[tuple[str, list[str], bool, bool]], host: str, path: str) -> tuple[int, str | None]:
+    """Netlify's answer, by its documented rules: the first line that matches the path (trailing
+    slash ignored) on that host; `:splat` is what follows the line's segments, as the request has it."""
+    segs = [s for s in path.split("/")[1:] if s]
+    for i, (line_host, pattern, splat, _slash) in enumerate(lines):
+        if line_host and line_host != "https://" + host:
+            continue
+        if len(segs) < len(pattern) or (not splat and len(segs) != len(pattern)):
+            continue
+        values: dict[str, str] = {}
+        if all(p == s or (p.startswith(":") and values.setdefault(p, s) is not None) for p, s in zip(pattern, segs, strict=False)):
+            target = f"https://e.example/t{i}" + ("/" + values.get(":x", "") if ":x" in pattern else "")
+            if splat:
+                rest = path.split("/", len(pattern) + 1)
+                target += "/" + rest[-1] if len(rest) > len(pattern) + 1 else ""
+            return 301, target
+    return 404, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(NETLIFY_LINE, max_size=6), paths=st.lists(PATH, min_size=1, max_size=8))
+def test_netlify_import_answers_like_first_match(lines: list[tuple[str, list[str], bool, bool]],
+                                                 paths: list[tuple[list[str], bool, str]]) -> None:
+    text = ""
+    for i, (host, segments, splat, slash) in enumerate(lines):
+        source = host + "/" + "/".join(segments + (["*"] if splat else []))
+        source = source + "/" if slash and not source.endswith("/") else source
+        target = f"https://e.example/t{i}" + ("/:x" if ":x" in segments else "") + ("/:splat" if splat else "")
+        text += f"{source} {target} 301\n"
+    assume(all(segments.count(":x") < 2 for _, segments, _, _ in lines))  # a name twice: not Netlify syntax
+    ruleset, problems = load_any(text, "netlify", "_redirects") if lines else (RuleSet(), [])
+    assert [p.format() for p in problems if p.is_error and p.code != "import.empty"] == []
+    assert [p.format() for p in validate(ruleset, "_redirects") if p.is_error] == []
+    # lines that cannot be ordered (a host-specific one after an any-host regex rule) are skipped with a
+    # warning: the paths they would answer are not compared
+    unordered = {f"https://e.example/t{p.line - 1}" for p in problems if p.code == "import.order" and p.line}
+    for segments, slash, host in paths:
+        path = "/" + "/".join(segments) + ("/" if slash and segments else "")
+        expected = netlify_first_match(lines, host, path)
+        if not any((expected[1] or "").startswith(t + "/") or expected[1] == t for t in unordered):
+            assert answer(ruleset, path, host) == expected, (text, host, path)
+
+
+VERCEL_LINE = st.tuples(st.lists(st.sampled_from(["a", "b", ":x"]), max_size=3), st.booleans(), st.booleans())
+
+
+def vercel_first_match(lines: list[tuple[list[str], bool, bool]], path: str) -> tuple[int, str | None]:
+    """Vercel's answer: path-to-regexp in strict mode (the trailing slash as written; `/:p*` zero or
+    more non-empty segments), the first redirect that matches; an absent `:p*` drops its slash."""
+    segs = path.split("/")[1:]
+    for i, (pattern, star, slash) in enumerate(lines):
+        fixed = pattern + ([""] if slash and not star else [])
+        fixed = fixed or ([] if star else [""])
+        if len(segs) < len(fixed) or (not star and len(segs) != len(fixed)):
+            continue
+        rest = segs[len(fixed):]
+        if star and "" in rest:
+            continue
+        values: dict[str, str] = {}
+        if all(p == s or (p == ":x" and s != "" and values.setdefault(p, s) is not None)
+               for p, s in zip(fixed, segs, strict=False)):
+            target = f"https://e.example/t{i}" + ("/" + values[":x"] if ":x" in pattern else "")
+            return 308, target + ("/" + "/".join(rest) if star and rest else "")
+    return 404, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(VERCEL_LINE, max_size=6),
+       paths=st.lists(st.tuples(st.lists(st.sampled_from(["a", "b", "c"]), max_size=3), st.booleans()),
+                      min_size=1, max_size=8))
+def test_vercel_import_answers_like_first_match(lines: list[tuple[list[str], bool, bool]],
+                                                paths: list[tuple[list[str], bool]]) -> None:
+    assume(lines and all(segments.count(":x") < 2 for segments, _, _ in lines))
+    redirects = []
+    for i, (segments, star, slash) in enumerate(lines):
+        source = "/" + "/".join(segments + ([":p*"] if star else []))
+        source = source + "/" if slash and not star and not source.endswith("/") else source
+        if star and not segments:
+            source = "/:p*"
+        target = f"https://e.example/t{i}" + ("/:x" if ":x" in segments else "") + ("/:p*" if star else "")
+        redirects.append({"source": source, "destination": target})
+    text = vercel(*redirects)
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert [p.format() for p in problems if p.is_error and p.code != "import.empty"] == []
+    assert [p.format() for p in validate(ruleset, "vercel.json") if p.is_error] == []
+    for segments, slash in paths:
+        path = "/" + "/".join(segments) + ("/" if slash and segments else "")
+        assert answer(ruleset, path) == vercel_first_match(lines, path), (text, path)

@@ -30,7 +30,9 @@ from redirectory.rules.normalise import (
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PLACEHOLDER = re.compile(r"\{(" + NAME + r")(?::(path))?\}")
 _ANY_BRACE = re.compile(r"[{}]")
-_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+#: A DNS name: labels of letters, digits, `-` inside, and `_` (RFC 3986 reg-name allows it, browsers
+#: follow it, and real configurations redirect to such names: `taxandchancery_ut.decisions...`).
+_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
 _TARGET_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 
 

@@ -284,9 +284,12 @@ def _named_groups(regex: str) -> tuple[str, list[str]] | None:
 
 def _regex_rule(
     b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
-    query: str | None = None,
+    query: str | None = None, whole: str | None = None,
 ) -> None:
-    """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted."""
+    """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted.
+    `whole`: the name of a group the target uses for the whole path (a regex searched anywhere in
+    the path, as nginx and Apache search it, the same matches and groups, within `^(?P<whole>.*?(?:
+    regex).*)$`)."""
     scanned = _named_groups(regex)
     if scanned is None:
         b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
@@ -303,6 +306,8 @@ def _regex_rule(
         return "{" + names[number - 1] + "}"
 
     to = _GROUP_REF.sub(group, target)
+    if whole is not None:
+        converted = f"^(?P<{whole}>.*?(?:{converted}).*)$"
     if problem:
         b.warn(line, "import.group", f"{what}: {problem[0]} in the target refers to no group of the regex "
                f"(it has {len(names)}): skipped", name="to")

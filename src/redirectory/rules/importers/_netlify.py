@@ -1,4 +1,15 @@
-"""Netlify `_redirects` lines as rules (see the package docstring)."""
+"""Netlify `_redirects` lines and `netlify.toml` `[[redirects]]` as rules (see the package docstring).
+
+Netlify matches as follows, and the import answers the same:
+- the first redirect in file order that matches the path wins (`_first_match`): a later one that an
+  earlier one fully covers is skipped with a warning naming both lines, a later one an earlier one
+  partly covers is ordered after it (`priority`, or a regex rule where ranks cannot);
+- the trailing slash does not matter: Netlify's CDN normalises the URL before the redirect rules
+  run ("Trailing slash" in Netlify's redirect options), so `/events/` and `/events` match both
+  `/events` and `/events/`: such a redirect becomes two rules (`/events`, `/events/`), and
+  `/:name` ones two patterns; `/blog/*` already matches `/blog`, `/blog/` and everything below
+  (the splat keeps what follows `/blog/`, a trailing slash included).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +17,19 @@ import re
 import tomllib
 
 from redirectory.rules.importers._common import _NAME, _Builder, _path
+from redirectory.rules.importers._first_match import ANY, Candidate, Shape, resolve
 from redirectory.rules.model import Problem
 from redirectory.rules.patterns import valid_host
 
 
 # -- Netlify -------------------------------------------------------------------------------------
 def _load_netlify(b: _Builder, text: str) -> None:
+    found: list[Candidate] = []
+    _read_netlify(b, text, found)
+    resolve(b, found)
+
+
+def _read_netlify(b: _Builder, text: str, found: list[Candidate]) -> None:
     for number, raw in enumerate(text.splitlines(), 1):
         content = raw.strip()
         if not content or content.startswith("#"):
@@ -44,10 +62,11 @@ def _load_netlify(b: _Builder, text: str) -> None:
             b.warn(number, "import.conditional", f"{what}: conditions ({' '.join(rest)}) cannot be expressed as a "
                    "rule: skipped")
             continue
-        _netlify_rule(b, number, what, source, target, code)
+        _netlify_rule(b, found, number, what, source, target, code)
 
 
-def _netlify_rule(b: _Builder, number: int, what: str, source: str, target: str, code: int) -> None:
+def _netlify_rule(b: _Builder, found: list[Candidate], number: int, what: str, source: str, target: str,
+                  code: int) -> None:
     """One Netlify redirect (a `_redirects` line or a `[[redirects]]` table) as a rule, or a warning."""
     if code in (200, 404):
         kind = "a rewrite (the content is served from TO)" if code == 200 else "a custom 404 page"
@@ -69,30 +88,27 @@ def _netlify_rule(b: _Builder, number: int, what: str, source: str, target: str,
         b.warn(number, "import.unsupported", f"{what}: FROM must be a path starting with / or a URL: skipped",
                name="from")
         return
-    segments = source.split("/")
+    source = source.rstrip("/") or "/"  # Netlify matches with and without the trailing slash
+    segments = [seg for seg in source.split("/")[1:] if seg]
     names: list[str] = []
     converted: list[str] = []
-    bad = False
+    segs: list[str | None] = []
+    tail = False
     for i, seg in enumerate(segments):
-        if seg == "*":
-            if i != len(segments) - 1:
-                bad = True
-                break
-            converted.append("{splat:path}")
+        if seg == "*" and i == len(segments) - 1:
+            tail = True
             names.append("splat")
         elif seg.startswith(":") and _NAME.fullmatch(seg[1:]):
             converted.append("{" + seg[1:] + "}")
+            segs.append(None)
             names.append(seg[1:])
         elif "*" in seg:
-            bad = True
-            break
+            b.warn(number, "import.unsupported", f"{what}: `*` is only supported as the last segment (/path/*): "
+                   "skipped", name="from")
+            return
         else:
             converted.append(_path(seg))
-    if bad:
-        b.warn(number, "import.unsupported", f"{what}: `*` is only supported as the last segment (/path/*): "
-               "skipped", name="from")
-        return
-    pattern = "/".join(converted).replace("{splat:path}", "{rest:path}")
+            segs.append(converted[-1])
     if ":splat" in target and "splat" not in names:
         b.warn(number, "import.unsupported", f"{what}: TO uses :splat but FROM has no `*` to fill it: skipped",
                name="to")
@@ -107,8 +123,36 @@ def _netlify_rule(b: _Builder, number: int, what: str, source: str, target: str,
     # only in the path, query and fragment: never in "https://host:port"
     split = re.match(r"(?i)(https?://[^/?#]*)?(.*)$", target, re.DOTALL)
     assert split is not None
-    to = (split.group(1) or "") + re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", placeholder, split.group(2))
-    b.add(number, {"from": host + pattern, "to": to, "status": status})
+    origin = split.group(1) or ""
+    path = re.sub(r":([A-Za-z_][A-Za-z0-9_]*)", placeholder, split.group(2))
+    to = origin + path
+    base = "/" + "/".join(converted)
+    if tail:
+        plain = [host + base.rstrip("/") + "/{rest:path}"]
+    else:
+        plain = [host + base] + ([host + base + "/"] if converted else [])
+    found.append(Candidate(number, what, Shape(tuple(segs), ANY if tail else None, host[2:]),
+                           [{"from": f, "to": to, "status": status} for f in plain],
+                           None if host else _regex_form(converted, tail, origin, path, status),
+                           source))
+
+
+def _regex_form(converted: list[str], tail: bool, origin: str, path: str,
+                status: int) -> tuple[str, str, int] | None:
+    """The redirect as a regex rule (ordered after earlier ones), None when the splat's value
+    cannot be placed as the pattern places it."""
+    regex = "^" + "".join("/" + (f"(?P<{seg[1:-1]}>[^/]+)" if seg.startswith("{") else re.escape(seg))
+                          for seg in converted)
+    regex += "(?P<rest>/.*)?$" if tail else ("/?$" if converted else "/$")
+    if tail:
+        # the group holds the slash before the splat: an absent splat drops it, as `{rest:path}` does
+        head = re.match(r"[^?#]*", path)
+        assert head is not None
+        if path.count("{rest}") != head.group(0).count("/{rest}"):
+            return None
+        keep = origin and path.startswith("/{rest}")
+        path = ("/{rest}" + path[7:].replace("/{rest}", "{rest}")) if keep else path.replace("/{rest}", "{rest}")
+    return regex, origin + path, status
 
 
 # -- netlify.toml ---------------------------------------------------------------------------------
@@ -138,6 +182,7 @@ def _load_netlify_toml(b: _Builder, text: str) -> None:
         b.problems.append(Problem("error", "redirects", "`redirects` must be an array of tables ([[redirects]])",
                                   line=1, code="type", source=b.source))
         return
+    candidates: list[Candidate] = []
     headers = [text.count("\n", 0, m.start()) + 1 for m in _TOML_REDIRECTS.finditer(text)]
     if len(headers) != len(redirects):  # an inline array: every entry on the line `redirects` starts
         start = re.search(r"^[ \t]*redirects[ \t]*=", text, re.MULTILINE)
@@ -163,7 +208,8 @@ def _load_netlify_toml(b: _Builder, text: str) -> None:
         unknown = sorted(set(entry) - {"from", "to", "status", *_TOML_CONDITIONS, *_TOML_IGNORED})
         if unknown:
             b.warn(number, "import.unknown-key", f"{what}: unknown key {unknown[0]!r}: ignored")
-        _netlify_rule(b, number, what, source.strip(), target.strip(), code)
+        _netlify_rule(b, candidates, number, what, source.strip(), target.strip(), code)
+    resolve(b, candidates)
 
 
 def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int:

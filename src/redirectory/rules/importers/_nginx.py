@@ -74,6 +74,8 @@ def _server_host(names: list[str]) -> str | None:
     if len(names) != 1:
         return None
     name = names[0].lower()
+    if "." not in name and "_" in name:
+        return None  # `server_name _;` (or `__`): the conventional catch-all, a name no client sends
     if name.startswith(".") and valid_host(name[1:]):
         return name[1:]
     return name if valid_host(name) else None
@@ -351,9 +353,16 @@ def _nginx_location_rule(
         if ctx.host:
             b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
                    "check it", name="from_regex")
+        whole = None
+        if re.search(r"\$\{?(?:request_uri|uri)\b", url):  # the whole path: a group around the regex
+            found = _nginx_uri_target(url, "{request_path}", keep_args)
+            if found is not None:
+                url, query = found[0], found[1] or query
+                whole = "request_path"
         if _unknown_variables(b, line, what, url, allow_groups=True):
             return
-        _regex_rule(b, line, f"`{what}`", where, url, status, case_insensitive=mod == "~*", query=query)
+        _regex_rule(b, line, f"`{what}`", where, url, status, case_insensitive=mod == "~*", query=query,
+                    whole=whole)
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
     if not where.startswith("/"):

@@ -1,8 +1,7 @@
 """Vercel `vercel.json`: its `redirects` (and the legacy `routes` that redirect) as rules.
 
 `source` is a path-to-regexp pattern: a literal path becomes an exact rule, `/:name` segments
-placeholders (`{name}`), a last `/:name*` the rest of the path (`{name:path}`, zero or more
-segments, as Vercel matches it); anything else (`:name?`, `:name+`, `:name(regex)`, `(.*)`) becomes
+placeholders (`{name}`); anything else (a last `/:name*` too) (`:name?`, `:name+`, `:name(regex)`, `(.*)`) becomes
 an RE2 regex with the same groups. In `destination`, `:name` (and `:name*`) are the matched values
 and `$1`.. the numbered groups. `permanent` (default true) is 308, false 307; `statusCode` wins
 when given (302 becomes 307 with a warning, like every importer). `has` / `missing` conditions
@@ -10,15 +9,25 @@ cannot be expressed: such a redirect is skipped with a warning. Legacy `routes` 
 redirect `status` and a `Location` header are regex rules (their `src` is anchored, as Vercel
 anchors it). File-level `trailingSlash` and `cleanUrls` change which paths Vercel itself
 redirects; they are not imported (a warning says so).
+
+Vercel matches `source` as path-to-regexp does in strict, case-sensitive mode (`sourceToRegex` in
+`@vercel/routing-utils`): the trailing slash as written, so `/docs/:path*` matches `/docs` and
+`/docs/a/b` but not `/docs/` or `/docs/a/`, which only a regex says (its group holds the slash, so
+that `/docs` goes to `/d`, as Vercel sends `/d/:path*` without a value). Vercel tries redirects in
+file order and uses the first that matches: `_first_match` keeps that order (a later redirect an
+earlier one covers is skipped with a warning naming both lines; a partly overlapping one gets
+`priority` or becomes a regex rule after the earlier one).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from redirectory.rules.importers._common import _Builder, _path, _regex_rule
+from redirectory.rules.importers._common import _Builder, _path
+from redirectory.rules.importers._first_match import SOME, Candidate, Shape, regex_prefix, resolve
 from redirectory.rules.model import Problem
 
 #: A path-to-regexp token: a named parameter (`:name`, its own regex, a modifier), a group, an
@@ -53,16 +62,20 @@ def _load_vercel(b: _Builder, text: str) -> None:
             b.warn(_key_line(text, option), "import.unsupported",
                    f'"{option}": {json.dumps(doc[option])} changes which paths Vercel redirects by itself: not '
                    "imported (add rules for those paths if clients rely on them)", name="file")
+    candidates: list[Candidate] = []
     lines = _entry_lines(text, "redirects", "source", len(redirects))
     for line, entry in zip(lines, redirects, strict=True):
-        _redirect(b, line, entry)
+        _redirect(b, candidates, line, entry)
+    resolve(b, candidates)
+    candidates = []
     for line, route in zip(_entry_lines(text, "routes", "src", len(doc.get("routes") or [])),
                            doc.get("routes") or [], strict=True):
         if isinstance(route, dict) and _route_location(route) is not None:
-            _route(b, line, route)
+            _route(b, candidates, line, route)
+    resolve(b, candidates)
 
 
-def _redirect(b: _Builder, line: int, entry: Any) -> None:
+def _redirect(b: _Builder, found: list[Candidate], line: int, entry: Any) -> None:
     if not isinstance(entry, dict):
         b.warn(line, "import.syntax", "a redirect must be an object with source and destination: skipped")
         return
@@ -90,12 +103,32 @@ def _redirect(b: _Builder, line: int, entry: Any) -> None:
     if not source.startswith("/"):
         b.warn(line, "import.unsupported", f"{what}: `source` must be a path starting with /: skipped", name="from")
         return
-    _add(b, line, what, source, target, status)
+    _add(found, line, what, source, target, status)
 
 
-def _add(b: _Builder, line: int, what: str, source: str, target: str, status: int) -> None:
-    """`source` (path-to-regexp) → `target` as a path pattern when it can be one, else as a regex."""
+def _shape(source: str) -> Shape:
+    """The paths `source` matches (Vercel matches strictly: the trailing slash as written)."""
+    parts = source.split("/")[1:]
+    segs: list[str | None] = []
+    for i, part in enumerate(parts):
+        if re.fullmatch(r":[A-Za-z_][A-Za-z0-9_]*", part):
+            segs.append(None)
+        elif i == len(parts) - 1 and re.fullmatch(r":[A-Za-z_][A-Za-z0-9_]*\*", part):
+            return Shape(tuple(segs), SOME)
+        elif re.search(r"[:()*+?{}\\]", part) or (part == "" and i < len(parts) - 1):
+            literal = re.match(r"[^:()*+?{}\\]*", source)
+            assert literal is not None
+            return Shape(opaque=True, prefix=literal.group(0).rsplit("/", 1)[0] or "/")
+        else:
+            segs.append(_path(part))
+    return Shape(tuple(segs))
+
+
+def _add(found: list[Candidate], line: int, what: str, source: str, target: str, status: int) -> None:
+    """`source` (path-to-regexp) → `target` as a path pattern when it can be one, else as a regex
+    (`:name*`: a regex, as Vercel matches `/docs/:path*` strictly: `/docs`, `/docs/a`, not `/docs/`)."""
     tokens = list(_TOKEN.finditer(source))
+    slashed = _slashed(target)
     pattern: list[str] = []
     regex: list[str] = []
     simple = True
@@ -113,7 +146,10 @@ def _add(b: _Builder, line: int, what: str, source: str, target: str, status: in
                 pattern[-1:] = ["/{" + name + ":path}"]
             else:
                 simple = False
-            if modifier in ("*", "+") and after_slash:
+            if modifier == "*" and after_slash and name in slashed:
+                # the group holds the slash: an absent value drops it from the destination, as Vercel does
+                regex[-1:] = [f"(?P<{name}>/{body}(?:/{body})*)?"]
+            elif modifier in ("*", "+") and after_slash:
                 regex[-1:] = [f"(?:/(?P<{name}>{body}(?:/{body})*)){'?' if modifier == '*' else ''}"]
             elif modifier == "?" and after_slash:
                 regex[-1:] = [f"(?:/(?P<{name}>{body}))?"]
@@ -126,22 +162,42 @@ def _add(b: _Builder, line: int, what: str, source: str, target: str, status: in
             literal = escaped if escaped is not None else char
             pattern.append(_path(literal))
             regex.append(re.escape(literal) if literal != "/" else "/")
-    to = _destination(target, names)
-    if simple:
-        b.add(line, {"from": "".join(pattern), "to": to, "status": status})
-    else:
-        _regex_rule(b, line, what, "^" + "".join(regex) + "$", to, status)
+    star = any(t.group(3) == "*" for t in tokens)
+    plain = [{"from": "".join(pattern), "to": _destination(target, names), "status": status}]
+    form = ("^" + "".join(regex) + "$", _destination(target, names, slashed), status)
+    found.append(Candidate(line, what, _shape(source), plain if simple and not star else None, form, source))
 
 
-def _destination(target: str, names: list[str]) -> str:
-    """`:name` (and `:name*`, `:name+`) in the destination's path, query and fragment → `{name}`."""
-
-    def placeholder(m: re.Match[str]) -> str:
-        return "{" + m.group(1) + "}" if m.group(1) in names else m.group(0)
-
+def _split(target: str) -> tuple[str, str]:
     split = re.match(r"(?i)(https?://[^/?#]*)?(.*)$", target, re.DOTALL)
     assert split is not None
-    return (split.group(1) or "") + re.sub(r":([A-Za-z_][A-Za-z0-9_]*)[*+?]?", placeholder, split.group(2))
+    return split.group(1) or "", split.group(2)
+
+
+def _slashed(target: str) -> set[str]:
+    """The `:name*` whose every use in `target` is `/:name*` in its path (not right after the host):
+    their regex group holds that slash, so that an absent value drops it as Vercel does."""
+    origin, path = _split(target)
+    head = re.match(r"[^?#]*", path)
+    assert head is not None
+    uses = re.findall(r"(/?):([A-Za-z_][A-Za-z0-9_]*)\*?", path)
+    heads = re.findall(r"(/?):([A-Za-z_][A-Za-z0-9_]*)\*", head.group(0))
+    out = {name for slash, name in heads if slash and not (origin and path.startswith("/:" + name))}
+    return {name for name in out if all(slash for slash, used in uses if used == name)
+            and sum(1 for _, used in uses if used == name) == sum(1 for _, used in heads if used == name)}
+
+
+def _destination(target: str, names: list[str], slashed: AbstractSet[str] = frozenset()) -> str:
+    """`:name` (and `:name*`, `:name+`) in the destination's path, query and fragment → `{name}`;
+    `/:name*` → `{name}` for the `slashed` ones."""
+
+    def placeholder(m: re.Match[str]) -> str:
+        if m.group(2) not in names:
+            return m.group(0)
+        return m.group(1) * (m.group(2) not in slashed) + "{" + m.group(2) + "}"
+
+    origin, path = _split(target)
+    return origin + re.sub(r"(/?):([A-Za-z_][A-Za-z0-9_]*)[*+?]?", placeholder, path)
 
 
 def _route_location(route: dict[str, Any]) -> str | None:
@@ -154,7 +210,7 @@ def _route_location(route: dict[str, Any]) -> str | None:
     return None
 
 
-def _route(b: _Builder, line: int, route: dict[str, Any]) -> None:
+def _route(b: _Builder, found: list[Candidate], line: int, route: dict[str, Any]) -> None:
     src, location = route.get("src"), _route_location(route)
     what = f"route {json.dumps(src)}"
     if not isinstance(src, str) or location is None:
@@ -168,7 +224,8 @@ def _route(b: _Builder, line: int, route: dict[str, Any]) -> None:
         return
     regex = src if src.startswith("^") else "^" + src
     regex = regex if regex.endswith("$") else regex + "$"
-    _regex_rule(b, line, what, regex, location, status)
+    found.append(Candidate(line, what, Shape(opaque=True, prefix=regex_prefix(regex)), None,
+                           (regex, location, status), src))
 
 
 def _key_line(text: str, key: str) -> int:
