@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from redirectory.rules import export
 from redirectory.rules.export import dumps, write
+from redirectory.rules.export_skip import Skip
 from redirectory.rules.model import FIELDS, Rule, RuleSet, new_rule
 from redirectory.rules.parsing import Format, _yaml_fast, loads
 from redirectory.rules.patterns import PatternError, parse_source, valid_host
@@ -267,7 +268,7 @@ def test_nginx_plain_entry_is_the_compiled_one(rule: Rule) -> None:
         needs = export._Needs()
         try:
             made.append((make(rule, needs), needs))
-        except export._Skip as skip:
+        except Skip as skip:
             made.append((skip.code, needs))
     assert made[0] == made[1]
 

@@ -54,7 +54,15 @@ from typing import Any, Literal, Protocol
 import yaml
 from yaml.nodes import ScalarNode
 
-from redirectory.rules.export_skip import FIX_RULE, Skip, check_window, compiled_or_skip, gateway_only, skip_problem
+from redirectory.rules.export_skip import (
+    FIX_RULE,
+    Skip,
+    check_window,
+    compiled_or_skip,
+    gateway_only,
+    group_reference,
+    skip_problem,
+)
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
@@ -903,46 +911,7 @@ def _target_value(
 
     for part in target.parts:
         if isinstance(part, Hole):
-            if part.context != "path":
-                raise _Skip(
-                    "to",
-                    "nginx.placeholder",
-                    f"{{{part.name}}} stands in the target's {part.context}, where redirectory "
-                    "percent-encodes its value and nginx cannot",
-                    "move it into the target's path; or " + _GATEWAY_ONLY,
-                )
-            ref = refs.get(part.name)
-            if ref is None:
-                raise _Skip("to", "nginx.placeholder", f"{{{part.name}}} is not defined by `from`", _FIX_RULE)
-            number, with_slash = ref
-            if with_slash is not None and not previous_literal and out:
-                raise _Skip(
-                    "to",
-                    "nginx.placeholder",
-                    f"the path tail {{{part.name}}} follows another placeholder, and nginx cannot drop "
-                    "the '/' between them when the tail is empty",
-                    "put literal text between them in `to`; or " + _GATEWAY_ONLY,
-                )
-            use_slash = (
-                slash_groups
-                and with_slash is not None
-                and previous_literal
-                and out[-1].endswith("/")
-                and (target.origin is not None or "".join(out) != "/")
-            )
-            if use_slash:
-                assert with_slash is not None
-                out[-1] = out[-1][:-1]
-                number = with_slash
-            if number > 9:
-                raise _Skip(
-                    "to",
-                    "nginx.groups",
-                    f"{{{part.name}}} is capture group {number}, and nginx has only $1..$9",
-                    "make groups before it non-capturing, (?:...), or use fewer placeholders in `from`; or "
-                    + _GATEWAY_ONLY,
-                )
-            out.append(f"${number}")
+            out.append(group_reference(part, refs, out, previous_literal, slash_groups, target.origin, "nginx"))
             previous_literal = False
             continue
         text = part

@@ -34,11 +34,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from redirectory.rules.export_skip import (
-    FIX_RULE,
     Skip,
     check_window,
     compiled_or_skip,
     gateway_only,
+    group_reference,
     rule_name,
     skip_problem,
 )
@@ -225,41 +225,7 @@ def _target(
     has_query = False
     for part in target.parts:
         if isinstance(part, Hole):
-            if part.context != "path":
-                raise Skip(
-                    "to", "apache.placeholder",
-                    f"{{{part.name}}} stands in the target's {part.context}, where redirectory "
-                    "percent-encodes its value and Apache cannot",
-                    "move it into the target's path; or " + _GATEWAY_ONLY,
-                )
-            ref = refs.get(part.name)
-            if ref is None:
-                raise Skip("to", "apache.placeholder", f"{{{part.name}}} is not defined by `from`", FIX_RULE)
-            number, with_slash = ref
-            if with_slash is not None and not previous_literal and out:
-                raise Skip(
-                    "to", "apache.placeholder",
-                    f"the path tail {{{part.name}}} follows another placeholder, and Apache cannot drop "
-                    "the '/' between them when the tail is empty",
-                    "put literal text between them in `to`; or " + _GATEWAY_ONLY,
-                )
-            if (
-                slash_groups
-                and with_slash is not None
-                and previous_literal
-                and out[-1].endswith("/")
-                and (target.origin is not None or "".join(out) != "/")
-            ):
-                out[-1] = out[-1][:-1]
-                number = with_slash
-            if number > 9:
-                raise Skip(
-                    "to", "apache.groups",
-                    f"{{{part.name}}} is capture group {number}, and Apache has only $1..$9",
-                    "make groups before it non-capturing, (?:...), or use fewer placeholders in `from`; or "
-                    + _GATEWAY_ONLY,
-                )
-            out.append(f"${number}")
+            out.append(group_reference(part, refs, out, previous_literal, slash_groups, target.origin, "apache"))
             previous_literal = False
             continue
         previous_literal = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from redirectory.rules.matcher import CompiledRule, compile_rule
 from redirectory.rules.model import Problem, Rule
-from redirectory.rules.patterns import PatternError, parse_target
+from redirectory.rules.patterns import Hole, PatternError, parse_target
 
 #: The server's name in the warnings, by export format.
 SERVERS = {"nginx": "nginx", "apache": "Apache", "netlify": "Netlify"}
@@ -78,3 +78,37 @@ def compiled_or_skip(rule: Rule, fmt: str) -> CompiledRule:
         except PatternError:
             fld = "to"
         raise Skip(fld, f"{fmt}.invalid", f"the rule is not valid: {exc}", FIX_RULE) from None
+
+
+def group_reference(
+    part: Hole, refs: dict[str, tuple[int, int | None]], out: list[str], previous_literal: bool,
+    slash_groups: bool, origin: str | None, fmt: str,
+) -> str:
+    """`$N`, the capture group a server (nginx, Apache: `$1`..`$9`) writes for the placeholder
+    `part` of a target being written into `out`; `refs` maps a placeholder to its group and, for a
+    path tail, the group that also holds the `/` before it (with `slash_groups`, that one is used
+    and the `/` is taken off `out[-1]`, so an empty tail drops it as the gateway does). Skip when
+    the server cannot write it as the gateway renders it."""
+    server = SERVERS.get(fmt, fmt)
+    if part.context != "path":
+        raise Skip("to", f"{fmt}.placeholder",
+                   f"{{{part.name}}} stands in the target's {part.context}, where redirectory percent-encodes "
+                   f"its value and {server} cannot", "move it into the target's path; or " + gateway_only(fmt))
+    ref = refs.get(part.name)
+    if ref is None:
+        raise Skip("to", f"{fmt}.placeholder", f"{{{part.name}}} is not defined by `from`", FIX_RULE)
+    number, with_slash = ref
+    if with_slash is not None and not previous_literal and out:
+        raise Skip("to", f"{fmt}.placeholder",
+                   f"the path tail {{{part.name}}} follows another placeholder, and {server} cannot drop the "
+                   "'/' between them when the tail is empty",
+                   "put literal text between them in `to`; or " + gateway_only(fmt))
+    if (slash_groups and with_slash is not None and previous_literal and out[-1].endswith("/")
+            and (origin is not None or "".join(out) != "/")):
+        out[-1] = out[-1][:-1]
+        number = with_slash
+    if number > 9:
+        raise Skip("to", f"{fmt}.groups", f"{{{part.name}}} is capture group {number}, and {server} has only $1..$9",
+                   "make groups before it non-capturing, (?:...), or use fewer placeholders in `from`; or "
+                   + gateway_only(fmt))
+    return f"${number}"
