@@ -6,15 +6,22 @@ context in a <VirtualHost>), as tests/differential.py does for the corpus files.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway_process import cli
+from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import Engine, Request
-from redirectory.rules.importers import load_apache
+from redirectory.rules.importers import IncludeMissing, IncludeReader, load_apache
 from redirectory.rules.importers._apache import _implied
 from redirectory.rules.model import Problem, RuleSet
+from test_export import free_port
+from test_export_apache import APACHE, engine_answer, not_found, run_apache, served_answer
 
 
 def answers(text: str, *targets: str, source: str = "site.conf", host: str | None = None) -> list[str]:
@@ -343,3 +350,195 @@ def test_defined_variables_are_substituted_and_undefined_ones_kept_as_apache_doe
     _, problems = load_apache(text, "site.conf")
     assert codes(problems) == [(3, "import.variable"), (5, "import.variable")]
     assert "${missing} is not defined" in next(p.message for p in problems if p.line == 3)
+
+
+# -- Include / IncludeOptional --------------------------------------------------------------------
+def reader(files: dict[str, str]) -> IncludeReader:
+    """An include reader over `files` (name -> text): a name is read as written; `*` ends a name
+    to take every file that starts with the rest, sorted, as Apache's wildcard does."""
+
+    def read(target: str, including: str) -> list[tuple[str, str]] | str:
+        if target.endswith("*"):
+            found = sorted(n for n in files if n.startswith(target[:-1]))
+            return [(n, files[n]) for n in found] if found else IncludeMissing(f"no file matches {target}")
+        if target.endswith(".bin"):
+            return f"{target} is not valid UTF-8"
+        return [(target, files[target])] if target in files else IncludeMissing(f"no such file {target}")
+
+    return read
+
+
+def test_included_lines_are_read_in_place_with_the_defines_and_maps_of_the_including_file() -> None:
+    files = {
+        "REDIRECTS/sigs.conf": "# sigs\nRewriteRule ^/sigs/(.*)$ http://x.example/sigs/${lower:$1} [R=301,L]\n"
+                               "Define later /after\nRewriteMap fromsigs int:tolower\n",
+        "REDIRECTS/v.conf": "Redirect 301 /v http://x.example/${version}\n",
+    }
+    text = ("RewriteMap lower int:tolower\nDefine version 3.9\nInclude REDIRECTS/sigs.conf\n"
+            "Include REDIRECTS/v.conf\nRedirect 301 /later ${later}\n"
+            "RewriteRule ^/m/([a-z]+)$ /n/${fromsigs:$1} [R=301,L]\n")
+    origins: list[str] = []
+    ruleset, problems = load_apache(text, "site.conf", read=reader(files), origins=origins)
+    assert not [p for p in problems if p.is_error], problems
+    engine = Engine(ruleset)
+    for path, location in [("/sigs/doc-sig", "http://x.example/sigs/doc-sig"), ("/v/a", "http://x.example/3.9/a"),
+                           ("/later", "/after"), ("/m/abc", "/n/abc")]:
+        assert engine.decide(Request("GET", path)).location == location, path
+    # each rule keeps its own file and line
+    by_source = {(o, r.line) for o, r in zip(origins, ruleset.rules, strict=True)}
+    assert ("REDIRECTS/sigs.conf", 2) in by_source and ("REDIRECTS/v.conf", 1) in by_source
+    assert ("site.conf", 5) in by_source and ("site.conf", 6) in by_source
+    (lowered,) = [p for p in problems if p.code == "import.lowercase" and p.source == "REDIRECTS/sigs.conf"]
+    assert lowered.line == 2 and lowered.format().startswith("REDIRECTS/sigs.conf:2: ")
+
+
+def test_a_missing_include_is_a_warning_naming_file_and_line_and_includeoptional_is_silent() -> None:
+    files = {"conf/a.conf": "Redirect 301 /a /from-a\nInclude conf/gone.conf\nInclude conf/broken.bin\n"}
+    text = "IncludeOptional conf/nothing*\nInclude conf/*\nIncludeOptional nowhere.conf\nRedirect 301 /b /c\n"
+    ruleset, problems = load_apache(text, "site.conf", read=reader(files))
+    assert [r.source for r in ruleset.rules if r.source in ("/a", "/b")] == ["/a", "/b"]
+    warned = [(p.source, p.line) for p in problems if p.code == "import.include"]
+    assert warned == [("conf/a.conf", 2), ("conf/a.conf", 3)]
+    missing, broken = [p for p in problems if p.code == "import.include"]
+    assert "no such file conf/gone.conf" in missing.message and "Apache refuses to start" in missing.message
+    assert "not valid UTF-8" in broken.message
+    # IncludeOptional of an unreadable file is an error in Apache too: a warning
+    _, problems = load_apache("IncludeOptional x.bin\nRedirect 301 /b /c\n", "site.conf", read=reader({}))
+    assert codes(problems) == [(1, "import.include")]
+
+
+def test_include_cycles_and_depth_are_bounded() -> None:
+    files = {"a.conf": "Redirect 301 /a /x\nInclude b.conf\n", "b.conf": "Include a.conf\nInclude site.conf\n",
+             "site.conf": "Include a.conf\n"}
+    ruleset, problems = load_apache("Include a.conf\n", "site.conf", read=reader(files))
+    assert [r.source for r in ruleset.rules if r.source == "/a"] == ["/a"]
+    cycles = [p for p in problems if p.code == "import.include"]
+    assert [(p.source, p.line) for p in cycles] == [("b.conf", 1), ("b.conf", 2)]
+    assert all("includes itself" in p.message for p in cycles)
+    deep = {f"{n}.conf": f"Include {n + 1}.conf\n" for n in range(40)}
+    deep["40.conf"] = "Redirect 301 /deep /x\n"
+    _, problems = load_apache("Include 0.conf\nRedirect 301 /b /c\n", "site.conf", read=reader(deep))
+    assert [p for p in problems if "nested more than" in p.message]
+
+
+def test_a_later_duplicate_in_an_included_file_names_both_files() -> None:
+    files = {"more.conf": "\nRewriteRule ^/a$ /c [R=301,L]\n"}
+    text = "RewriteRule ^/a$ /b [R=301,L]\nInclude more.conf\n"
+    ruleset, problems = load_apache(text, "site.conf", read=reader(files))
+    assert [r.to for r in ruleset.rules] == ["/b"]  # Apache uses the first
+    (dup,) = [p for p in problems if p.code == "import.duplicate"]
+    assert (dup.source, dup.line) == ("more.conf", 2) and "site.conf:1" in dup.message
+
+
+def test_without_a_reader_or_in_htaccess_an_include_is_a_warning() -> None:
+    text = "Include more.conf\nRedirect 301 /a /b\n"
+    _, problems = load_apache(text, "docs/.htaccess", read=reader({"more.conf": "Redirect 301 /c /d\n"}))
+    assert codes(problems) == [(1, "import.include")]
+
+
+lines_st = st.lists(st.sampled_from([
+    "Redirect 301 /a http://x.example/a", "RedirectMatch 301 ^/b(.*)$ /c$1", "RewriteRule ^/d/(.*)$ /e/$1 [R=301,L]",
+    "RewriteRule ^/a/x$ /f [R=308,L]", "Redirect 308 /a/y /g", "Define v /h", "Redirect 301 /v ${v}",
+    "RewriteMap lc int:tolower", "RewriteRule ^/l/([a-z]+)$ /m/${lc:$1} [R=301,L]", "# comment", "",
+]), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(lines_st, min_size=1, max_size=4), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 8)),
+                                                            min_size=3, max_size=3))
+def test_includes_answer_as_the_configuration_written_out_in_one_file(
+    parts: list[list[str]], places: list[tuple[int, int]]
+) -> None:
+    """Apache reads an Include as if its lines stood there: any split of a configuration into
+    included files answers every request as the configuration in one file does."""
+    own = [list(p) for p in parts]
+    for k in range(1, len(own)):  # file k is included by an earlier file, at some line of it
+        host, at = places[k - 1]
+        host = host % k
+        own[host].insert(min(at, len(own[host])), f"Include part{k}.conf")
+    files = {f"part{k}.conf": "\n".join(lines) + "\n" for k, lines in enumerate(own)}
+
+    def expand(lines: list[str]) -> list[str]:
+        out: list[str] = []
+        for line in lines:
+            out.extend(expand(files[line.split()[1]].splitlines()) if line.startswith("Include ") else [line])
+        return out
+
+    included, inc_problems = load_apache(files["part0.conf"], "part0.conf", read=reader(files))
+    flat, flat_problems = load_apache("\n".join(expand(own[0])) + "\n", "part0.conf")
+    assert sorted(p.code for p in inc_problems) == sorted(p.code for p in flat_problems)
+    a, b = Engine(included), Engine(flat)
+    for path in ["/a", "/a/x", "/a/y", "/a/z", "/b", "/bq", "/d/1", "/v", "/l/abc", "/l/Abc", "/zz"]:
+        one, two = a.decide(Request("GET", path)), b.decide(Request("GET", path))
+        assert (one.response.status, one.location) == (two.response.status, two.location), path
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_cli_reads_includes_relative_globbed_missing_optional_and_include_root(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "repo/legacy/site.conf": ("Define target http://x.example\n"
+                                  "Include REDIRECTS/first.conf\n"
+                                  "Include conf.d/*.conf\n"
+                                  "Include missing.conf\n"
+                                  "IncludeOptional optional/*.conf\n"
+                                  "IncludeOptional nothere.conf\n"
+                                  "Redirect 301 /last ${target}/last\n"),
+        "repo/legacy/REDIRECTS/first.conf": "# first\nRewriteRule ^/r/(.*)$ http://x.example/r/$1 [R=301,L]\n",
+        "repo/legacy/conf.d/b.conf": "RewriteRule ^/x$ /from-b [R=301,L]\n",
+        "repo/legacy/conf.d/a.conf": "\nRewriteRule ^/x$ /from-a [R=301,L]\n",
+        "repo/legacy/conf.d/a.conf.txt": "RewriteRule ^/y$ /txt [R=301,L]\n",
+        "repo/sites/other.conf": "Include REDIRECTS/first.conf\nInclude /etc/apache2/conf.d/b.conf\n",
+    })
+    site = tmp_path / "repo/legacy/site.conf"
+    done = cli("rules", "convert", str(site), "--from", "apache", "--to", "json")
+    assert done.returncode == 0, done.stderr
+    assert [(r["from_regex"] if "from_regex" in r else r["from"], r["to"]) for r in json.loads(done.stdout)["rules"]] \
+        == [("^/r/(?P<g1>.*)$", "http://x.example/r/{g1}"), ("^/x$", "/from-a"), ("/last", "http://x.example/last"),
+            ("/last/{rest:path}", "http://x.example/last/{rest}")]
+    assert "Traceback" not in done.stderr
+    # the missing Include names its file:line and where it looked; the optional ones say nothing
+    missing = [line for line in done.stderr.splitlines() if "missing.conf" in line]
+    assert len(missing) == 1 and missing[0].startswith(f"{site}:4: ")
+    assert "no such file or directory" in missing[0] and "--include-root" in missing[0]
+    assert "optional" not in done.stderr and "nothere" not in done.stderr
+    # the later duplicate in b.conf names both files
+    (dup,) = [line for line in done.stderr.splitlines() if "b.conf" in line]
+    assert dup.startswith(f"{tmp_path / 'repo/legacy/conf.d/b.conf'}:1: ") and "a.conf:2" in dup
+    # --include-root: the ServerRoot (relative names and /etc/apache2/...) of a file kept elsewhere
+    other = tmp_path / "repo/sites/other.conf"
+    rooted = cli("rules", "validate", str(other), "--format", "apache", "--include-root", str(tmp_path / "repo/legacy"))
+    assert rooted.returncode == 0, rooted.stderr
+    assert "2 rule(s) valid" in rooted.stdout + rooted.stderr
+    without = cli("rules", "validate", str(other), "--format", "apache")
+    assert without.returncode == 1 and "Traceback" not in without.stderr
+    assert f"{other}:1: " in without.stderr and "no redirect to import" in without.stderr
+    ruleset, _ = read_rule_file(other, "apache", include_root=tmp_path / "repo/legacy")
+    assert [r.to for r in ruleset.rules] == ["http://x.example/r/{g1}", "/from-b"]
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+def test_includes_answer_as_a_real_apache_serves_them(tmp_path: Path) -> None:
+    """A configuration split over included files (a glob, a Define and RewriteMaps across files,
+    an IncludeOptional of nothing) served by apache2 and imported: the same answers."""
+    write(tmp_path, {
+        "site.conf": ("RewriteEngine On\nRewriteMap lc int:tolower\nDefine base http://x.example\n"
+                      "Include conf/*.conf\nIncludeOptional nothing/*.conf\n"
+                      "RewriteRule ^/after/([a-z]+)$ ${base}/after/${lc2:$1} [R=301,L]\n"),
+        "conf/a.conf": ("RewriteRule ^/a/([a-z]+)$ ${base}/a/${lc:$1} [R=301,L]\nRewriteMap lc2 int:tolower\n"
+                        "Define base http://y.example\n"),
+        "conf/b.conf": "RewriteRule ^/a/(.*)$ /shadowed [R=301,L]\nRewriteRule ^/b$ ${base}/b [R=308,L]\n",
+    })
+    ruleset, problems = read_rule_file(tmp_path / "site.conf", "apache")
+    assert not [p for p in problems if p.is_error], problems
+    engine = Engine(ruleset)
+    port = free_port()
+    with run_apache(tmp_path, tmp_path / "site.conf", port):
+        for target in ["/a/abc", "/a/x1", "/a/", "/b", "/b?q=1", "/after/xyz", "/after/", "/none"]:
+            theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
+            ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
+            assert theirs == ours, target

@@ -366,8 +366,9 @@ def _print_outside_edits(edits: list[OutsideEdit], console: Console, done: bool 
 
 # -- rules validate / apply / import / export ----------------------------------------------------
 IncludeRootOpt = Annotated[Path | None, typer.Option(
-    "--include-root", help="nginx: the directory its relative `include`s (and those under /etc/nginx/) are "
-    "read from, as nginx's configuration directory; default: the directory of FILE.")]
+    "--include-root", help="nginx and Apache: the directory their relative `include`s / `Include`s (and "
+    "those under /etc/nginx/, /etc/apache2/ or /etc/httpd/) are read from, as nginx's configuration "
+    "directory or Apache's ServerRoot; default: the directory of FILE.")]
 
 
 @rules_app.command("validate")

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import heapq
 import operator
+import os
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
 from redirectory.rules.export import MAP_FILE
-from redirectory.rules.importers import IMPORT_FORMATS, IncludeReader, detect_import_format, load_any, load_nginx
+from redirectory.rules.importers import (
+    IMPORT_FORMATS,
+    IncludeMissing,
+    IncludeReader,
+    detect_import_format,
+    load_any,
+    load_apache,
+    load_nginx,
+)
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.parsing import detect_format
 from redirectory.rules.validation import validate
@@ -24,13 +34,14 @@ def read_rule_file(path: str | Path, fmt: str | None = None,
     Without `fmt` the name decides: .yaml/.yml, .json, .csv, `_redirects` (netlify) and
     `.htaccess` (apache); a `.conf` file may be nginx or Apache, so it needs `fmt`.
 
-    nginx `include`s are read (see `nginx_include_reader`): relative names against `include_root`,
-    else against the directory of the file imported."""
+    nginx `include`s and Apache `Include`/`IncludeOptional` are read (see `nginx_include_reader`,
+    `apache_include_reader`): relative names against `include_root`, else against the directory of
+    the file imported."""
     name = str(path)
     chosen = fmt or detect_import_format(name) or detect_format(name)
-    if include_root is not None and chosen != "nginx":
-        return RuleSet(), [_file_problem(name, "--include-root is for nginx configuration (its `include`s): "
-                                             "drop it, or pass --format nginx")]
+    if include_root is not None and chosen not in ("nginx", "apache"):
+        return RuleSet(), [_file_problem(name, "--include-root is for nginx and Apache configuration (their "
+                                             "`include`s): drop it, or pass --format nginx or --format apache")]
     if include_root is not None and not Path(include_root).is_dir():
         return RuleSet(), [_file_problem(name, f"--include-root {include_root}: not a directory (give the "
                                              "directory the file's relative `include`s are relative to)")]
@@ -63,10 +74,14 @@ def read_rule_file(path: str | Path, fmt: str | None = None,
         return RuleSet(), [Problem("error", "file", f"not valid UTF-8 (byte offset {exc.start})",
                                    line=line, code="encoding", source=name)]
     del data  # the bytes are not needed once decoded: do not hold a second copy of a large file
-    if chosen == "nginx":
+    if chosen in ("nginx", "apache"):
         origins: list[str] = []
         root = Path(include_root) if include_root is not None else Path(path).parent
-        ruleset, problems = load_nginx(text, name, nginx_include_reader(root, include_root is not None), origins)
+        if chosen == "nginx":
+            ruleset, problems = load_nginx(text, name, nginx_include_reader(root, include_root is not None), origins)
+        else:
+            ruleset, problems = load_apache(text, name, apache_include_reader(root, include_root is not None),
+                                            origins)
         del text
         validated = [replace(p, source=origins[p.index]) if p.index is not None and p.index < len(origins)
                      and origins[p.index] != name else p for p in validate(ruleset, name)]
@@ -115,6 +130,103 @@ def nginx_include_reader(root: Path, rooted: bool) -> IncludeReader:
         return out
 
     return read
+
+
+#: Apache's ServerRoot on Debian and on Red Hat: absolute `Include`s under them resolve against --include-root
+APACHE_ROOTS = ("/etc/apache2/", "/etc/httpd/")
+#: Apache reads an included directory's subdirectories too; an import stops this deep
+_MAX_DIRECTORY_DEPTH = 16
+
+
+def apache_include_reader(root: Path, rooted: bool) -> IncludeReader:
+    """How `Include NAME` and `IncludeOptional NAME` are read on import, as Apache 2.4 reads them.
+    Apache resolves a relative NAME against its ServerRoot: here against `root` (the directory of
+    the file imported, or --include-root). With --include-root (`rooted`), an absolute NAME under
+    /etc/apache2/ or /etc/httpd/ also resolves against it, so a repository of configuration reads as
+    installed; other absolute names are read as written. `*`, `?` and `[...]` are wildcards in any
+    component of NAME (not matching a leading `.`), their matches read in sorted order; a wildcard
+    in a directory component matches directories only. A directory is read whole: every file in
+    it and in its subdirectories, sorted, as Apache does. A NAME that matches nothing is an
+    `IncludeMissing` (a warning for `Include`, which Apache refuses; nothing for `IncludeOptional`)."""
+
+    def read(target: str, including: str) -> list[tuple[str, str]] | str:
+        prefix = next((p for p in APACHE_ROOTS if rooted and target.startswith(p)), None)
+        if prefix is not None:
+            base, rest = root, target[len(prefix):]
+        elif Path(target).is_absolute():
+            base, rest = Path(Path(target).anchor), target[len(Path(target).anchor):]
+        else:
+            base, rest = root, target
+        where = base / rest
+        hint = "" if rooted else "; pass --include-root DIR when the includes are relative to another directory"
+        matched = _apache_matches(base, [part for part in rest.split("/") if part not in ("", ".")])
+        if matched is None:
+            if not where.exists():
+                return IncludeMissing(f"no such file or directory {where}{hint}")
+            matched = [where]
+        elif not matched:
+            return IncludeMissing(f"no file or directory matches {where}{hint}")
+        out: list[tuple[str, str]] = []
+        for found in _apache_files(matched, 0):
+            try:
+                out.append((found, Path(found).read_bytes().decode("utf-8-sig")))
+            except FileNotFoundError:
+                return IncludeMissing(f"no such file {found}{hint}")
+            except OSError as exc:
+                return f"cannot read {found}: {exc.strerror or exc}"
+            except UnicodeDecodeError as exc:
+                return f"{found} is not valid UTF-8 (byte offset {exc.start})"
+        return out
+
+    return read
+
+
+def _apache_matches(base: Path, parts: list[str]) -> list[Path] | None:
+    """The paths `base/parts...` names when a part holds a wildcard (sorted, as Apache's
+    `fnmatch` walk finds them; a part before the last matches directories only); None without one."""
+    if not any(_wildcard(part) for part in parts):
+        return None
+    found = [base]
+    for n, part in enumerate(parts):
+        last = n == len(parts) - 1
+        step: list[Path] = []
+        for where in found:
+            if not _wildcard(part):
+                step.append(where / part)
+                continue
+            try:
+                names = sorted(entry.name for entry in os.scandir(where))
+            except OSError:
+                continue
+            for entry in names:
+                if (entry.startswith(".") and not part.startswith(".")) or not fnmatch.fnmatchcase(
+                        entry, part.replace("[^", "[!")):
+                    continue
+                if last or (where / entry).is_dir():
+                    step.append(where / entry)
+        found = [p for p in step if last or p.is_dir()]
+    return [p for p in found if p.exists()]
+
+
+def _wildcard(part: str) -> bool:
+    return "*" in part or "?" in part or ("[" in part and "]" in part[part.index("["):])
+
+
+def _apache_files(paths: list[Path], depth: int) -> list[str]:
+    """The files to read for these paths: a file itself; a directory, every entry in it in sorted
+    order (`.` files too, as Apache reads them), subdirectories in place."""
+    out: list[str] = []
+    for path in paths:
+        if path.is_dir() and depth < _MAX_DIRECTORY_DEPTH:
+            try:
+                entries = sorted(os.listdir(path))
+            except OSError:
+                out.append(str(path))  # reading it says why
+                continue
+            out.extend(_apache_files([path / e for e in entries], depth + 1))
+        elif not path.is_dir():
+            out.append(os.path.normpath(path))
+    return out
 
 
 def in_line_order(parsed: list[Problem], validated: list[Problem]) -> list[Problem]:

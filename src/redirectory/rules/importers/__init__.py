@@ -61,7 +61,8 @@ from __future__ import annotations
 
 from redirectory.rules.formats import FOREIGN_FORMATS as FOREIGN_FORMATS
 from redirectory.rules.formats import IMPORT_FORMATS as IMPORT_FORMATS
-from redirectory.rules.importers._apache import _load_apache
+from redirectory.rules.importers._apache import IncludeMissing as IncludeMissing
+from redirectory.rules.importers._apache import _load_apache, load_apache_included
 from redirectory.rules.importers._cloudflare import _load_cloudflare_csv
 from redirectory.rules.importers._common import _guarded, _Loader
 from redirectory.rules.importers._netlify import _load_netlify, _load_netlify_toml
@@ -106,9 +107,15 @@ def load_nginx(text: str, source: str = "<input>", read: IncludeReader | None = 
     return load_nginx_included(text, source, read, origins)
 
 
-def load_apache(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:
-    """Redirects in an Apache configuration or `.htaccess` file."""
-    return _guarded(_load_apache, text, source)
+def load_apache(text: str, source: str = "<input>", read: IncludeReader | None = None,
+                origins: list[str] | None = None) -> tuple[RuleSet, list[Problem]]:
+    """Redirects in an Apache configuration or `.htaccess` file. With `read` (the caller's file
+    access, see `IncludeReader`; a name matching nothing is an `IncludeMissing`), `Include`s are read
+    in place as Apache does, and `origins` receives the file of each rule; without it, an `Include`
+    is a warning."""
+    if read is None:
+        return _guarded(_load_apache, text, source)
+    return load_apache_included(text, source, read, origins)
 
 
 def load_netlify(text: str, source: str = "<input>") -> tuple[RuleSet, list[Problem]]:

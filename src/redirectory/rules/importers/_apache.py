@@ -19,7 +19,11 @@ Where Apache's behaviour needs saying (each checked against a real apache2):
   before `^/peps`) becomes the rule's regex when the substitution uses no `$N`.
 - PCRE's possessive `c++` (RE2 has none) is read as `c+` where that changes no match (a literal
   character followed by another one or the end).
-- `Include` is not read: a warning names the file (import it too).
+- `Include` and `IncludeOptional` (with `read`, see `load_apache_included`) are read in place, as
+  Apache reads one configuration: the `Define`s and `RewriteMap`s before them apply to the lines
+  they include, and those included define for the lines after. A missing `Include` (Apache refuses
+  to start) is a warning naming it and the rest imports; a missing `IncludeOptional` is nothing, as
+  in Apache. Without `read`, an `Include` is a warning naming the file (import it too).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from redirectory.rules.importers._common import _KEPT, _Builder, _path, _regex_rule, _unknown_variables
+from redirectory.rules.importers._common import _KEPT, _Builder, _guarded, _path, _regex_rule, _unknown_variables
+from redirectory.rules.importers._nginx_syntax import IncludeReader
+from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
 
 # -- Apache --------------------------------------------------------------------------------------
@@ -129,7 +135,77 @@ class _Regex:
     case_insensitive: bool
 
 
-def _load_apache(b: _Builder, text: str) -> None:
+class IncludeMissing(str):
+    """What an `IncludeReader` returns, instead of another message, when the name an `Include` gives
+    matches nothing (no such file or directory, a wildcard matching none): Apache's `IncludeOptional`
+    is then silently nothing. Any other message (a file that cannot be read) is a warning for both."""
+
+
+#: Apache follows includes 128 deep (a cycle ends there, and Apache refuses to start); an import stops here
+_MAX_INCLUDE_DEPTH = 16
+_INCLUDES = ("include", "includeoptional")
+
+
+def load_apache_included(
+    text: str, source: str, read: IncludeReader, origins: list[str] | None = None
+) -> tuple[RuleSet, list[Problem]]:
+    """`load_apache` that reads the files `Include`d (`read`: see `IncludeReader`; a name that
+    matches nothing is an `IncludeMissing`), in place as Apache does. Problems in an included file
+    name that file and its line; `origins` receives the file of each rule."""
+    return _guarded(lambda b, t: _load_apache(b, t, read), text, source, origins)
+
+
+def _included_lines(b: _Builder, lines: list[tuple[int, str]], read: IncludeReader) -> list[tuple[int, str]]:
+    """The configuration as Apache reads it: each `Include` followed by the lines of the files it
+    names (a directory: every file in it), the `Define`s of the lines before it applied to its name.
+    Lines are numbered across the files (`b.lines`: line N is `b.lines[N - 1]` of its own file)."""
+    table: list[tuple[str, int]] = []
+    out: list[tuple[int, str]] = []
+    defines: dict[str, str] = {}
+    quiet = _Builder(b.source)  # the main pass warns about undefined names, once
+
+    def walk(lines: list[tuple[int, str]], source: str, chain: tuple[str, ...]) -> None:
+        for own, content in lines:
+            table.append((source, own))
+            at = len(table)
+            out.append((at, content))
+            if not content or content.startswith("#"):
+                continue
+            args = _apache_args(_defined(quiet, own, content, defines))
+            directive = args[0].lower() if args else ""
+            if directive == "define" and len(args) > 1:
+                defines[args[1]] = args[2] if len(args) > 2 else ""
+            elif directive == "undefine" and len(args) > 1:
+                defines.pop(args[1], None)
+            elif directive in _INCLUDES:
+                include(at, f"`{content}`", directive == "includeoptional", args[1:], source, chain)
+
+    def include(at: int, what: str, optional: bool, names: list[str], source: str, chain: tuple[str, ...]) -> None:
+        if len(names) != 1:
+            b.warn(at, "import.include", f"{what}: `Include` takes one file name (Apache refuses the line): "
+                   "ignored", name="file")
+            return
+        found = read(names[0], source)
+        if isinstance(found, str):
+            if not (optional and isinstance(found, IncludeMissing)):
+                b.warn(at, "import.include", f"{what}: {found}: Apache refuses to start on it; what it names "
+                       "was not imported (the rest is)", name="file")
+            return
+        for name, text in found:
+            if name in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
+                why = (f"{name} includes itself (through {' -> '.join(chain[chain.index(name):])})" if name in chain
+                       else f"includes nested more than {_MAX_INCLUDE_DEPTH} deep")
+                b.warn(at, "import.include", f"{what}: {why}: not read again (Apache would refuse to start)",
+                       name="file")
+                continue
+            walk(_apache_lines(text[1:] if text.startswith("\ufeff") else text), name, (*chain, name))
+
+    walk(lines, b.source, (b.source,))
+    b.lines = table
+    return out
+
+
+def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> None:
     containers: list[tuple[str, int, list[str]]] = []  # (name, line, server names)
     conds: list[tuple[int, list[str]]] = []
     rewrite_base = "/"
@@ -139,6 +215,10 @@ def _load_apache(b: _Builder, text: str) -> None:
     aliases: list[_Redirect | _Regex] = []  # mod_alias, in file order
     stoppers: list[tuple[str, str | None, int]] = []  # `Redirect gone /x` and co.: Apache answers, no rule
     lines = _apache_lines(text)
+    # Apache refuses `Include` in .htaccess (500 for every request under it): not read there
+    included = read is not None and not per_directory
+    if included and read is not None and any(c.lower().startswith(_INCLUDES) for _, c in lines):
+        lines = _included_lines(b, lines, read)
     maps = _rewrite_maps(lines)
     defines: dict[str, str] = {}  # `Define NAME VALUE`: `${NAME}` on the lines after it
     for line, content in lines:
@@ -185,7 +265,9 @@ def _load_apache(b: _Builder, text: str) -> None:
             if len(args) == 1 and args[0].startswith("/"):
                 rewrite_base = args[0] if args[0].endswith("/") else args[0] + "/"
             continue
-        if directive in ("include", "includeoptional") and args:
+        if directive in _INCLUDES and included:
+            continue  # read in place (`_included_lines`)
+        if directive in _INCLUDES and args:
             b.warn(line, "import.include", f"`{content}`: the included file is not read: import it too (in "
                    "Apache its rules come here, before the lines after this one)", name="file")
             continue
@@ -814,7 +896,7 @@ def _apache_rewrite(
         kind = (maps or {}).get(name)
         why = (f"`{kind}`, whose values a rule cannot compute (only `int:tolower` of a `$N` is imported)"
                if kind else "not defined in this file (a map defined in a file that `Include`s this one is not "
-               "known here: add its `RewriteMap` line to import it)")
+               "known here: import that file, whose `Include`s are read, or add its `RewriteMap` line)")
         b.warn(line, "import.variable", f"{what}: the substitution calls RewriteMap `{name}` (`${{map:key}}`), "
                f"which is {why}: skipped", name="to")
         return
