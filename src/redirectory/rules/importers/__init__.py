@@ -1,60 +1,24 @@
-"""Importers for foreign redirect configurations: nginx, Apache and Netlify `_redirects`.
+"""Importers for foreign redirect configurations: nginx, Apache, Netlify (`_redirects` and
+`netlify.toml`), Vercel, Cloudflare Bulk Redirects lists and WordPress Redirection exports.
 
-Pure (no I/O): text in, `(RuleSet, list[Problem])` out, and never raises on any input. Each
-importer converts what it can into rule mappings and runs them through the same field checks
-as a rule file (`parsing.rule_from_mapping`); what it cannot convert is skipped with a warning
-that names the line and says what would work instead. Checks across rules (loops, overlaps,
-allowed hosts) are the validator's, as for any rule file (`rulefile.read_rule_file`).
+Pure (no I/O): text in, `(RuleSet, list[Problem])` out, and never raises on any input; the
+files an nginx `include` or Apache `Include` names are read through the caller's `IncludeReader`
+(`rulefile.py` does the reading). Each importer converts what it can into rule mappings and runs
+them through the same field checks as a rule file (`parsing.rule_from_mapping`); a line that cannot
+be represented is skipped with a warning naming its file:line and why, and the rest imports.
+Checks across rules (loops, overlaps, allowed hosts) are the validator's, as for any rule file.
 
-Every importer:
-- turns a 302 into a 307 (temporary, same method and body) with a warning per rule
-  (code `status.302-converted`): 302 is refused by redirectory; use 303 instead when the
-  original redirect sent a client from a POST to its result;
-- keeps 301, 303, 307 and 308, and skips 410 and any other status with a warning;
-- turns `$1`..`$9` in a target into named groups: the regex's capturing groups are rewritten
-  as `(?P<g1>...)`, `(?P<g2>...)` (named groups keep their names) and `$N` becomes `{gN}`.
+The aim of every importer: the imported table answers every request the way the original server
+does. docs/migrating.md says, format by format, what becomes a rule, what becomes a warning and
+which differences remain on purpose; each module's docstring says where the server's behaviour
+needed working out (`_nginx.py`, `_apache.py`, `_netlify.py`, `_vercel.py`, `_cloudflare.py`,
+`_wordpress.py`), and `_first_match.py` how a first-match file order becomes rules.
 
-nginx (`load_nginx`):
-- `server { server_name a.example; ... }` with exactly one plain name makes its rules
-  host-specific (`//a.example/...`); otherwise they answer any host;
-- `location = /exact { return CODE URL; }` → an exact rule;
-- `location /prefix { return CODE URL; }` → `/prefix/{rest:path}` → URL (a static URL: nginx's
-  prefix also matches `/prefixes`, which a rule cannot express); `$request_uri` in URL becomes
-  the request path (`/prefix/{rest}`, query kept), `$uri` the same with the query dropped;
-  a `return` directly in `server { }` is the prefix `/`;
-- `location ~ REGEX` / `location ~* REGEX` (case-insensitive) with `return CODE URL` → a regex rule;
-- `rewrite REGEX REPLACEMENT permanent|redirect;` → a regex rule (301 / 302→307); a replacement
-  starting with http(s):// and no flag is a 302; `last`/`break` rewrites are internal (skipped
-  with a warning); a replacement ending in `?` drops the request's query;
-- `map $uri $var { /a /b; ~regex /c/$1; }` used by `return CODE $var;` (usually inside
-  `if ($var) { ... }`) → one rule per entry (`default` and `hostnames` are ignored);
-- the maps of our own export (`rules export --format nginx`) → the exported rules again, methods
-  included: each distinct entry of a precedence step is one rule, whose methods are those of the
-  classes of methods whose maps hold it (see `_read_own_export`); what does not read back exactly
-  is skipped with a warning;
-- other variables (`$host`, `$scheme`, `$args`...) in a target, `return` inside other `if`
-  blocks, named locations, and `return`s with a non-redirect status: skipped (a warning for
-  those that redirect). Other directives are ignored silently.
-
-Apache (`load_apache`, `_apache.py`): `Redirect*` (whole-segment prefixes, mod_alias's query
-rules), `RedirectMatch` and `RewriteRule` (with `R`, or an absolute substitution to another host),
-the common `RewriteCond` idioms, mod_rewrite before mod_alias: see `_apache.py` and docs/rules.md.
-
-Netlify `netlify.toml` (`load_netlify_toml`) and Vercel `vercel.json` (`load_vercel`): see
-`_netlify.py`, `_vercel.py` and docs/rules.md.
-
-Cloudflare Bulk Redirects list CSV (`load_cloudflare_csv`, `--format cloudflare-csv`) and the
-WordPress Redirection plugin's JSON or CSV export (`load_wordpress_redirection`, `--format
-wordpress-redirection`): see `_cloudflare.py`, `_wordpress.py` and docs/rules.md. Their file names
-say nothing certain (`.csv`, `.json`), so they always need the format.
-
-Every foreign format: a later duplicate or a rule that matches its own target is skipped with a
-warning (the server uses the first); a file that yields no redirect is an error saying what it holds.
-
-Netlify (`load_netlify`): `FROM TO [STATUS][!]` per line; `*` at the end of FROM →
-`{rest:path}`, `:splat` → `{rest}`, `:name` → `{name}`; a FROM that is a full URL makes the rule
-host-specific; default status 301; `!` (force) is accepted (redirectory always redirects);
-200 (rewrite), 404 (custom page) and query or condition parameters are skipped with a warning.
+Shared by all (`_common.py`): a 302 becomes 307 with a warning (the guide forbids 302); 301, 303,
+307 and 308 are kept, other statuses skipped with a warning; `$1`..`$9` in a target become named
+groups (`(?P<g1>...)`, `{g1}`); a later duplicate or a rule that matches its own target is skipped
+with a warning naming both lines (the server uses the first); a file that yields no redirect is an
+error saying what it holds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Apache: `Redirect*`, `RedirectMatch` and `RewriteRule ... [R]` as rules (see the package docstring).
+"""Apache: `Redirect*`, `RedirectMatch` and `RewriteRule ... [R]` as rules (docs/migrating.md).
 
 Apache's order is reproduced: mod_rewrite runs before mod_alias (in server and per-directory
 context alike), RewriteRules apply in file order, and the first `Redirect`/`RedirectMatch` that

@@ -1,4 +1,4 @@
-"""Netlify `_redirects` lines and `netlify.toml` `[[redirects]]` as rules (see the package docstring).
+"""Netlify `_redirects` lines and `netlify.toml` `[[redirects]]` as rules (docs/migrating.md).
 
 Netlify matches as follows, and the import answers the same:
 - the first redirect in file order that matches the path wins (`_first_match`): a later one that an

@@ -1,5 +1,6 @@
-"""nginx: `server`, `location`, `return`, `rewrite` and `map` directives as rules (see the package
-docstring for what maps)."""
+"""nginx: `server`, `location`, `return`, `rewrite` and `map` directives (and the files `include`
+names) as rules that answer as nginx does; docs/migrating.md says what becomes a rule and what a
+warning."""
 
 from __future__ import annotations
 
