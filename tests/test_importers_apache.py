@@ -200,9 +200,16 @@ def test_a_host_condition_makes_a_host_specific_rule() -> None:
     assert answers(text, "/a/b", source=".htaccess", host="other.example") == ["404"]
 
 
-def test_a_host_condition_on_a_regex_no_pattern_can_hold_is_skipped() -> None:
+def test_a_host_condition_on_a_regex_makes_a_host_specific_regex() -> None:
     text = ("RewriteCond %{HTTP_HOST} ^www\\.example\\.com$\n"
             "RewriteRule ^/a/([0-9]+)$ https://example.com/b/$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, "x")
+    assert codes(problems) == []
+    assert [r.source_regex for r in ruleset.rules] == [r"^//www\.example\.com(?:/a/(?P<g1>[0-9]+)$)"]
+    assert answers(text, "/a/1", host="www.example.com") == ["301 https://example.com/b/1"]
+    assert answers(text, "/a/1", host="example.com") == ["404"]
+    # a regex that cannot follow the host (a `^` inside): skipped, never an any-host rule
+    text = text.replace("^/a/([0-9]+)$", "^/a/(x|^y)$")
     _, problems = load_apache(text, "x")
     assert codes(problems) == [(2, "import.host")]
 

@@ -792,8 +792,11 @@ def rules_test(
 
 
 def _why(rule: Rule, engine: object) -> str:
-    from redirectory.rules.patterns import parse_source
+    from redirectory.rules.patterns import is_host_regex, parse_source
 
+    if rule.source_regex is not None and is_host_regex(rule.source_regex):
+        return ("host-specific regex rule, matched against //host/path (tried after the host's exact and "
+                "pattern rules, before any-host rules)")
     if rule.source_regex is not None:
         return "regex rule (tried after every exact and pattern rule), pattern matched"
     pattern = parse_source(rule.source or "/")

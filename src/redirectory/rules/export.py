@@ -66,7 +66,7 @@ from redirectory.rules.export_skip import (
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
-from redirectory.rules.patterns import Hole, Param, Target, simple_exact_pattern
+from redirectory.rules.patterns import Hole, Param, Target, is_host_regex, simple_exact_pattern
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
@@ -811,6 +811,13 @@ def _regex_key(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, int | 
     """The rule's RE2 regex for PCRE: named groups become plain groups (nginx would turn each name
     into a variable, clashing with its own such as $uri), referenced by number."""
     source = compiled.rule.source_regex or ""
+    if is_host_regex(source):
+        raise _Skip(
+            "from_regex",
+            "nginx.host-regex",
+            "it matches `//host/path`, and the export's regex maps look at the path alone",
+            "write it as a `from: //host/...` pattern where it can be one; or " + _GATEWAY_ONLY,
+        )
     plain = _strip_group_names(source)
     try:
         same = compile_regex(plain).groups == compiled.regex.groups

@@ -44,7 +44,7 @@ from redirectory.rules.export_skip import (
 )
 from redirectory.rules.matcher import CompiledRule
 from redirectory.rules.model import Problem, Rule, RuleSet
-from redirectory.rules.patterns import Hole, Param
+from redirectory.rules.patterns import Hole, Param, is_host_regex
 
 #: The file name of an Apache export written to a directory.
 APACHE_FILE = "redirectory-apache.conf"
@@ -196,6 +196,12 @@ def _escape_literal(text: str) -> str:
 def _regex(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, int | None]]]:
     """The `from_regex` as one RewriteRule argument, and its named groups' numbers."""
     regex = compiled.rule.source_regex or ""
+    if is_host_regex(regex):
+        raise Skip(
+            "from_regex", "apache.host-regex",
+            "it matches `//host/path`, and a RewriteRule pattern sees the path alone",
+            "write it as a `from: //host/...` pattern where it can be one; or " + _GATEWAY_ONLY,
+        )
     if re.search(r"\s", regex) or regex[:1] in ("\"", "'"):
         raise Skip(
             "from_regex", "apache.regex",

@@ -1,4 +1,4 @@
-"""The compiled matcher: which rule answers a (host, path, method, time).
+r"""The compiled matcher: which rule answers a (host, path, method, time).
 
 Precedence (first wins):
 1. host-specific rules (`from: //host/...`) before any-host rules;
@@ -6,6 +6,10 @@ Precedence (first wins):
 3. among patterns, more literal segments first, then `{name}` before `{name:path}`;
 4. `priority` (higher first) breaks remaining ties, then file order;
 5. regex rules (`from_regex`) last, only when nothing else matched: by priority, then file order.
+   A `from_regex` that starts with `^//` is host-specific: it is matched against `//host/path` (a
+   normalised path never starts with `//`), after the host's exact and pattern rules and before
+   any-host rules, as rule 1 says (`patterns.HOST_REGEX_PREFIX`); one whose host is written
+   literally (`^//a\.example/...`) is tried for that host alone (a set per host).
 A candidate whose `methods` exclude the request method, or whose window does not hold, is
 skipped and the next one is tried.
 
@@ -36,7 +40,15 @@ from typing import Any
 import re2
 
 from redirectory.rules.model import Rule
-from redirectory.rules.patterns import Param, PathPattern, Target, parse_source, parse_target
+from redirectory.rules.patterns import (
+    Param,
+    PathPattern,
+    Target,
+    is_host_regex,
+    parse_source,
+    parse_target,
+    split_host_regex,
+)
 from redirectory.rules.regexset import RegexSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
@@ -213,6 +225,9 @@ class Matcher:
         self._exact_ci: ExactTable = {}
         self._tries: dict[tuple[str | None, bool], _Node] = {}
         self._regex: RegexSet[CompiledRule] = RegexSet()
+        #: `^//host...` regexes, on `//host/path`: by their literal host, and those of another host shape
+        self._host_regex: dict[str, RegexSet[CompiledRule]] = {}
+        self._host_regex_other: RegexSet[CompiledRule] = RegexSet()
         self._regex_keys: dict[str, tuple[int, ...]] = {}
         self._seq = 0  # insertion order: the last tie-break between regex rules
         self._hosts: set[str] = set()
@@ -254,7 +269,7 @@ class Matcher:
 
     @property
     def has_host_rules(self) -> bool:
-        return bool(self._hosts)
+        return bool(self._hosts) or bool(self._host_regex_other)
 
     def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule | None:
         """Add (or replace, by id) one rule. Disabled rules are kept out of matching.
@@ -284,7 +299,9 @@ class Matcher:
         if regex:
             self._seq += 1
             order = (*compiled.rank, self._seq)
-            self._regex.add(order, ("(?i)" if rule.case_insensitive else "") + (rule.source_regex or ""), compiled)
+            source_regex = rule.source_regex or ""
+            regexes = self._regex_set(source_regex, 1)
+            regexes.add(order, ("(?i)" if rule.case_insensitive else "") + source_regex, compiled)
             self._regex_keys[key] = order
             return compiled
         pattern = compiled.pattern
@@ -427,7 +444,11 @@ class Matcher:
         if compiled.has_window:
             self.windows -= 1
         if rule.source_regex is not None:
-            self._regex.remove(self._regex_keys.pop(rule_id))
+            regexes = self._regex_set(rule.source_regex, -1)
+            regexes.remove(self._regex_keys.pop(rule_id))
+            host = split_host_regex(rule.source_regex)
+            if host is not None and not regexes:
+                del self._host_regex[host[0]]
             return rule
         pattern = compiled.pattern
         assert pattern is not None
@@ -509,6 +530,8 @@ class Matcher:
                 node.param = None
             yield
         self._regex.clear()
+        self._host_regex.clear()
+        self._host_regex_other.clear()
         self._regex_keys.clear()
         self._hosts.clear()
         self._host_counts.clear()
@@ -526,7 +549,8 @@ class Matcher:
     def prepare(self) -> Iterator[None]:
         """Compile what `match` would otherwise compile on first use (the regex set's stale shards),
         one shard per step."""
-        yield from self._regex.prepare()
+        for regexes in (self._regex, self._host_regex_other, *self._host_regex.values()):
+            yield from regexes.prepare()
 
     # -- compact records -----------------------------------------------------------------
     def _rule_of(self, entry: Entry, lookup: str) -> Rule:
@@ -607,7 +631,7 @@ class Matcher:
         self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None
     ) -> tuple[CompiledRule, Values] | None:
         """The winning rule for a normalised path, with its placeholder values."""
-        if not self._exact_ci and (host is None or host not in self._hosts):
+        if not self._exact_ci and (host is None or (host not in self._hosts and not self._host_regex_other)):
             # The common case first: one exact any-host rule answers.
             table = self._exact.get(None)
             bucket = table.get(path) if table is not None else None
@@ -626,6 +650,8 @@ class Matcher:
         if host is not None and host in self._hosts:
             hosts = [host, None]
         for h in hosts:
+            if h is None and host is not None and self._host_regex_other:  # after the host's own rules
+                yield from self._regex_candidates(self._host_regex_other, "//" + host + path)
             exact: list[CompiledRule] | None = None
             table = self._exact.get(h)
             if table is not None:
@@ -647,8 +673,12 @@ class Matcher:
                 if found:
                     found.sort(key=lambda cv: cv[0].rank)
                     yield from found
+            if h is not None and self._host_regex:
+                regexes = self._host_regex.get(h)
+                if regexes:  # the host's regexes, after its exact and pattern rules
+                    yield from self._regex_candidates(regexes, "//" + h + path)
         if self._regex:
-            yield from self._regex_candidates(path)
+            yield from self._regex_candidates(self._regex, path)
 
     def _trie_candidates(self, path: str, host: str | None) -> list[tuple[CompiledRule, Values]]:
         found: list[tuple[CompiledRule, Values]] = []
@@ -700,10 +730,24 @@ class Matcher:
             values[pattern.tail] = rest
         return values
 
-    def _regex_candidates(self, path: str) -> Iterator[tuple[CompiledRule, Values]]:
-        for c in self._regex.match(path):
+    def _regex_set(self, source_regex: str, delta: int) -> RegexSet[CompiledRule]:
+        """The regex set a `from_regex` goes in (see the module docstring), counting its host."""
+        if not is_host_regex(source_regex):
+            return self._regex
+        split = split_host_regex(source_regex)
+        if split is None:
+            return self._host_regex_other
+        self._count_host(split[0], delta)
+        regexes = self._host_regex.get(split[0])
+        if regexes is None:
+            regexes = self._host_regex[split[0]] = RegexSet()
+        return regexes
+
+    @staticmethod
+    def _regex_candidates(regexes: RegexSet[CompiledRule], text: str) -> Iterator[tuple[CompiledRule, Values]]:
+        for c in regexes.match(text):
             regex = c.regex
-            m = regex.search(path) if regex is not None else None
+            m = regex.search(text) if regex is not None else None
             if m is not None:
                 # a group that took no part in the match is empty, as in every regex substitution
                 # (nginx, Apache, re.sub): `^/a(/(.*))?$` -> `/b/{g2}` gives `/b/` for `/a`

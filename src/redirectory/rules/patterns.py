@@ -91,6 +91,28 @@ def valid_host(host: str) -> bool:
     return bool(_HOST.match(host)) or bool(re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", host))
 
 
+#: A `from_regex` that starts with this is host-specific: matched against `//host/path` (the host
+#: lower-case, without its port), where any other is matched against the path alone. A normalised
+#: path never starts with `//` (runs of slashes collapse), so no other regex is taken for one.
+HOST_REGEX_PREFIX = "^//"
+_LITERAL_HOST_REGEX = re.compile(r"\^//((?:[a-z0-9_-]|\\[.-])+)([/(.].*)?$", re.S)
+
+
+def is_host_regex(regex: str) -> bool:
+    """Whether `regex` is a host-specific `from_regex` (see `HOST_REGEX_PREFIX`)."""
+    return regex.startswith(HOST_REGEX_PREFIX)
+
+
+def split_host_regex(regex: str) -> tuple[str, str] | None:
+    r"""(host, path regex) of a host-specific `from_regex` whose host is written literally
+    (`^//docs\.example\.org/(.*)$` -> `docs.example.org`, `^/(.*)$`); None for another."""
+    m = _LITERAL_HOST_REGEX.match(regex)
+    if m is None or not m.group(2):
+        return None
+    host = m.group(1).replace("\\", "")
+    return (host, "^" + m.group(2)) if valid_host(host) else None
+
+
 #: Parsed patterns and targets are memoised: the validator, the matcher and the exporters all
 #: parse the same texts.
 _CACHE_SIZE = 1 << 18

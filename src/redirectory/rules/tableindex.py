@@ -40,7 +40,7 @@ from typing import Any
 
 from redirectory.rules.matcher import Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule
-from redirectory.rules.patterns import PathPattern
+from redirectory.rules.patterns import PathPattern, is_host_regex, split_host_regex
 from redirectory.rules.validation import (
     Facts,
     Resolver,
@@ -520,6 +520,11 @@ class _Change:
         pattern = facts.pattern
         if pattern is None:  # a regex: on lower-cased paths, ignoring case finds a superset
             text = facts.rule.source_regex or ""
+            if is_host_regex(text):  # `^//host/...`: its path part (every host's samples: a superset)
+                split = split_host_regex(text)
+                if split is None:
+                    return  # a host written as a regex: no path part to sample with
+                text = split[1]
             if _NOT_LINE_SAFE.search(text) is None:
                 # ^ and $ at every line: a superset of where it matches each path alone.
                 yield from samples.search(compile_regex("(?m)" + text, True))

@@ -35,7 +35,16 @@ import re2
 from redirectory.rules.matcher import CompiledRule, Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.normalise import InvalidPath, normalise_path
-from redirectory.rules.patterns import Param, PathPattern, PatternError, Target, parse_source, parse_target
+from redirectory.rules.patterns import (
+    Param,
+    PathPattern,
+    PatternError,
+    Target,
+    is_host_regex,
+    parse_source,
+    parse_target,
+    split_host_regex,
+)
 from redirectory.semantics import SAFE_FOR_301, TABLE, MethodChange
 
 MAX_REPORTED_OVERLAPS = 50
@@ -178,6 +187,9 @@ def rule_facts(
                     facts.pattern = pattern
                     names = pattern.names
     elif rule.source_regex is not None:
+        if is_host_regex(rule.source_regex):
+            split = split_host_regex(rule.source_regex)
+            facts.host = split[0] if split is not None else None
         try:
             names = compile_regex(rule.source_regex).groupindex
         except re2.error as exc:
@@ -505,7 +517,9 @@ class Resolver:
             for matcher, excluded in matchers:
                 for c, _values in matcher.candidates(path, h):
                     pattern = c.pattern
-                    if pattern is None or pattern.host != h:
+                    if pattern is None and h is not None and is_host_regex(c.rule.source_regex or ""):
+                        pass  # this host's regexes come after its patterns (`^//host/...`)
+                    elif pattern is None or pattern.host != h:
                         break  # past this host's patterns
                     if excluded(c.id) or not c.accepts(method, None):
                         continue

@@ -474,11 +474,8 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
         return
     if _unknown_variables(b, line, what, url, allow_groups=True):
         return
-    if host:
-        b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
-               name="from_regex")
     # mod_alias adds the request's query only to a URL that has none of its own
-    _regex_rule(b, line, what, regex, url, status, query="drop" if "?" in url else None)
+    _regex_rule(b, line, what, regex, url, status, query="drop" if "?" in url else None, host=host)
 
 
 _HOST_COND = re.compile(r"\^((?:[A-Za-z0-9-]|\\\.)+)\$")
@@ -952,14 +949,9 @@ def _apache_rewrite(
             b.add(line, {"from": f"//{host}{source}", "to": to, "status": status, "query": query,
                          "methods": methods})
             return
-        if cond_host is not None:
-            b.warn(line, "import.host", f"{what}: its RewriteCond on the host cannot be expressed with the "
-                   f"regex {pattern!r} (regex rules answer every host): skipped", name="from_regex")
-            return
-        b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: check it",
-               name="from_regex")
     before = len(getattr(b, "held", []))
-    _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query)
+    _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query, host=host or None,
+                host_required=cond_host is not None)
     held = getattr(b, "held", None)
     if methods and held is not None and len(held) > before:
         held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})

@@ -284,12 +284,13 @@ def _named_groups(regex: str) -> tuple[str, list[str]] | None:
 
 def _regex_rule(
     b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
-    query: str | None = None, whole: str | None = None,
+    query: str | None = None, whole: str | None = None, host: str | None = None, host_required: bool = False,
 ) -> None:
     """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted.
     `whole`: the name of a group the target uses for the whole path (a regex searched anywhere in
     the path, as nginx and Apache search it, the same matches and groups, within `^(?P<whole>.*?(?:
-    regex).*)$`)."""
+    regex).*)$`). `host`: the one host the original answers the regex for: a host-specific regex
+    (`^//host...`, see `_host_form`) where the regex allows it, else an any-host one with a warning."""
     scanned = _named_groups(regex)
     if scanned is None:
         b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
@@ -306,8 +307,20 @@ def _regex_rule(
         return "{" + names[number - 1] + "}"
 
     to = _GROUP_REF.sub(group, target)
-    if whole is not None:
+    hosted = _host_form(converted, host, whole) if host is not None else None
+    if hosted is not None:
+        converted = hosted
+    elif whole is not None:
         converted = f"^(?P<{whole}>.*?(?:{converted}).*)$"
+    if host is not None and hosted is None and not problem:
+        why = ("its start, a `^` inside or an alternation around it keeps it from being matched after the "
+               "host (`^//host...`)")
+        if host_required:  # the original redirects for that host alone (a condition on the host)
+            b.warn(line, "import.host", f"{what}: a regex rule for {host} alone cannot be written: {why}: "
+                   "skipped", name="from_regex")
+            return
+        b.warn(line, "import.host", f"{what}: a regex rule answers every host, not only {host}: {why}: "
+               "check it", name="from_regex")
     if problem:
         b.warn(line, "import.group", f"{what}: {problem[0]} in the target refers to no group of the regex "
                f"(it has {len(names)}): skipped", name="to")
@@ -322,6 +335,39 @@ def _regex_rule(
         return
     b.add(line, {"from_regex": converted, "to": to, "status": status,
                  "case_insensitive": True if case_insensitive else None, "query": query})
+
+
+def _host_form(regex: str, host: str, whole: str | None) -> str | None:
+    r"""`regex`, searched in the path as nginx and Apache search it, as a host-specific `from_regex`
+    (`^//host...`, tried for that host alone, on `//host/path`): an anchored `^/a(.*)` ->
+    `^//host(?:/a(.*))`, an unanchored `\.css$` -> `^//host.*?(?:\.css$)`; with `whole`, a group
+    around the whole path. None (the caller keeps an any-host rule, or skips) for a `^` inside the
+    regex, or an anchored one with an alternation beside its `^` (`^/a|/b`)."""
+    anchored = regex.startswith("^")
+    body = regex[1:] if anchored else regex
+    depth = 0
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            end = body.find("]", i + 2)
+            if end == -1:
+                return None
+            i = end + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "^" or (c == "|" and depth == 0 and anchored):
+            return None
+        i += 1
+    path = f"(?:{body})" if anchored else f".*?(?:{body})"
+    prefix = "^//" + re.escape(host)
+    return f"{prefix}(?P<{whole}>{path}.*)$" if whole is not None else prefix + path
 
 
 def _path(text: str) -> str:

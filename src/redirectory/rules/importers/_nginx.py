@@ -351,19 +351,18 @@ def _nginx_location_rule(
     if mod in ("~", "~*"):
         if _other_hosts_only(b, line, what, ctx):
             return
-        if ctx.host:
-            b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
-                   "check it", name="from_regex")
         whole = None
         if re.search(r"\$\{?(?:request_uri|uri)\b", url):  # the whole path: a group around the regex
             found = _nginx_uri_target(url, "{request_path}", keep_args)
             if found is not None:
-                url, query = found[0], found[1] or query
+                # `https://new$request_uri`: the path (it starts with `/`) right after the host
+                url = re.sub(r"^(https?://[^/?#{]+)\{request_path\}", r"\1/{request_path}", found[0])
+                query = found[1] or query
                 whole = "request_path"
         if _unknown_variables(b, line, what, url, allow_groups=True):
             return
         _regex_rule(b, line, f"`{what}`", where, url, status, case_insensitive=mod == "~*", query=query,
-                    whole=whole)
+                    whole=whole, host=ctx.host)
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
     if not where.startswith("/"):
@@ -378,7 +377,7 @@ def _nginx_location_rule(
         query = uri_query or query
         if any(r.search(where) for r in ctx.server_rewrites):
             # a `rewrite` of the server that nginx runs first also matches: a regex rule after it
-            _regex_rule(b, line, f"`{what}`", f"^{_literal(where)}$", to, status, query=query)
+            _regex_rule(b, line, f"`{what}`", f"^{_literal(where)}$", to, status, query=query, host=ctx.host)
             return
         b.add(line, {"from": prefix + _path(where), "to": to, "status": status, "query": query})
         return
@@ -418,10 +417,7 @@ def _nginx_location_rule(
         if _unknown_variables(b, line, what, url, allow_groups=False):
             return
         regex = f"^{_literal(where)}"
-    if ctx.host:
-        b.warn(line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: "
-               "check it", name="from_regex")
-    _regex_rule(b, line, f"`{what}`", regex, to, status, query=query)
+    _regex_rule(b, line, f"`{what}`", regex, to, status, query=query, host=ctx.host)
 
 
 #: a regex that matches one path (or it and the same with a slash): `^/a/b\.html$`, `^/a/b/?$`
@@ -517,7 +513,7 @@ def _nginx_map_rules(
                 for path in paths:  # nginx's first match for these paths: rules of this host alone
                     b.add(line, {"from": prefix + _path(path), "to": value, "status": status, "query": query})
             else:
-                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query)
+                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query, host=ctx.host)
             if literal is not None:
                 earlier_paths.update(literal)
             else:
@@ -630,10 +626,8 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         for path in paths:
             b.add(d.line, {"from": f"//{ctx.host}" + _path(path), "to": replacement, "status": status, "query": query})
         return
-    if ctx.host:
-        b.warn(d.line, "import.host", f"`{what}`: a regex rule answers every host, not only {ctx.host}: check it",
-               name="from_regex")
-    _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query)
+    _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query,
+                host=ctx.host)
 
 
 def _index(rewrites: list[re.Pattern[str]], regex: str) -> int:
