@@ -18,7 +18,7 @@ from gateway_process import cli
 from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import Engine, Request
 from redirectory.rules.importers import IncludeMissing, IncludeReader, load_apache
-from redirectory.rules.importers._apache import _implied
+from redirectory.rules.importers._apache_regex import _implied
 from redirectory.rules.model import Problem, RuleSet
 from test_export import free_port
 from test_export_apache import APACHE, engine_answer, not_found, run_apache, served_answer

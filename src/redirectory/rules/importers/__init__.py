@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from redirectory.rules.formats import FOREIGN_FORMATS as FOREIGN_FORMATS
 from redirectory.rules.formats import IMPORT_FORMATS as IMPORT_FORMATS
-from redirectory.rules.importers._apache import IncludeMissing as IncludeMissing
 from redirectory.rules.importers._apache import _load_apache, load_apache_included
+from redirectory.rules.importers._apache_syntax import IncludeMissing as IncludeMissing
 from redirectory.rules.importers._cloudflare import _load_cloudflare_csv
 from redirectory.rules.importers._common import _guarded, _Loader
 from redirectory.rules.importers._netlify import _load_netlify, _load_netlify_toml

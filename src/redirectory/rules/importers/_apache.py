@@ -18,8 +18,8 @@ Where Apache's behaviour needs saying (each checked against a real apache2):
   or the same regex text first, `^/c++-sig`) is dropped; one narrower than the pattern (`^/peps/+$`
   before `^/peps`) becomes the rule's regex when the substitution uses no `$N`.
 - PCRE's possessive `c++` (RE2 has none) is read as `c+` where that changes no match (a literal
-  character followed by another one or the end).
-- `Include` and `IncludeOptional` (with `read`, see `load_apache_included`) are read in place, as
+  character followed by another one or the end). The regex readings are in `_apache_regex.py`.
+- `Include` and `IncludeOptional` (with `read`, see `load_apache_included`; `_apache_syntax.py`) are read in place, as
   Apache reads one configuration: the `Define`s and `RewriteMap`s before them apply to the lines
   they include, and those included define for the lines after. A missing `Include` (Apache refuses
   to start) is a warning naming it and the rest imports; a missing `IncludeOptional` is nothing, as
@@ -32,6 +32,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from redirectory.rules.importers._apache_regex import (
+    _as_pattern,
+    _capital_free,
+    _implied,
+    _literal_prefix,
+    _lowered,
+    _possessive_as_greedy,
+)
+from redirectory.rules.importers._apache_syntax import (
+    _INCLUDES,
+    _apache_args,
+    _apache_lines,
+    _defined,
+    _included_lines,
+    _rewrite_maps,
+)
 from redirectory.rules.importers._common import _KEPT, _Builder, _guarded, _path, _regex_rule, _unknown_variables
 from redirectory.rules.importers._nginx_syntax import IncludeReader
 from redirectory.rules.model import Problem, RuleSet
@@ -41,64 +57,6 @@ from redirectory.rules.patterns import valid_host
 _APACHE_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
 _APACHE_SKIP_CONTAINERS = ("location", "locationmatch", "directory", "directorymatch", "files", "filesmatch",
                            "if", "elseif", "else", "proxy")
-
-
-def _apache_lines(text: str) -> list[tuple[int, str]]:
-    """Logical lines (continuations joined), with the first physical line's number."""
-    out: list[tuple[int, str]] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip()
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending.append(line[:-1])
-            continue
-        pending.append(line)
-        out.append((start, " ".join(pending).strip()))
-        pending = []
-    if pending:
-        out.append((start, " ".join(pending).strip()))
-    return out
-
-
-_DEFINED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
-
-
-def _defined(b: _Builder, line: int, content: str, defines: dict[str, str]) -> str:
-    """`content` with each `${NAME}` of a `Define` replaced, as Apache does when it reads its
-    configuration. An undefined one (not a RewriteMap call `${map:key}`) stays as written, as in
-    Apache, which logs a warning; the `{` and `}` of what stays are sent percent-encoded (a rule's
-    target holds placeholders in braces), which names the same URL."""
-    def value(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name in defines:
-            return defines[name]
-        if ":" in name:  # `${map:key}`: a RewriteMap, read by the RewriteRule that calls it
-            return m.group(0)
-        undefined.append(name)
-        return f"$%7B{name}%7D"
-
-    undefined: list[str] = []
-    if "${" not in content:
-        return content
-    result = _DEFINED.sub(value, content)
-    if undefined and not content.lstrip().startswith("#"):
-        b.warn(line, "import.variable", f"`{content}`: ${{{undefined[0]}}} is not defined (`Define "
-               f"{undefined[0]} VALUE`) before this line: Apache keeps it as written (and logs a warning); so "
-               "does the import (a build-time placeholder? import the file it is built into)", name="to")
-    return result
-
-
-def _apache_args(text: str) -> list[str]:
-    args: list[str] = []
-    for m in re.finditer(r'"((?:[^"\\]|\\.)*)"|(\S+)', text):
-        if m.group(1) is not None:
-            args.append(re.sub(r"\\(.)", r"\1", m.group(1)))
-        else:
-            args.append(m.group(2))
-    return args
 
 
 @dataclass
@@ -135,17 +93,6 @@ class _Regex:
     case_insensitive: bool
 
 
-class IncludeMissing(str):
-    """What an `IncludeReader` returns, instead of another message, when the name an `Include` gives
-    matches nothing (no such file or directory, a wildcard matching none): Apache's `IncludeOptional`
-    is then silently nothing. Any other message (a file that cannot be read) is a warning for both."""
-
-
-#: Apache follows includes 128 deep (a cycle ends there, and Apache refuses to start); an import stops here
-_MAX_INCLUDE_DEPTH = 16
-_INCLUDES = ("include", "includeoptional")
-
-
 def load_apache_included(
     text: str, source: str, read: IncludeReader, origins: list[str] | None = None
 ) -> tuple[RuleSet, list[Problem]]:
@@ -153,56 +100,6 @@ def load_apache_included(
     matches nothing is an `IncludeMissing`), in place as Apache does. Problems in an included file
     name that file and its line; `origins` receives the file of each rule."""
     return _guarded(lambda b, t: _load_apache(b, t, read), text, source, origins)
-
-
-def _included_lines(b: _Builder, lines: list[tuple[int, str]], read: IncludeReader) -> list[tuple[int, str]]:
-    """The configuration as Apache reads it: each `Include` followed by the lines of the files it
-    names (a directory: every file in it), the `Define`s of the lines before it applied to its name.
-    Lines are numbered across the files (`b.lines`: line N is `b.lines[N - 1]` of its own file)."""
-    table: list[tuple[str, int]] = []
-    out: list[tuple[int, str]] = []
-    defines: dict[str, str] = {}
-    quiet = _Builder(b.source)  # the main pass warns about undefined names, once
-
-    def walk(lines: list[tuple[int, str]], source: str, chain: tuple[str, ...]) -> None:
-        for own, content in lines:
-            table.append((source, own))
-            at = len(table)
-            out.append((at, content))
-            if not content or content.startswith("#"):
-                continue
-            args = _apache_args(_defined(quiet, own, content, defines))
-            directive = args[0].lower() if args else ""
-            if directive == "define" and len(args) > 1:
-                defines[args[1]] = args[2] if len(args) > 2 else ""
-            elif directive == "undefine" and len(args) > 1:
-                defines.pop(args[1], None)
-            elif directive in _INCLUDES:
-                include(at, f"`{content}`", directive == "includeoptional", args[1:], source, chain)
-
-    def include(at: int, what: str, optional: bool, names: list[str], source: str, chain: tuple[str, ...]) -> None:
-        if len(names) != 1:
-            b.warn(at, "import.include", f"{what}: `Include` takes one file name (Apache refuses the line): "
-                   "ignored", name="file")
-            return
-        found = read(names[0], source)
-        if isinstance(found, str):
-            if not (optional and isinstance(found, IncludeMissing)):
-                b.warn(at, "import.include", f"{what}: {found}: Apache refuses to start on it; what it names "
-                       "was not imported (the rest is)", name="file")
-            return
-        for name, text in found:
-            if name in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
-                why = (f"{name} includes itself (through {' -> '.join(chain[chain.index(name):])})" if name in chain
-                       else f"includes nested more than {_MAX_INCLUDE_DEPTH} deep")
-                b.warn(at, "import.include", f"{what}: {why}: not read again (Apache would refuse to start)",
-                       name="file")
-                continue
-            walk(_apache_lines(text[1:] if text.startswith("\ufeff") else text), name, (*chain, name))
-
-    walk(lines, b.source, (b.source,))
-    b.lines = table
-    return out
 
 
 def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> None:
@@ -406,26 +303,6 @@ def _compatible(first: str | None, second: str | None, case_insensitive: bool) -
     return first.startswith(second) or second.startswith(first)
 
 
-_LITERAL = re.compile(r"\\([^A-Za-z0-9])|([A-Za-z0-9/_~%=,;:@&!'-])")
-
-
-def _literal_prefix(regex: str) -> str | None:
-    """The literal text every match of an anchored regex starts with; None when not anchored."""
-    if not regex.startswith("^") or "|" in regex:
-        return None
-    out: list[str] = []
-    i = 1
-    while i < len(regex):
-        m = _LITERAL.match(regex, i)
-        if m is None:
-            break
-        if regex[m.end() : m.end() + 1] in ("?", "*", "{"):
-            break
-        out.append(m.group(1) or m.group(2))
-        i = m.end()
-    return "".join(out)
-
-
 def _apache_status(args: list[str], default: int, allow: bool) -> tuple[int | None, list[str]]:
     if allow and args:
         word = args[0].lower()
@@ -525,307 +402,6 @@ def _conditions(
     b.warn(line, "import.conditional", f"{what} follows RewriteCond lines joined with [OR] (or a RewriteCond "
            "without a pattern): conditions cannot be expressed as a rule: skipped")
     return None
-
-
-def _implied(cond: str, pattern: str) -> bool:
-    """Whether every path the rule's `pattern` matches also matches the condition's regex: the same
-    regex, `^`/`.*`, or a condition made of literal parts joined by `.*` (`^/a`, `^/a.*html$`,
-    `.*minutes-.*`) that every match of the pattern holds in that order (`_skeleton`)."""
-    if cond in (pattern, ".*", "^", ""):
-        return True
-    cut = _shared_start(cond, pattern)
-    if cut > 1 and cond.startswith("^"):  # the same regex text first (`^/c++-sig`): compare what follows
-        return _implied("^" + cond[cut:], "^" + pattern[cut:])
-    anchored_start = cond.startswith("^") and not cond.startswith("^.*")
-    anchored_end = cond.endswith("$") and not cond.endswith(".*$") and not cond.endswith("\\$")
-    pieces = []
-    for text in cond.removeprefix("^").removesuffix("$" if anchored_end else "").split(".*"):
-        if re.search(r"[][()*+?{|]|\\[A-Za-z0-9]", text):
-            return False  # a class, group, quantifier or escape class: a requirement the skeleton drops
-        found = _skeleton(text) if text else (False, [], False)
-        if found is None or len(found[1]) > 1 or (text and not found[1]):
-            return False
-        if text:
-            pieces.append(found[1][0])
-    skeleton = _skeleton(pattern)
-    if skeleton is None or not pieces:
-        return skeleton is not None and not anchored_start and not anchored_end
-    starts, runs, ends = skeleton
-    if not runs:
-        return False
-    last = (len(runs) - 1, len(runs[-1]))  # where the pieces must end by (exclusive)
-    if anchored_end:
-        tail = pieces.pop()
-        if not ends or not _fits(tail, runs[-1], len(runs[-1]) - len(tail)):
-            return False
-        last = (len(runs) - 1, len(runs[-1]) - len(tail))
-    run, at = 0, 0
-    for n, piece in enumerate(pieces):
-        if n == 0 and anchored_start:
-            if not starts or not _fits(piece, runs[0], 0):
-                return False
-            at = len(piece)
-            continue
-        while True:  # the first place in a run where the piece fits, from (run, at) on
-            if run > last[0]:
-                return False
-            limit = last[1] if run == last[0] else len(runs[run])
-            spot = next((i for i in range(at, limit - len(piece) + 1) if _fits(piece, runs[run], i)), None)
-            if spot is not None:
-                at = spot + len(piece)
-                break
-            run, at = run + 1, 0
-    if anchored_start and not pieces:  # the only piece was the tail: it must also be the start
-        return starts and ends and len(runs) == 1 and last == (0, 0)
-    return (run, at) <= last
-
-
-def _shared_start(first: str, second: str) -> int:
-    """The length of the longest start the two regexes share as a whole regex: balanced, no
-    alternation, and followed by no quantifier in either (so each is that start, then the rest)."""
-    best = 0
-    depth = 0
-    i = 0
-    while i < min(len(first), len(second)) and first[i] == second[i]:
-        c = first[i]
-        if c == "|":
-            break
-        if depth == 0 and all(i >= len(r) or r[i] not in "*+?{" for r in (first, second)):
-            best = i
-        if c == "\\":
-            if first[i + 1 : i + 2] != second[i + 1 : i + 2]:
-                break
-            i += 2
-            continue
-        if c == "[":
-            end = _class_end(first, i)
-            if end is None or first[i:end] != second[i:end]:
-                break
-            i = end
-            continue
-        depth += {"(": 1, ")": -1}.get(c, 0)
-        i += 1
-    else:
-        if depth == 0 and all(i >= len(r) or r[i] not in "*+?{" for r in (first, second)):
-            best = i
-    return best
-
-
-def _fits(piece: list[str | None], run: list[str | None], at: int) -> bool:
-    """Whether the condition's atoms `piece` (None: `.`) match every text `run` has at `at` on."""
-    if at < 0 or at + len(piece) > len(run):
-        return False
-    return all(want is None or want == got for want, got in zip(piece, run[at:], strict=False))
-
-
-def _skeleton(regex: str) -> tuple[bool, list[list[str | None]], bool] | None:
-    """What every match of `regex` holds: runs of atoms (a character, or None for an unrepeated `.`)
-    in order, and whether the first run starts the match (`^`) and the last ends it (`$`). Anything
-    else (a class, an escape such as `\\d`, a repeated or optional part) separates runs. None for
-    an alternation or a regex this reading does not cover."""
-    starts = regex.startswith("^")
-    body = regex[1:] if starts else regex
-    ends = body.endswith("$") and not body.endswith("\\$")
-    body = body[:-1] if ends else body
-    flat: list[str | None | bool] = []  # atoms, False for a gap
-    opened: list[int] = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        size = 1
-        atom: str | None | bool
-        if c == "\\":
-            escaped = body[i + 1 : i + 2]
-            atom = escaped if escaped and not escaped.isalnum() else False
-            size = 2
-        elif c == ".":
-            atom = None
-        elif c == "[":
-            end = _class_end(body, i)
-            if end is None:
-                return None
-            atom, size = False, end - i
-        elif c == "(":
-            if body.startswith("(?", i) and not body.startswith("(?:", i):
-                return None
-            opened.append(len(flat))
-            i += 3 if body.startswith("(?:", i) else 1
-            continue
-        elif c == ")":
-            if not opened:
-                return None
-            begin = opened.pop()
-            i += 1
-            if i < len(body) and body[i] in "*?{+":
-                flat[begin:] = [*flat[begin:], False] if body[i] == "+" else [False]
-                i = _after_quantifier(body, i)
-            continue
-        elif c in "|^$*+?{":
-            return None
-        else:
-            atom = c
-        i += size
-        if i < len(body) and body[i] in "*?{+":
-            flat.extend([atom, False] if body[i] == "+" else [False])
-            i = _after_quantifier(body, i)
-        else:
-            flat.append(atom)
-    if opened:
-        return None
-    runs: list[list[str | None]] = [[]]
-    for item in flat:
-        if item is False:
-            runs.append([])
-        else:
-            runs[-1].append(item)  # type: ignore[arg-type]
-    starts = starts and bool(runs[0])
-    ends = ends and bool(runs[-1])
-    return starts, [r for r in runs if r], ends
-
-
-def _after_quantifier(regex: str, i: int) -> int:
-    """The index after the quantifier at `i` (`*`, `+`, `?`, `{m,n}`) and a lazy or possessive mark."""
-    if regex[i] == "{":
-        close = regex.find("}", i)
-        i = close + 1 if close != -1 else len(regex)
-    else:
-        i += 1
-    return i + 1 if i < len(regex) and regex[i] in "?+" else i
-
-
-def _as_pattern(regex: str, target: str) -> tuple[str, str] | None:
-    """A regex (over the full path) as a path pattern with the same matches, and the target with `$1`
-    as its placeholder: only the forms a host condition usually guards."""
-    if regex in ("^/(.*)$", "^/(.*)", "^/?(.*)$", "^/?(.*)", "^(.*)$", "^(.*)"):
-        lead = "/" if regex.startswith("^(") else ""  # `^(.*)` holds the leading slash
-        return "/{rest:path}", re.sub(r"\$\{?1\}?(?![0-9])", lead + "{rest}", target)
-    if re.search(r"\$\{?[0-9]", target):
-        return None
-    if regex in ("", "^", "^/", ".*", "^.*", "^.*$", "^/.*", "^/.*$"):
-        return "/{rest:path}", target
-    if regex in ("^/$", "^/?$", "^$"):
-        return "/", target
-    m = re.fullmatch(r"\^((?:/(?:[A-Za-z0-9_~-]|\\\.)+)+/?)\$", regex)
-    if m:
-        return _path(m.group(1).replace("\\.", ".")), target
-    return None
-
-
-def _rewrite_maps(lines: list[tuple[int, str]]) -> dict[str, str]:
-    """`RewriteMap NAME TYPE:SOURCE` anywhere in the file (Apache reads them before any request, so
-    a map may be defined after the rules that use it): the map's type and source by its name."""
-    maps: dict[str, str] = {}
-    for _, content in lines:
-        args = _apache_args(content)
-        if len(args) >= 3 and args[0].lower() == "rewritemap":
-            maps[args[1]] = args[2].lower()
-    return maps
-
-
-_MAP_CALL = re.compile(r"\$\{([A-Za-z0-9_]+):\$(?:([0-9])|\{([0-9])\})\}")
-
-
-def _lowered(subst: str, maps: dict[str, str]) -> tuple[str, set[int]]:
-    """The substitution with each `${map:$N}` of an `int:tolower` map as `$N`, and those N."""
-    groups: set[int] = set()
-
-    def call(m: re.Match[str]) -> str:
-        if maps.get(m.group(1)) != "int:tolower":
-            return m.group(0)
-        number = m.group(2) or m.group(3)
-        groups.add(int(number))
-        return "$" + number
-
-    return _MAP_CALL.sub(call, subst), groups
-
-
-def _class_end(regex: str, start: int) -> int | None:
-    """The index just after the character class that opens at `start`."""
-    i = start + 1
-    if regex.startswith("^", i):
-        i += 1
-    if regex.startswith("]", i):
-        i += 1
-    while i < len(regex):
-        if regex[i] == "\\":
-            i += 2
-            continue
-        if regex.startswith("[:", i) and (close := regex.find(":]", i + 2)) != -1:
-            i = close + 2
-            continue
-        if regex[i] == "]":
-            return i + 1
-        i += 1
-    return None
-
-
-_NO_CAPITAL_ESCAPES = {"d": r"\d", "s": r"\s", "W": r"\W", "w": "[0-9a-z_]", "S": r"[^\sA-Z]", "D": "[^0-9A-Z]"}
-
-
-def _without_capitals(text: str) -> str | None:
-    """A regex that matches what `text` matches except strings holding a capital letter (A-Z); None
-    when that cannot be written simply (a capital in the regex itself, a class of capitals...)."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            escaped = text[i + 1 : i + 2]
-            if escaped.isalpha():
-                if escaped not in _NO_CAPITAL_ESCAPES:
-                    return None
-                out.append(_NO_CAPITAL_ESCAPES[escaped])
-            else:
-                out.append(text[i : i + 2])
-            i += 2
-            continue
-        if c == "[":
-            end = _class_end(text, i)
-            if end is None:
-                return None
-            body = text[i + 1 : end - 1]
-            if body.startswith("^"):
-                rest = "\\]" + body[2:] if body.startswith("^]") else body[1:]
-                out.append("[^A-Z" + rest + "]")
-            elif re.search(r"[A-Z\\:]|[!-@]-[\[-~]", body):
-                return None  # capitals, escapes, [:classes:] or a range across the capitals
-            else:
-                out.append(text[i:end])
-            i = end
-            continue
-        if c == ".":
-            out.append(r"[^A-Z\n]")
-        elif "A" <= c <= "Z":
-            return None
-        elif c == "(" and text.startswith("(?", i) and not text.startswith(("(?P<", "(?<", "(?'", "(?:"), i):
-            return None  # inline flags such as (?i) would fold the capitals back in
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-_POSSESSIVE = re.compile(r"(?<!\\)([A-Za-z0-9/_~-])([+*?])\+(?=([A-Za-z0-9/_~-]|\$?$))")
-
-
-def _possessive_as_greedy(pattern: str) -> str:
-    """PCRE's possessive `c++` (RE2 has none) as `c+` where that changes nothing: a single literal
-    character repeated, followed by a different literal character or the end (`^/c++-sig`): greedy
-    matching never gives any back there either."""
-    return _POSSESSIVE.sub(lambda m: m.group(0)[:-1] if m.group(3) != m.group(1) else m.group(0), pattern)
-
-
-def _capital_free(pattern: str) -> str | None:
-    """`pattern` limited to paths without a capital letter A-Z; None if that cannot be written.
-
-    Only for a pattern anchored at both ends (`^...$`) with no capital of its own: it then matches
-    exactly the paths the original matches that hold no capital, and on those every way of matching
-    is the original's, so each group captures what Apache's would (no capital: lower-casing it
-    changes nothing). Limiting only the lower-cased group would not do: `^/a(.*)(.*)$` would then
-    capture `""` from `/aXy` where Apache captures `Xy`."""
-    if not pattern.startswith("^") or not pattern.endswith("$") or pattern.endswith("\\$"):
-        return None
-    return _without_capitals(pattern)
 
 
 def _apache_rewrite(
