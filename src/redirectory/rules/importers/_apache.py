@@ -447,10 +447,17 @@ def _apache_rewrite(
     if code is None:
         if absolute is None or (host is not None and absolute.group(1).lower() == host):
             # an internal rewrite (an absolute URL on the server's own host too), not a redirect
-            why = ("stops the rules after it for the paths it matches (`-`: the path stays)" if subst == "-"
-                   else "serves another path without redirecting, and the rules after it see that path")
-            b.warn(line, "import.internal", f"{what}: an internal rewrite (no R flag) {why}: not a redirect, "
-                   "not imported; check the redirects after it with `rules test`", name="from_regex")
+            names = {f.partition("=")[0].lower(): f.partition("=")[2] for f in flags}
+            if subst != "-":
+                why = "an internal rewrite: Apache serves another path, and the rules after it see that path"
+            elif "s" in names or "skip" in names:
+                why = f"`-` with [S={names.get('s') or names.get('skip')}]: the rules it skips do not run for its paths"
+            elif names.keys() & {"l", "last", "end"}:
+                why = "`-` with [L]: the rules after it do not run for its paths"
+            else:
+                why = "`-` (the path stays): it redirects nothing"
+            b.warn(line, "import.internal", f"{what}: no R flag, {why}: not a redirect, not imported; check the "
+                   "redirects after it with `rules test`", name="from_regex")
             return
         code = 302  # an absolute substitution to another host: Apache redirects with 302
     status = b.status(code, line, what)
