@@ -42,6 +42,17 @@ UNEXPORTABLE = (
 )
 
 
+#: Host-specific regexes (`^//host...`, in the forms the importers write): both exports carry them.
+HOST_REGEXES = (
+    Rule(to="/hr/{rest}", source_regex=r"^//hr\.example/x/(?P<rest>.*)$", status=308),
+    Rule(to="https://cdn.example/c", source_regex=r"^//hr\.example.*?(?:\.css$)", status=301, query="drop"),
+    Rule(to="https://t.example/t{request_path}", source_regex=r"^//hr\.example(?P<request_path>(?:/tax).*)$",
+         status=307, case_insensitive=True),
+)
+HOST_REGEX_REQUESTS = [(host, path) for host in ("hr.example", "hr.examplefoo", "other.example")
+                       for path in ("/x/1", "/x/", "/a.css", "/b/c.css", "/tax/d", "/TAX", "/x")]
+
+
 def table() -> RuleSet:
     """The random table without the rules `rules apply` refuses (a duplicate, an overlap with equal
     precedence, a loop...), plus the rules no export can express."""
@@ -52,12 +63,14 @@ def table() -> RuleSet:
         if not refused:
             break
         rules = [r for r in numbered if r.position not in refused]
-    rules += UNEXPORTABLE
+    rules += HOST_REGEXES + UNEXPORTABLE
     return RuleSet(tuple(replace(r, position=i) for i, r in enumerate(rules)))
 
 
 def instances(rule: Rule) -> list[tuple[str, str]]:
     """(host, path) requests that reach the rule: its placeholders filled, its tail empty and not."""
+    if rule.source_regex is not None and rule.source_regex.startswith("^//"):
+        return HOST_REGEX_REQUESTS
     if rule.source_regex is not None:
         return [("localhost", p) for p in ("/r/12", "/s/ab/c1", "/s/ab/c1/x", "/c", "/a/c", "/r/x1")]
     source = rule.source or "/"

@@ -66,7 +66,7 @@ from redirectory.rules.export_skip import (
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
-from redirectory.rules.patterns import Hole, Param, Target, is_host_regex, simple_exact_pattern
+from redirectory.rules.patterns import Hole, Param, Target, is_host_regex, simple_exact_pattern, split_host_regex
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
@@ -697,8 +697,8 @@ _HEADER = (
     "#   percent-encode (space, quotes, non-ASCII, %, ?, #, \\ ...) are not redirected at all;",
     "# - query: keep appends the request's query to the target's as it is; redirectory also drops",
     "#   request parameters that the target sets itself and empty ones (&&), and re-encodes the query;",
-    "# - from_regex rules run on PCRE (byte-wise) instead of RE2, and a group that matched nothing",
-    "#   leaves the '/' in front of it in the target;",
+    "# - from_regex rules run on PCRE (byte-wise) instead of RE2, and a group whose value starts",
+    "#   with '/' right after a '/' of the target keeps both slashes (redirectory sends one);",
     "# - nginx answers redirects with a short HTML body; redirectory sends none;",
     "# - nginx answers TRACE requests itself (405);",
     "# - rules with a time window (and the few nginx cannot express) are not exported: the export",
@@ -759,7 +759,9 @@ def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
     if pattern is None:
         key, group_refs = _regex_key(compiled)
         target = _target_value(compiled.target, group_refs, rule, needs, slash_groups=False)
-        return _Entry(key, prefix + target, rule, regex=True, ci=rule.case_insensitive, precedence=compiled.rank)
+        split = split_host_regex(rule.source_regex or "")
+        return _Entry(key, prefix + target, rule, regex=True, ci=rule.case_insensitive,
+                      host=split[0] if split is not None else None, precedence=compiled.rank)
     for seg in pattern.segments:
         escape = _ESCAPE.search(seg) if isinstance(seg, str) else None
         if escape:
@@ -812,17 +814,25 @@ def _regex_key(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, int | 
     into a variable, clashing with its own such as $uri), referenced by number."""
     source = compiled.rule.source_regex or ""
     if is_host_regex(source):
-        raise _Skip(
-            "from_regex",
-            "nginx.host-regex",
-            "it matches `//host/path`, and the export's regex maps look at the path alone",
-            "write it as a `from: //host/...` pattern where it can be one; or " + _GATEWAY_ONLY,
-        )
+        split = split_host_regex(source)
+        if split is None:
+            raise _Skip(
+                "from_regex",
+                "nginx.host-regex",
+                "its host is written as a regex, and the export keys host rules on one literal host",
+                "write one rule per host (`^//a\\.example/...`); or " + _GATEWAY_ONLY,
+            )
+        source = split[1]
     plain = _strip_group_names(source)
     try:
         same = compile_regex(plain).groups == compiled.regex.groups
     except Exception:  # noqa: BLE001 - re2.error
         same = False
+    if same and source is not compiled.rule.source_regex:
+        # on "$host$uri" (`a.example/path`): the literal host, then a `/` (PCRE look-ahead) that ends it
+        host = split_host_regex(compiled.rule.source_regex or "")
+        assert host is not None
+        plain = "^" + re.escape(host[0]) + "(?=/)" + plain[1:]
     if not same:
         raise _Skip(
             "from_regex",

@@ -44,7 +44,7 @@ from redirectory.rules.export_skip import (
 )
 from redirectory.rules.matcher import CompiledRule
 from redirectory.rules.model import Problem, Rule, RuleSet
-from redirectory.rules.patterns import Hole, Param, is_host_regex
+from redirectory.rules.patterns import Hole, Param, is_host_regex, split_host_regex
 
 #: The file name of an Apache export written to a directory.
 APACHE_FILE = "redirectory-apache.conf"
@@ -66,8 +66,8 @@ _HEADER = (
     "#   an escape of one (%2F, %20...) are not redirected here at all;",
     "# - query: keep appends the request's query to the target's as it is; redirectory also drops",
     "#   request parameters that the target sets itself and empty ones (&&), and re-encodes the query;",
-    "# - from_regex rules run on PCRE instead of RE2, and a group that matched nothing leaves the '/'",
-    "#   in front of it in the target;",
+    "# - from_regex rules run on PCRE instead of RE2, and a group whose value starts with '/' right",
+    "#   after a '/' of the target keeps both slashes (redirectory sends one);",
     "# - Apache answers redirects with a short HTML body and an absolute Location; redirectory sends",
     "#   no body and the target as written;",
     "# - rules with a time window (and the few Apache cannot express) are not exported: the export",
@@ -128,6 +128,9 @@ def _rule_lines(rule: Rule) -> tuple[tuple[int, ...], list[str]]:
     if pattern is None:
         regex, refs = _regex(compiled)
         slash_groups = False
+        host = split_host_regex(rule.source_regex or "")
+        if host is not None:
+            conditions.append(f"RewriteCond %{{HTTP_HOST}} ^{re.escape(host[0])}\\.*(?::[^:]*)?$ [NC]")
     else:
         regex, refs = _pattern_regex(compiled)
         slash_groups = True
@@ -196,12 +199,15 @@ def _escape_literal(text: str) -> str:
 def _regex(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, int | None]]]:
     """The `from_regex` as one RewriteRule argument, and its named groups' numbers."""
     regex = compiled.rule.source_regex or ""
-    if is_host_regex(regex):
-        raise Skip(
-            "from_regex", "apache.host-regex",
-            "it matches `//host/path`, and a RewriteRule pattern sees the path alone",
-            "write it as a `from: //host/...` pattern where it can be one; or " + _GATEWAY_ONLY,
-        )
+    if is_host_regex(regex):  # `^//host...`: its path part (the host is a RewriteCond, `_rule_lines`)
+        split = split_host_regex(regex)
+        if split is None:
+            raise Skip(
+                "from_regex", "apache.host-regex",
+                "its host is written as a regex, and the export writes a host condition for one literal host",
+                "write one rule per host (`^//a\\.example/...`); or " + _GATEWAY_ONLY,
+            )
+        regex = split[1]
     if re.search(r"\s", regex) or regex[:1] in ("\"", "'"):
         raise Skip(
             "from_regex", "apache.regex",

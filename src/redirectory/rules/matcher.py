@@ -158,8 +158,8 @@ def _assemble(
             -rule.priority,
             rule.position,
         )
-    else:
-        rank = (1, 2, 0, 0, -rule.priority, rule.position)
+    else:  # a regex: after patterns; a host-specific one (`^//host...`) with the host's rules
+        rank = (0 if is_host_regex(rule.source_regex or "") else 1, 2, 0, 0, -rule.priority, rule.position)
     max_age = rule.cache
     if max_age is None and TABLE[rule.status].permanent:
         max_age = default_permanent_max_age

@@ -213,6 +213,10 @@ def _export_group(
     return found, orders
 
 
+#: a host-specific `from_regex` as the export writes it on "$host$uri": `^a\.example(?=/)/x/(.*)$`
+_HOST_KEYED_REGEX = re.compile(r"\^((?:[a-z0-9_-]|\\[.-])+)\(\?=/\)(.*)", re.S)
+
+
 def _export_entry(
     b: _Builder, name: str, host_keyed: bool, key: str, value: str, line: int,
     paths: dict[tuple[str, bool], _ExportPath | None],
@@ -233,6 +237,10 @@ def _export_entry(
         read = _export_exact(key, host_keyed) if regex is None else _export_pattern(regex, host_keyed)
         paths[key, host_keyed] = read
     path = paths[key, host_keyed]
+    if path is None and regex is not None and host_keyed:
+        written = _HOST_KEYED_REGEX.fullmatch(regex)  # a host-specific regex (`^//host...`), as written
+        if written is not None:
+            regex, host_keyed = "^//" + written.group(1) + written.group(2), False
     if path is None and (regex is None or host_keyed):
         b.warn(line, _EXPORT_CODE, f"{what}: the key is not a path as `rules export --format nginx` writes "
                f"{'them on $host$uri (host/path)' if host_keyed else 'them'}: skipped", name="from")
