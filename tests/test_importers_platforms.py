@@ -192,9 +192,14 @@ def test_netlify_ignores_the_trailing_slash_and_keeps_file_order() -> None:
     assert answer(ruleset, "/c/d") == (301, "/three") and answer(ruleset, "/c/d/e") == (301, "/four/d/e")
     assert answer(ruleset, "/c") == (301, "/four")
     assert answer(ruleset, "/events", "h.example") == (301, "/calendar")
-    assert sum(1 for r in ruleset.rules if r.source_regex) == 1
-    # a host-specific rule cannot come after an any-host regex rule: skipped, naming the line
-    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == [(6, "import.order")]
+    # line 5 is a regex rule after line 4; on h.example its copy, and line 6 after it, are host-specific
+    # regexes (`^//h\.example...`), tried after the host's own copies of lines 1-4 and in file order
+    assert [r.source_regex for r in ruleset.rules if r.source_regex] == [
+        r"^/c(?P<rest>/.*)?$", r"^//h\.example(?:/c(?P<rest>/.*)?$)", r"^//h\.example(?:(?P<rest>/.*)?$)"]
+    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == []
+    assert answer(ruleset, "/c/d/e", "h.example") == (301, "/four/d/e")
+    assert answer(ruleset, "/c/d", "h.example") == (301, "/three")
+    assert answer(ruleset, "/x/y/z", "h.example") == (301, "https://new.example/x/y/z")
     ruleset, problems = load_any(text.replace("/c/* /four/:splat\n", ""), "netlify", "_redirects")
     assert answer(ruleset, "/x/y/z", "h.example") == (301, "https://new.example/x/y/z")
     assert answer(ruleset, "/x/y", "h.example") == answer(ruleset, "/x/y") == (301, "/three")

@@ -16,7 +16,9 @@ that the table answers every request as the platform does:
   the rules of such ties get `priority` in file order (only those: most files need none); when an
   earlier one ranks below it (or is a regex), it becomes a regex rule, which redirectory tries after
   every earlier exact or pattern rule and after earlier regex rules (file order). A host-specific
-  redirect has no regex form: it is skipped with a warning naming the earlier line.
+  redirect's regex form is a host-specific regex (`^//host...`), tried after that host's exact and
+  pattern rules and before any-host rules; where none can be written it is skipped with a warning
+  naming the earlier line.
 
 Coverage and overlap are decided on the shapes: `covers` only says yes when it is certain,
 `overlaps` only says no when it is certain (a regex source is compared by its literal start).
@@ -189,7 +191,7 @@ def _with_host_copies(candidates: list[Candidate]) -> list[Candidate]:
             if any(overlaps(c.shape, shape) for shape in shapes):
                 shape = Shape(c.shape.segs, c.shape.tail, host)
                 copy = Candidate(c.line, c.what, shape, [{**m, "from": "//" + host + m["from"]} for m in c.plain],
-                                 None, c.source, clone_of=c)
+                                 c.regex, c.source, clone_of=c)
                 copies.setdefault(n, []).append(copy)
                 shapes.append(shape)
     return [x for n, c in enumerate(candidates) for x in [c, *copies.get(n, [])]]
@@ -244,8 +246,8 @@ def resolve(b: _Builder, candidates: list[Candidate]) -> None:
     for n, c in enumerate(kept):
         if c.kind == "regex":
             assert c.regex is not None
-            regex, to, status = c.regex
-            _regex_rule(b, c.line, c.what, regex, to, status)
+            regex, to, status = c.regex  # a host's: `^//host...`, tried with that host's rules
+            _regex_rule(b, c.line, c.what, regex, to, status, host=c.shape.host or None, host_required=True)
             continue
         assert c.plain is not None
         for mapping in c.plain:

@@ -133,7 +133,7 @@ def _netlify_rule(b: _Builder, found: list[Candidate], number: int, what: str, s
         plain = [host + base] + ([host + base + "/"] if converted else [])
     found.append(Candidate(number, what, Shape(tuple(segs), ANY if tail else None, host[2:]),
                            [{"from": f, "to": to, "status": status} for f in plain],
-                           None if host else _regex_form(converted, tail, origin, path, status),
+                           _regex_form(converted, tail, origin, path, status),
                            source))
 
 
