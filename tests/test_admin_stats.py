@@ -166,3 +166,14 @@ def test_store_buckets_add_up_across_flushes_and_are_pruned(store: Store) -> Non
     assert sum(b.hits for b in hours) == 17  # hour buckets are kept longer
     assert sum(b.hits for b in store.timeline("hour", now, now + timedelta(hours=1), "r1")) == 7
     assert store.stats_summary().unmatched_hits == 2  # the 5 extra count only in the buckets
+
+
+def test_store_timeline_holds_the_bucket_until_falls_in(store: Store) -> None:
+    """A timeline asked for in the first second of a minute holds that minute's hits (CI once asked
+    at 06:17:00.4 and got none of the traffic of 06:17:00.2)."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    store.record_hits({"r1": (2, minute + timedelta(milliseconds=200))}, {})
+    buckets = store.timeline("minute", minute - timedelta(minutes=1), minute + timedelta(milliseconds=400))
+    assert [b.start for b in buckets] == [minute - timedelta(minutes=1), minute]
+    assert sum(b.hits for b in buckets) == 2
+    assert store.timeline("minute", minute - timedelta(minutes=1), minute)[-1].start < minute  # [since, until)

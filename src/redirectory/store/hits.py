@@ -15,6 +15,7 @@ interval. Old buckets are pruned at most once a minute per process, in the flush
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,7 +129,8 @@ def timeline(
     """Every bucket of `interval` from `since` (rounded down) up to `until`, zeros included."""
     width, step = INTERVALS[interval]
     first = _epoch(since) - _epoch(since) % step
-    end = _epoch(until)
+    # every bucket that starts before `until`: at 06:17:00.4 the bucket of 06:17 already holds hits
+    end = math.ceil(as_utc(until).timestamp())
     query = (
         select(hit_buckets.c.start, hit_buckets.c.rule_id, hit_buckets.c.hits)
         .where(hit_buckets.c.width == width, hit_buckets.c.start >= first, hit_buckets.c.start < end)
