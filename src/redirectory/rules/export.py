@@ -61,12 +61,13 @@ from redirectory.rules.export_skip import (
     compiled_or_skip,
     gateway_only,
     group_reference,
+    pattern_regex,
     skip_problem,
 )
 from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
-from redirectory.rules.patterns import Hole, Param, Target, is_host_regex, simple_exact_pattern, split_host_regex
+from redirectory.rules.patterns import Hole, Target, is_host_regex, simple_exact_pattern, split_host_regex
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
@@ -787,24 +788,10 @@ def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
             )
         target = _target_value(compiled.target, {}, rule, needs, slash_groups=True)
         return _Entry(key, prefix + target, rule, ci=rule.case_insensitive, host=pattern.host)
-    parts = ["^", re.escape(host_prefix)]
-    refs: dict[str, tuple[int, int | None]] = {}
-    group = 0
-    for seg in pattern.segments:
-        parts.append("/")
-        if isinstance(seg, Param):
-            group += 1
-            refs[seg.name] = (group, None)
-            parts.append("([^/]+)")
-        else:
-            parts.append(re.escape(seg))
-    if pattern.tail:
-        refs[pattern.tail] = (group + 2, group + 1)  # (value, "/" + value)
-        parts.append("(/(.*))?")
-    parts.append("$")
+    key, refs = pattern_regex(pattern, re.escape(host_prefix), re.escape)
     target = _target_value(compiled.target, refs, rule, needs, slash_groups=True)
     return _Entry(
-        "".join(parts), prefix + target, rule, regex=True, ci=rule.case_insensitive, host=pattern.host,
+        key, prefix + target, rule, regex=True, ci=rule.case_insensitive, host=pattern.host,
         precedence=compiled.rank,
     )
 

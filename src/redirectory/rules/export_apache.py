@@ -39,12 +39,13 @@ from redirectory.rules.export_skip import (
     compiled_or_skip,
     gateway_only,
     group_reference,
+    pattern_regex,
     rule_name,
     skip_problem,
 )
 from redirectory.rules.matcher import CompiledRule
 from redirectory.rules.model import Problem, Rule, RuleSet
-from redirectory.rules.patterns import Hole, Param, is_host_regex, split_host_regex
+from redirectory.rules.patterns import Hole, is_host_regex, split_host_regex
 
 #: The file name of an Apache export written to a directory.
 APACHE_FILE = "redirectory-apache.conf"
@@ -173,22 +174,7 @@ def _pattern_regex(compiled: CompiledRule) -> tuple[str, dict[str, tuple[int, in
                 f"{escape.group()} and {char!r} cannot be told apart",
                 _GATEWAY_ONLY,
             )
-    parts = ["^"]
-    refs: dict[str, tuple[int, int | None]] = {}
-    group = 0
-    for seg in pattern.segments:
-        parts.append("/")
-        if isinstance(seg, Param):
-            group += 1
-            refs[seg.name] = (group, None)
-            parts.append("([^/]+)")
-        else:
-            parts.append(_escape_literal(seg))
-    if pattern.tail:
-        refs[pattern.tail] = (group + 2, group + 1)
-        parts.append("(/(.*))?")
-    parts.append("$")
-    return "".join(parts), refs
+    return pattern_regex(pattern, "", _escape_literal)
 
 
 def _escape_literal(text: str) -> str:

@@ -9,9 +9,11 @@ The checks every exporter shares (a time window, an invalid rule) are here too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from redirectory.rules.matcher import CompiledRule, compile_rule
 from redirectory.rules.model import Problem, Rule
-from redirectory.rules.patterns import Hole, PatternError, parse_target
+from redirectory.rules.patterns import Hole, Param, PathPattern, PatternError, parse_target
 
 #: The server's name in the warnings, by export format.
 SERVERS = {"nginx": "nginx", "apache": "Apache", "netlify": "Netlify"}
@@ -112,3 +114,26 @@ def group_reference(
                    "make groups before it non-capturing, (?:...), or use fewer placeholders in `from`; or "
                    + gateway_only(fmt))
     return f"${number}"
+
+
+def pattern_regex(
+    pattern: PathPattern, start: str, escape: Callable[[str], str]
+) -> tuple[str, dict[str, tuple[int, int | None]]]:
+    """A `from` pattern as an anchored PCRE after `start` (literals through `escape`), and each
+    placeholder's group: (value, None), or for the path tail (value, "/" + value)."""
+    parts = ["^", start]
+    refs: dict[str, tuple[int, int | None]] = {}
+    group = 0
+    for seg in pattern.segments:
+        parts.append("/")
+        if isinstance(seg, Param):
+            group += 1
+            refs[seg.name] = (group, None)
+            parts.append("([^/]+)")
+        else:
+            parts.append(escape(seg))
+    if pattern.tail:
+        refs[pattern.tail] = (group + 2, group + 1)  # (value, "/" + value)
+        parts.append("(/(.*))?")
+    parts.append("$")
+    return "".join(parts), refs
