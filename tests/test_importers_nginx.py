@@ -190,13 +190,30 @@ def test_an_empty_optional_group_substitutes_nothing_as_nginx_does() -> None:
     assert answer(text, "/html5/x/y") == (301, "https://html.example/multipage/x/y")
 
 
-def test_request_uri_map_keys_with_a_query_are_skipped_and_the_map_is_warned_about() -> None:
-    text = ("map $request_uri $new { /a?x=1 /b; /c /d; }\n"
+def test_request_uri_map_keys_match_the_query_as_nginx_does() -> None:
+    # nginx compares `map $request_uri` keys with path and query: `/c` answers `/c` alone, `/a?x=1`
+    # that path with that query; a regex ending in `$` that matches no `?` answers no query
+    text = ("map $request_uri $new { /a?x=1 /b; /c /d; ~^/e/?$ /f; ~^/g/ /h; ~^/(.*)/old/?$ /new/$1; }\n"
             "server { if ($new) { return 301 $new; } }\n")
     ruleset, problems = load_nginx(text, "n.conf")
-    assert [r.source for r in ruleset.rules] == ["/c"]
-    assert {p.code for p in problems} >= {"import.query"}
-    assert any(p.line == 1 and "query" in p.message and "`/a?x=1" in p.message for p in problems)
+    assert not [p for p in problems if p.code == "import.query"], problems
+    assert answer(text, "/a?x=1") == (301, "/b")
+    assert answer(text, "/a")[0] == 404 and answer(text, "/a?x=2")[0] == 404
+    assert answer(text, "/a?x=1&y=2")[0] == 404  # exact: no other parameter
+    assert answer(text, "/c") == (301, "/d") and answer(text, "/c?x=1")[0] == 404
+    assert answer(text, "/e/") == (301, "/f") and answer(text, "/e?utm=1")[0] == 404
+    assert answer(text, "/g/x?y=1") == (301, "/h")  # no `$`: any query
+    assert answer(text, "/k/old") == (301, "/new/k") and answer(text, "/k/old?a=1")[0] == 404
+
+
+def test_request_uri_regex_keys_that_can_take_the_query_are_warned_about() -> None:
+    text = ("map $request_uri $new { ~^/a/(.*)$ /b/$1; ~^/c/?$ /d; }\n"
+            "server { if ($new) { return 301 $new; } }\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert len(ruleset.rules) == 2
+    warned = [p for p in problems if p.code == "import.query"]
+    assert len(warned) == 1 and warned[0].line == 1 and "1 regex key(s) (line 1)" in warned[0].message, problems
+
 
 
 # -- several hosts in one file --------------------------------------------------------------------

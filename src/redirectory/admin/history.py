@@ -34,6 +34,7 @@ from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_
 from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
 from redirectory.rules.model import FIELDS
+from redirectory.rules.querymatch import as_mapping
 from redirectory.store import HistoryPruned
 from redirectory.store.history import LoggedChange, Revision
 
@@ -49,6 +50,7 @@ RECORD_FIELDS: dict[str, str] = {**STORED_FIRST, **{f.api: f.attr for f in FIELD
 _FLAGS = tuple(f.api for f in FIELDS if f.kind == "flag")
 #: Lists a rule always holds (`[]` when empty), unlike those where null means "every" (`methods`).
 _LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
+_QUERY_MATCHES = tuple(f.api for f in FIELDS if f.kind == "querymatch")
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -61,6 +63,10 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         out[public] = bool(out[public])
     for public in _LISTS:
         out[public] = out[public] or []
+    for public in _QUERY_MATCHES:
+        text = out[public]
+        if text is not None:
+            out[public] = as_mapping(text)
     return out
 
 

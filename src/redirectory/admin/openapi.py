@@ -73,6 +73,10 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
     "status": {"type": "integer", "enum": list(RULE_STATUSES)},
     "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
     "query": {"type": "string", "enum": list(get_args(QueryMode))},
+    "querymatch": {"type": ["object", "null"], "additionalProperties": {"type": ["string", "integer"]},
+                   "maxProperties": 32,
+                   "description": "Query parameters the request must carry: {name: value}, '*' for any value "
+                                  "(the text form name=value&name=* is accepted too)"},
     "timestamp": {"type": ["string", "null"], "format": "date-time"},
     "seconds": {"type": ["integer", "null"], "minimum": 0},
     "integer": {"type": "integer"},
@@ -88,7 +92,7 @@ def _field_schema(f: Field) -> dict[str, Any]:
     400 naming the field)."""
     prop = {**_KIND_SCHEMAS[f.kind]}
     limit = f.limit
-    if limit is None:
+    if limit is None or "object" in prop["type"]:
         return prop
     if limit.items is None:
         prop["maxLength"] = limit.size

@@ -40,6 +40,7 @@ from redirectory.admin.paging import (
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
 from redirectory.admin.url_guard import text_query
 from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
+from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store import ChangeRefused, RuleFilter, StoredRule
@@ -68,6 +69,8 @@ def api_value(f: Field, value: Any) -> Any:
         return None if value is None else list(value)
     if f.kind == "timestamp":
         return timestamp(value)
+    if f.kind == "querymatch" and value is not None:
+        return as_mapping(value)
     return value
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from redirectory.rules import querymatch
 from redirectory.rules.matcher import CompiledRule, Matcher, Values
 from redirectory.rules.model import Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
@@ -124,7 +125,7 @@ class Engine:
             host = normalise_host(host)
         if now is None and self.matcher.windows:
             now = datetime.now(UTC)
-        found = self.matcher.match(path, request.method, host, now)
+        found = self.matcher.match(path, request.method, host, now, request.query)
         if found is None:
             return self.not_found(request, path)
         compiled, values = found
@@ -208,6 +209,11 @@ class Engine:
                     )
                 elif compiled.has_window and not rule.active_at(when):
                     considered.append(Consideration(rule, f"skipped: outside its window ({_window(rule)})"))
+                elif not compiled.accepts(request.method, None, request.query):
+                    conditions = compiled.query_conditions or ()
+                    considered.append(Consideration(
+                        rule, f"skipped: the query does not meet its query conditions "
+                              f"({querymatch.describe(conditions, rule.query_exact)})"))
                 else:
                     considered.append(Consideration(rule, "chosen"))
                     chosen = True

@@ -57,6 +57,7 @@ from yaml.nodes import ScalarNode
 from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
+    check_query_conditions,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -68,6 +69,7 @@ from redirectory.rules.matcher import CompiledRule, compile_regex, compile_rule
 from redirectory.rules.model import FIELDS, RULE_FIELDS, Problem, Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import PATH_SAFE
 from redirectory.rules.patterns import Hole, Target, is_host_regex, simple_exact_pattern, split_host_regex
+from redirectory.rules.querymatch import as_mapping
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
 
 DumpFormat = Literal["yaml", "json", "csv"]
@@ -258,9 +260,14 @@ def _yaml_escape(text: str) -> str:
     return _YAML_RAW_UNSAFE.sub(lambda m: _YAML_NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
+def _yaml_query_match(text: Any) -> str:
+    return "{" + ", ".join(_json_str(k) + ": " + _json_str(v) for k, v in as_mapping(text).items()) + "}"
+
+
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_str, "note": _yaml_str,
+    "querymatch": _yaml_query_match,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
 })
@@ -301,9 +308,16 @@ def _json_list(items: Any, indent: str = "      ") -> str:
     return "[\n" + inner + (",\n" + inner).join(map(_json_str, items)) + "\n" + indent + "]"
 
 
+def _json_query_match(text: Any, indent: str = "      ") -> str:
+    inner = indent + "  "
+    items = [_json_str(k) + ": " + _json_str(v) for k, v in as_mapping(text).items()]
+    return "{\n" + inner + (",\n" + inner).join(items) + "\n" + indent + "}"
+
+
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_str, "note": _json_str,
+    "querymatch": _json_query_match,
     "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
 })
@@ -358,7 +372,7 @@ def _csv_list(items: Any) -> str:
 
 
 _CSV_FORMAT = _formatters({
-    "pattern": str, "regex": str, "target": str, "query": str, "note": str,
+    "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _timestamp_text, "list": _csv_list,
 })
@@ -726,6 +740,7 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
         source is not None
         and rule.starts is None
         and rule.ends is None
+        and not rule.has_query_conditions
         and len(source) <= _MAX_KEY
         and _PLAIN_TARGET.fullmatch(rule.to)
         and simple_exact_pattern(source) is not None
@@ -753,6 +768,7 @@ def _plain_entry(rule: Rule, source: str, needs: _Needs) -> _Entry | None:
 
 def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
     check_window(rule, "nginx")
+    check_query_conditions(rule, "nginx")
     compiled = compiled_or_skip(rule, "nginx")
     cache = compiled.cache_control.split("=", 1)[1] if compiled.cache_control else "-"
     prefix = f"{rule.status} {cache} "

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from redirectory.rules.export_skip import (
     Skip,
+    check_query_conditions,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -120,6 +121,7 @@ def apache(table: RuleSet | Iterable[Rule]) -> ApacheExport:
 def _rule_lines(rule: Rule) -> tuple[tuple[int, ...], list[str]]:
     """The rule's precedence rank and its lines; raises Skip for a rule Apache cannot express."""
     check_window(rule, "apache")
+    check_query_conditions(rule, "apache")
     compiled = compiled_or_skip(rule, "apache")
     conditions: list[str] = []
     if rule.methods is not None:

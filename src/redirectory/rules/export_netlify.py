@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
+    check_query_conditions,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -127,6 +128,7 @@ def _line(rule: Rule) -> tuple[tuple[int, ...], str, tuple[object, ...]]:
         raise Skip("from_regex", "netlify.regex", "Netlify matches paths with :placeholders and * only, "
                    "not regular expressions", "write it as a `from` pattern; or " + _GATEWAY_ONLY)
     check_window(rule, "netlify")
+    check_query_conditions(rule, "netlify")
     compiled = compiled_or_skip(rule, "netlify")
     if rule.status not in NETLIFY_STATUSES:
         why = ("Netlify documents 307 as unsupported" if rule.status == 307

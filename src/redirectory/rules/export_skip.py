@@ -69,6 +69,19 @@ def check_window(rule: Rule, fmt: str) -> None:
         )
 
 
+def check_query_conditions(rule: Rule, fmt: str) -> None:
+    """A rule with query conditions (`query_match`, `query_exact`) is not exported: the exports
+    match paths only, and a rule for the same path without conditions would take its requests."""
+    if rule.has_query_conditions:
+        raise Skip(
+            "query_match" if rule.query_match is not None else "query_exact",
+            f"{fmt}.query_match",
+            f"the {SERVERS.get(fmt, fmt)} export matches paths only, not query parameters "
+            "(query_match, query_exact)",
+            gateway_only(fmt),
+        )
+
+
 def compiled_or_skip(rule: Rule, fmt: str) -> CompiledRule:
     """The rule compiled (without the parsers' caches); Skip naming the field for an invalid rule."""
     try:

@@ -10,8 +10,11 @@ Precedence (first wins):
    normalised path never starts with `//`), after the host's exact and pattern rules and before
    any-host rules, as rule 1 says (`patterns.HOST_REGEX_PREFIX`); one whose host is written
    literally (`^//a\.example/...`) is tried for that host alone (a set per host).
-A candidate whose `methods` exclude the request method, or whose window does not hold, is
-skipped and the next one is tried.
+A candidate whose `methods` exclude the request method, whose window does not hold, or whose
+query conditions (`query_match`, `query_exact`: `querymatch`) the request's query does not meet,
+is skipped and the next one is tried. Between rules of equal path precedence (rules 1-3), one
+with query conditions comes before one without, whatever their priorities: the more specific
+request wins, as a rule for `GET` beats one for every method only by its place.
 
 Lookup cost does not grow with the number of exact or pattern rules: one dict probe, and a trie
 walk bounded by the number of path segments. Regex rules are matched by a sharded RE2 set
@@ -39,6 +42,7 @@ from typing import Any
 
 import re2
 
+from redirectory.rules import querymatch
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import (
     Param,
@@ -96,6 +100,8 @@ class CompiledRule:
     rank: tuple[int, ...]
     cache_control: str | None
     has_window: bool
+    #: the parsed `query_match` (empty without one); None when the rule has no query condition
+    query_conditions: querymatch.Conditions | None = None
 
     @property
     def pattern(self) -> PathPattern | None:
@@ -109,11 +115,13 @@ class CompiledRule:
             self.compiled_regex = compile_regex(self.rule.source_regex, self.rule.case_insensitive)
         return self.compiled_regex
 
-    def accepts(self, method: str, now: datetime | None) -> bool:
+    def accepts(self, method: str, now: datetime | None, query: str = "") -> bool:
         rule = self.rule
         if rule.methods is not None and method not in rule.methods:
             return False
-        return not (self.has_window and now is not None and not rule.active_at(now))
+        if self.has_window and now is not None and not rule.active_at(now):
+            return False
+        return self.query_conditions is None or querymatch.satisfied(self.query_conditions, rule.query_exact, query)
 
 
 def compile_rule(
@@ -147,6 +155,10 @@ def _assemble(
     default_permanent_max_age: int,
     rank: tuple[int, ...] | None = None,
 ) -> CompiledRule:
+    conditions: querymatch.Conditions | None = None
+    if rule.query_match is not None or rule.query_exact:
+        conditions = querymatch.parse_text(rule.query_match) if rule.query_match is not None else ()
+    unconditional = 0 if conditions is not None else 1
     if rank is not None:
         pass
     elif pattern is not None:
@@ -155,17 +167,19 @@ def _assemble(
             0 if pattern.is_exact else 1,
             -pattern.literal_count,
             1 if pattern.tail else 0,
+            unconditional,
             -rule.priority,
             rule.position,
         )
     else:  # a regex: after patterns; a host-specific one (`^//host...`) with the host's rules
-        rank = (0 if is_host_regex(rule.source_regex or "") else 1, 2, 0, 0, -rule.priority, rule.position)
+        rank = (0 if is_host_regex(rule.source_regex or "") else 1, 2, 0, 0, unconditional, -rule.priority,
+                rule.position)
     max_age = rule.cache
     if max_age is None and TABLE[rule.status].permanent:
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
-    return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window)
+    return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions)
 
 
 @dataclass(slots=True)
@@ -285,7 +299,8 @@ class Matcher:
             id_key = _id_key(key)
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
-            if rule.enabled and rule.source is not None and self._add_compact(rule, id_key):
+            if (rule.enabled and rule.source is not None and not rule.has_query_conditions
+                    and self._add_compact(rule, id_key)):
                 return None
         elif key in self._by_id:
             self.remove(key)
@@ -589,7 +604,7 @@ class Matcher:
                 # without parsing it (the pattern is parsed if someone asks for it).
                 literals = source.count("/") - (1 if source.endswith("/") else 0)
                 made = _assemble(rule, rule_id, None, None, target, self.default_permanent_max_age,
-                                 rank=(1, 0, -literals, 0, -rule.priority, rule.position))
+                                 rank=(1, 0, -literals, 0, 1, -rule.priority, rule.position))
             else:
                 pattern = _parse_source_uncached(source)
                 made = _assemble(rule, rule_id, pattern, None, target, self.default_permanent_max_age)
@@ -628,19 +643,21 @@ class Matcher:
 
     # -- lookup ------------------------------------------------------------------------
     def match(
-        self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None
+        self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None,
+        query: str = "",
     ) -> tuple[CompiledRule, Values] | None:
-        """The winning rule for a normalised path, with its placeholder values."""
+        """The winning rule for a normalised path (and the request's raw query, without `?`), with
+        its placeholder values."""
         if not self._exact_ci and (host is None or (host not in self._hosts and not self._host_regex_other)):
             # The common case first: one exact any-host rule answers.
             table = self._exact.get(None)
             bucket = table.get(path) if table is not None else None
             if bucket is not None:
                 for candidate in self._bucket(bucket, path):
-                    if candidate.accepts(method, now):
+                    if candidate.accepts(method, now, query):
                         return candidate, {}
         for candidate, values in self.candidates(path, host):
-            if candidate.accepts(method, now):
+            if candidate.accepts(method, now, query):
                 return candidate, values
         return None
 

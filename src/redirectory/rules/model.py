@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from redirectory.rules.querymatch import as_mapping
+
 QueryMode = Literal["keep", "drop"]
 Severity = Literal["error", "warning"]
 
@@ -32,8 +34,8 @@ class FieldLimit:
     controls: str = ""
 
 
-FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "timestamp", "seconds",
-                    "integer", "flag", "tags", "note"]
+FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "querymatch", "timestamp",
+                    "seconds", "integer", "flag", "tags", "note"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ class Field:
             return list(value)
         if self.kind == "timestamp":
             return format_timestamp(value)
+        if self.kind == "querymatch":
+            return as_mapping(value)
         return value
 
 
@@ -96,6 +100,8 @@ FIELDS: tuple[Field, ...] = (
     Field("methods", "methods", "methods", limit=FieldLimit(32, items=64), text=True, is_list=True,
           api="methods"),
     Field("query", "query", "query", default="keep", text=True, api="query"),
+    Field("query_match", "query_match", "querymatch", limit=FieldLimit(2048), text=True, api="queryMatch"),
+    Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
     Field("cache", "cache", "seconds", api="cache"),
@@ -138,6 +144,8 @@ class Rule:
     status: int = 301
     methods: tuple[str, ...] | None = None
     query: QueryMode = "keep"
+    query_match: str | None = None
+    query_exact: bool = False
     starts: datetime | None = None
     ends: datetime | None = None
     cache: int | None = None
@@ -162,6 +170,11 @@ class Rule:
         return self.source_regex is not None
 
     @property
+    def has_query_conditions(self) -> bool:
+        """Whether the rule matches only some queries (`query_match`, `query_exact`)."""
+        return self.query_match is not None or self.query_exact
+
+    @property
     def from_text(self) -> str:
         """The `from` or `from_regex` text, whichever is set."""
         return self.source if self.source is not None else (self.source_regex or "")
@@ -175,6 +188,8 @@ class Rule:
             "regex" if self.is_regex else "path",
             self.from_text,
             self.methods,
+            self.query_match,
+            self.query_exact,
             self.starts,
             self.ends,
         )
@@ -215,6 +230,8 @@ def new_rule(
     status: int = 301,
     methods: tuple[str, ...] | None = None,
     query: QueryMode = "keep",
+    query_match: str | None = None,
+    query_exact: bool = False,
     starts: datetime | None = None,
     ends: datetime | None = None,
     cache: int | None = None,
@@ -238,6 +255,8 @@ def new_rule(
     r.status = status
     r.methods = methods
     r.query = query
+    r.query_match = query_match
+    r.query_exact = query_exact
     r.starts = starts
     r.ends = ends
     r.cache = cache

@@ -67,6 +67,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from redirectory import yamlsafe
+from redirectory.rules import querymatch
 from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import (
     FIELD_LIMITS,
@@ -365,6 +366,20 @@ def rule_from_mapping(
             f"must be keep (pass the request's query on) or drop (leave it out), got {_short(query)!r}",
         )
 
+    # query conditions
+    query_match: str | None = None
+    raw_match = values.get("query_match")
+    if raw_match is not None:
+        try:
+            query_match = querymatch.canonical(querymatch.parse(raw_match))
+        except querymatch.QueryMatchError as exc:
+            fail("query_match", "query_match.invalid", str(exc))
+        else:
+            limit = FIELD_LIMITS["query_match"]
+            if len(query_match.encode()) > limit.size:
+                fail("query_match", "too-long", f"must be at most {limit.size} bytes written as name=value&..., "
+                     f"got {len(query_match.encode())}")
+
     # window
     starts = _timestamp_field(values.get("starts"), "starts", fail)
     ends = _timestamp_field(values.get("ends"), "ends", fail)
@@ -399,7 +414,7 @@ def rule_from_mapping(
 
     # booleans
     flags: dict[str, bool] = {}
-    for name, default in (("case_insensitive", False), ("enabled", True)):
+    for name, default in (("case_insensitive", False), ("enabled", True), ("query_exact", False)):
         value = values.get(name, default)
         if not isinstance(value, bool):
             fail(name, "type", f"must be true or false, got {_describe(value)}")
@@ -444,6 +459,8 @@ def rule_from_mapping(
             status=status,
             methods=methods,
             query="drop" if query == "drop" else "keep",
+            query_match=query_match,
+            query_exact=flags["query_exact"],
             starts=starts,
             ends=ends,
             cache=cache,
@@ -556,6 +573,7 @@ def _fast_rule(
 # -- limits ---------------------------------------------------------------------------------------
 #: What takes the place of a field over its limit (the rule is refused all the same).
 _STAND_INS: dict[str, Any] = {
+    "query_match": "a=*",
     "from": "/",
     "from_regex": "^/$",
     "to": "/",
@@ -1006,6 +1024,11 @@ def _yaml_value(node: Node, as_text: bool, depth: int) -> Any:
         if depth > 3:
             return []
         return [_yaml_value(item, as_text, depth + 1) for item in node.value]
+    if isinstance(node, MappingNode) and depth <= 3:  # `query_match: {page_id: "1"}`
+        return {
+            (key.value if isinstance(key, ScalarNode) else "(a complex key)"): _yaml_value(value, as_text, depth + 1)
+            for key, value in node.value
+        }
     return {}
 
 

@@ -217,7 +217,7 @@ class TableIndex:
         # collector has little to walk when it runs again.
         keys: list[str] = []  # sample paths, lower-cased
         ids: list[str] = []
-        plain: list[str] = []  # exact rules to a plain path: their sample is (None, to, method)
+        plain: list[str] = []  # exact rules to a plain path: their sample is (None, to, method, "")
         followed: list[tuple[str, Sample, bool]] = []
         by_id = self._rules
         exact = self._exact
@@ -229,7 +229,7 @@ class TableIndex:
                 assert rid is not None
                 by_id[rid] = rule
                 src = rule.source
-                if src is not None and plain_path(src) and plain_path(rule.to):
+                if src is not None and plain_path(src) and plain_path(rule.to) and not rule.has_query_conditions:
                     # The common case, without building its facts: an exact rule to a plain path.
                     key = _lower(src)
                     bucket = exact.get(key)
@@ -258,7 +258,7 @@ class TableIndex:
                 rule = by_id[rid]
                 methods = rule.methods
                 method = methods[0] if methods and TABLE[rule.status].method_change is _KEEP else "GET"
-                self._follow(resolver, rid, (None, rule.to, method), False)
+                self._follow(resolver, rid, (None, rule.to, method, ""), False)
             for rid, sample, absolute in followed:
                 self._follow(resolver, rid, sample, absolute)
 

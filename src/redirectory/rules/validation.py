@@ -32,6 +32,7 @@ from typing import TypeVar
 
 import re2
 
+from redirectory.rules import querymatch
 from redirectory.rules.matcher import CompiledRule, Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.normalise import InvalidPath, normalise_path
@@ -138,7 +139,7 @@ def where(rule: Rule, source: str | None = None) -> str:
 
 _where = where
 
-Sample = tuple[str | None, str, str]  # host, normalised path, method
+Sample = tuple[str | None, str, str, str]  # host, normalised path, method, raw query
 
 
 @dataclass(slots=True)
@@ -253,11 +254,26 @@ def rule_facts(
         return facts
     method = rule.methods[0] if sem.method_change is _MUST_NOT_CHANGE and rule.methods else "GET"
     if target is None:
-        facts.sample = (facts.host, to, method)
+        facts.sample = (facts.host, to, method, _sample_query(rule, ""))
     else:
-        facts.sample = _sample_request(target, facts.host, method)
+        facts.sample = _sample_request(target, facts.host, method, rule)
         facts.absolute = target.origin is not None
     return facts
+
+
+def _sample_query(rule: Rule, target_query: str) -> str:
+    """The query of a rule's follow-up request: the target's, plus (`query: keep`) the parameters
+    the rule's own `query_match` made the request carry (any other query is not known: none)."""
+    if rule.query == "drop" or rule.query_match is None:
+        return target_query
+    named = {p.split("=", 1)[0] for p in target_query.split("&") if p}
+    kept = [p for p in querymatch_canonical_pairs(rule.query_match) if p.split("=", 1)[0] not in named]
+    return "&".join(([target_query] if target_query else []) + kept)
+
+
+def querymatch_canonical_pairs(text: str) -> list[str]:
+    """A representative request query for canonical conditions: `*` values become `1`."""
+    return [p[:-1] + "1" if p.endswith("=*") else p for p in text.split("&")]
 
 
 def _message_301(methods: tuple[str, ...] | None) -> str | None:
@@ -271,7 +287,7 @@ def _message_301(methods: tuple[str, ...] | None) -> str | None:
     )
 
 
-def _sample_request(target: Target, source_host: str | None, method: str) -> Sample | None:
+def _sample_request(target: Target, source_host: str | None, method: str, rule: Rule) -> Sample | None:
     """A representative follow-up request (host, path, method) for a rule's target.
 
     Placeholder values are replaced by tokens that only placeholders can match, so a target
@@ -287,9 +303,9 @@ def _sample_request(target: Target, source_host: str | None, method: str) -> Sam
     else:
         host = source_host
         path = rendered
-    path = path.split("#", 1)[0].split("?", 1)[0] or "/"
+    path, _q, query = path.split("#", 1)[0].partition("?")
     try:
-        return host, normalise_path(path), method
+        return host, normalise_path(path or "/"), method, _sample_query(rule, query)
     except InvalidPath:
         return None
 
@@ -320,9 +336,15 @@ def duplicate_problem(rule: Rule, first: Rule, source: str | None) -> Problem:
 
 
 def _overlap(a: Rule, b: Rule) -> bool:
-    """Whether two rules can answer the same request (methods and windows intersect)."""
+    """Whether two rules can answer the same request with equal precedence (methods, windows and
+    query conditions intersect; a rule with query conditions precedes one without)."""
     if a.methods is not None and b.methods is not None and not set(a.methods) & set(b.methods):
         return False
+    if a.has_query_conditions or b.has_query_conditions:
+        if not (a.has_query_conditions and b.has_query_conditions):
+            return False
+        if not querymatch.may_meet(a.query_match, a.query_exact, b.query_match, b.query_exact):
+            return False
     start = max((s for s in (a.starts, b.starts) if s is not None), default=None)
     end = min((e for e in (a.ends, b.ends) if e is not None), default=None)
     return start is None or end is None or start < end
@@ -500,7 +522,7 @@ class Resolver:
 
     def winner(self, sample: Sample, absolute: bool) -> Facts | CompiledRule | None:
         """The rule that answers the sample: an exact rule's facts, or a compiled pattern or regex."""
-        host, path, method = sample
+        host, path, method, query = sample
         if host is not None and not self.served(host):
             if absolute:
                 return None  # another service: nothing of ours answers there
@@ -510,7 +532,7 @@ class Resolver:
             key = path if h is None else "//" + h + path
             found = self.exact(key.lower())
             if found is not None:
-                chosen = _exact_winner(found, key, method)
+                chosen = _exact_winner(found, key, method, query)
                 if chosen is not None:
                     return chosen
             best: CompiledRule | None = None
@@ -521,7 +543,7 @@ class Resolver:
                         pass  # this host's regexes come after its patterns (`^//host/...`)
                     elif pattern is None or pattern.host != h:
                         break  # past this host's patterns
-                    if excluded(c.id) or not c.accepts(method, None):
+                    if excluded(c.id) or not c.accepts(method, None, query):
                         continue
                     if best is None or c.rank < best.rank:
                         best = c
@@ -531,7 +553,7 @@ class Resolver:
         best = None
         for matcher, excluded in matchers:
             for c, _values in matcher.candidates(path, None):
-                if c.regex is None or excluded(c.id) or not c.accepts(method, None):
+                if c.regex is None or excluded(c.id) or not c.accepts(method, None, query):
                     continue
                 if best is None or c.rank < best.rank:
                     best = c
@@ -539,7 +561,7 @@ class Resolver:
         return best
 
 
-def _exact_winner(found: Facts | list[Facts], key: str, method: str) -> Facts | None:
+def _exact_winner(found: Facts | list[Facts], key: str, method: str, query: str) -> Facts | None:
     if isinstance(found, Facts):
         bucket = [found]
     else:
@@ -549,14 +571,17 @@ def _exact_winner(found: Facts | list[Facts], key: str, method: str) -> Facts | 
         if not rule.enabled or (f.exact != key and not rule.case_insensitive):
             continue
         methods = rule.methods
-        if methods is None or method in methods:
+        if (methods is None or method in methods) and (
+            not rule.has_query_conditions or querymatch.satisfied(
+                querymatch.parse_text(rule.query_match) if rule.query_match else (), rule.query_exact, query)
+        ):
             return f
     return None
 
 
-def _exact_rank(f: Facts) -> tuple[int, int]:
-    # Within one exact key the matcher's rank is priority, then position.
-    return (-f.rule.priority, f.rule.position)
+def _exact_rank(f: Facts) -> tuple[int, int, int]:
+    # Within one exact key the matcher's rank is query conditions first, then priority, then position.
+    return (0 if f.rule.has_query_conditions else 1, -f.rule.priority, f.rule.position)
 
 
 def loop_and_chain_problems(

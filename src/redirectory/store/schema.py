@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -86,6 +87,8 @@ rules = Table(
     Column("status", Integer, nullable=False),
     Column("methods", Text, nullable=True),  # JSON list, NULL = every method
     Column("query", String(8), nullable=False),  # keep | drop
+    Column("query_match", Text, nullable=True),  # canonical name=value&... text (0005)
+    Column("query_exact", Boolean, nullable=False, server_default=false()),  # (0005)
     Column("starts", UTCDateTime, nullable=True),
     Column("ends", UTCDateTime, nullable=True),
     Column("cache", Integer, nullable=True),

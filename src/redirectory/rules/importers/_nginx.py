@@ -8,6 +8,7 @@ import contextlib
 import re
 from dataclasses import replace
 
+from redirectory.rules import querymatch
 from redirectory.rules.importers._common import (
     _GROUP_REF,
     _Builder,
@@ -27,6 +28,7 @@ from redirectory.rules.importers._nginx_syntax import (
     _NginxContext,
     _NginxMap,
 )
+from redirectory.rules.importers._request_uri import QUERY_INSIDE, QUERY_NONE, query_use
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
 
@@ -485,11 +487,8 @@ def _nginx_map_rules(
                "skipped")
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
-    if m.source == "$request_uri" and m.entries:
-        b.warn(m.line, "import.query", f"`map $request_uri {name}`: nginx matches its keys against the path "
-               "and the query (`/a` answers `/a` only, not `/a?x=1`; a regex sees `?x=1` too), a rule the "
-               "path alone: the entries are imported to answer their path whatever its query, and a key with "
-               "`?` is skipped", name="from")
+    on_request_uri = m.source == "$request_uri"
+    inside: list[int] = []  # lines of regex keys that may take the query into what they match
     exact_keys = {k.removeprefix("\\") for k, _v, _l in m.entries if not k.startswith("~")}
     earlier: list[re.Pattern[str]] = []  # the regex keys before, but those of one path:
     earlier_paths: set[str] = set()  # the paths those match
@@ -505,15 +504,23 @@ def _nginx_map_rules(
             regex = key[2:] if ci else key[1:]
             if _unknown_variables(b, line, what, value, allow_groups=True):
                 continue
+            # on $request_uri, a regex that ends with `$` and matches no `?` answers requests
+            # without a query only (`_request_uri`)
+            use = query_use(regex) if on_request_uri else None
+            if use == QUERY_INSIDE:
+                inside.append(line)
+            exact_query = True if use == QUERY_NONE else None
             # in a server of one name, a regex of one path is that path's rule for that host alone
             literal = None if ci else _literal_paths(regex)
             paths = None if ctx.location is not None or not ctx.host else literal
             if paths and not any(p in exact_keys or p in earlier_paths or any(e.search(p) for e in earlier)
                                  for p in paths):
                 for path in paths:  # nginx's first match for these paths: rules of this host alone
-                    b.add(line, {"from": prefix + _path(path), "to": value, "status": status, "query": query})
+                    b.add(line, {"from": prefix + _path(path), "to": value, "status": status, "query": query,
+                                 "query_exact": exact_query})
             else:
-                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query, host=ctx.host)
+                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query, host=ctx.host,
+                            query_exact=bool(exact_query))
             if literal is not None:
                 earlier_paths.update(literal)
             else:
@@ -522,16 +529,28 @@ def _nginx_map_rules(
             continue
         if key.startswith("\\"):
             key = key[1:]
-        if m.source == "$request_uri" and "?" in key:
-            b.warn(line, "import.query", f"{what}: the key matches that path with that query only, which a rule "
-                   "cannot express (rules match the path): skipped", name="from")
-            continue
+        match_query: str | None = None
+        if on_request_uri and "?" in key:  # that path with that query (parameters in any order, here)
+            key, _q, match_query = key.partition("?")
+            try:
+                querymatch.parse_text(match_query)
+            except querymatch.QueryMatchError as exc:
+                b.warn(line, "import.query", f"{what}: the query of the key cannot be matched: {exc}: skipped",
+                       name="from")
+                continue
         if not key.startswith("/"):
             b.warn(line, "import.unsupported", f"{what}: the key is not a plain path: skipped", name="from")
             continue
         if _unknown_variables(b, line, what, value, allow_groups=False):
             continue
-        b.add(line, {"from": prefix + _path(key), "to": value, "status": status, "query": query})
+        b.add(line, {"from": prefix + _path(key), "to": value, "status": status, "query": query,
+                     "query_match": match_query or None, "query_exact": True if on_request_uri else None})
+    if inside:
+        shown = ", ".join(map(str, inside[:5])) + (" ..." if len(inside) > 5 else "")
+        b.warn(inside[0], "import.query", f"`map $request_uri {name}`: {len(inside)} regex key(s) (line {shown}) "
+               "can match a `?`, so nginx may take the request's query into what they match (`^/a/(.*)$` takes "
+               "`b?x=1` as $1); imported to match the path alone, the query passed on as the rule says",
+               name="from_regex")
 
 
 #: `$scheme://$host` (or `$http_host`, `$server_name`) at the start of a target: the host and scheme
