@@ -549,3 +549,31 @@ def test_includes_answer_as_a_real_apache_serves_them(tmp_path: Path) -> None:
             theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
             ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
             assert theirs == ours, target
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+def test_query_string_conditions_answer_as_a_real_apache_serves_them(tmp_path: Path) -> None:
+    """The RewriteCond %{QUERY_STRING} idioms become query conditions (`query_match`, `query_exact`):
+    `^$`, `^a=1&b=2$`, `(^|&)a=1(&|$)` and `(^|&)a=`; any other stays a skipped condition."""
+    write(tmp_path, {"site.conf": (
+        "RewriteEngine On\n"
+        "RewriteCond %{QUERY_STRING} ^page_id=12$\nRewriteRule ^/$ /about? [R=301,L]\n"
+        "RewriteCond %{QUERY_STRING} ^a=1&b=2$\nRewriteRule ^/both$ /both-new [R=301,L]\n"
+        "RewriteCond %{QUERY_STRING} (^|&)p=5(&|$)\nRewriteRule ^/index\\.php$ /post-5? [R=301,L]\n"
+        "RewriteCond %{QUERY_STRING} ^$\nRewriteRule ^/old$ /new [R=301,L]\n"
+        "RewriteCond %{QUERY_STRING} (^|&)ref=\nRewriteRule ^/promo$ /sale [R=307,L]\n"
+        "RewriteCond %{QUERY_STRING} id=([0-9]+)\nRewriteRule ^/item$ /item/%1? [R=301,L]\n"
+    )})
+    ruleset, problems = read_rule_file(tmp_path / "site.conf", "apache")
+    assert not [p for p in problems if p.is_error], problems
+    assert [r.query_match for r in ruleset.rules] == ["page_id=12", "a=1&b=2", "p=5", None, "ref=*"]
+    assert [p.line for p in problems if p.code == "import.variable"] == [13]  # %1: not a rule
+    engine = Engine(ruleset)
+    port = free_port()
+    with run_apache(tmp_path, tmp_path / "site.conf", port):
+        for target in ["/?page_id=12", "/?page_id=13", "/?page_id=12&x=1", "/", "/both?a=1&b=2", "/both?a=1",
+                       "/index.php?p=5", "/index.php?x=1&p=5&y=2", "/index.php?p=50", "/index.php?xp=5",
+                       "/old", "/old?x=1", "/promo?ref=a", "/promo?x=1&ref=", "/promo", "/promo?xref=1"]:
+            theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
+            ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
+            assert theirs == ours, target

@@ -356,18 +356,46 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
 
 
 _HOST_COND = re.compile(r"\^((?:[A-Za-z0-9-]|\\\.)+)\$")
+#: A literal query parameter name or value in a condition (`\.` for a dot).
+_QUERY_WORD = r"(?:[A-Za-z0-9_~%+-]|\\[.\-_~])+"
+#: `^a=1&b=2$` (the whole query, literally), `^$` (none).
+_QUERY_WHOLE = re.compile(rf"\^((?:{_QUERY_WORD}={_QUERY_WORD}(?:&{_QUERY_WORD}={_QUERY_WORD})*)?)\$")
+#: `(^|&)a=1(&|$)`: one parameter with that value; `(^|&)a=` or `(^|&)a=[^&]*` or `(^|&)a=([^&]*)`: present.
+_QUERY_PARAM = re.compile(rf"\((?:\?:)?\^\|&\)({_QUERY_WORD})=(?:({_QUERY_WORD})\((?:\?:)?&\|\$\)|\(?\[\^&\]\*\)?|)")
 _METHOD_COND = re.compile(r"\^\(?([A-Z]+(?:\|[A-Z]+)*)\)?\$")
+
+
+def _unescaped(word: str) -> str:
+    return re.sub(r"\\(.)", r"\1", word)
+
+
+def _query_condition(cond: str, query: dict[str, str], exact: list[bool]) -> bool:
+    """Read a `RewriteCond %{QUERY_STRING}` pattern into query conditions; False when it is not one
+    of the idioms: `^$` (no query), `^a=1&b=2$` (exactly those parameters, in any order here),
+    `(^|&)a=1(&|$)` (that parameter with that value), `(^|&)a=` / `(^|&)a=([^&]*)` (that parameter)."""
+    if m := _QUERY_WHOLE.fullmatch(cond):
+        for pair in filter(None, m.group(1).split("&")):
+            name, _eq, value = pair.partition("=")
+            query[_unescaped(name)] = _unescaped(value)
+        exact.append(True)
+        return True
+    if m := _QUERY_PARAM.fullmatch(cond):
+        query[_unescaped(m.group(1))] = _unescaped(m.group(2)) if m.group(2) else "*"
+        return True
+    return False
 
 
 def _conditions(
     b: _Builder, line: int, what: str, conds: list[tuple[int, list[str]]], pattern: str, per_directory: bool,
     subst: str = "",
-) -> tuple[str | None, list[str] | None, str] | None:
-    """The host and methods the RewriteConds before a rule restrict it to, and the rule's regex (a
-    path condition narrower than the pattern takes its place when the substitution uses no `$N`);
-    None to skip the rule."""
+) -> tuple[str | None, list[str] | None, str, dict[str, str], bool] | None:
+    """The host, methods and query conditions the RewriteConds before a rule restrict it to, and the
+    rule's regex (a path condition narrower than the pattern takes its place when the substitution
+    uses no `$N`); None to skip the rule."""
     host: str | None = None
     methods: list[str] | None = None
+    query: dict[str, str] = {}
+    exact: list[bool] = []
     for at, args in conds:
         flags = [f.strip().lower() for f in args[2].strip("[]").split(",")] if len(args) >= 3 else []
         if len(args) < 2 or any(f in ("or", "ornext") for f in flags):
@@ -380,6 +408,8 @@ def _conditions(
                 continue
         elif variable == "%{REQUEST_METHOD}" and (m := _METHOD_COND.fullmatch(cond)) and methods is None:
             methods = m.group(1).split("|")
+            continue
+        elif variable == "%{QUERY_STRING}" and not flags and _query_condition(cond, query, exact):
             continue
         elif variable == "%{REQUEST_FILENAME}" and cond in ("!-f", "!-d", "!-l", "!-s"):
             b.warn(at, "import.conditional", f"{what}: `RewriteCond {test} {cond}` (no such file or directory) "
@@ -398,7 +428,10 @@ def _conditions(
                "the condition cannot be expressed as a rule: skipped")
         return None
     else:
-        return host, methods, pattern
+        if exact and len(exact) > 1:
+            b.warn(line, "import.conditional", f"{what} follows two RewriteConds on the whole query: skipped")
+            return None
+        return host, methods, pattern, query, bool(exact)
     b.warn(line, "import.conditional", f"{what} follows RewriteCond lines joined with [OR] (or a RewriteCond "
            "without a pattern): conditions cannot be expressed as a rule: skipped")
     return None
@@ -506,7 +539,8 @@ def _apache_rewrite(
     found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
     if found is None:
         return
-    cond_host, methods, pattern = found
+    cond_host, methods, pattern, query_match, query_exact = found
+    query_fields = {"query_match": dict(query_match) or None, "query_exact": True if query_exact else None}
     pattern = _possessive_as_greedy(pattern)
     if cond_host is not None:
         host = cond_host
@@ -530,11 +564,12 @@ def _apache_rewrite(
         if converted is not None:
             source, to = converted
             b.add(line, {"from": f"//{host}{source}", "to": to, "status": status, "query": query,
-                         "methods": methods})
+                         "methods": methods, **query_fields})
             return
     before = len(getattr(b, "held", []))
     _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query, host=host or None,
-                host_required=cond_host is not None)
+                host_required=cond_host is not None, query_match=query_fields["query_match"],
+                query_exact=query_exact)
     held = getattr(b, "held", None)
     if methods and held is not None and len(held) > before:
         held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})

@@ -285,14 +285,14 @@ def _named_groups(regex: str) -> tuple[str, list[str]] | None:
 def _regex_rule(
     b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
     query: str | None = None, whole: str | None = None, host: str | None = None, host_required: bool = False,
-    query_exact: bool = False,
+    query_exact: bool = False, query_match: dict[str, str] | None = None,
 ) -> None:
     """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted.
     `whole`: the name of a group the target uses for the whole path (a regex searched anywhere in
     the path, as nginx and Apache search it, the same matches and groups, within `^(?P<whole>.*?(?:
     regex).*)$`). `host`: the one host the original answers the regex for: a host-specific regex
     (`^//host...`, see `_host_form`) where the regex allows it, else an any-host one with a warning.
-    `query_exact`: the rule answers requests without a query only."""
+    `query_match`, `query_exact`: the rule's query conditions (`rules.querymatch`)."""
     scanned = _named_groups(regex)
     if scanned is None:
         b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
@@ -337,7 +337,7 @@ def _regex_rule(
         return
     b.add(line, {"from_regex": converted, "to": to, "status": status,
                  "case_insensitive": True if case_insensitive else None, "query": query,
-                 "query_exact": True if query_exact else None})
+                 "query_exact": True if query_exact else None, "query_match": query_match})
 
 
 def _host_form(regex: str, host: str, whole: str | None) -> str | None:
