@@ -540,7 +540,8 @@ def _apache_rewrite(
     if found is None:
         return
     cond_host, methods, pattern, query_match, query_exact = found
-    query_fields = {"query_match": dict(query_match) or None, "query_exact": True if query_exact else None}
+    query_fields: dict[str, Any] = {"query_match": dict(query_match) or None,
+                                    "query_exact": True if query_exact else None}
     pattern = _possessive_as_greedy(pattern)
     if cond_host is not None:
         host = cond_host
@@ -568,7 +569,7 @@ def _apache_rewrite(
             return
     before = len(getattr(b, "held", []))
     _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query, host=host or None,
-                host_required=cond_host is not None, query_match=query_fields["query_match"],
+                host_required=cond_host is not None, query_match=dict(query_match) or None,
                 query_exact=query_exact)
     held = getattr(b, "held", None)
     if methods and held is not None and len(held) > before:
