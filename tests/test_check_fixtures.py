@@ -65,6 +65,7 @@ FIXTURES: dict[str, tuple[str, ...]] = {
     "COND-STRONG-ETAG-REUSE": ("live", "/v/strong-reuse"),
     "OAS-CONDITIONAL-PARAMS": ("openapi", "/paths/~1not-modified"),
     "OAS-REF-UNRESOLVED": ("openapi", "/paths/~1broken-ref"),
+    "HTTPLINT-BAD": ("har", "check_har/mitmproxy-duplicate-date.har"),
 }
 CLEAN_ROUTES = ["/clean/ok", "/clean/weak", "/clean/moved", "/clean/temporary", "/clean/relay",
                 "/clean/temporary-echo"]
@@ -105,7 +106,7 @@ def test_check_fires_on_its_fixture(check_id: str, fixture_app: Server, openapi_
     elif kind == "openapi":
         where = [f for f in openapi_findings if (f.location.pointer or "").startswith(target)]
     else:
-        where = run(load_har(HAR / target), PROFILE)
+        where = run(load_har(HAR / target if "/" not in target else DATA / target), PROFILE)
     assert check_id in {f.id for f in where}, [(f.id, f.message) for f in where]
 
 

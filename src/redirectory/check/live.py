@@ -127,7 +127,7 @@ class Prober:
             if wire is not None and wire.status == 304:
                 response.body, response.trailers = wire.body, wire.trailers
         ex = Exchange(request, response, "live", where, probe=probe)
-        ex.httplint_notes, ex.cache_control = notes(request, response)
+        ex.httplint_notes, ex.cache_control, ex.httplint_bad = notes(request, response)
         return ex
 
     def _raw(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None) -> Response | None:

@@ -90,6 +90,9 @@ class Location:
     line: int | None = None
     pointer: str | None = None
     method: str | None = None
+    #: the file as named relative to the checked document's directory (its own name for the
+    #: document itself): what fingerprints use, so they do not change with the working directory
+    name: str | None = None
 
     def __str__(self) -> str:
         if self.file:
@@ -149,6 +152,7 @@ class Exchange:
     response_doc: ResponseDoc | None = None
     ignore: frozenset[str] = frozenset()  # check ids suppressed here (x-redirectory-ignore)
     httplint_notes: list[str] = field(default_factory=list)
+    httplint_bad: list[str] = field(default_factory=list)  # BAD notes no id of ours covers (HTTPLINT-BAD)
     cache_control: dict[str, int | str | None] = field(default_factory=dict)  # parsed by httplint
     problems: list[str] = field(default_factory=list)  # OpenAPI: unresolvable $refs met here
 
@@ -205,9 +209,10 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        """Stable across runs and line shifts: id, method, URL or file + JSON pointer."""
+        """Stable across runs, line shifts and working directories: id, method, URL or file (as
+        named relative to the checked document) + JSON pointer."""
         loc = self.location
-        key = "|".join([self.id, loc.method or "", loc.uri or "", loc.file or "", loc.pointer or ""])
+        key = "|".join([self.id, loc.method or "", loc.uri or "", loc.name or loc.file or "", loc.pointer or ""])
         return hashlib.sha256(key.encode()).hexdigest()[:24]
 
     def to_dict(self) -> dict[str, object]:

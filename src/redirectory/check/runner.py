@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from redirectory.check import baseline as baseline_file
 from redirectory.check.checks import CHECKS
 from redirectory.check.engine import UnknownCheck, run, validate_ids, walk
-from redirectory.check.har import HARError, load_har
+from redirectory.check.har import HARError, read_har
 from redirectory.check.live import LiveInputError, LiveOptions, Prober, validate_url
 from redirectory.check.model import Exchange, Severity
 from redirectory.check.openapi import OpenAPIError, load_openapi
@@ -103,8 +103,11 @@ def collect(opts: CheckOptions, err: Console) -> tuple[list[Exchange], list[str]
         exchanges += load_openapi(path)
         targets.append(str(path))
     for path in opts.har:
-        exchanges += load_har(path)
+        har = read_har(path)
+        exchanges += har.exchanges
         targets.append(str(path))
+        for note in har.notes:  # what the recorder's file cannot tell: said, not guessed
+            err.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     if opts.urls:
         for url in opts.urls:
             validate_url(url)

@@ -37,8 +37,9 @@ def range_hides_302(ex: Exchange, profile: Profile) -> Iterator[Hit]:
     doc, rdoc = ex.doc, ex.response_doc
     if doc is None or rdoc is None:
         return
-    redirecting = any(k.startswith("3") for k in doc.responses)
-    if rdoc.key.upper() == "3XX" or (rdoc.key == "default" and redirecting):
+    # `default` usually documents errors: only one that declares Location stands for redirects. A
+    # 304 is not a redirect (it sends no one anywhere).
+    if rdoc.key.upper() == "3XX" or (rdoc.key == "default" and "location" in rdoc.headers):
         yield Hit(f"{doc.method} {doc.path} documents `{rdoc.key}`, which allows 302",
                   "document each redirect code explicitly (301, 303, 307, 308)")
 
@@ -120,14 +121,31 @@ def _target_path(ex: Exchange) -> str | None:
     return urlsplit(urljoin("http://spec.invalid" + (ex.doc.path if ex.doc else "/"), header.example)).path
 
 
+def _candidates(doc: OperationDoc, path: str) -> list[str]:
+    """`path`, then `path` without each `servers` base path it starts with (longest first)."""
+    out = [path]
+    bases = sorted({urlsplit(s).path.rstrip("/") for s in doc.servers}, key=len, reverse=True)
+    for base in bases:
+        if base and (path == base or path.startswith(base + "/")):
+            out.append(path[len(base):] or "/")
+    return out
+
+
 def _documented(doc: OperationDoc, path: str) -> set[str] | None:
-    return next((methods for template, methods in doc.spec_paths.items() if path_matches(template, path)), None)
+    """The methods documented for `path` (a Location example's path, `servers` base path stripped)."""
+    for candidate in _candidates(doc, path):
+        found = next((m for template, m in doc.spec_paths.items() if path_matches(template, candidate)), None)
+        if found is not None:
+            return found
+    return None
 
 
 @check("S303-TARGET-DOCUMENTED", "303 target not documented", W, inputs="O", source="Guide: 3xx page; OpenAPI links")
 def target_documented(ex: Exchange, profile: Profile) -> Iterator[Hit]:
     if status(ex) != 303 or ex.doc is None or ex.response_doc is None or ex.response_doc.links:
         return
+    if "location" not in ex.response_doc.headers:
+        return  # RDR-LOC-MISSING reports the missing Location: one finding per problem
     path = _target_path(ex)
     methods = _documented(ex.doc, path) if path else None
     if path is None:

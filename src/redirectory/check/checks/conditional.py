@@ -241,8 +241,8 @@ def strong_reuse(ex: Exchange, profile: Profile) -> Iterator[Hit]:
        source="Guide: caching and conditional requests; RFC 9110 §13.1.2")
 def oas_conditional(ex: Exchange, profile: Profile) -> Iterator[Hit]:
     doc = ex.doc
-    if status(ex) != 304 or doc is None:
-        return
+    if status(ex) != 304 or doc is None or doc.method not in ("GET", "HEAD"):
+        return  # a 304 on another method is C304-UNSAFE-METHOD's finding
     if not {"if-none-match", "if-modified-since"} & doc.parameters:
         yield Hit(f"{doc.method} {doc.path} documents 304 but no If-None-Match/If-Modified-Since parameter",
                   "declare the If-None-Match header parameter")
