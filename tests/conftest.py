@@ -16,9 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import URL, make_url
 
 from redirectory.store import Store
+
+# No per-example deadline: the suite shares 2 cores with servers it starts, so an example's time
+# says nothing about the code (performance is measured in bench/, never asserted by a test).
+settings.register_profile("redirectory", deadline=None)
+settings.load_profile("redirectory")
 
 PG_ENV = "REDIRECTORY_TEST_DATABASE_URL"
 PG_CANDIDATES = (

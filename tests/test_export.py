@@ -25,7 +25,7 @@ from redirectory.rules.engine import Engine, Request
 from redirectory.rules.export import NginxExport, _entry, _method_classes, _Needs, _strip_group_names, dumps, nginx
 from redirectory.rules.model import Rule, RuleSet
 from redirectory.rules.parsing import Format, loads
-from redirectory.semantics import RULE_STATUSES
+from redirectory.semantics import REDIRECT_STATUSES
 
 FORMATS: tuple[Format, ...] = ("yaml", "json", "csv")
 EXAMPLES = Path(__file__).parent.parent / "examples" / "redirects.yaml"
@@ -115,7 +115,7 @@ def rules(draw: st.DrawFn) -> Rule:
         to=draw(st.sampled_from(TARGETS)),
         source=None if regex else source,
         source_regex=regex,
-        status=draw(st.sampled_from(RULE_STATUSES)),
+        status=draw(st.sampled_from(REDIRECT_STATUSES)),
         methods=draw(
             st.none()
             | st.lists(st.sampled_from(["GET", "HEAD", "POST", "PROPFIND"]), min_size=1, unique=True).map(
@@ -629,7 +629,7 @@ def random_table(rng: random.Random, count: int) -> RuleSet:
                 to=target,
                 source=source,
                 source_regex=source_regex,
-                status=rng.choice(RULE_STATUSES),
+                status=rng.choice(REDIRECT_STATUSES),
                 methods=rng.choice([None, None, None, None, *RANDOM_METHODS]),
                 query=rng.choice(["keep", "drop"]),
                 cache=rng.choice([None, None, 0, 60]),

@@ -23,7 +23,7 @@ from redirectory.rules.export_skip import Skip
 from redirectory.rules.model import FIELDS, Rule, RuleSet, new_rule
 from redirectory.rules.parsing import Format, _yaml_fast, loads
 from redirectory.rules.patterns import PatternError, parse_source, valid_host
-from redirectory.semantics import RULE_STATUSES
+from redirectory.semantics import REDIRECT_STATUSES, RULE_STATUSES
 
 FORMATS: tuple[Format, ...] = ("yaml", "json", "csv")
 SETTINGS = settings(
@@ -106,7 +106,7 @@ def rules(draw: st.DrawFn, csv: bool = False) -> Rule:
         to=draw(targets),
         source=None if regex else draw(sources),
         source_regex=draw(regexes) if regex else None,
-        status=draw(st.sampled_from(RULE_STATUSES)),
+        status=draw(st.sampled_from(REDIRECT_STATUSES)),
         methods=method_list,
         query=draw(st.sampled_from(["keep", "drop"])),
         starts=starts if window in ("starts", "both") else None,

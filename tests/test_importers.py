@@ -96,7 +96,7 @@ def test_nginx_constructs() -> None:
         (4, {"from": "//a.example/old-a", "to": "/new-a", "status": 301, "query": "drop"}),
         (5, {"from": "//a.example/old%20b", "to": "/new-b", "status": 301, "query": "drop"}),
         (6, {"from_regex": r"^//a\.example(?:/cat/(?P<g1>\d+)$)", "to": "/category/{g1}", "status": 301,
-             "query": "drop", "priority": 4}),
+             "query": "drop", "priority": 5}),
         (11, {"from": "//a.example/exact", "to": "/target", "status": 301, "query": "drop"}),
         # a regex of a server of one name is host-specific: matched against //a.example/path
         (12, {"from_regex": r"^//a\.example(?:/pre)", "to": "https://x.example/landing", "status": 308,
@@ -104,12 +104,14 @@ def test_nginx_constructs() -> None:
         (13, {"from_regex": r"^//a\.example(?:/(?P<uri>all/.*)$)", "to": "https://new.example/{uri}",
               "status": 301, "priority": 2}),
         (14, {"from_regex": r"^//a\.example(?:/item/(?P<g1>[0-9]+)/(?P<g2>\w+)$)", "to": "/items/{g1}?tab={g2}",
-              "status": 307, "query": "drop", "priority": 3}),
+              "status": 307, "query": "drop", "priority": 4}),
         # line 15, `~* ^/CI/(.*)$` -> /ci/$1, would match its own target again (nginx loops too): skipped
         (16, {"from_regex": r"^//a\.example(?:/rw/(?P<g1>.*)$)", "to": "/rewritten/{g1}", "status": 301,
-              "priority": 4}),
+              "priority": 5}),
         # $host in a server of one name is that name
         (19, {"from_regex": r"^//a\.example(?:/h)", "to": "https://a.example/x", "status": 301, "query": "drop"}),
+        # `location /hello` answers itself (200) before `location /h` for its paths: not redirected
+        (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "priority": 3}),
         (25, {"from": "/multi", "to": "/m", "status": 303, "query": "drop"}),
     ]
     assert warnings_of(problems) == [

@@ -407,7 +407,7 @@ def test_status_302() -> None:
     assert p.message == alternatives_to_302()
 
 
-@pytest.mark.parametrize("code", [200, 300, 304, 305, 404])
+@pytest.mark.parametrize("code", [200, 300, 304, 305, 410])
 def test_status_not_allowed(code: int) -> None:
     p = field_error(f"""
         - from: /a
@@ -415,7 +415,16 @@ def test_status_not_allowed(code: int) -> None:
           status: {code}
     """)
     assert (p.line, p.field, p.code) == (4, "status", "status.invalid")
-    assert "301, 303, 307 or 308" in p.message
+    assert "301, 303, 307 or 308 to redirect, 404 for paths that are not redirected" in p.message
+
+
+def test_a_404_rule_redirects_nothing_and_takes_no_target() -> None:
+    p = field_error("""
+        - from: /a
+          to: /b
+          status: 404
+    """)
+    assert (p.line, p.field, p.code) == (3, "to", "to.not-redirected") and "leave `to` out" in p.message
 
 
 @pytest.mark.parametrize("value", ["true", "'301'", "301.0", "moved"])

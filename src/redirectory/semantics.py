@@ -130,10 +130,17 @@ TABLE: dict[int, StatusSemantics] = {
     )
 }
 
-#: Codes a redirect rule may use: every emittable code that sends the client elsewhere.
-RULE_STATUSES: tuple[int, ...] = tuple(
+#: Codes a redirect may use: every emittable code that sends the client elsewhere.
+REDIRECT_STATUSES: tuple[int, ...] = tuple(
     code for code, s in sorted(TABLE.items()) if s.emittable and s.is_redirect
 )
+#: The status of a rule that redirects nothing: its requests are answered as if no rule matched
+#: (the gateway's 404; the toolkit passes them to the application), whatever rule of lower
+#: precedence would have redirected them. An exclusion, and what a migrated server's paths that
+#: serve content become.
+NOT_REDIRECTED = 404
+#: Codes a rule may use.
+RULE_STATUSES: tuple[int, ...] = (*REDIRECT_STATUSES, NOT_REDIRECTED)
 
 #: Methods that a 301 may safely be used for (clients may switch others to GET).
 SAFE_FOR_301: frozenset[str] = frozenset({"GET", "HEAD"})

@@ -68,8 +68,9 @@ COMMON = errors(400, 401, 403, 404, 405, 406, 413, 415, 429, 500)
 _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
     "pattern": {"type": ["string", "null"], "pattern": "^/", "description": "/path, /path/{name}, //host/path"},
     "regex": {"type": ["string", "null"], "minLength": 1, "description": "An RE2 regular expression"},
-    "target": {"type": "string", "minLength": 1, "pattern": "^(/|[hH][tT][tT][pP][sS]?://)",
-               "description": "An absolute path or http(s) URL; {name} placeholders come from `from`"},
+    "target": {"type": "string", "pattern": "^(/|[hH][tT][tT][pP][sS]?://)|^$",
+               "description": "An absolute path or http(s) URL; {name} placeholders come from `from`. "
+                              "Empty (or left out) for a rule with status 404, which redirects nothing"},
     "status": {"type": "integer", "enum": list(RULE_STATUSES)},
     "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
     "query": {"type": "string", "enum": list(get_args(QueryMode))},
@@ -111,7 +112,6 @@ RULE_INPUT: dict[str, Any] = {
         **{f.api: _field_schema(f) for f in FIELDS},
         "uuid": {"type": "string", "format": "uuid"},
     },
-    "required": ["to"],
 }
 
 

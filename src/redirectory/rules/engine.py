@@ -7,7 +7,8 @@ Every response is built from `redirectory.semantics`:
   X-Forwarded-Proto/Host), otherwise an absolute path; it never holds raw CR, LF or space;
 - `Cache-Control: max-age=N` when the rule sets `cache`; permanent codes without `cache` get the
   configurable default (one hour) so no client caches a mistake forever;
-- no rule: 404 with a JSON body in the guide's error format; an unusable path: 400 or 414.
+- no rule, or a rule with `status: 404` (not redirected): 404 with a JSON body in the guide's error
+  format; an unusable path: 400 or 414.
 The server adds `Date`.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -25,7 +26,7 @@ from redirectory.rules.matcher import CompiledRule, Matcher, Values
 from redirectory.rules.model import Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
 from redirectory.rules.patterns import normalise_host
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE, BodyPolicy
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, TABLE, BodyPolicy
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -129,6 +130,8 @@ class Engine:
         if found is None:
             return self.not_found(request, path)
         compiled, values = found
+        if compiled.rule.status == NOT_REDIRECTED:  # an exclusion: answered as if no rule matched
+            return replace(self.not_found(request, path), rule=compiled.rule)
         return self.redirect(request, path, compiled, values)
 
     def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values) -> Decision:

@@ -58,6 +58,7 @@ from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
     check_query_conditions,
+    check_redirects,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -769,6 +770,7 @@ def _plain_entry(rule: Rule, source: str, needs: _Needs) -> _Entry | None:
 def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
     check_window(rule, "nginx")
     check_query_conditions(rule, "nginx")
+    check_redirects(rule, "nginx")
     compiled = compiled_or_skip(rule, "nginx")
     cache = compiled.cache_control.split("=", 1)[1] if compiled.cache_control else "-"
     prefix = f"{rule.status} {cache} "

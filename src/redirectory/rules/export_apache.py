@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from redirectory.rules.export_skip import (
     Skip,
     check_query_conditions,
+    check_redirects,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -122,6 +123,7 @@ def _rule_lines(rule: Rule) -> tuple[tuple[int, ...], list[str]]:
     """The rule's precedence rank and its lines; raises Skip for a rule Apache cannot express."""
     check_window(rule, "apache")
     check_query_conditions(rule, "apache")
+    check_redirects(rule, "apache")
     compiled = compiled_or_skip(rule, "apache")
     conditions: list[str] = []
     if rule.methods is not None:

@@ -37,6 +37,7 @@ from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
     check_query_conditions,
+    check_redirects,
     check_window,
     compiled_or_skip,
     gateway_only,
@@ -129,6 +130,7 @@ def _line(rule: Rule) -> tuple[tuple[int, ...], str, tuple[object, ...]]:
                    "not regular expressions", "write it as a `from` pattern; or " + _GATEWAY_ONLY)
     check_window(rule, "netlify")
     check_query_conditions(rule, "netlify")
+    check_redirects(rule, "netlify")
     compiled = compiled_or_skip(rule, "netlify")
     if rule.status not in NETLIFY_STATUSES:
         why = ("Netlify documents 307 as unsupported" if rule.status == 307

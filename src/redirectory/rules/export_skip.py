@@ -14,6 +14,7 @@ from collections.abc import Callable
 from redirectory.rules.matcher import CompiledRule, compile_rule
 from redirectory.rules.model import Problem, Rule
 from redirectory.rules.patterns import Hole, Param, PathPattern, PatternError, parse_target
+from redirectory.semantics import NOT_REDIRECTED
 
 #: The server's name in the warnings, by export format.
 SERVERS = {"nginx": "nginx", "apache": "Apache", "netlify": "Netlify"}
@@ -66,6 +67,18 @@ def check_window(rule: Rule, fmt: str) -> None:
             f"{SERVERS.get(fmt, fmt)} has no clock for its time window (starts/ends)",
             "apply it without starts/ends when the window opens (and remove it when it closes), then "
             "export again; or " + gateway_only(fmt),
+        )
+
+
+def check_redirects(rule: Rule, fmt: str) -> None:
+    """A rule that redirects nothing (`status: 404`) is not exported: the exports are redirects, and
+    the paths it keeps from lower-precedence rules would be redirected by them."""
+    if rule.status == NOT_REDIRECTED:
+        raise Skip(
+            "status", f"{fmt}.not_redirected",
+            f"it redirects nothing (status {NOT_REDIRECTED}), which the {SERVERS.get(fmt, fmt)} export does not "
+            "write: the redirects of lower precedence answer its paths there",
+            gateway_only(fmt),
         )
 
 

@@ -54,7 +54,7 @@ from redirectory.rules.patterns import (
     split_host_regex,
 )
 from redirectory.rules.regexset import RegexSet
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, TABLE
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, TABLE
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -142,7 +142,10 @@ def compile_rule(
     regex = None
     if rule.source_regex is not None and not lazy_regex:
         regex = compile_regex(rule.source_regex, rule.case_insensitive)
-    target = (parse_target if memoised else _parse_target_uncached)(rule.to)
+    if rule.status == NOT_REDIRECTED:
+        target = Target(rule.to, None, (rule.to,))  # redirects nowhere: never rendered
+    else:
+        target = (parse_target if memoised else _parse_target_uncached)(rule.to)
     return _assemble(rule, rule_id or rule.id or "", pattern, regex, target, default_permanent_max_age)
 
 
@@ -175,7 +178,8 @@ def _assemble(
         rank = (0 if is_host_regex(rule.source_regex or "") else 1, 2, 0, 0, unconditional, -rule.priority,
                 rule.position)
     max_age = rule.cache
-    if max_age is None and TABLE[rule.status].permanent:
+    sem = TABLE.get(rule.status)
+    if max_age is None and sem is not None and sem.permanent:
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
@@ -300,7 +304,7 @@ class Matcher:
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
             if (rule.enabled and rule.source is not None and not rule.has_query_conditions
-                    and self._add_compact(rule, id_key)):
+                    and rule.status != NOT_REDIRECTED and self._add_compact(rule, id_key)):
                 return None
         elif key in self._by_id:
             self.remove(key)
@@ -372,7 +376,7 @@ class Matcher:
         for rid, source, to, status, position in rows:
             id_key = _id_key(rid)
             if (source in table or id_key in ids or rid in self._by_id
-                    or plain_path(source) is None):
+                    or plain_path(source) is None or status == NOT_REDIRECTED):
                 self.add(Rule(to=to, source=source, status=status, id=rid, position=position))
                 table = self._exact.setdefault(None, {})  # `add` may have dropped an emptied table
                 continue

@@ -81,7 +81,7 @@ from redirectory.rules.model import (
     new_rule,
 )
 from redirectory.rules.patterns import PatternError, parse_source, simple_exact_pattern, valid_host
-from redirectory.semantics import RULE_STATUSES, alternatives_to_302
+from redirectory.semantics import NOT_REDIRECTED, REDIRECT_STATUSES, RULE_STATUSES, alternatives_to_302
 
 Format = Literal["yaml", "json", "csv"]
 _Fail = Callable[[str, str, str], None]
@@ -133,7 +133,8 @@ _YAML_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _YAML_MERGE = "tag:yaml.org,2002:merge"
 _CONSTRUCTOR = SafeConstructor()
 
-_STATUS_LIST = ", ".join(str(s) for s in RULE_STATUSES[:-1]) + f" or {RULE_STATUSES[-1]}"
+_STATUS_LIST = (", ".join(str(s) for s in REDIRECT_STATUSES[:-1]) + f" or {REDIRECT_STATUSES[-1]} to redirect, "
+                f"{NOT_REDIRECTED} for paths that are not redirected")
 _NO_RULES = (
     "the file has no `rules` list: write `rules:` followed by a list of rules "
     "(`rules: []` for none)"
@@ -279,7 +280,12 @@ def rule_from_mapping(
 
     # to
     to = values.get("to")
-    if to is None:
+    if values.get("status") == NOT_REDIRECTED and type(values.get("status")) is int:
+        if to not in (None, ""):
+            fail("to", "to.not-redirected", f"a rule with status {NOT_REDIRECTED} redirects nowhere (its requests "
+                 "are answered as if no rule matched): leave `to` out")
+        to = ""
+    elif to is None:
         fail(
             "to",
             "required",
@@ -305,11 +311,12 @@ def rule_from_mapping(
     elif status == 302:
         fail("status", "status.302", alternatives_to_302())
     elif status not in RULE_STATUSES:
-        hint = " (304 is not a redirect)" if status == 304 else ""
+        hint = " (304 is not a redirect)" if status == 304 else (
+            " (410: the guide says not to send it; 404 answers as if no rule matched)" if status == 410 else "")
         fail(
             "status",
             "status.invalid",
-            f"{status} is not a status a redirect rule may use{hint}: use {_STATUS_LIST}",
+            f"{status} is not a rule status{hint}: use {_STATUS_LIST}",
         )
 
     # methods
@@ -483,7 +490,7 @@ def rule_from_mapping(
 # cheap checks that can only accept what the full checks accept; anything else (another field, a
 # value it is not sure of) returns None and takes the full path, which reports the problems.
 _SLOW: Any = object()  # "take the full path"
-_STATUSES = frozenset(RULE_STATUSES) - {302}
+_STATUSES = frozenset(REDIRECT_STATUSES)  # a 404 rule (no `to`) takes the full path
 
 
 def _fast_text(value: Any, limit: FieldLimit) -> Any:

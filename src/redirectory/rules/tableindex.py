@@ -58,7 +58,7 @@ from redirectory.rules.validation import (
     plain_path,
     rule_facts,
 )
-from redirectory.semantics import TABLE, MethodChange
+from redirectory.semantics import NOT_REDIRECTED, TABLE, MethodChange
 
 _TOP = "\U0010ffff"
 _KEEP = MethodChange.MUST_NOT_CHANGE
@@ -264,7 +264,7 @@ class TableIndex:
 
     def _follow(self, resolver: Resolver, rid: str, sample: Sample, absolute: bool) -> None:
         found = resolver.winner(sample, absolute)
-        if found is not None:
+        if found is not None and found.rule.status != NOT_REDIRECTED:  # a 404 rule redirects no further
             target = found.rule.id if isinstance(found, Facts) else found.id
             assert target is not None
             self._edges[rid] = target
@@ -500,7 +500,7 @@ class _Change:
             edge: str | None = None
             if now is not None and now.usable and now.sample is not None:
                 found = self.resolver.winner(now.sample, now.absolute)
-                if found is not None:
+                if found is not None and found.rule.status != NOT_REDIRECTED:
                     edge = found.rule.id if isinstance(found, Facts) else found.id
             if edge != index._edges.get(rid) or rid in self.dirty:
                 out[rid] = edge

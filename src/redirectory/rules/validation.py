@@ -46,7 +46,7 @@ from redirectory.rules.patterns import (
     parse_target,
     split_host_regex,
 )
-from redirectory.semantics import SAFE_FOR_301, TABLE, MethodChange
+from redirectory.semantics import NOT_REDIRECTED, SAFE_FOR_301, TABLE, MethodChange
 
 MAX_REPORTED_OVERLAPS = 50
 #: Codes of the problems a rule has with the other rules of its table; every other code (here or
@@ -197,6 +197,9 @@ def rule_facts(
             problems.append(
                 _problem(rule, "error", "from_regex", f"not valid RE2 syntax: {exc}", "from_regex.invalid", source)
             )
+    if rule.status == NOT_REDIRECTED:  # redirects nowhere: no target to check or follow
+        facts.usable = not problems
+        return facts
     target: Target | None = None
     if not plain_path(to):
         try:
@@ -761,7 +764,7 @@ class _Table:
             if sample is None:
                 continue
             found = resolver.winner(sample, f.absolute)
-            if found is None:
+            if found is None or found.rule.status == NOT_REDIRECTED:  # its target is not redirected again
                 continue
             edges[i] = found.seq if isinstance(found, Facts) else int(found.id[1:])
         if not edges:

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.rules.engine import Response
 from redirectory.rules.normalise import SUB_DELIMS, UNRESERVED, encode_component
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, alternatives_to_302
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, REDIRECT_STATUSES, TABLE, alternatives_to_302
 
 _URI_SAFE = UNRESERVED | SUB_DELIMS | frozenset(":/?#[]@")
 
@@ -145,8 +145,8 @@ def redirect_response(
     """The response of a redirect helper (see the module docstring)."""
     if status == 302:
         raise ForbiddenStatus(alternatives_to_302())
-    if status not in RULE_STATUSES:
-        codes = ", ".join(map(str, RULE_STATUSES))
+    if status not in REDIRECT_STATUSES:
+        codes = ", ".join(map(str, REDIRECT_STATUSES))
         raise ForbiddenStatus(f"{status} is not a redirect status the guide allows: use one of {codes}")
     extra = checked_headers(headers)
     out: list[tuple[str, str]] = [("location", resolve_location(location, request, options))]

@@ -31,6 +31,7 @@ from redirectory.rules.importers._nginx_syntax import (
 from redirectory.rules.importers._request_uri import QUERY_INSIDE, QUERY_NONE, query_use
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
+from redirectory.semantics import NOT_REDIRECTED
 
 
 def load_nginx_included(
@@ -177,9 +178,62 @@ def _nginx_server(
         d.name == "location" and d.block is not None and (d.args[:1] in (["~"], ["~*"]) or
                                                           (d.args and d.args[0].startswith("~")))
         for d in block)
+    before = len(b.rules)
     _nginx_walk(b, block, ctx, maps, used, ranks)
+    _content_locations(b, block, ctx, ranks, before)
     _auto_redirects(b, block, ctx)
 
+
+_EVERY = ("^", "^.*", "^.*$", ".*", "^/", "/", "^(.*)$", "^/(.*)$", "(.*)")
+
+
+def _answers_all(d: _Directive, location: tuple[str, str]) -> bool:
+    """Whether a directive of a location answers every request the location gets (a `return`, or a
+    `rewrite` to a redirect whose regex matches all its paths)."""
+    if d.name == "return":  # a redirect (`return 301 URL`, `return URL`); `return 500` answers itself
+        return bool(d.args) and (d.args[0] in ("301", "302", "303", "307", "308") or not d.args[0].isdigit())
+    if d.name != "rewrite" or len(d.args) < 2:
+        return False
+    redirects = d.args[2:] in (["permanent"], ["redirect"]) or (
+        len(d.args) == 2 and re.match(r"(?i)https?://|\$scheme", d.args[1]) is not None)
+    if not redirects:
+        return False
+    if d.args[0] in _EVERY:
+        return True
+    if location[0] == "=":
+        try:
+            return re.search(d.args[0], location[1]) is not None
+        except re.error:
+            return False
+    return False
+
+
+def _content_locations(b: _Builder, block: list[_Directive], ctx: _NginxContext, ranks: dict[int, int],
+                       before: int) -> None:
+    """A location that serves content (`root`, `proxy_pass`...: no `return` for all its paths) keeps
+    its paths from the redirects of the locations after it in nginx's order: for each one that comes
+    before such a redirect, a rule that redirects nothing (status 404) for its paths, ranked right
+    after the redirects of its own `rewrite`s."""
+    redirects = [r for k, r in ranks.items()
+                 if k >= before and r // 2 % (10 * _PHASE_SPAN) < _PHASE_SERVER * _PHASE_SPAN]
+    if not redirects:
+        return
+    lowest = min(redirects)
+    for d in block:
+        if d.name != "location" or d.block is None:
+            continue
+        location = _nginx_location(b, d)
+        if location is None or location == ("", "/") or any(_answers_all(x, location) for x in d.block):
+            continue
+        inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted, ctx.tls_hosts,
+                              ctx.scheme)
+        rank = 2 * _rank(inner) - 1
+        if rank < lowest:
+            continue  # no redirect of another location comes after it
+        start = len(b.rules)
+        _nginx_location_rule(b, d.line, f"location {' '.join(d.args)} (its content)", inner, "", NOT_REDIRECTED,
+                             None, False)
+        _ranked(b, ranks, start, rank)
 
 #: the directives after which nginx answers `/prefix` with 301 `/prefix/` for `location /prefix/`
 _PASSES = frozenset({"proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass", "grpc_pass"})
@@ -276,7 +330,7 @@ def _nginx_walk(
             _nginx_rewrite(b, d, ctx, in_if)
         else:
             continue
-        _ranked(b, ranks, before, _rank(ctx))
+        _ranked(b, ranks, before, 2 * _rank(ctx))  # even: a location's content (`_content_locations`) ranks odd
 
 
 def _nginx_location(b: _Builder, d: _Directive) -> tuple[str, str] | None:
@@ -423,8 +477,9 @@ def _nginx_location_rule(
 
 
 #: a regex that matches one path (or it and the same with a slash): `^/a/b\.html$`, `^/a/b/?$`
-_LITERAL_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'+-]|\\[.\-_~/])*)+?)(/\?)?\$")
-_DOTTED_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'+.-]|\\[.\-_~/])*)+?)(/\?)?\$")
+# (`+` only escaped: bare, it repeats what comes before it)
+_LITERAL_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'-]|\\[.\-_~/+])*)+?)(/\?)?\$")
+_DOTTED_REGEX = re.compile(r"\^((?:/(?:[A-Za-z0-9_~%,;:@!=&'-]|\.(?![+*?{])|\\[.\-_~/+])*)+?)(/\?)?\$")
 
 
 def _literal_paths(regex: str, dots: bool = False) -> list[str] | None:
@@ -620,6 +675,10 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         if loc is None:
             shadowed = [r.pattern for r in ctx.server_rewrites[:_index(ctx.server_rewrites, regex)]
                         if _literal_paths(r.pattern, dots=True) is None]
+            if shadowed and ctx.host and not _variables(replacement):
+                # after the regex rewrites before it: a regex rule of this host, in file order
+                _regex_rule(b, d.line, f"`{what}`", "^/", replacement, status, query=query, host=ctx.host)
+                return
             if shadowed:
                 b.warn(d.line, "import.order", f"`{what}`: a rule for every path of {ctx.host}, which a rule "
                        f"of a path comes before; the regex rewrites before it in this server ({shadowed[0]!r}"
