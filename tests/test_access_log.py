@@ -21,7 +21,7 @@ rules:
 
 #: An access line for any request but the serving process's own readiness probe.
 LINE = (r"access method=(?P<method>\S+) path=(?!/\.well-known/)(?P<path>\S+) status=(?P<status>\d{3}) "
-        r"rule=(?P<rule>\S+) duration_ms=(?P<ms>\d+\.\d{3})")
+        r"rule=(?P<rule>\S+) duration_ms=(?P<ms>\d+\.\d{3}) request_id=(?P<request_id>\S+)")
 LINE_RE = re.compile(LINE)
 SECRETS = ("SECRET-AUTH", "SECRET-COOKIE", "SECRET-QUERY")
 

@@ -52,7 +52,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench
 RUN = {"sh", "bash", "console", "python"}
 #: Ports the docs name, each replaced by a free port (per file) before a block runs.
 DOC_PORTS = (8000, 8001, 8080, 8081, 8082, 8083)
-PORT_MENTION = r"(?:(?<=127\.0\.0\.1:)|(?<=localhost:)|(?<=--port )|(?<=--admin-port )|(?<=-b 127\.0\.0\.1:)){}\b"
+PORT_MENTION = r"(?:(?<=127\.0\.0\.1:)|(?<=localhost:)|(?<=--port )|(?<=--admin-port )|(?<=-b 127\.0\.0\.1:)|(?<=_PORT=)){}\b"
 #: A block that talks to the quick start's gateway or its database.
 NEEDS_GATEWAY = re.compile(r"127\.0\.0\.1:800[01]\b|\bredirectory (?:rules|keys|db)\b")
 FENCE = re.compile(r"^```([\w-]*)\s*$")

@@ -1,10 +1,12 @@
 """redirectory installed with its runtime dependencies alone (no extras, no dev) runs every command.
 
 `make install` users once got `ModuleNotFoundError: httplint` from `redirectory check`: httplint was
-only a dev dependency. Here a fresh virtualenv gets `pip install <this tree>` (no extras) and its own
-`redirectory` executable runs check (list, OpenAPI, HAR, live), serve on each HTTP server, every
-`rules` command, `keys list` and `db upgrade`; every module of the package must import there, except
-the adapters whose framework is an extra. A static test checks that every third-party module
+only a dev dependency. Here `pip wheel --no-deps` builds the package's wheel (with LICENSE in it) from
+a copy of this tree, a fresh virtualenv gets that wheel with its runtime dependencies (no extras, no
+dev tools), and its own `redirectory` executable, run from a directory outside the checkout, runs
+check (list, OpenAPI, HAR, live), serve on each HTTP server, every `rules` command, `keys list` and
+`db upgrade`; every module of the package must import there, except the adapters whose framework is
+an extra. A static test checks that every third-party module
 imported anywhere in src/ is a runtime dependency or belongs to an extra the docs tell users to
 install (`'.[NAME]'` or `'/path/to/redirectory[NAME]'`), all derived from pyproject.toml and the
 installed distributions.
@@ -143,17 +145,41 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # A copy of the tree: the in-tree build would write build/ and *.egg-info into the shared checkout.
     source = tmp / "source"
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp / "dist"),
+                            str(source)], capture_output=True, text=True, check=False, timeout=600)
+    assert built.returncode == 0, f"pip wheel failed:\n{built.stderr}"
+    (wheel,) = (tmp / "dist").glob("redirectory-*.whl")
+    check_wheel(wheel)
     python = tmp / "venv" / "bin" / "python"
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-compile",
-                                str(source)], capture_output=True, text=True, check=False, timeout=600)
-    assert installed.returncode == 0, f"pip install of the runtime dependencies failed:\n{installed.stderr}"
-    print(f"\nruntime virtualenv built in {time.monotonic() - started:.1f}s")
+                                str(wheel)], capture_output=True, text=True, check=False, timeout=600)
+    assert installed.returncode == 0, f"pip install of the wheel and its runtime dependencies failed:\n{installed.stderr}"
+    print(f"\nwheel built and installed in a runtime virtualenv in {time.monotonic() - started:.1f}s")
+    elsewhere = tmp / "elsewhere"  # not the checkout: nothing of it is on the path
+    elsewhere.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("PYTHONPATH", raising=False)
+        mp.chdir(elsewhere)
         mp.setattr(gateway_process, "BIN", tmp / "venv" / "bin" / "redirectory")
         yield python
+
+
+def check_wheel(wheel: Path) -> None:
+    """The wheel holds the package's data files and its license, and says which license it is."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        fields = archive.read(metadata).decode()
+        licence = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert licence and "Apache License" in archive.read(licence[0]).decode(), sorted(names)
+    assert re.search(r"^License-Expression: Apache-2\.0$", fields, re.M), fields[:2000]
+    assert {"redirectory/py.typed", "redirectory/store/alembic.ini"} <= names
+    assert any(n.startswith("redirectory/store/migrations/versions/") for n in names)
+    assert not any(n.startswith(("tests/", "bench/", "docs/")) for n in names)
 
 
 def test_every_module_imports_but_the_adapters_of_extras(runtime_venv: Path) -> None:
@@ -173,6 +199,10 @@ def test_every_module_imports_but_the_adapters_of_extras(runtime_venv: Path) -> 
     ran = subprocess.run([str(runtime_venv), "-c", script], capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout)
+    dev_only = subprocess.run([str(runtime_venv), "-c", "import importlib.util as u; print([m for m in "
+                               "('pytest', 'hypothesis', 'mypy', 'ruff', 'schemathesis') if u.find_spec(m)])"],
+                              capture_output=True, text=True, check=False)
+    assert dev_only.stdout.strip() == "[]", dev_only.stdout + dev_only.stderr  # no dev dependency came along
     assert Path(result["file"]).is_relative_to(runtime_venv.parent.parent), result["file"]
     # every module of a package (Alembic loads migrations/ by path: `db upgrade` runs those)
     in_packages = {module_name(p) for p in PACKAGE.rglob("*.py")

@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from redirectory.gateway.config import DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, GatewayConfig
+from redirectory.logs import LogFormat, LogLevel
 from redirectory.rules.formats import EXPORT_FORMATS, IMPORT_FORMATS, SERVER_EXPORT_FORMATS
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, RULE_STATUSES, TABLE, reason_phrase
@@ -234,25 +235,29 @@ APPLY_ACTORS = ("rules apply", "serve --rules")
 
 @app.command()
 def serve(
-    rules: Annotated[Path | None, typer.Option("--rules", help="Apply this rule file at start (as `rules apply`).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Format of --rules: " + FORMAT_HELP)] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", envvar="REDIRECTORY_RULES", help="Apply this rule file at start (as `rules apply`).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", envvar="REDIRECTORY_FORMAT", help="Format of --rules: " + FORMAT_HELP)] = None,
     database: DatabaseOpt = DEFAULT_DATABASE_URL,
-    host: Annotated[str, typer.Option(help="Address for redirects.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for redirects.", min=1, max=65535)] = 8000,
-    admin_host: Annotated[str, typer.Option(help="Address of the admin listener (health, admin API).")] = "127.0.0.1",
-    admin_port: Annotated[int, typer.Option(help="Port of the admin listener.", min=1, max=65535)] = 8001,
-    admin_tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain) for the admin listener: serves it over HTTPS, TLS 1.2+.")] = None,
-    admin_tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --admin-tls-cert.")] = None,
-    admin_plain_http: Annotated[bool, typer.Option("--admin-plain-http", help="Allow plain HTTP on a non-loopback --admin-host (a TLS-terminating proxy encrypts in front of it).")] = False,
-    workers: Annotated[int, typer.Option(help="Gateway worker processes.", min=1, max=64)] = 1,
-    public_url: Annotated[str | None, typer.Option(help="Origin clients use (e.g. https://api.example.com): makes Location absolute.")] = None,
-    forwarded_allow_ips: Annotated[str, typer.Option(help="Comma-separated proxy IPs/CIDRs whose X-Forwarded-Proto/Host are trusted ('*' = any).")] = "",
-    server: Annotated[str, typer.Option(help="HTTP server: httptools (default: a lean HTTP/1.1 server on uvloop + httptools, fastest by benchmark), uvicorn or granian (ASGI).")] = "httptools",
-    default_cache: Annotated[int, typer.Option(help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
-    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not run database migrations at start.")] = False,
-    max_connections: Annotated[int, typer.Option("--max-connections", min=1, max=1_000_000, help="Connections each gateway worker holds at most (--server httptools); one beyond is closed at once.")] = DEFAULT_MAX_CONNECTIONS,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request to stderr (method, path without query, status, rule id, duration in ms).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=f"List every change --rules makes (default: the first {20} of each kind).")] = False,
+    host: Annotated[str, typer.Option(envvar="REDIRECTORY_HOST", help="Address for redirects.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="REDIRECTORY_PORT", help="Port for redirects.", min=1, max=65535)] = 8000,
+    admin_host: Annotated[str, typer.Option(envvar="REDIRECTORY_ADMIN_HOST", help="Address of the admin listener (health, admin API).")] = "127.0.0.1",
+    admin_port: Annotated[int, typer.Option(envvar="REDIRECTORY_ADMIN_PORT", help="Port of the admin listener.", min=1, max=65535)] = 8001,
+    admin_tls_cert: Annotated[Path | None, typer.Option(envvar="REDIRECTORY_ADMIN_TLS_CERT", help="PEM certificate (chain) for the admin listener: serves it over HTTPS, TLS 1.2+.")] = None,
+    admin_tls_key: Annotated[Path | None, typer.Option(envvar="REDIRECTORY_ADMIN_TLS_KEY", help="PEM private key of --admin-tls-cert.")] = None,
+    admin_plain_http: Annotated[bool, typer.Option("--admin-plain-http", envvar="REDIRECTORY_ADMIN_PLAIN_HTTP", help="Allow plain HTTP on a non-loopback --admin-host (a TLS-terminating proxy encrypts in front of it).")] = False,
+    workers: Annotated[int, typer.Option(envvar="REDIRECTORY_WORKERS", help="Gateway worker processes.", min=1, max=64)] = 1,
+    public_url: Annotated[str | None, typer.Option(envvar="REDIRECTORY_PUBLIC_URL", help="Origin clients use (e.g. https://api.example.com): makes Location absolute.")] = None,
+    forwarded_allow_ips: Annotated[str, typer.Option(envvar="REDIRECTORY_FORWARDED_ALLOW_IPS", help="Comma-separated proxy IPs/CIDRs whose X-Forwarded-Proto/Host are trusted ('*' = any).")] = "",
+    server: Annotated[str, typer.Option(envvar="REDIRECTORY_SERVER", help="HTTP server: httptools (default: a lean HTTP/1.1 server on uvloop + httptools, fastest by benchmark), uvicorn or granian (ASGI).")] = "httptools",
+    default_cache: Annotated[int, typer.Option(envvar="REDIRECTORY_DEFAULT_CACHE", help="Cache-Control max-age for 301/308 rules without `cache`.", min=0)] = DEFAULT_PERMANENT_MAX_AGE,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", envvar="REDIRECTORY_NO_MIGRATE", help="Do not run database migrations at start.")] = False,
+    max_connections: Annotated[int, typer.Option("--max-connections", envvar="REDIRECTORY_MAX_CONNECTIONS", min=1, max=1_000_000, help="Connections each gateway worker holds at most (--server httptools); one beyond is closed at once.")] = DEFAULT_MAX_CONNECTIONS,
+    access_log: Annotated[bool, typer.Option("--access-log", envvar="REDIRECTORY_ACCESS_LOG", help="Log one line per request to stderr (method, path without query, status, rule id, duration in ms, request id).")] = False,
+    access_log_query: Annotated[bool, typer.Option("--access-log-query", envvar="REDIRECTORY_ACCESS_LOG_QUERY", help="Show query strings in the access log (off by default: they may hold tokens).")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", envvar="REDIRECTORY_LOG_FORMAT", help="Format of every log line: text (LEVEL: message) or json (one object per line).")] = LogFormat.text,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", envvar="REDIRECTORY_LOG_LEVEL", help="Least severe log lines written (access lines follow --access-log).")] = LogLevel.info,
+    metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", envvar="REDIRECTORY_METRICS", help="Serve Prometheus metrics at GET /metrics on the admin listener, summed over every worker.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="REDIRECTORY_VERBOSE", help=f"List every change --rules makes (default: the first {20} of each kind).")] = False,
 ) -> None:
     """Run the redirect gateway (and the admin listener beside it).
 
@@ -262,6 +267,8 @@ def serve(
     from redirectory.forwarded import TrustedProxies, origin_of
     from redirectory.gateway.tls import check_admin_transport
     from redirectory.serve import ServeError, admin_url, bind_listeners, run
+
+    _serve_messages(log_format.value, log_level.value)
 
     cert = str(admin_tls_cert) if admin_tls_cert else None
     key = str(admin_tls_key) if admin_tls_key else None
@@ -301,6 +308,10 @@ def serve(
         forwarded_allow_ips=proxies,
         default_permanent_max_age=default_cache,
         access_log=access_log,
+        access_log_query=access_log_query,
+        log_format=log_format.value,
+        log_level=log_level.value,
+        metrics=metrics,
         max_connections=max_connections,
     )
     if server != "httptools" and max_connections != DEFAULT_MAX_CONNECTIONS:
@@ -314,6 +325,7 @@ def serve(
             err.print(f"database: {_where(database)}", highlight=False, markup=False)
             if ruleset is not None:
                 _apply_file(store, ruleset, str(rules), "serve --rules", verbose, console=err)
+            table_size = store.rule_count()
     except typer.Exit:
         listeners.close()
         raise
@@ -322,9 +334,24 @@ def serve(
         _store_error(exc, database)
     err.print(f"redirects on http://{host}:{port}  admin on {admin_url(config)}/healthz", highlight=False)
     try:
-        run(config, listeners)
+        run(config, listeners, rules=table_size)
     except ServeError as exc:
         fail(str(exc))
+
+
+def _serve_messages(log_format: str, log_level: str) -> None:
+    """`serve`'s messages on stderr in --log-format from its first one: with `json`, the lines this
+    command prints from now on (the database, the --rules plan, errors) become log records too."""
+    global err
+    from redirectory import logs
+
+    logs.configure(log_format, log_level)
+    if log_format == "json":
+        import logging
+        from typing import IO, cast
+
+        writer = cast(IO[str], logs.LineWriter(logging.getLogger("redirectory.serve")))
+        err = Console(file=writer, soft_wrap=True, width=1000)
 
 
 def _apply_file(store: Store, ruleset: RuleSet, name: str, actor: str, verbose: bool,
@@ -1037,7 +1064,7 @@ def db_prune(database: DatabaseOpt = DEFAULT_DATABASE_URL) -> None:
 def check_command(
     urls: Annotated[list[str] | None, typer.Argument(help="Live URLs to probe hop by hop (never auto-followed).", show_default=False)] = None,
     har: Annotated[list[Path] | None, typer.Option("--har", help="A HAR file of recorded traffic (repeatable).", show_default=False)] = None,
-    openapi: Annotated[list[Path] | None, typer.Option("--openapi", help="An OpenAPI 3.0/3.1 file, YAML or JSON (repeatable).", show_default=False)] = None,
+    openapi: Annotated[list[Path] | None, typer.Option("--openapi", help="An OpenAPI 3.0/3.1/3.2 file, YAML or JSON (repeatable).", show_default=False)] = None,
     method: Annotated[str, typer.Option("--method", help="Method of the first live request.")] = "GET",
     header: Annotated[list[str] | None, typer.Option("--header", "-H", help="'Name: value' sent with every live request (repeatable).", show_default=False)] = None,
     data: Annotated[str | None, typer.Option("--data", help="Request body for an unsafe --method.", show_default=False)] = None,

@@ -8,20 +8,26 @@ every gateway process sharing the store (`admin/health.py`); `"serve"` identifie
 
 from __future__ import annotations
 
-import copy
+import atexit
+import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from redirectory import logs
 from redirectory.gateway.config import ENV_VAR, READY_PROBE_PATH, GatewayConfig, configure_logging
 from redirectory.gateway.tls import MINIMUM_VERSION as MINIMUM_TLS
+from redirectory.metrics import DIR_KEY as METRICS_DIR_KEY
+from redirectory.metrics import MetricsDir, ProcessGroupMetrics
 
 log = logging.getLogger("redirectory.serve")
 
@@ -97,17 +103,19 @@ def admin_url(config: GatewayConfig) -> str:
     return _url(config.admin_host, config.admin_port, "https" if config.admin_tls_cert else "http")
 
 
-def _start_admin(config: GatewayConfig, status: dict[str, Any], sock: socket.socket) -> tuple[Any, threading.Thread]:
+def _start_admin(config: GatewayConfig, status: dict[str, Any], sock: socket.socket,
+                 metrics: ProcessGroupMetrics | None = None) -> tuple[Any, threading.Thread]:
     import uvicorn
 
     from redirectory.admin.app import create_admin_app
 
-    app = create_admin_app(config.database, status)
+    app = create_admin_app(config.database, status, metrics=metrics)
     settings = uvicorn.Config(
         app,
         host=config.admin_host,
         port=config.admin_port,
-        log_level="warning",
+        log_level="error" if config.log_level == "error" else "warning",
+        log_config=None,  # uvicorn's loggers write through ours (redirectory/logs.py), in --log-format
         access_log=False,
         server_header=False,
         date_header=False,  # the admin app sets Date itself, never before its Last-Modified (admin/dates.py)
@@ -125,7 +133,8 @@ def _start_admin(config: GatewayConfig, status: dict[str, Any], sock: socket.soc
     return server, thread
 
 
-def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.Event) -> None:
+def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.Event,
+                 rules: int | None = None) -> None:
     url = _url(config.host if config.host not in ("0.0.0.0", "::") else "127.0.0.1", config.port)
     while not stop.is_set():
         try:
@@ -134,19 +143,24 @@ def _watch_ready(config: GatewayConfig, status: dict[str, Any], stop: threading.
             stop.wait(0.2)
             continue
         status["ready"] = True
-        log.info("gateway ready: redirects on %s, admin on %s", _url(config.host, config.port),
-                 admin_url(config))
+        _log_start(config, rules)
         return
 
 
-def run(config: GatewayConfig, listeners: Listeners | None = None) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), on `listeners` (bound here when not given)."""
-    configure_logging()
+def run(config: GatewayConfig, listeners: Listeners | None = None, rules: int | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), on `listeners` (bound here when not given);
+    `rules`: the table's size at start, for the start line."""
+    configure_logging(config.log_format, config.log_level)
+    started = time.monotonic()
+    _stop_signal.clear()
     if listeners is None:
         listeners = bind_listeners(config)
     sock = listeners.redirect
     serve_id = f"{socket.gethostname()}:{os.getpid()}"
     config = replace(config, extra={**config.extra, "serve_id": serve_id})
+    metrics = _metrics_group(config)
+    if metrics is not None:  # every worker publishes its counts there (redirectory/metrics.py)
+        config = replace(config, extra={**config.extra, METRICS_DIR_KEY: metrics.directory.path})
     os.environ[ENV_VAR] = config.to_env()
     status: dict[str, Any] = {"ready": False, "workers": config.workers, "serve": serve_id,
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -154,28 +168,108 @@ def run(config: GatewayConfig, listeners: Listeners | None = None) -> None:
     if sock is not None and config.workers > 1:
         # Start the worker processes before this process has threads of its own.
         workers = _spawn_http1_workers(config, sock)
-    admin, admin_thread = _start_admin(config, status, listeners.admin)
+    admin, admin_thread = _start_admin(config, status, listeners.admin, metrics)
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_ready, args=(config, status, stop), daemon=True)
+    watcher = threading.Thread(target=_watch_ready, args=(config, status, stop, rules), daemon=True)
     watcher.start()
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown: end with exit status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:
         if config.server == "granian":
-            _run_granian(config)
+            with _noting_signals():
+                _run_granian(config)
         elif config.server == "uvicorn":
-            _run_uvicorn(config)
+            with _noting_signals():
+                _run_uvicorn(config)
         elif sock is not None:
-            _run_http1(config, sock, workers)
+            _run_http1(config, sock, workers, metrics)
     finally:
         stop.set()
         admin.should_exit = True
         admin_thread.join(timeout=5)
+        if metrics is not None:
+            metrics.close()
+        _log_stop(started)
+
+
+def _metrics_group(config: GatewayConfig) -> ProcessGroupMetrics | None:
+    """The process group's /metrics (a private directory, removed at exit), unless `--no-metrics`."""
+    if not config.metrics:
+        return None
+    group = ProcessGroupMetrics(MetricsDir())
+    atexit.register(group.close)  # also when start fails before `run` reaches its `finally`
+    return group
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:
+    _stop_signal.append(signum)
     raise SystemExit(0)
+
+
+#: The signal that stopped `run` (SIGTERM, SIGINT), when it is known, for the shutdown line.
+_stop_signal: list[int] = []
+
+
+@contextlib.contextmanager
+def _noting_signals() -> Iterator[None]:
+    """While uvicorn or granian runs here: every handler it installs with `signal.signal` also notes
+    the signal it gets (for the shutdown line), then does what it did."""
+    original = signal.signal
+
+    def noting(sig: int, handler: Any) -> Any:
+        if not callable(handler):
+            return original(sig, handler)
+
+        def noted(signum: int, frame: Any) -> Any:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                _stop_signal.append(signum)
+            return handler(signum, frame)
+
+        return original(sig, noted)
+
+    signal.signal = noting  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        signal.signal = original
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("redirectory")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+_QUERY_SECRET = re.compile(r"([?&](?:password|sslpassword)=)[^&]*", re.IGNORECASE)
+
+
+def _log_start(config: GatewayConfig, rules: int | None) -> None:
+    """The start line, once a worker answers: version, database (no password), table size,
+    listeners, server, workers."""
+    from redirectory.store import redact_url
+
+    redirects, admin = _url(config.host, config.port), admin_url(config)
+    # the password, in the URL's user part or as a query parameter (libpq's password=, sslpassword=)
+    database = _QUERY_SECRET.sub(r"\1***", redact_url(config.database))
+    size = "" if rules is None else f", {rules} rule{'s' if rules != 1 else ''}"
+    workers = f"{config.workers} worker{'s' if config.workers != 1 else ''}"
+    log.info("redirectory %s ready: database %s%s; redirects on %s, admin on %s; server %s, %s",
+             _version(), database, size, redirects, admin, config.server, workers,
+             extra={"fields": {"event": "start", "version": _version(), "database": database, "rules": rules,
+                               "listeners": {"redirects": redirects, "admin": admin},
+                               "server": config.server, "workers": config.workers}})
+
+
+def _log_stop(started: float) -> None:
+    """The shutdown line: every worker has stopped and flushed its hit counts."""
+    uptime = round(time.monotonic() - started, 3)
+    cause = signal.Signals(_stop_signal[-1]).name if _stop_signal else None
+    log.info("redirectory stopped%s after %.1f s", f" on {cause}" if cause else "", uptime,
+             extra={"fields": {"event": "stop", "signal": cause, "uptime_s": uptime}})
 
 
 class UpgradeWarnings(logging.Filter):
@@ -197,10 +291,9 @@ class UpgradeWarnings(logging.Filter):
         return True
 
 
-def _uvicorn_log_config() -> dict[str, Any]:
-    from uvicorn.config import LOGGING_CONFIG
-
-    settings = copy.deepcopy(LOGGING_CONFIG)
+def _uvicorn_log_config(config: GatewayConfig) -> dict[str, Any]:
+    """uvicorn's loggers (in this process and in the workers it spawns) through ours, in --log-format."""
+    settings = logs.dict_config(config.log_format, config.log_level)
     settings.setdefault("filters", {})["upgrade_warnings"] = {"()": f"{__name__}.UpgradeWarnings"}
     settings["loggers"]["uvicorn.error"]["filters"] = ["upgrade_warnings"]
     return settings
@@ -218,10 +311,10 @@ def _run_uvicorn(config: GatewayConfig) -> None:
         http="httptools",
         loop="uvloop",
         ws="none",  # no WebSocket endpoints: a request that asks to Upgrade is answered as plain HTTP
-        log_config=_uvicorn_log_config(),
+        log_config=_uvicorn_log_config(config),
         lifespan="on",
         access_log=False,  # the gateway writes its own (gateway/access.py)
-        log_level="info",
+        log_level=config.log_level,
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=5,
@@ -231,10 +324,11 @@ def _run_uvicorn(config: GatewayConfig) -> None:
 def _http1_worker_main(config_json: str, sock: socket.socket) -> None:
     from redirectory.gateway.http1 import run_worker
 
-    configure_logging()
     os.environ[ENV_VAR] = config_json
+    config = GatewayConfig.from_env()
+    configure_logging(config.log_format, config.log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-    run_worker(GatewayConfig.from_env(), sock)
+    run_worker(config, sock)
 
 
 def _spawn_http1_workers(config: GatewayConfig, sock: socket.socket) -> list[Any]:
@@ -250,16 +344,20 @@ def _spawn_http1_workers(config: GatewayConfig, sock: socket.socket) -> list[Any
     return procs
 
 
-def _run_http1(config: GatewayConfig, sock: socket.socket, workers: list[Any]) -> None:
+def _run_http1(config: GatewayConfig, sock: socket.socket, workers: list[Any],
+               metrics: ProcessGroupMetrics | None = None) -> None:
     """One worker: serve here. N workers: supervise them (restart any that dies) until SIGTERM."""
     from redirectory.gateway.http1 import run_worker
 
     if not workers:
-        run_worker(config, sock)
+        stopped_by = run_worker(config, sock)
+        if stopped_by is not None:
+            _stop_signal.append(stopped_by)
         return
     stop = threading.Event()
 
-    def on_signal(_signum: int, _frame: object) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
+        _stop_signal.append(signum)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -269,6 +367,8 @@ def _run_http1(config: GatewayConfig, sock: socket.socket, workers: list[Any]) -
             if not proc.is_alive() and not stop.is_set():
                 log.error("worker %s exited with %s; starting a new one", proc.pid, proc.exitcode)
                 workers[i] = _spawn_http1_workers(replace(config, workers=1), sock)[0]
+                if metrics is not None:
+                    metrics.serving.restarted()
         stop.wait(0.5)
     for proc in workers:
         if proc.is_alive():
@@ -284,6 +384,7 @@ def _run_granian(config: GatewayConfig) -> None:
 
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
 
     # granian starts its workers with the default start method, fork on Linux; this process has
     # threads by now (the admin listener, the readiness watcher), and a worker forked while one of
@@ -297,5 +398,7 @@ def _run_granian(config: GatewayConfig) -> None:
         interface=Interfaces.ASGI,
         workers=config.workers,
         log_access=False,  # the gateway writes its own (gateway/access.py)
+        log_level=LogLevels(config.log_level),
+        log_dictconfig=logs.dict_config(config.log_format, config.log_level),  # granian's loggers through ours
         websockets=False,
     ).serve()

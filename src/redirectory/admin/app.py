@@ -9,7 +9,8 @@ no trailing-slash redirects (a non-canonical path is a 404).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +20,9 @@ from redirectory.admin.dates import DateMiddleware
 from redirectory.admin.limits import BodyLimitMiddleware
 from redirectory.admin.negotiation import NegotiationMiddleware
 from redirectory.store import Store
+
+if TYPE_CHECKING:
+    from redirectory.metrics import ProcessGroupMetrics
 
 log = logging.getLogger("redirectory.admin")
 
@@ -31,14 +35,22 @@ one with `redirectory keys create NAME --scope admin`). Errors use the REST desi
 
 class AdminApp(FastAPI):
     """The admin API, with `Date` stamped outside everything else (`admin.dates`) and body sizes
-    bounded before anything reads them (`admin.limits`)."""
+    bounded before anything reads them (`admin.limits`); with /metrics, every response is counted
+    just inside `Date` (`admin.metrics`)."""
+
+    request_metrics: Callable[[Any], Any] | None = None
 
     def build_middleware_stack(self) -> Any:
-        return DateMiddleware(BodyLimitMiddleware(super().build_middleware_stack()))
+        stack = BodyLimitMiddleware(super().build_middleware_stack())
+        if self.request_metrics is not None:
+            stack = self.request_metrics(stack)
+        return DateMiddleware(stack)
 
 
-def create_admin_app(database: str, status: dict[str, Any] | None = None) -> FastAPI:
-    """`status` is a live dict the serving process keeps current (ready, workers, ...)."""
+def create_admin_app(database: str, status: dict[str, Any] | None = None,
+                     metrics: ProcessGroupMetrics | None = None) -> FastAPI:
+    """`status` is a live dict the serving process keeps current (ready, workers, ...); `metrics`
+    the process group's, served at /metrics (admin/metrics.py; None: no /metrics)."""
     app = AdminApp(
         title="redirectory admin API",
         description=API_DESCRIPTION,
@@ -93,4 +105,8 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None) -> Fas
     from redirectory.admin.imports import router as imports_router
 
     app.include_router(imports_router)
+    if metrics is not None:
+        from redirectory.admin.metrics import install as install_metrics
+
+        install_metrics(app, metrics, store)
     return app

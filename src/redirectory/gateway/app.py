@@ -31,6 +31,7 @@ from typing import Any
 from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
 from redirectory.gateway import access, reload
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
+from redirectory.gateway.metrics import WorkerMetrics
 from redirectory.rules.engine import DecisionOutcome, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.store import Change, HistoryPruned, Store
@@ -95,6 +96,9 @@ class Gateway:
         self.listener: Any = None  # a ListenThread on PostgreSQL
         #: Prunes the history to the retention of this process's environment (`store/retention.py`).
         self.pruner = Pruner.from_env()
+        access.configure(config.log_format, config.access_log_query)
+        #: Counts for /metrics (None when `serve --no-metrics`, or outside `serve`): gateway/metrics.py
+        self.metrics = WorkerMetrics.from_config(config)
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -159,6 +163,7 @@ class Gateway:
         try:
             await self.flush()
         finally:
+            await self.publish_metrics()
             if self.store is not None:
                 try:
                     await asyncio.get_running_loop().run_in_executor(
@@ -199,6 +204,8 @@ class Gateway:
                 if self.healthy:
                     log.warning("cannot read the change log, serving revision %d: %s",
                                 self.revision, type(exc).__name__)
+                if self.metrics is not None:
+                    self.metrics.database_error("sync")
                 self.healthy, self.last_error = False, type(exc).__name__
 
     async def sync(self) -> None:
@@ -254,12 +261,15 @@ class Gateway:
         while True:
             await asyncio.sleep(self.config.flush_interval)
             access.flush()
+            await self.publish_metrics()
             try:
                 await self.flush()
                 failing = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - counts are kept for the next try
+                if self.metrics is not None:
+                    self.metrics.database_error("hit_flush")
                 if not failing:
                     log.warning("cannot flush hit counts (kept for the next try): %s", type(exc).__name__)
                 failing = True
@@ -270,6 +280,8 @@ class Gateway:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - /healthz shows this process as stale
+                if self.metrics is not None:
+                    self.metrics.database_error("heartbeat")
                 if not beat_failing:
                     log.warning("cannot write this worker's heartbeat (is the schema upgraded?): %s",
                                 type(exc).__name__)
@@ -286,6 +298,17 @@ class Gateway:
             healthy, self.listening, last_error, self.started_at, self.last_sync, datetime.now(UTC),
         )
 
+    async def publish_metrics(self) -> None:
+        """Write this worker's totals for /metrics (gateway/metrics.py); never raises."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        data = metrics.snapshot(self.revision, self.last_sync.timestamp() if self.last_sync else None)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, metrics.publish, data)
+        except OSError as exc:
+            log.warning("cannot write this worker's metrics: %s", exc)
+
     def heartbeat(self) -> None:
         if self.store is not None:
             process_table.heartbeat(self.store, self.state())
@@ -296,8 +319,11 @@ class Gateway:
         counters, self.counters = self.counters, HitCounters()
         rules, paths = counters.batches()
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         try:
             await loop.run_in_executor(None, self.store.record_hits, rules, paths, counters.unmatched_overflow)
+            if self.metrics is not None:
+                self.metrics.flushed(time.monotonic() - started)
         except Exception:
             self.counters.unmatched_overflow += counters.unmatched_overflow
             # Put the counts back so none are lost.
@@ -386,6 +412,7 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig | None = None):
         self.gateway = Gateway(config or GatewayConfig.from_env())
         self.access_log = self.gateway.config.access_log
+        self.metrics = self.gateway.metrics
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -403,7 +430,8 @@ class GatewayApp:
 
     async def _http(self, scope: Scope, send: Any, prefix: str) -> None:
         """Answer the request; `prefix` names the response messages (http. or websocket.http.)."""
-        started = time.monotonic() if self.access_log else 0.0
+        metrics = self.metrics
+        started = time.monotonic() if self.access_log or metrics is not None else 0.0
         gateway = self.gateway
         method = scope.get("method", "GET")  # a websocket scope has none: it is a GET
         host = fwd_proto = fwd_host = None
@@ -425,8 +453,14 @@ class GatewayApp:
             gateway.counters.hit(rule_id, time.time())
         await send({"type": prefix + "response.start", "status": status, "headers": headers})
         await send({"type": prefix + "response.body", "body": b"" if method == "HEAD" else body})
-        if started:
-            access.log_request(method, raw_path, status, rule_id, started)
+        if metrics is not None:
+            metrics.answered(status, rule_id is not None, raw_path, started)
+        if self.access_log:
+            incoming_id = None
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    incoming_id = value
+            access.log_request(method, raw_path, status, rule_id, started, incoming_id, scope["query_string"])
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -447,8 +481,9 @@ class GatewayApp:
 
 def create_app() -> GatewayApp:
     """Factory used by the servers (each worker builds its own app from the environment)."""
-    configure_logging()
-    return GatewayApp()
+    config = GatewayConfig.from_env()
+    configure_logging(config.log_format, config.log_level)
+    return GatewayApp(config)
 
 
 __all__ = ["Gateway", "GatewayApp", "RuleSet", "create_app"]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import asdict, dataclass, field
+
+from redirectory import logs
 
 ENV_VAR = "REDIRECTORY_GATEWAY_CONFIG"
 
 
-def configure_logging() -> None:
-    """The gateway's log lines (`LEVEL: message` on stderr), in the serving process and in every
-    worker, however the worker was started (forked, spawned, by uvicorn or granian)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe is not news
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    """The process's log lines on stderr in `log_format` (`redirectory.logs`), in the serving
+    process and in every worker, however the worker was started (forked, spawned, by uvicorn or
+    granian): every worker calls it with its GatewayConfig's `log_format` and `log_level`."""
+    logs.configure(log_format, level)
+
+
 DEFAULT_DATABASE_URL = "sqlite:///var/redirectory.db"
 #: Connections one gateway worker holds at most (`serve --max-connections`); one beyond is closed at once.
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -40,6 +43,10 @@ class GatewayConfig:
     safety_poll_interval: float = 5.0  # PostgreSQL with LISTEN up: poll anyway this often
     flush_interval: float = 1.0  # seconds between hit-count flushes
     access_log: bool = False
+    access_log_query: bool = False  # the access log shows query strings (`serve --access-log-query`)
+    log_format: str = "text"  # text or json (`redirectory.logs`)
+    log_level: str = "info"
+    metrics: bool = True  # GET /metrics on the admin listener (`serve --no-metrics`: off)
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker (the default server, `--server httptools`)
     extra: dict[str, str] = field(default_factory=dict)
 

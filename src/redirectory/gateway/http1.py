@@ -163,7 +163,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
     __slots__ = (
         "server", "gateway", "transport", "parser", "client_ip", "url", "header_bytes", "headers",
         "hosts", "head_done", "version", "body_bytes", "answered", "closing", "busy_since", "last_active", "paused",
-        "pending", "written", "sent", "stalled_since", "linger_until", "access_log", "began",
+        "pending", "written", "sent", "stalled_since", "linger_until", "access_log", "began", "metrics",
     )
 
     def __init__(self, server: Http1Server):
@@ -190,6 +190,7 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         self.stalled_since = 0.0  # since when the client accepted no byte while some wait (0: none wait)
         self.linger_until = 0.0  # half-closed after an error: what the client still sends is discarded until then
         self.access_log = server.config.access_log
+        self.metrics = server.gateway.metrics  # None: metrics off (gateway/metrics.py)
         self.began = False  # a request began in the piece being parsed
 
     # -- connection ----------------------------------------------------------------------
@@ -417,8 +418,12 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         data = b"".join((head, _Clock.line, tail, b"" if method == "HEAD" else body))
         self.written += len(data)
         transport.write(data)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.answered(head[9:12], rule_id is not None, path, self.busy_since or self.last_active)
         if self.access_log:  # started at its first byte or, pipelined, when the one before was answered
-            access.log_request(method, path, int(head[9:12]), rule_id, self.busy_since or self.last_active)
+            access.log_request(method, path, int(head[9:12]), rule_id, self.busy_since or self.last_active,
+                               self.headers.get(b"x-request-id"), query)
         if tail is _CLOSE:
             self._close(linger)
 
@@ -426,6 +431,8 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         if self.transport is not None and not self.closing:
             self.answered = True
             self._write(_error(status, key, detail))
+            if self.metrics is not None:
+                self.metrics.failed(status)
             if self.access_log:
                 self._log_failure(status)
         self._close(linger=True)
@@ -434,8 +441,9 @@ class GatewayProtocol(asyncio.BufferedProtocol):
         # The parser has read the method once it reports a URL byte; before that it is unknown.
         url = self.url
         method = self.parser.get_method().decode("ascii", "replace") if url else "-"
-        access.log_request(method, url.split(b"?", 1)[0] or b"-", status, None,
-                           self.busy_since or self.last_active)
+        path, _, query = url.partition(b"?")
+        access.log_request(method, path or b"-", status, None, self.busy_since or self.last_active,
+                           self.headers.get(b"x-request-id"), query)
 
     def _close(self, linger: bool = False) -> None:
         """Close once what was written is sent. `linger`: the client may still be sending (the
@@ -466,7 +474,8 @@ class GatewayProtocol(asyncio.BufferedProtocol):
             transport.abort()
 
 
-_WANTED = frozenset({b"host", b"x-forwarded-host", b"x-forwarded-proto", b"content-length", b"expect"})
+_WANTED = frozenset({b"host", b"x-forwarded-host", b"x-forwarded-proto", b"content-length", b"expect",
+                     b"x-request-id"})  # the access log's request id
 #: Wanted list fields: several lines of one are joined with commas.
 _LISTS = frozenset({b"x-forwarded-host", b"x-forwarded-proto"})
 _VERSION_DETAIL = "Only HTTP/1.1 and HTTP/1.0 are served: send HTTP/1.1"
@@ -526,6 +535,7 @@ class Http1Server:
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.stopping = False
         self._stopped: asyncio.Event | None = None
+        self.stop_signal: int | None = None  # the signal that stopped it (for serve's shutdown line)
         pid = os.getpid()
         self.refused = _Burst(
             logging.WARNING,
@@ -542,6 +552,11 @@ class Http1Server:
             f"for {SEND_TIMEOUT:g} s, in {{seconds:.0f}} s",
         )
 
+    def _stop(self, signum: int) -> None:
+        self.stop_signal = signum
+        if self._stopped is not None:
+            self._stopped.set()
+
     def remember_host(self, host: bytes | None) -> None:
         if host is not None:
             if len(self.valid_hosts) >= VALID_HOSTS_KEPT:
@@ -557,7 +572,7 @@ class Http1Server:
         await self.gateway.startup()
         server = await loop.create_server(lambda: GatewayProtocol(self), sock=sock, backlog=2048)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopped.set)
+            loop.add_signal_handler(sig, self._stop, sig)
         housekeeping = asyncio.create_task(self._housekeeping())
         log.info("worker %s serving http://%s:%s", os.getpid(), self.config.host, self.config.port)
         await self._stopped.wait()
@@ -634,8 +649,10 @@ def listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def run_worker(config: GatewayConfig, sock: socket.socket) -> None:
-    """Serve until SIGTERM/SIGINT in this process (one worker)."""
+def run_worker(config: GatewayConfig, sock: socket.socket) -> int | None:
+    """Serve until SIGTERM/SIGINT in this process (one worker); the signal that stopped it."""
     import uvloop
 
-    uvloop.run(Http1Server(config).serve(sock))
+    server = Http1Server(config)
+    uvloop.run(server.serve(sock))
+    return server.stop_signal
