@@ -184,6 +184,11 @@ def test_the_admin_api_takes_and_shows_a_mapping(served: ServeProcess, tmp_path:
         assert made.status_code == 201, made.text
         body = made.json()
         assert body["queryMatch"] == {"campaign": "*"} and body["queryExact"] is True
+        policy = admin.post("/api/v1/rules", json={"from": "/legacy", "to": "/new", "status": 308,
+                                                   "queryMatch": {"id": "*"},
+                                                   "query": {"strip": ["utm_*"], "pass": "unmatched"}})
+        assert policy.status_code == 201, policy.text
+        assert policy.json()["query"] == {"pass": "unmatched", "strip": ["utm_*"]}
         bad = admin.post("/api/v1/rules", json={"from": "/promo2", "to": "/sale", "queryMatch": {"a": ["x"]}})
         assert bad.status_code == 400 and "queryMatch" in bad.text, bad.text
         schema = admin.get("/api/v1/openapi.json").json()
@@ -197,3 +202,85 @@ def test_the_admin_api_takes_and_shows_a_mapping(served: ServeProcess, tmp_path:
             time.sleep(0.05)
         assert promo() == 307
         assert client.get("/promo?campaign=x&y=1").status_code == 404
+        moved = client.get("/legacy?utm_source=a&id=7&lang=en")
+        assert moved.status_code == 308 and moved.headers["location"] == "/new?lang=en"
+
+
+# -- query policies: strip, pass ------------------------------------------------------------------
+POLICIES = """
+rules:
+  - from: /index.php
+    to: /about
+    query_match: {page_id: "12"}
+    query_exact: true
+    query: {strip: [utm_*, gclid], pass: unmatched}
+  - from: /search
+    to: /find?v=2
+    query: {pass: [q, page]}
+  - from: /x
+    to: /y
+    query: {strip: [utm_*]}
+"""
+
+
+def test_policies_strip_before_matching_and_pass_what_they_say() -> None:
+    ruleset, problems = loads(POLICIES, "yaml", "p.yaml")
+    assert not problems and not [p for p in validate(ruleset, "p.yaml") if p.is_error]
+    e = Engine(ruleset)
+    assert location(e, "/index.php?page_id=12") == "/about"
+    # a tracking parameter does not keep an exact rule from answering, and is not passed on
+    assert location(e, "/index.php?utm_source=x&page_id=12&gclid=1") == "/about"
+    assert location(e, "/index.php?page_id=12&lang=en") is None  # exact: lang is not stripped
+    assert location(e, "/search?q=a&x=1&page=2&v=9") == "/find?v=2&q=a&page=2"  # an allow-list; the target's v wins
+    assert location(e, "/x?utm_a=1&b=2") == "/y?b=2"
+
+
+def test_policy_errors_name_the_field_and_the_valid_values() -> None:
+    for bad, said in (("sometimes", "must be keep"), ({"pass": "some"}, "all, none, unmatched"),
+                      ({"strip": "utm_*", "extra": 1}, "unknown key 'extra'"), ({"strip": ["a b"]}, "not a parameter name"),
+                      ({"pass": []}, "list of parameter names")):
+        rule, problems = rule_from_mapping({"from": "/a", "to": "/b", "query": bad})
+        assert rule is None and problems[0].field == "query" and said in problems[0].message, (bad, problems)
+    keep, _ = rule_from_mapping({"from": "/a", "to": "/b", "query": {"pass": "all"}})
+    drop, _ = rule_from_mapping({"from": "/a", "to": "/b", "query": {"pass": "none"}})
+    assert keep is not None and keep.query == "keep" and drop is not None and drop.query == "drop"
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json", "csv"])
+def test_policies_round_trip_and_json_is_what_to_dict_gives(fmt: str) -> None:
+    ruleset, _ = loads(POLICIES, "yaml", "p.yaml")
+    text = dumps(ruleset, fmt)
+    again, problems = loads(text, fmt, f"p.{fmt}")
+    assert not problems and [r.query for r in again.rules] == [r.query for r in ruleset.rules]
+    if fmt == "json":
+        assert text == json.dumps(ruleset.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def naive_passed(params: list[tuple[str, str]], strip: list[str], passes: str | list[str],
+                 matched: list[str]) -> list[tuple[str, str]]:
+    def stripped(name: str) -> bool:
+        return any(name.startswith(s[:-1]) if s.endswith("*") else name == s for s in strip)
+    out = []
+    for name, value in params:
+        if stripped(name) or passes == "none" or (passes == "unmatched" and name in matched):
+            continue
+        if isinstance(passes, list) and name not in passes:
+            continue
+        out.append((name, value))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "utm_x", "utm_", "c d", "é"]), VALUES), max_size=5),
+       st.lists(st.sampled_from(["utm_*", "a", "b*", "é"]), max_size=2, unique=True),
+       st.sampled_from(["all", "none", "unmatched", ["a"], ["b", "é"]]),
+       st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True))
+def test_passed_agrees_with_a_naive_reference(params: list[tuple[str, str]], strip: list[str],
+                                              passes: str | list[str], matched: list[str]) -> None:
+    from redirectory.rules import querypolicy
+
+    raw = "&".join(quote_plus(n) + "=" + quote_plus(v) for n, v in params)
+    p = querypolicy.policy(querypolicy.parse({"strip": strip or None, "pass": passes}))
+    got = querypolicy.passed(raw, p, matched)
+    expected = naive_passed(params, strip, passes, matched)
+    assert got == "&".join(quote_plus(n) + "=" + quote_plus(v) for n, v in expected)

@@ -35,6 +35,7 @@ from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
 from redirectory.rules.model import FIELDS
 from redirectory.rules.querymatch import as_mapping
+from redirectory.rules.querypolicy import shown
 from redirectory.store import HistoryPruned
 from redirectory.store.history import LoggedChange, Revision
 
@@ -51,6 +52,7 @@ _FLAGS = tuple(f.api for f in FIELDS if f.kind == "flag")
 #: Lists a rule always holds (`[]` when empty), unlike those where null means "every" (`methods`).
 _LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
 _QUERY_MATCHES = tuple(f.api for f in FIELDS if f.kind == "querymatch")
+_QUERY_POLICIES = tuple(f.api for f in FIELDS if f.kind == "query")
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -63,6 +65,10 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         out[public] = bool(out[public])
     for public in _LISTS:
         out[public] = out[public] or []
+    for public in _QUERY_POLICIES:
+        policy = out[public]
+        if isinstance(policy, str):
+            out[public] = shown(policy)
     for public in _QUERY_MATCHES:
         text = out[public]
         if text is not None:

@@ -6,9 +6,9 @@ format); these schemas make the OpenAPI document say what they accept and answer
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
-from redirectory.rules.model import FIELDS, Field, FieldKind, QueryMode
+from redirectory.rules.model import FIELDS, Field, FieldKind
 from redirectory.semantics import RULE_STATUSES
 
 ERROR_ITEM: dict[str, Any] = {
@@ -73,7 +73,14 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
                               "Empty (or left out) for a rule with status 404, which redirects nothing"},
     "status": {"type": "integer", "enum": list(RULE_STATUSES)},
     "methods": {"type": ["array", "null"], "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}},
-    "query": {"type": "string", "enum": list(get_args(QueryMode))},
+    "query": {"oneOf": [
+        {"type": "string", "enum": ["keep", "drop"]},
+        {"type": "object", "additionalProperties": False, "properties": {
+            "strip": {"type": "array", "items": {"type": "string"}, "maxItems": 64,
+                      "description": "Parameters removed before matching and never passed (utm_* ends with anything)"},
+            "pass": {"oneOf": [{"type": "string", "enum": ["all", "none", "unmatched"]},
+                               {"type": "array", "items": {"type": "string"}, "maxItems": 64}]}}},
+    ], "description": "keep, drop, or a query policy {strip, pass}"},
     "querymatch": {"type": ["object", "null"], "additionalProperties": {"type": ["string", "integer"]},
                    "maxProperties": 32,
                    "description": "Query parameters the request must carry: {name: value}, '*' for any value "

@@ -41,6 +41,7 @@ from redirectory.admin.representation import Fields, shape, style_param, timesta
 from redirectory.admin.url_guard import text_query
 from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
 from redirectory.rules.querymatch import as_mapping
+from redirectory.rules.querypolicy import shown
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store import ChangeRefused, RuleFilter, StoredRule
@@ -71,6 +72,8 @@ def api_value(f: Field, value: Any) -> Any:
         return timestamp(value)
     if f.kind == "querymatch" and value is not None:
         return as_mapping(value)
+    if f.kind == "query":
+        return shown(value)
     return value
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from redirectory.rules import querymatch
+from redirectory.rules import querymatch, querypolicy
 from redirectory.rules.matcher import CompiledRule, Matcher, Values
 from redirectory.rules.model import Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
@@ -137,8 +137,11 @@ class Engine:
     def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values) -> Decision:
         rule = compiled.rule
         location = compiled.target.render(values)
-        if rule.query == "keep" and request.query:
-            location = merge_query(location, request.query)
+        if request.query and rule.query != "drop":
+            passed = querypolicy.passed(request.query, compiled.query_policy,
+                                        [n for n, _v in compiled.query_conditions or ()])
+            if passed:
+                location = merge_query(location, passed)
         if compiled.target.origin is None and request.origin:
             location = request.origin + location
         headers: list[tuple[str, str]] = [("location", location)]

@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import json
 import operator
 import re
 from collections import defaultdict
@@ -261,13 +262,17 @@ def _yaml_escape(text: str) -> str:
     return _YAML_RAW_UNSAFE.sub(lambda m: _YAML_NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
+def _yaml_query(text: Any) -> str:
+    return _yaml_str(text) if text in ("keep", "drop") else text  # the canonical JSON: a YAML flow mapping
+
+
 def _yaml_query_match(text: Any) -> str:
     return "{" + ", ".join(_json_str(k) + ": " + _json_str(v) for k, v in as_mapping(text).items()) + "}"
 
 
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
-    "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_str, "note": _yaml_str,
+    "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
     "querymatch": _yaml_query_match,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
@@ -309,6 +314,13 @@ def _json_list(items: Any, indent: str = "      ") -> str:
     return "[\n" + inner + (",\n" + inner).join(map(_json_str, items)) + "\n" + indent + "]"
 
 
+def _json_query(text: Any) -> str:
+    if text in ("keep", "drop"):
+        return _json_str(text)
+    shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return shown.replace("\n", "\n      ")
+
+
 def _json_query_match(text: Any, indent: str = "      ") -> str:
     inner = indent + "  "
     items = [_json_str(k) + ": " + _json_str(v) for k, v in as_mapping(text).items()]
@@ -317,7 +329,7 @@ def _json_query_match(text: Any, indent: str = "      ") -> str:
 
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
-    "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_str, "note": _json_str,
+    "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
     "querymatch": _json_query_match,
     "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,

@@ -85,6 +85,13 @@ def check_redirects(rule: Rule, fmt: str) -> None:
 def check_query_conditions(rule: Rule, fmt: str) -> None:
     """A rule with query conditions (`query_match`, `query_exact`) is not exported: the exports
     match paths only, and a rule for the same path without conditions would take its requests."""
+    if rule.query not in ("keep", "drop"):
+        raise Skip(
+            "query", f"{fmt}.query_policy",
+            f"the {SERVERS.get(fmt, fmt)} export passes the request's query on whole or not at all, not a "
+            "query policy (strip, pass)",
+            gateway_only(fmt),
+        )
     if rule.has_query_conditions:
         raise Skip(
             "query_match" if rule.query_match is not None else "query_exact",

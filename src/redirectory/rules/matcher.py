@@ -42,7 +42,7 @@ from typing import Any
 
 import re2
 
-from redirectory.rules import querymatch
+from redirectory.rules import querymatch, querypolicy
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import (
     Param,
@@ -102,6 +102,8 @@ class CompiledRule:
     has_window: bool
     #: the parsed `query_match` (empty without one); None when the rule has no query condition
     query_conditions: querymatch.Conditions | None = None
+    #: the parsed `query` policy (what the target gets; what is stripped before the conditions)
+    query_policy: querypolicy.Policy = querypolicy.Policy()
 
     @property
     def pattern(self) -> PathPattern | None:
@@ -121,7 +123,10 @@ class CompiledRule:
             return False
         if self.has_window and now is not None and not rule.active_at(now):
             return False
-        return self.query_conditions is None or querymatch.satisfied(self.query_conditions, rule.query_exact, query)
+        if self.query_conditions is None:
+            return True
+        return querymatch.satisfied(self.query_conditions, rule.query_exact,
+                                    querypolicy.without_stripped(query, self.query_policy))
 
 
 def compile_rule(
@@ -183,7 +188,8 @@ def _assemble(
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
-    return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions)
+    return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions,
+                        querypolicy.policy(rule.query))
 
 
 @dataclass(slots=True)

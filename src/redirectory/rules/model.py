@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from redirectory.rules.querymatch import as_mapping
+from redirectory.rules.querypolicy import shown
 
-QueryMode = Literal["keep", "drop"]
+#: A `query` policy's canonical text: "keep", "drop" or its JSON (`querypolicy`).
+QueryMode = str
 Severity = Literal["error", "warning"]
 
 #: Top-level keys of a rule file.
@@ -51,7 +53,8 @@ class Field:
       `FIELDS`);
     - `kind`: what it holds, and so how it is parsed and checked (`parsing.rule_from_mapping`):
       "pattern" (`from`, a path pattern), "regex" (RE2), "target" (`to`), "status" (a redirect
-      status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop),
+      status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop |
+      a policy object: `querypolicy`, held as its canonical text),
       "timestamp" (ISO 8601, stored in UTC), "seconds" (0 to 2**31-1), "integer" (a signed 32-bit
       integer), "flag" (a boolean), "tags" (words), "note" (free text);
     - `default`: the value a rule has when the field is unset (the `Rule` attribute's default);
@@ -84,6 +87,8 @@ class Field:
             return format_timestamp(value)
         if self.kind == "querymatch":
             return as_mapping(value)
+        if self.kind == "query":
+            return shown(value)
         return value
 
 

@@ -67,7 +67,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from redirectory import yamlsafe
-from redirectory.rules import querymatch
+from redirectory.rules import querymatch, querypolicy
 from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import (
     FIELD_LIMITS,
@@ -85,6 +85,8 @@ from redirectory.semantics import NOT_REDIRECTED, REDIRECT_STATUSES, RULE_STATUS
 
 Format = Literal["yaml", "json", "csv"]
 _Fail = Callable[[str, str, str], None]
+#: Most bytes a `query` policy's canonical text may hold.
+_QUERY_POLICY_SIZE = 4096
 
 _EXTENSIONS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}
 
@@ -363,15 +365,14 @@ def rule_from_mapping(
                 methods = tuple(sorted({m.upper() for m in items}))
 
     # query
-    query = values.get("query", "keep")
-    if not isinstance(query, str):
-        fail("query", "type", f"must be keep or drop, got {_describe(query)}")
-    elif query not in ("keep", "drop"):
-        fail(
-            "query",
-            "query.invalid",
-            f"must be keep (pass the request's query on) or drop (leave it out), got {_short(query)!r}",
-        )
+    query = "keep"
+    try:
+        query = querypolicy.parse(values.get("query", "keep"))
+    except querypolicy.QueryPolicyError as exc:
+        fail("query", "query.invalid", str(exc))
+    else:
+        if len(query) > _QUERY_POLICY_SIZE:
+            fail("query", "too-long", f"must be at most {_QUERY_POLICY_SIZE} bytes as canonical JSON, got {len(query)}")
 
     # query conditions
     query_match: str | None = None
@@ -465,7 +466,7 @@ def rule_from_mapping(
             source_regex=rx,
             status=status,
             methods=methods,
-            query="drop" if query == "drop" else "keep",
+            query=query,
             query_match=query_match,
             query_exact=flags["query_exact"],
             starts=starts,

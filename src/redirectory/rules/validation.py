@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import re2
 
-from redirectory.rules import querymatch
+from redirectory.rules import querymatch, querypolicy
 from redirectory.rules.matcher import CompiledRule, Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.normalise import InvalidPath, normalise_path
@@ -269,8 +269,11 @@ def _sample_query(rule: Rule, target_query: str) -> str:
     the rule's own `query_match` made the request carry (any other query is not known: none)."""
     if rule.query == "drop" or rule.query_match is None:
         return target_query
+    names = [n for n, _v in querymatch.parse_text(rule.query_match)]
+    request = "&".join(querymatch_canonical_pairs(rule.query_match))
+    passed = querypolicy.passed(request, querypolicy.policy(rule.query), names)
     named = {p.split("=", 1)[0] for p in target_query.split("&") if p}
-    kept = [p for p in querymatch_canonical_pairs(rule.query_match) if p.split("=", 1)[0] not in named]
+    kept = [p for p in passed.split("&") if p and p.split("=", 1)[0] not in named]
     return "&".join(([target_query] if target_query else []) + kept)
 
 

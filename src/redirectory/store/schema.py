@@ -86,7 +86,7 @@ rules = Table(
     Column("to", Text, nullable=False),
     Column("status", Integer, nullable=False),
     Column("methods", Text, nullable=True),  # JSON list, NULL = every method
-    Column("query", String(8), nullable=False),  # keep | drop
+    Column("query", Text, nullable=False),  # keep | drop | a policy's canonical JSON (0006)
     Column("query_match", Text, nullable=True),  # canonical name=value&... text (0005)
     Column("query_exact", Boolean, nullable=False, server_default=false()),  # (0005)
     Column("starts", UTCDateTime, nullable=True),
