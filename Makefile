@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 $(DEVSTAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[browser]'  # a second step: see the browser extra in pyproject.toml
 	touch $(STAMP) $@
 
 install: $(STAMP)

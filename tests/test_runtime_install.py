@@ -179,6 +179,7 @@ def check_wheel(wheel: Path) -> None:
     assert re.search(r"^License-Expression: Apache-2\.0$", fields, re.M), fields[:2000]
     assert {"redirectory/py.typed", "redirectory/store/alembic.ini"} <= names
     assert any(n.startswith("redirectory/store/migrations/versions/") for n in names)
+    assert {"redirectory/admin/console/index.html", "redirectory/admin/console/console.js"} <= names  # the web console
     assert not any(n.startswith(("tests/", "bench/", "docs/")) for n in names)
 
 
@@ -241,6 +242,7 @@ def test_serve_answers_a_redirect_and_a_live_check(runtime_venv: Path, tmp_path:
         assert listed.status_code == 200 and "/api/v1/users/{rest:path}" in listed.text, listed.text
         # the docs page's assets come from a runtime dependency too (fastapi-offline)
         assert httpx.get(served.admin + "/swagger-ui/swagger-ui.css", timeout=10).status_code == 200
+        assert httpx.get(served.admin + "/console/console.js", timeout=10).status_code == 200  # from the wheel
         if server == "httptools":
             checked = cli("check", "--rate", "0", "--format", "json", served.base + "/api/v1/users/42")
             assert checked.returncode in (0, 1), checked.stderr

@@ -63,6 +63,9 @@ def create_admin_app(database: str, status: dict[str, Any] | None = None,
     from redirectory.admin import docs_ui
 
     docs_ui.install(app, docs_url="/api/v1/docs", openapi_url="/api/v1/openapi.json")
+    from redirectory.admin.console import router as console_router  # the web console, /console/
+
+    app.include_router(console_router)
     store = Store.open(database)
     app.state.store = store
     shared = status if status is not None else {}
