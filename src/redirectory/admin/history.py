@@ -33,6 +33,7 @@ from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPO
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
 from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
+from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.model import FIELDS
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
@@ -53,6 +54,7 @@ _FLAGS = tuple(f.api for f in FIELDS if f.kind == "flag")
 _LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
 _QUERY_MATCHES = tuple(f.api for f in FIELDS if f.kind == "querymatch")
 _QUERY_POLICIES = tuple(f.api for f in FIELDS if f.kind == "query")
+_LINKS = tuple(f.api for f in FIELDS if f.kind == "links")
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -69,6 +71,10 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         policy = out[public]
         if isinstance(policy, str):
             out[public] = shown(policy)
+    for public in _LINKS:
+        text = out[public]
+        if isinstance(text, str):
+            out[public] = links_shown(text)
     for public in _QUERY_MATCHES:
         text = out[public]
         if text is not None:

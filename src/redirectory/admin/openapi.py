@@ -91,6 +91,8 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
     "flag": {"type": "boolean"},
     "tags": {"type": "array", "items": {"type": "string"}},
     "note": {"type": ["string", "null"]},
+    "links": {"type": ["object", "null"], "additionalProperties": {"type": "string"}, "maxProperties": 16,
+              "description": "Link relations sent with the rule's answers: {\"successor-version\": \"/api/v2/users\"}"},
 }
 
 

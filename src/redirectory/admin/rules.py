@@ -39,6 +39,7 @@ from redirectory.admin.paging import (
 )
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
 from redirectory.admin.url_guard import text_query
+from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
@@ -74,6 +75,8 @@ def api_value(f: Field, value: Any) -> Any:
         return as_mapping(value)
     if f.kind == "query":
         return shown(value)
+    if f.kind == "links" and value is not None:
+        return links_shown(value)
     return value
 
 

@@ -131,7 +131,12 @@ class Engine:
             return self.not_found(request, path)
         compiled, values = found
         if compiled.rule.status == NOT_REDIRECTED:  # an exclusion: answered as if no rule matched
-            return replace(self.not_found(request, path), rule=compiled.rule)
+            unmatched = self.not_found(request, path)
+            if compiled.lifecycle_headers:  # before `server`, the last header
+                answer = unmatched.response
+                headers = answer.headers[:-1] + compiled.lifecycle_headers + answer.headers[-1:]
+                unmatched = replace(unmatched, response=replace(answer, headers=headers))
+            return replace(unmatched, rule=compiled.rule)
         return self.redirect(request, path, compiled, values)
 
     def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values) -> Decision:
@@ -147,6 +152,8 @@ class Engine:
         headers: list[tuple[str, str]] = [("location", location)]
         if compiled.cache_control:
             headers.append(("cache-control", compiled.cache_control))
+        if compiled.lifecycle_headers:
+            headers.extend(compiled.lifecycle_headers)
         sem = TABLE[rule.status]
         if sem.body in (BodyPolicy.EMPTY, BodyPolicy.NONE):
             headers.append(("content-length", "0"))

@@ -58,6 +58,7 @@ from yaml.nodes import ScalarNode
 from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
+    check_lifecycle,
     check_query_conditions,
     check_redirects,
     check_window,
@@ -262,6 +263,10 @@ def _yaml_escape(text: str) -> str:
     return _YAML_RAW_UNSAFE.sub(lambda m: _YAML_NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
+def _yaml_links(text: Any) -> str:
+    return str(text)  # the canonical JSON: a YAML flow mapping
+
+
 def _yaml_query(text: Any) -> str:
     return _yaml_str(text) if text in ("keep", "drop") else text  # the canonical JSON: a YAML flow mapping
 
@@ -273,7 +278,7 @@ def _yaml_query_match(text: Any) -> str:
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
-    "querymatch": _yaml_query_match,
+    "querymatch": _yaml_query_match, "links": _yaml_links,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
 })
@@ -314,6 +319,10 @@ def _json_list(items: Any, indent: str = "      ") -> str:
     return "[\n" + inner + (",\n" + inner).join(map(_json_str, items)) + "\n" + indent + "]"
 
 
+def _json_links(text: Any) -> str:
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False).replace("\n", "\n      ")
+
+
 def _json_query(text: Any) -> str:
     if text in ("keep", "drop"):
         return _json_str(text)
@@ -330,7 +339,7 @@ def _json_query_match(text: Any, indent: str = "      ") -> str:
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
-    "querymatch": _json_query_match,
+    "querymatch": _json_query_match, "links": _json_links,
     "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
 })
@@ -385,7 +394,7 @@ def _csv_list(items: Any) -> str:
 
 
 _CSV_FORMAT = _formatters({
-    "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str,
+    "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str, "links": str,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _timestamp_text, "list": _csv_list,
 })
@@ -754,6 +763,7 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
         and rule.starts is None
         and rule.ends is None
         and not rule.has_query_conditions
+        and not rule.has_lifecycle
         and len(source) <= _MAX_KEY
         and _PLAIN_TARGET.fullmatch(rule.to)
         and simple_exact_pattern(source) is not None
@@ -783,6 +793,7 @@ def _compiled_entry(rule: Rule, needs: _Needs) -> _Entry:
     check_window(rule, "nginx")
     check_query_conditions(rule, "nginx")
     check_redirects(rule, "nginx")
+    check_lifecycle(rule, "nginx")
     compiled = compiled_or_skip(rule, "nginx")
     cache = compiled.cache_control.split("=", 1)[1] if compiled.cache_control else "-"
     prefix = f"{rule.status} {cache} "

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from redirectory.rules.export_skip import (
     Skip,
+    check_lifecycle,
     check_query_conditions,
     check_redirects,
     check_window,
@@ -124,6 +125,7 @@ def _rule_lines(rule: Rule) -> tuple[tuple[int, ...], list[str]]:
     check_window(rule, "apache")
     check_query_conditions(rule, "apache")
     check_redirects(rule, "apache")
+    check_lifecycle(rule, "apache")
     compiled = compiled_or_skip(rule, "apache")
     conditions: list[str] = []
     if rule.methods is not None:

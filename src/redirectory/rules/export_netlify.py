@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from redirectory.rules.export_skip import (
     FIX_RULE,
     Skip,
+    check_lifecycle,
     check_query_conditions,
     check_redirects,
     check_window,
@@ -131,6 +132,7 @@ def _line(rule: Rule) -> tuple[tuple[int, ...], str, tuple[object, ...]]:
     check_window(rule, "netlify")
     check_query_conditions(rule, "netlify")
     check_redirects(rule, "netlify")
+    check_lifecycle(rule, "netlify")
     compiled = compiled_or_skip(rule, "netlify")
     if rule.status not in NETLIFY_STATUSES:
         why = ("Netlify documents 307 as unsupported" if rule.status == 307

@@ -82,6 +82,19 @@ def check_redirects(rule: Rule, fmt: str) -> None:
         )
 
 
+def check_lifecycle(rule: Rule, fmt: str) -> None:
+    """A rule that sends Deprecation, Sunset or Link headers is not exported: the exports send the
+    redirect alone."""
+    if rule.has_lifecycle:
+        which = next(n for n in ("deprecation", "sunset", "links") if getattr(rule, n) is not None)
+        raise Skip(
+            which, f"{fmt}.lifecycle",
+            f"the {SERVERS.get(fmt, fmt)} export sends the redirect without its Deprecation, Sunset and Link "
+            "headers",
+            "drop deprecation, sunset and links from the rule if the redirect alone will do; or " + gateway_only(fmt),
+        )
+
+
 def check_query_conditions(rule: Rule, fmt: str) -> None:
     """A rule with query conditions (`query_match`, `query_exact`) is not exported: the exports
     match paths only, and a rule for the same path without conditions would take its requests."""

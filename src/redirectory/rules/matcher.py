@@ -42,7 +42,7 @@ from typing import Any
 
 import re2
 
-from redirectory.rules import querymatch, querypolicy
+from redirectory.rules import lifecycle, querymatch, querypolicy
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import (
     Param,
@@ -104,6 +104,8 @@ class CompiledRule:
     query_conditions: querymatch.Conditions | None = None
     #: the parsed `query` policy (what the target gets; what is stripped before the conditions)
     query_policy: querypolicy.Policy = querypolicy.Policy()
+    #: `Deprecation`, `Sunset` and `Link` (`lifecycle`), sent with every answer of the rule
+    lifecycle_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def pattern(self) -> PathPattern | None:
@@ -189,7 +191,8 @@ def _assemble(
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
     return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions,
-                        querypolicy.policy(rule.query))
+                        querypolicy.policy(rule.query),
+                        lifecycle.headers(rule.deprecation, rule.sunset, rule.links) if rule.has_lifecycle else ())
 
 
 @dataclass(slots=True)
@@ -310,7 +313,7 @@ class Matcher:
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
             if (rule.enabled and rule.source is not None and not rule.has_query_conditions
-                    and rule.status != NOT_REDIRECTED and self._add_compact(rule, id_key)):
+                    and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and self._add_compact(rule, id_key)):
                 return None
         elif key in self._by_id:
             self.remove(key)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
 
@@ -37,7 +38,7 @@ class FieldLimit:
 
 
 FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "querymatch", "timestamp",
-                    "seconds", "integer", "flag", "tags", "note"]
+                    "seconds", "integer", "flag", "tags", "note", "links"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class Field:
             return as_mapping(value)
         if self.kind == "query":
             return shown(value)
+        if self.kind == "links":
+            return links_shown(value)
         return value
 
 
@@ -109,6 +112,10 @@ FIELDS: tuple[Field, ...] = (
     Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
+    # an endpoint's lifecycle, sent as headers (`lifecycle`)
+    Field("deprecation", "deprecation", "timestamp", api="deprecation"),
+    Field("sunset", "sunset", "timestamp", api="sunset"),
+    Field("links", "links", "links", limit=FieldLimit(8192), text=True, api="links"),
     Field("cache", "cache", "seconds", api="cache"),
     Field("priority", "priority", "integer", default=0, api="priority"),
     Field("case_insensitive", "case_insensitive", "flag", default=False, api="caseInsensitive"),
@@ -153,6 +160,9 @@ class Rule:
     query_exact: bool = False
     starts: datetime | None = None
     ends: datetime | None = None
+    deprecation: datetime | None = None
+    sunset: datetime | None = None
+    links: str | None = None
     cache: int | None = None
     priority: int = 0
     case_insensitive: bool = False
@@ -173,6 +183,11 @@ class Rule:
     @property
     def is_regex(self) -> bool:
         return self.source_regex is not None
+
+    @property
+    def has_lifecycle(self) -> bool:
+        """Whether the rule announces its endpoint's lifecycle (`deprecation`, `sunset`, `links`)."""
+        return self.deprecation is not None or self.sunset is not None or self.links is not None
 
     @property
     def has_query_conditions(self) -> bool:
@@ -239,6 +254,9 @@ def new_rule(
     query_exact: bool = False,
     starts: datetime | None = None,
     ends: datetime | None = None,
+    deprecation: datetime | None = None,
+    sunset: datetime | None = None,
+    links: str | None = None,
     cache: int | None = None,
     priority: int = 0,
     case_insensitive: bool = False,
@@ -264,6 +282,9 @@ def new_rule(
     r.query_exact = query_exact
     r.starts = starts
     r.ends = ends
+    r.deprecation = deprecation
+    r.sunset = sunset
+    r.links = links
     r.cache = cache
     r.priority = priority
     r.case_insensitive = case_insensitive

@@ -67,7 +67,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from redirectory import yamlsafe
-from redirectory.rules import querymatch, querypolicy
+from redirectory.rules import lifecycle, querymatch, querypolicy
 from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import (
     FIELD_LIMITS,
@@ -394,6 +394,19 @@ def rule_from_mapping(
     if starts is not None and ends is not None and starts >= ends:
         fail("ends", "window", f"must be after `starts` ({_iso(starts)}), got {_iso(ends)}")
 
+    # lifecycle
+    deprecation = _timestamp_field(values.get("deprecation"), "deprecation", fail)
+    sunset = _timestamp_field(values.get("sunset"), "sunset", fail)
+    if deprecation is not None and sunset is not None and sunset < deprecation:
+        fail("sunset", "sunset.before-deprecation",
+             f"must not come before `deprecation` ({_iso(deprecation)}), got {_iso(sunset)}")
+    links: str | None = None
+    if values.get("links") is not None:
+        try:
+            links = lifecycle.parse_links(values["links"])
+        except lifecycle.LinksError as exc:
+            fail("links", "links.invalid", str(exc))
+
     # numbers
     cache = values.get("cache")
     if cache is not None:
@@ -471,6 +484,9 @@ def rule_from_mapping(
             query_exact=flags["query_exact"],
             starts=starts,
             ends=ends,
+            deprecation=deprecation,
+            sunset=sunset,
+            links=links,
             cache=cache,
             priority=priority,
             case_insensitive=flags["case_insensitive"],
@@ -588,6 +604,7 @@ _STAND_INS: dict[str, Any] = {
     "methods": ["GET"],
     "tags": ["tag"],
     "note": "",
+    "links": {"deprecation": "/"},
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 

@@ -91,6 +91,9 @@ rules = Table(
     Column("query_exact", Boolean, nullable=False, server_default=false()),  # (0005)
     Column("starts", UTCDateTime, nullable=True),
     Column("ends", UTCDateTime, nullable=True),
+    Column("deprecation", UTCDateTime, nullable=True),  # (0007)
+    Column("sunset", UTCDateTime, nullable=True),  # (0007)
+    Column("links", Text, nullable=True),  # canonical JSON {relation: URL} (0007)
     Column("cache", Integer, nullable=True),
     Column("priority", Integer, nullable=False),
     Column("case_insensitive", Boolean, nullable=False),

@@ -64,11 +64,26 @@ class RedirectMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            response = self.table.answer(request_info(scope))
+            response, extra = self.table.decide(request_info(scope))
             if response is not None:
                 await send_response(send, response, scope["method"])
                 return
+            if extra:  # the lifecycle headers of the path, on the application's response
+                await self.app(scope, receive, _adding(send, extra))
+                return
         await self.app(scope, receive, send)
+
+
+def _adding(send: Send, extra: tuple[tuple[str, str], ...]) -> Send:
+    """`send` that adds `extra` headers to the response start (those the app did not set itself)."""
+    async def adding(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            present = {k.lower() for k, _v in headers}
+            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra if k.encode() not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+    return adding
 
 
 class GuardMiddleware:

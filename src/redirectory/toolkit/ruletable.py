@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from redirectory.forwarded import forwarded_host
 from redirectory.rulefile import read_rule_file
+from redirectory.rules import lifecycle
 from redirectory.rules.engine import SERVER_HEADERS, DecisionOutcome, Engine, EngineOptions, Request, Response
 from redirectory.rules.model import RuleSet
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE
@@ -146,6 +147,12 @@ class RuleTable:
     # -- answering -------------------------------------------------------------------------
     def answer(self, request: RequestInfo) -> Response | None:
         """The gateway's response when a rule matches, else None."""
+        return self.decide(request)[0]
+
+    def decide(self, request: RequestInfo) -> tuple[Response | None, tuple[tuple[str, str], ...]]:
+        """The gateway's response when a redirect rule matches (else None: the application answers),
+        and the headers the application's response gets: the `Deprecation`, `Sunset` and `Link` of a
+        rule that redirects nothing (`status: 404`) for this path (docs/toolkit.md)."""
         if not self._started and self.store_url is not None:
             self.start()
         engine = self.engine
@@ -155,10 +162,13 @@ class RuleTable:
             host = forwarded_host(request.header("x-forwarded-host")) or host
         decision = engine.decide(Request(request.method, request.path, request.query, host, origin))
         if decision.outcome is not DecisionOutcome.REDIRECT:
-            return None
+            rule = decision.rule
+            if rule is None or not rule.has_lifecycle:
+                return None, ()
+            return None, lifecycle.headers(rule.deprecation, rule.sunset, rule.links)
         if self.store_url is not None and decision.rule_id is not None:
             with self._lock:
                 self.counters.hit(decision.rule_id, time.time())
         response = decision.response
         headers = tuple(h for h in response.headers if h not in SERVER_HEADERS)
-        return Response(response.status, headers, response.body)
+        return Response(response.status, headers, response.body), ()

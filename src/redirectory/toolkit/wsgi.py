@@ -78,9 +78,14 @@ class RedirectMiddleware:
         self.table = table if isinstance(table, RuleTable) else RuleTable(table)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        response = self.table.answer(request_info(environ))
+        response, extra = self.table.decide(request_info(environ))
         if response is not None:
             return send_response(start_response, response, environ["REQUEST_METHOD"])
+        if extra:  # the lifecycle headers of the path, on the application's response
+            def adding(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                present = {k.lower() for k, _v in headers}
+                return start_response(status, [*headers, *(h for h in extra if h[0] not in present)], exc_info)
+            return self.app(environ, adding)
         return self.app(environ, start_response)
 
 
