@@ -181,6 +181,40 @@ def v_post_only(req: Req) -> Reply:
     return conditional(req)
 
 
+# -- deprecation and sunset (RFC 9745, RFC 8594, RFC 8288) ------------------------------------------
+DAY = 86400
+
+
+def _epoch(days: int) -> int:
+    """Midnight UTC, `days` from today: dates that stay in the past or the future whenever it runs."""
+    now = int(datetime.now(UTC).timestamp())
+    return now - now % DAY + days * DAY
+
+
+def lifecycle(deprecation: str | None = None, sunset: str | None = None, link: str | None = None) -> Headers:
+    """Deprecation (default: 30 days ago), Sunset (default: in a year) and Link fields."""
+    return [("Deprecation", deprecation or f"@{_epoch(-30)}"),
+            ("Sunset", sunset or format_datetime(datetime.fromtimestamp(_epoch(365), UTC), usegmt=True)),
+            *([("Link", link)] if link else [])]
+
+
+def deprecated(req: Req, *fields: tuple[str, str]) -> Reply:
+    """A correct resource (200, conditional requests) that announces its end with `fields`."""
+    status, headers, content = conditional(req)
+    return status, [*headers, *fields], content
+
+
+def v_get_only(req: Req) -> Reply:
+    """A successor that answers HEAD with 405 (the checker falls back to GET)."""
+    if req.method == "HEAD":
+        return 405, [*_date(), ("Allow", "GET"), ("Content-Length", "0")], b""
+    return ok()
+
+
+DOCS_LINK = '</clean/other>; rel="deprecation"'
+PAST_SUNSET = "Thu, 01 Jan 2026 00:00:00 GMT"
+
+
 ROUTES: dict[str, Callable[[Req], Reply]] = {
     # A. Location and redirect mechanics
     "/v/loc-missing": lambda r: redirect(301, None, ("Cache-Control", "max-age=60")),
@@ -225,7 +259,26 @@ ROUTES: dict[str, Callable[[Req], Reply]] = {
     "/v/ims-first": v_ims_first,
     "/v/redirect-304": v_redirect_304,
     "/v/strong-reuse": v_strong_reuse,
+    # E. deprecation and sunset
+    "/v/deprecation-malformed": lambda r: deprecated(r, *lifecycle(deprecation="true", link=DOCS_LINK)),
+    "/v/deprecation-http-date": lambda r: deprecated(r, *lifecycle(deprecation=PAST_SUNSET, link=DOCS_LINK)),
+    "/v/sunset-malformed": lambda r: deprecated(r, *lifecycle(sunset="2027-01-01T00:00:00Z", link=DOCS_LINK)),
+    "/v/sunset-before-deprecation": lambda r: deprecated(r, *lifecycle(deprecation=f"@{_epoch(400)}",
+                                                                       link=DOCS_LINK)),
+    "/v/sunset-passed": lambda r: deprecated(r, *lifecycle(deprecation="@1735689600", sunset=PAST_SUNSET,
+                                                           link=DOCS_LINK)),
+    "/v/sunset-passed-redirect": lambda r: redirect(308, r.url("/clean/ok"), ("Cache-Control", "max-age=60"),
+                                                    *lifecycle(deprecation="@1735689600", sunset=PAST_SUNSET,
+                                                               link='</clean/ok>; rel="successor-version"')),
+    "/v/deprecation-no-link": lambda r: deprecated(r, *lifecycle(link='</clean/other>; rel="alternate"')),
+    "/v/successor-moved": lambda r: deprecated(r, *lifecycle(link='</clean/moved>; rel="successor-version"')),
+    "/v/successor-broken": lambda r: deprecated(r, *lifecycle(link='</v/gone>; rel="successor-version"')),
+    "/v/successor-get-only": lambda r: deprecated(r, *lifecycle(link='</v/get-only>; rel="successor-version"')),
+    "/v/get-only": v_get_only,
     # clean
+    "/clean/deprecated": lambda r: deprecated(r, *lifecycle(link=f'</clean/ok>; rel="successor-version", {DOCS_LINK}')),
+    "/clean/deprecated-moved": lambda r: redirect(301, r.url("/clean/ok"), ("Cache-Control", "max-age=3600"),
+                                                  *lifecycle(link='</clean/ok>; rel="successor-version"')),
     "/clean/ok": conditional,
     "/clean/other": conditional,
     "/clean/weak": lambda r: conditional(r, etag='W/"w1"'),

@@ -29,6 +29,9 @@ S307-TARGET-ACCEPTS-METHOD S307-UNEXPECTED-CACHE C304-HAS-CONTENT C304-CONTENT-L
 C304-EXTRA-METADATA C304-NO-PRECONDITION C304-UNSAFE-METHOD C304-ETAG-MISMATCH COND-INM-IGNORED COND-IMS-IGNORED
 COND-WEAK-COMPARISON COND-STAR COND-PRECEDENCE COND-REDIRECT-PRECEDENCE COND-STRONG-ETAG-REUSE
 OAS-CONDITIONAL-PARAMS""".split()
+#: Deprecation and sunset (issue 18): RFC 9745, RFC 8594, RFC 8288.
+LIFECYCLE = """DEP-DEPRECATION-MALFORMED DEP-SUNSET-MALFORMED DEP-SUNSET-BEFORE-DEPRECATION DEP-SUNSET-PASSED
+DEP-NO-LINK DEP-SUCCESSOR-MOVED DEP-SUCCESSOR-BROKEN OAS-DEPRECATED-UNANNOUNCED""".split()
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -44,7 +47,7 @@ def ids_of(*args: str) -> set[str]:
 
 def test_all_section_6_ids_are_registered_and_documented() -> None:
     assert len(SECTION_6) == 40
-    assert set(CHECKS) == {*SECTION_6, "OAS-REF-UNRESOLVED", "HTTPLINT-BAD"}
+    assert set(CHECKS) == {*SECTION_6, "OAS-REF-UNRESOLVED", "HTTPLINT-BAD", *LIFECYCLE}
     docs = DOCS.read_text()
     for cid in CHECKS:
         assert re.search(rf"^### {re.escape(cid)}$", docs, re.M), f"{cid} is not documented in docs/checks.md"

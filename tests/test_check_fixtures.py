@@ -66,9 +66,17 @@ FIXTURES: dict[str, tuple[str, ...]] = {
     "OAS-CONDITIONAL-PARAMS": ("openapi", "/paths/~1not-modified"),
     "OAS-REF-UNRESOLVED": ("openapi", "/paths/~1broken-ref"),
     "HTTPLINT-BAD": ("har", "check_har/mitmproxy-duplicate-date.har"),
+    "DEP-DEPRECATION-MALFORMED": ("live", "/v/deprecation-malformed"),
+    "DEP-SUNSET-MALFORMED": ("live", "/v/sunset-malformed"),
+    "DEP-SUNSET-BEFORE-DEPRECATION": ("live", "/v/sunset-before-deprecation"),
+    "DEP-SUNSET-PASSED": ("har", "check/lifecycle.har"),
+    "DEP-NO-LINK": ("live", "/v/deprecation-no-link"),
+    "DEP-SUCCESSOR-MOVED": ("live", "/v/successor-moved"),
+    "DEP-SUCCESSOR-BROKEN": ("live", "/v/successor-broken"),
+    "OAS-DEPRECATED-UNANNOUNCED": ("openapi", "/paths/~1v1~1deprecated-silently"),
 }
 CLEAN_ROUTES = ["/clean/ok", "/clean/weak", "/clean/moved", "/clean/temporary", "/clean/relay",
-                "/clean/temporary-echo"]
+                "/clean/temporary-echo", "/clean/deprecated", "/clean/deprecated-moved"]
 PROFILE = Profile()
 
 

@@ -52,8 +52,8 @@ def run(exchanges: Iterable[Exchange], profile: Profile, ignore: frozenset[str] 
                     evidence.setdefault("probe", ex.probe)
                 if ex.httplint_notes:
                     evidence.setdefault("httplint", ex.httplint_notes)
-                finding = Finding(chk.id, hit.severity or level, hit.message, hit.fix, ex.location, chk.source,
-                                  chk.doc, evidence)
+                finding = Finding(chk.id, hit.severity or level, hit.message, hit.fix, hit.location or ex.location,
+                                  chk.source, chk.doc, evidence)
                 key = (finding.id, finding.fingerprint, finding.message)
                 if key not in keys:  # the same hop reached twice (a probe equal to a hop) reports once
                     keys.add(key)

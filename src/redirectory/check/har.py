@@ -30,6 +30,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -129,6 +130,17 @@ def _wire_body_size(res: dict[str, Any]) -> int | None:
     return None
 
 
+def _started(value: Any) -> datetime | None:
+    """The entry's startedDateTime (ISO 8601), as an aware UTC datetime, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def _entry(path: Path, i: int, entry: dict[str, Any], kind: str) -> Exchange:
     where = f"{path}: log.entries[{i}]"
     req, res = entry["request"], entry["response"]
@@ -152,7 +164,8 @@ def _entry(path: Path, i: int, entry: dict[str, Any], kind: str) -> Exchange:
     if isinstance(redirect, str) and redirect and not response.has("location"):
         response.headers.append(("Location", redirect))
     ex = Exchange(request, response, "har", Location(uri=url, method=request.method, file=str(path),
-                                                     pointer=f"/log/entries/{i}", name=path.name))
+                                                     pointer=f"/log/entries/{i}", name=path.name),
+                  started=_started(entry.get("startedDateTime")))
     wire_body = response.body is not None and not response.has("content-encoding") and kind == "wire"
     ex.httplint_notes, ex.cache_control, ex.httplint_bad = notes(request, response, feed_body=wire_body)
     if kind == "ie":  # header values rewritten for display ("Content-Length: 6,219"), 304s merged

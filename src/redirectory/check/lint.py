@@ -10,9 +10,12 @@ from redirectory.check.model import Request, Response
 #: httplint notes our checks already report under our ids (so they are not repeated).
 OURS = frozenset({"REDIRECT_WITHOUT_LOCATION", "LOCATION_NOT_ABSOLUTE", "LOCATION_UNDEFINED", "STATUS_DEPRECATED",
                   "STATUS_RESERVED", "CONTENT_NOT_ALLOWED", "MISSING_HDRS_304", "NO_DATE_304", "DATE_CLOCKLESS",
-                  "INM_FULL", "IMS_FULL", "INM_DUP_ETAG_STRONG"})
-#: ...and those that are ours only for some fields (a repeated Location is RDR-LOC-MULTIPLE's).
-OURS_FOR = {"SINGLE_HEADER_REPEAT": frozenset({"field-location"})}
+                  "INM_FULL", "IMS_FULL", "INM_DUP_ETAG_STRONG", "DEPRECATION_BAD_TYPE"})
+#: ...and those that are ours only for some fields (a repeated Location is RDR-LOC-MULTIPLE's; a
+#: malformed or repeated Deprecation or Sunset is DEP-DEPRECATION-MALFORMED's or DEP-SUNSET-MALFORMED's).
+OURS_FOR = {"SINGLE_HEADER_REPEAT": frozenset({"field-location", "field-deprecation", "field-sunset"}),
+            "STRUCTURED_FIELD_PARSE_ERROR": frozenset({"field-deprecation"}),
+            "BAD_DATE_SYNTAX": frozenset({"field-sunset"})}
 
 
 #: BAD notes that name no harm: Access-Control-Allow-Methods/-Headers/-Max-Age on an actual (not

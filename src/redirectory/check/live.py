@@ -20,6 +20,7 @@ import httpx
 
 from redirectory.check import VERSION
 from redirectory.check.checks._util import REDIRECTS, SAFE
+from redirectory.check.lifecycle import successor_targets
 from redirectory.check.lint import notes
 from redirectory.check.model import Exchange, Location, Request, Response, origin, without_fragment
 from redirectory.validators import EntityTag, format_http_date
@@ -27,6 +28,8 @@ from redirectory.validators import EntityTag, format_http_date
 #: Identifies the checker to the servers it probes (product token and a comment, RFC 9110 §10.1.5).
 USER_AGENT = f"redirectory-check/{VERSION} (redirect and conditional-request conformance checker)"
 NO_MATCH = '"redirectory-check-no-match"'
+#: The successor-version links of one response that are probed (the first ones; a hostile list is cut).
+MAX_SUCCESSORS = 3
 #: Fields never carried to another origin (RFC 9110 §15.4: drop Authorization, Cookie).
 CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -64,6 +67,7 @@ class Prober:
         self.options = options
         self.on_request = on_request
         self._last = 0.0
+        self._successors: dict[str, Exchange] = {}  # successor-version target -> its probe (once a run)
         self.client = httpx.Client(follow_redirects=False, timeout=options.timeout, verify=options.verify,
                                    headers={"User-Agent": USER_AGENT})
         method = options.method.upper()
@@ -122,6 +126,8 @@ class Prober:
             response = wire
         except httpx.HTTPError as exc:
             return Exchange(request, None, "live", where, error=f"{type(exc).__name__}: {exc}", probe=probe)
+        except (httpx.InvalidURL, ValueError) as exc:  # a port out of range, a control character, a long label
+            return Exchange(request, None, "live", where, error=f"invalid URL: {exc}", probe=probe)
         if response.status == 304:
             wire = self._raw(method, url, headers, body)
             if wire is not None and wire.status == 304:
@@ -191,6 +197,41 @@ class Prober:
             ex = nxt
         if self.options.conditional and ex.status is not None and 200 <= ex.status < 300 and method == "GET":
             self._probe_conditional(ex, credentials=origin(ex.request.url) == origin(url))
+        for hop in head.chain():
+            self._probe_successors(hop, url)
+        return head
+
+    # -- successor-version links ----------------------------------------------------------------------
+    def _probe_successors(self, ex: Exchange, url: str) -> None:
+        """Probe the `Link: <...>; rel="successor-version"` targets of the response (the first
+        MAX_SUCCESSORS), hop by hop (HEAD, GET when HEAD is not allowed), once per target in a run."""
+        if ex.response is None:
+            return
+        for target in successor_targets(ex.request.url, ex.response.header_lines("link"))[:MAX_SUCCESSORS]:
+            if urlsplit(target).scheme not in ("http", "https") or not urlsplit(target).hostname:
+                continue
+            if target not in self._successors:
+                self._successors[target] = self._follow(target, same_origin=origin(target) == origin(url))
+            ex.successors.append(self._successors[target])
+
+    def _head_or_get(self, url: str, credentials: bool) -> Exchange:
+        ex = self.fetch("HEAD", url, probe="successor", credentials=credentials)
+        if ex.status in (405, 501):  # HEAD not supported there: ask with GET
+            ex = self.fetch("GET", url, probe="successor", credentials=credentials)
+        return ex
+
+    def _follow(self, url: str, same_origin: bool) -> Exchange:
+        head = ex = self._head_or_get(url, same_origin)
+        visited = [without_fragment(url)]
+        while ex.status in REDIRECTS and len(visited) <= self.options.max_hops:
+            target = ex.resolved_location()
+            if target is None or urlsplit(target).scheme not in ("http", "https") \
+                    or without_fragment(target) in visited:
+                break
+            nxt = self._head_or_get(target, same_origin and origin(target) == origin(url))
+            nxt.previous, ex.next = ex, nxt
+            visited.append(without_fragment(target))
+            ex = nxt
         return head
 
     def _probe_redirect(self, ex: Exchange) -> None:

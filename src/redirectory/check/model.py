@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -133,6 +134,8 @@ class OperationDoc:
     servers: list[str] = field(default_factory=list)
     #: the whole spec's operations, path -> set of upper-case methods (for target lookups)
     spec_paths: dict[str, set[str]] = field(default_factory=dict)
+    deprecated: bool = False  # `deprecated: true`
+    deprecated_at: Location | None = None  # where `deprecated` is written
 
 
 @dataclass(slots=True)
@@ -155,6 +158,10 @@ class Exchange:
     httplint_bad: list[str] = field(default_factory=list)  # BAD notes no id of ours covers (HTTPLINT-BAD)
     cache_control: dict[str, int | str | None] = field(default_factory=dict)  # parsed by httplint
     problems: list[str] = field(default_factory=list)  # OpenAPI: unresolvable $refs met here
+    #: live: the probes of this response's `Link: <...>; rel="successor-version"` targets (HEAD,
+    #: else GET), each the head of its own hops; not checked themselves (not walked)
+    successors: list[Exchange] = field(default_factory=list)
+    started: datetime | None = None  # HAR: startedDateTime (the clock when there is no Date)
 
     @property
     def status(self) -> int | None:
@@ -192,7 +199,10 @@ def without_fragment(url: str) -> str:
 
 def origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:  # a port out of range: an origin of its own (the request will fail and say so)
+        port = -1
     return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{port}"
 
 

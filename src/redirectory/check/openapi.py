@@ -13,12 +13,14 @@ operation or a response suppresses those checks there."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
 from redirectory.check.engine import UnknownCheck, validate_ids
+from redirectory.check.lifecycle import example_text
 from redirectory.check.model import (
     Exchange,
     HeaderDoc,
@@ -144,20 +146,25 @@ class _Doc:
             raise OpenAPIError(f"{f.where(where)}: {exc}") from None
 
 
-def _example(header: dict[str, Any]) -> str | None:
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _example(header: dict[str, Any], text: Callable[[object], str | None] = _string) -> str | None:
+    """The header's first example as text (`text` reads a value: by default strings only)."""
     schema = header.get("schema") if isinstance(header.get("schema"), dict) else {}
     for value in (header.get("example"), schema.get("example") if schema else None):
-        if isinstance(value, str):
-            return value
+        if (found := text(value)) is not None:
+            return found
     for examples in (header.get("examples"), schema.get("examples") if schema else None):
         if isinstance(examples, dict):  # header examples: {name: {value: ...}}
             for ex in examples.values():
-                if isinstance(ex, dict) and isinstance(ex.get("value"), str):
-                    return str(ex["value"])
+                if isinstance(ex, dict) and (found := text(ex.get("value"))) is not None:
+                    return found
         elif isinstance(examples, list):  # 3.1 schema examples: [value, ...]
             for ex in examples:
-                if isinstance(ex, str):
-                    return ex
+                if (found := text(ex)) is not None:
+                    return found
     return None
 
 
@@ -172,9 +179,12 @@ def _headers(doc: _Doc, response: dict[str, Any], f: _File, pointer: str) -> dic
             header, header_file, header_pointer = {}, hf, hp
         schema, _, _ = doc.resolve(header.get("schema"), header_file, f"{header_pointer}/schema")
         fmt = schema.get("format") if isinstance(schema, dict) else None
+        # Deprecation and Sunset examples are read whatever YAML made of them (`true`, a date...)
+        read = example_text if str(name).lower() in ("deprecation", "sunset") else _string
         out[str(name).lower()] = HeaderDoc(str(name), header.get("required") is True,
                                            fmt if isinstance(fmt, str) else None,
-                                           _example({**header, "schema": schema if isinstance(schema, dict) else {}}))
+                                           _example({**header, "schema": schema if isinstance(schema, dict) else {}},
+                                                    read))
     return out
 
 
@@ -266,7 +276,9 @@ def load_openapi(path: Path) -> list[Exchange]:
             op_servers = _servers(op.get("servers")) or item_servers
             params = shared | _parameters(doc, op.get("parameters"), op_file, f"{op_pointer}/parameters")
             odoc = OperationDoc(template, method, op_pointer, op_file.line(op_pointer), parameters=params,
-                                servers=op_servers, spec_paths=spec_paths)
+                                servers=op_servers, spec_paths=spec_paths, deprecated=op.get("deprecated") is True)
+            if odoc.deprecated:
+                odoc.deprecated_at = op_file.location(f"{op_pointer}/deprecated", template, method)
             responses, rfile, rbase = doc.resolve(op.get("responses"), op_file, f"{op_pointer}/responses")
             built: list[tuple[ResponseDoc, _File, frozenset[str]]] = []
             for key, raw_response in (responses.items() if isinstance(responses, dict) else []):

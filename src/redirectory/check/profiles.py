@@ -4,6 +4,7 @@ plus the switches the guide leaves open (308 policy, relative Location, chain le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 ProfileName = Literal["house", "rfc"]
@@ -21,6 +22,8 @@ class Profile:
     max_hops: int = 5  # a longer chain is a warning (RFC 9110 §15.4: older specs said 5)
     allowed_origins: frozenset[str] = field(default_factory=frozenset)  # "https://host[:port]"
     long_cache_seconds: int = 86400  # S307-UNEXPECTED-CACHE threshold
+    #: "now" for DEP-SUNSET-PASSED when a response has no Date (None: the clock when checking)
+    now: datetime | None = None
 
     @property
     def house(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from redirectory.check.model import Exchange, Severity, Source
+from redirectory.check.model import Exchange, Location, Severity, Source
 from redirectory.check.profiles import Profile
 
 #: Where each check is documented (in the repository; the anchor is the lower-case id).
@@ -21,6 +21,7 @@ class Hit:
     fix: str
     severity: Severity | None = None  # overrides the profile's level for this hit
     evidence: dict[str, object] | None = None
+    location: Location | None = None  # overrides the exchange's (an OpenAPI operation's own line)
 
 
 CheckFn = Callable[[Exchange, Profile], Iterable[Hit]]
