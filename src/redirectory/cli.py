@@ -745,6 +745,7 @@ def rules_test(
     fmt: Annotated[str | None, typer.Option("--format", help="Format of --rules: " + FORMAT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
     allow_no_match: Annotated[bool, typer.Option("--allow-no-match", help="Exit 0 also when no rule matches.")] = False,
+    at: Annotated[str | None, typer.Option("--at", help="Answer as at this time (ISO 8601, e.g. 2027-03-01T00:00:00Z; no zone = UTC): windows and phases.")] = None,
 ) -> None:
     """Explain which rule answers a request, and the response.
 
@@ -765,6 +766,13 @@ def rules_test(
         resolve(RuleSet(), url, method, headers, public_url=public_url)  # the URL and options alone
     except ValueError as exc:
         usage_error(str(exc))
+    when: datetime | None = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at[:-1] + "+00:00" if at.endswith(("Z", "z")) else at)
+        except ValueError:
+            usage_error(f"--at: {at!r} is not an ISO 8601 time such as 2027-03-01T00:00:00Z")
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
     if rules is not None:
         ruleset = load_valid(rules, fmt)
         where = str(rules)
@@ -777,7 +785,7 @@ def rules_test(
         except Exception as exc:  # noqa: BLE001
             _store_error(exc, database)
         where = f"{_where(database)}, revision {revision}"
-    resolution = resolve(ruleset, url, method, headers, public_url=public_url)
+    resolution = resolve(ruleset, url, method, headers, public_url=public_url, at=when)
     engine, request, explanation = resolution.engine, resolution.request, resolution.explanation
     decision = explanation.decision
     response = decision.response

@@ -35,6 +35,7 @@ from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
 from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.model import FIELDS
+from redirectory.rules.phases import shown as phases_shown
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
 from redirectory.store import HistoryPruned
@@ -55,6 +56,7 @@ _LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
 _QUERY_MATCHES = tuple(f.api for f in FIELDS if f.kind == "querymatch")
 _QUERY_POLICIES = tuple(f.api for f in FIELDS if f.kind == "query")
 _LINKS = tuple(f.api for f in FIELDS if f.kind == "links")
+_PHASES = tuple(f.api for f in FIELDS if f.kind == "phases")
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -75,6 +77,10 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         text = out[public]
         if isinstance(text, str):
             out[public] = links_shown(text)
+    for public in _PHASES:
+        text = out[public]
+        if isinstance(text, str):
+            out[public] = phases_shown(text)
     for public in _QUERY_MATCHES:
         text = out[public]
         if text is not None:

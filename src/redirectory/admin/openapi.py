@@ -91,6 +91,13 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
     "flag": {"type": "boolean"},
     "tags": {"type": "array", "items": {"type": "string"}},
     "note": {"type": ["string", "null"]},
+    "phases": {"type": ["array", "null"], "maxItems": 8, "items": {
+        "type": "object", "required": ["starts", "status"], "additionalProperties": False, "properties": {
+            "starts": {"type": "string", "format": "date-time"},
+            "status": {"type": "integer", "enum": [301, 303, 307, 308]},
+            "cache": {"type": ["integer", "null"], "minimum": 0}}},
+        "description": "Later statuses, each from its start: "
+                       "[{\"starts\": \"2027-03-01T00:00:00Z\", \"status\": 308}]"},
     "links": {"type": ["object", "null"], "additionalProperties": {"type": "string"}, "maxProperties": 16,
               "description": "Link relations sent with the rule's answers: {\"successor-version\": \"/api/v2/users\"}"},
 }

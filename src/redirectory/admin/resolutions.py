@@ -9,6 +9,7 @@ against the table in the store right now. Nothing is stored (scope `read`).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,7 +27,8 @@ from redirectory.rules.resolution import resolve
 router = APIRouter(prefix="/api/v1", tags=["resolutions"], responses={**COMMON, **errors(412, 422, 428)})
 
 METHODS = "POST, OPTIONS"
-BODY_FIELDS = ("url", "method", "headers")
+BODY_FIELDS = ("url", "method", "headers", "at")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:[Zz]|[+-]\d{2}:\d{2})")
 MAX_URL = 8192
 #: The valid values, as regular expressions shared by the checks below and the OpenAPI schema:
 #: an http(s) URL, or a path (anything without whitespace and without another `scheme://`).
@@ -66,7 +68,21 @@ def _problems(data: dict[str, Any]) -> list[ErrorItem]:
             elif not isinstance(value, str) or not _VALUE.fullmatch(value):
                 problems.append(ErrorItem(f"header '{name}' must have a one-line text value", "invalidField",
                                           fields=[f"headers.{name}"]))
+    at = data.get("at")
+    if at is not None and _instant(at) is None:
+        problems.append(ErrorItem("'at' must be an RFC 3339 time such as 2027-03-01T00:00:00Z", "invalidField",
+                                  fields=["at"]))
     return problems
+
+
+def _instant(value: Any) -> datetime | None:
+    """An RFC 3339 time with its offset (`Z` or `+hh:mm`), as aware UTC; None when it is not one."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return None
+    try:
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 REQUEST_BODY = {
@@ -80,6 +96,8 @@ REQUEST_BODY = {
             "headers": {"type": "object", "propertyNames": {"pattern": HEADER_PATTERN},
                         "additionalProperties": {"type": "string", "pattern": VALUE_PATTERN},
                         "description": "Request headers that count: Host, X-Forwarded-Proto, X-Forwarded-Host."},
+            "at": {"type": ["string", "null"], "format": "date-time",
+                   "description": "Answer as at this time (windows, phases); default: now"},
         },
     }}},
 }
@@ -106,6 +124,7 @@ async def create_resolution(request: Request) -> JSONResponse:
     ruleset, engine = await run_in_threadpool(_compiled, request.app.state)
     try:
         resolution = resolve(ruleset, data["url"], data.get("method", "GET"), data.get("headers") or {},
+                             at=_instant(data.get("at")),
                              engine=engine)
     except ValueError as exc:
         raise ApiError.one(400, "invalidField", str(exc), fields=["url"]) from None

@@ -41,6 +41,7 @@ from redirectory.admin.representation import Fields, shape, style_param, timesta
 from redirectory.admin.url_guard import text_query
 from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
+from redirectory.rules.phases import shown as phases_shown
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
 from redirectory.rules.validation import TABLE_CODES, validate
@@ -77,6 +78,8 @@ def api_value(f: Field, value: Any) -> Any:
         return shown(value)
     if f.kind == "links" and value is not None:
         return links_shown(value)
+    if f.kind == "phases" and value is not None:
+        return phases_shown(value)
     return value
 
 

@@ -137,10 +137,13 @@ class Engine:
                 headers = answer.headers[:-1] + compiled.lifecycle_headers + answer.headers[-1:]
                 unmatched = replace(unmatched, response=replace(answer, headers=headers))
             return replace(unmatched, rule=compiled.rule)
-        return self.redirect(request, path, compiled, values)
+        return self.redirect(request, path, compiled, values, now)
 
-    def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values) -> Decision:
+    def redirect(self, request: Request, path: str, compiled: CompiledRule, values: Values,
+                 now: datetime | None = None) -> Decision:
+        """The rule's redirect; `now` picks its phase (`phases`: the rule's own status before any)."""
         rule = compiled.rule
+        status, cache_control = compiled.answer_at(now) if compiled.phases else (rule.status, compiled.cache_control)
         location = compiled.target.render(values)
         if request.query and rule.query != "drop":
             passed = querypolicy.passed(request.query, compiled.query_policy,
@@ -150,16 +153,16 @@ class Engine:
         if compiled.target.origin is None and request.origin:
             location = request.origin + location
         headers: list[tuple[str, str]] = [("location", location)]
-        if compiled.cache_control:
-            headers.append(("cache-control", compiled.cache_control))
+        if cache_control:
+            headers.append(("cache-control", cache_control))
         if compiled.lifecycle_headers:
             headers.extend(compiled.lifecycle_headers)
-        sem = TABLE[rule.status]
+        sem = TABLE[status]
         if sem.body in (BodyPolicy.EMPTY, BodyPolicy.NONE):
             headers.append(("content-length", "0"))
         headers.extend(SERVER_HEADERS)
         return Decision(
-            Response(rule.status, tuple(headers)),
+            Response(status, tuple(headers)),
             DecisionOutcome.REDIRECT,
             path=path,
             rule=rule,

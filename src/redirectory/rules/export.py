@@ -264,7 +264,7 @@ def _yaml_escape(text: str) -> str:
 
 
 def _yaml_links(text: Any) -> str:
-    return str(text)  # the canonical JSON: a YAML flow mapping
+    return str(text)  # the canonical JSON (links, phases): YAML flow collections
 
 
 def _yaml_query(text: Any) -> str:
@@ -278,7 +278,7 @@ def _yaml_query_match(text: Any) -> str:
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
-    "querymatch": _yaml_query_match, "links": _yaml_links,
+    "querymatch": _yaml_query_match, "links": _yaml_links, "phases": _yaml_links,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
 })
@@ -339,7 +339,7 @@ def _json_query_match(text: Any, indent: str = "      ") -> str:
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
-    "querymatch": _json_query_match, "links": _json_links,
+    "querymatch": _json_query_match, "links": _json_links, "phases": _json_links,
     "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
 })
@@ -395,6 +395,7 @@ def _csv_list(items: Any) -> str:
 
 _CSV_FORMAT = _formatters({
     "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str, "links": str,
+    "phases": str,
     "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _timestamp_text, "list": _csv_list,
 })

@@ -59,7 +59,13 @@ def skip_problem(rule: Rule, skip: Skip, fmt: str = "nginx") -> Problem:
 
 
 def check_window(rule: Rule, fmt: str) -> None:
-    """A rule with a time window cannot be exported: no server has the gateway's clock."""
+    """A rule with a time window or phases cannot be exported: no server has the gateway's clock."""
+    if rule.phases is not None:
+        raise Skip(
+            "phases", f"{fmt}.phases",
+            f"{SERVERS.get(fmt, fmt)} has no clock for its phases (a status that changes on a date)",
+            "export it again when its last phase has started, without phases; or " + gateway_only(fmt),
+        )
     if rule.starts is not None or rule.ends is not None:
         raise Skip(
             "starts" if rule.starts is not None else "ends",

@@ -42,7 +42,7 @@ from typing import Any
 
 import re2
 
-from redirectory.rules import lifecycle, querymatch, querypolicy
+from redirectory.rules import lifecycle, phases, querymatch, querypolicy
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import (
     Param,
@@ -106,6 +106,23 @@ class CompiledRule:
     query_policy: querypolicy.Policy = querypolicy.Policy()
     #: `Deprecation`, `Sunset` and `Link` (`lifecycle`), sent with every answer of the rule
     lifecycle_headers: tuple[tuple[str, str], ...] = ()
+    #: (starts, status, Cache-Control) of each later phase, in order (`phases`)
+    phases: tuple[tuple[datetime, int, str | None], ...] = ()
+
+    @property
+    def timed(self) -> bool:
+        """Whether its answers depend on the time (a window, or phases)."""
+        return self.has_window or bool(self.phases)
+
+    def answer_at(self, now: datetime | None) -> tuple[int, str | None]:
+        """The status and Cache-Control the rule answers with at `now` (its phase's, if one started)."""
+        status, cache_control = self.rule.status, self.cache_control
+        if self.phases and now is not None:
+            for starts, phase_status, phase_cache in self.phases:
+                if starts > now:
+                    break
+                status, cache_control = phase_status, phase_cache
+        return status, cache_control
 
     @property
     def pattern(self) -> PathPattern | None:
@@ -186,13 +203,25 @@ def _assemble(
                 rule.position)
     max_age = rule.cache
     sem = TABLE.get(rule.status)
+    timeline: tuple[tuple[datetime, int, str | None], ...] = ()
+    if rule.phases is not None:
+        timeline = tuple(
+            (starts, status, _cache_control(cache, status, default_permanent_max_age))
+            for starts, status, cache in phases.phases(rule.phases))
     if max_age is None and sem is not None and sem.permanent:
         max_age = default_permanent_max_age
     cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
     return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions,
                         querypolicy.policy(rule.query),
-                        lifecycle.headers(rule.deprecation, rule.sunset, rule.links) if rule.has_lifecycle else ())
+                        lifecycle.headers(rule.deprecation, rule.sunset, rule.links) if rule.has_lifecycle else (),
+                        timeline)
+
+
+def _cache_control(cache: int | None, status: int, default_permanent_max_age: int) -> str | None:
+    if cache is None and TABLE[status].permanent:
+        cache = default_permanent_max_age
+    return f"max-age={cache}" if cache is not None else None
 
 
 @dataclass(slots=True)
@@ -313,7 +342,8 @@ class Matcher:
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
             if (rule.enabled and rule.source is not None and not rule.has_query_conditions
-                    and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and self._add_compact(rule, id_key)):
+                    and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and rule.phases is None
+                    and self._add_compact(rule, id_key)):
                 return None
         elif key in self._by_id:
             self.remove(key)
@@ -322,7 +352,7 @@ class Matcher:
         self._by_id[key] = compiled
         if not rule.enabled:
             return compiled
-        if compiled.has_window:
+        if compiled.timed:
             self.windows += 1
         if regex:
             self._seq += 1
@@ -469,7 +499,7 @@ class Matcher:
         rule = compiled.rule
         if not rule.enabled:
             return rule
-        if compiled.has_window:
+        if compiled.timed:
             self.windows -= 1
         if rule.source_regex is not None:
             regexes = self._regex_set(rule.source_regex, -1)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from redirectory.rules.lifecycle import links_shown
+from redirectory.rules.phases import shown as phases_shown
 from redirectory.rules.querymatch import as_mapping
 from redirectory.rules.querypolicy import shown
 
@@ -38,7 +39,7 @@ class FieldLimit:
 
 
 FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "querymatch", "timestamp",
-                    "seconds", "integer", "flag", "tags", "note", "links"]
+                    "seconds", "integer", "flag", "tags", "note", "links", "phases"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class Field:
             return shown(value)
         if self.kind == "links":
             return links_shown(value)
+        if self.kind == "phases":
+            return phases_shown(value)
         return value
 
 
@@ -112,6 +115,8 @@ FIELDS: tuple[Field, ...] = (
     Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
+    # later statuses, each from its own start (`phases`)
+    Field("phases", "phases", "phases", limit=FieldLimit(4096), api="phases"),
     # an endpoint's lifecycle, sent as headers (`lifecycle`)
     Field("deprecation", "deprecation", "timestamp", api="deprecation"),
     Field("sunset", "sunset", "timestamp", api="sunset"),
@@ -160,6 +165,7 @@ class Rule:
     query_exact: bool = False
     starts: datetime | None = None
     ends: datetime | None = None
+    phases: str | None = None
     deprecation: datetime | None = None
     sunset: datetime | None = None
     links: str | None = None
@@ -254,6 +260,7 @@ def new_rule(
     query_exact: bool = False,
     starts: datetime | None = None,
     ends: datetime | None = None,
+    phases: str | None = None,
     deprecation: datetime | None = None,
     sunset: datetime | None = None,
     links: str | None = None,
@@ -282,6 +289,7 @@ def new_rule(
     r.query_exact = query_exact
     r.starts = starts
     r.ends = ends
+    r.phases = phases
     r.deprecation = deprecation
     r.sunset = sunset
     r.links = links

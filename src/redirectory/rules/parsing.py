@@ -67,7 +67,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from redirectory import yamlsafe
-from redirectory.rules import lifecycle, querymatch, querypolicy
+from redirectory.rules import lifecycle, phases, querymatch, querypolicy
 from redirectory.rules.matcher import compile_regex
 from redirectory.rules.model import (
     FIELD_LIMITS,
@@ -394,6 +394,19 @@ def rule_from_mapping(
     if starts is not None and ends is not None and starts >= ends:
         fail("ends", "window", f"must be after `starts` ({_iso(starts)}), got {_iso(ends)}")
 
+    # phases
+    phases_text: str | None = None
+    if values.get("phases") is not None:
+        try:
+            phases_text = phases.parse(values["phases"])
+        except phases.PhasesError as exc:
+            fail("phases", "phases.invalid", str(exc))
+        else:
+            if status == NOT_REDIRECTED:
+                fail("phases", "phases.not-redirected", "a rule that redirects nothing (status 404) has no phases")
+            elif starts is not None and phases.phases(phases_text)[0][0] <= starts:
+                fail("phases", "phases.before-starts", f"the first phase must start after `starts` ({_iso(starts)})")
+
     # lifecycle
     deprecation = _timestamp_field(values.get("deprecation"), "deprecation", fail)
     sunset = _timestamp_field(values.get("sunset"), "sunset", fail)
@@ -484,6 +497,7 @@ def rule_from_mapping(
             query_exact=flags["query_exact"],
             starts=starts,
             ends=ends,
+            phases=phases_text,
             deprecation=deprecation,
             sunset=sunset,
             links=links,
@@ -605,6 +619,7 @@ _STAND_INS: dict[str, Any] = {
     "tags": ["tag"],
     "note": "",
     "links": {"deprecation": "/"},
+    "phases": [{"starts": "2000-01-01T00:00:00Z", "status": 301}],
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 

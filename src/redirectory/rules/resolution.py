@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -76,7 +77,7 @@ def _split(url: str) -> SplitResult:
 
 def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
             public_url: str | None = None, options: EngineOptions | None = None,
-            engine: Engine | None = None) -> Resolution:
+            engine: Engine | None = None, at: datetime | None = None) -> Resolution:
     """Explain `method url` (with these request headers) against `ruleset`.
 
     `engine`, when given, is `ruleset` already compiled (callers that explain many requests
@@ -104,4 +105,4 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
         origin = forwarded_origin(lowered.get("x-forwarded-proto"), lowered["x-forwarded-host"])
     engine = engine or Engine(ruleset, options or EngineOptions())
     request = Request(method.upper(), parts.path or "/", parts.query, host, origin)
-    return Resolution(engine, request, host, engine.explain(request))
+    return Resolution(engine, request, host, engine.explain(request, at))

@@ -91,6 +91,7 @@ rules = Table(
     Column("query_exact", Boolean, nullable=False, server_default=false()),  # (0005)
     Column("starts", UTCDateTime, nullable=True),
     Column("ends", UTCDateTime, nullable=True),
+    Column("phases", Text, nullable=True),  # canonical JSON [{starts, status, cache}] (0008)
     Column("deprecation", UTCDateTime, nullable=True),  # (0007)
     Column("sunset", UTCDateTime, nullable=True),  # (0007)
     Column("links", Text, nullable=True),  # canonical JSON {relation: URL} (0007)
