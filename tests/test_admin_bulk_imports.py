@@ -177,3 +177,44 @@ def test_import_of_an_nginx_config_converts_302_to_307_with_a_warning(api: httpx
     assert found["/from-nginx"] == 301
     temp = api.get("/api/v1/rules?q=elsewhere-temp").json()["items"]
     assert [i["status"] for i in temp] == [307]
+
+
+def test_a_dry_run_answers_the_plan_and_changes_nothing(api: httpx.Client, served: ServeProcess) -> None:
+    count, rev = total(api), revision(api, served)
+    rules = "".join(f"  - from: /planned/{i}\n    to: /plan/{i}\n    status: 308\n" for i in range(28))
+    yaml = ("allowed_hosts: [plan.example.org]\nrules:\n" + rules
+            + "  - from: /planned/away\n    to: https://plan.example.org/away\n    status: 301\n"  # 301, every method: a warning
+            + "  - from: /planned/q\n    to: /plan/q\n    status: 307\n    query_match: {id: '*'}\n"
+            + "    query: {strip: [utm_*], pass: unmatched}\n")
+    r = api.post("/api/v1/rule-imports?dryRun=true", content=yaml, headers={"content-type": "application/yaml"})
+    assert r.status_code == 202 and r.json()["dryRun"] is True, r.text
+    report = wait_for_report(api, r.headers["location"]).json()
+    assert (report["status"], report["dryRun"], report["added"], report["changed"], report["removed"],
+            report["revision"]) == ("SUCCEEDED", True, 30, 0, 0, None), report
+    plan = report["plan"]
+    assert len(plan["added"]) == 20 and plan["changed"] == [] and plan["removed"] == []
+    first = plan["added"][0]
+    assert (first["index"], first["line"], first["from"], first["to"], first["status"]) == (0, 3, "/planned/0", "/plan/0", 308)
+    assert "uuid" not in first and [p["index"] for p in plan["added"]] == list(range(20))
+    assert plan["allowedHosts"] == {"before": [], "after": ["plan.example.org"]}
+    warning = next(w for w in report["metadata"]["warnings"] if "301" in w["detail"])
+    assert warning["index"] == 28 and "upload:89: status" in warning["detail"], warning  # the line of the field
+    # nothing was written: the table, its revision and the gateway are as they were
+    assert total(api) == count and revision(api, served) == rev
+    assert httpx.get(served.base + "/planned/1", follow_redirects=False).status_code == 404
+    # a plan that finds problems reports them all, with their lines, and writes nothing either
+    bad = b"rules:\n  - from: /fine\n    to: /ok\n    status: 308\n  - from: /elsewhere\n    to: /base\n    status: 308\n" \
+          b"  - from: /temp\n    to: /t\n    status: 302\n"
+    r = api.post("/api/v1/rule-imports?dryRun=true&format=yaml", content=bad, headers={"content-type": "text/plain"})
+    failed = wait_for_report(api, r.headers["location"]).json()
+    assert failed["status"] == "FAILED" and failed["added"] == 0 and failed["plan"]["added"] == []
+    details = " ".join(e["detail"] for e in failed["errors"])
+    assert "upload:10: status: 302" in details and "loop" in details and "/elsewhere (line 5)" in details, failed["errors"]
+    assert total(api) == count and revision(api, served) == rev
+    # the same file, for real: what the plan said
+    r = api.post("/api/v1/rule-imports", content=yaml, headers={"content-type": "application/yaml"})
+    done = wait_for_report(api, r.headers["location"]).json()
+    assert (done["status"], done["dryRun"], done["added"]) == ("SUCCEEDED", False, 30) and "plan" not in done
+    assert total(api) == count + 30 and revision(api, served) == rev + 1
+    wrong = api.post("/api/v1/rule-imports?dryRun=yes", content=yaml, headers={"content-type": "application/yaml"})
+    assert wrong.status_code == 400 and wrong.json()["errors"][0]["fields"] == ["dryRun"]

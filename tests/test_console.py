@@ -353,26 +353,125 @@ def test_restore_a_revision_after_seeing_what_it_undoes(console: Console) -> Non
     wait_for(lambda: console.gateway("/restore/me").status_code == 301, what="the restored rule live")
 
 
-def test_import_a_file_and_read_the_report(console: Console, tmp_path: Path) -> None:
+def test_import_shows_the_plan_first_then_cancel_or_apply(console: Console, tmp_path: Path) -> None:
     page = console.page
     good = tmp_path / "rules.csv"
     good.write_text("from,to,status,methods\n/catalog/{rest:path},/api/v2/catalog/{rest},308,\n"
                     "/exports/{id}/run,/exports/{id}/file,303,POST\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - from: /fine\n    to: /ok\n  - from: /broken\n    to: /x\n    status: 302\n")
+    count = console.api.get("/api/v1/rules").json()["metadata"]["pagination"]["totalCount"]
+    revision = console.served.health()["revision"]
     console.go("import")
     page.get_by_label("Rule file", exact=True).set_input_files(str(bad))
-    page.get_by_role("button", name="Import").click()
-    report = page.locator(".report")
-    expect(report).to_contain_text("Nothing was imported")
-    expect(report.locator(".problems").first).to_contain_text("302")
+    page.get_by_role("button", name="Show the plan").click()
+    plan = page.locator(".plan")
+    expect(plan).to_contain_text("bad.yaml cannot be imported")
+    expect(plan.locator(".problems").first).to_contain_text("upload:6: status: 302")
+    expect(plan.get_by_role("button", name=re.compile("^Apply"))).to_have_count(0)
     page.get_by_label("Rule file", exact=True).set_input_files(str(good))
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Show the plan").click()
+    expect(plan).to_contain_text("would add 2 rules")
+    rows = plan.locator("table.plan-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text("/exports/{id}/file")
+    expect(rows.nth(1)).to_contain_text("POST")
+    apply = plan.get_by_role("button", name="Apply: import 2 rules")
+    expect(apply).to_be_focused()
+    console.shot("import-plan")
+    plan.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".report")).to_contain_text("Cancelled: nothing was imported from rules.csv")
+    assert console.rule("/catalog/{rest:path}") is None  # the plan wrote nothing
+    assert console.api.get("/api/v1/rules").json()["metadata"]["pagination"]["totalCount"] == count
+    assert console.served.health()["revision"] == revision
+    page.get_by_role("button", name="Show the plan").click()
+    plan.get_by_role("button", name="Apply: import 2 rules").click()
+    report = page.locator(".report")
     expect(report).to_contain_text("2 rules added")
     expect(report).to_contain_text("SUCCEEDED")
+    expect(plan).to_be_empty()
     console.shot("import")
     assert console.rule("/catalog/{rest:path}") is not None
+    assert console.served.health()["revision"] == revision + 1
     wait_for(lambda: console.gateway("/catalog/shoes").status_code == 308, what="the imported rule live")
+
+
+def test_a_rule_with_a_query_condition_and_policy_through_the_form(console: Console) -> None:
+    page = console.page
+    console.go("rules/new")
+    page.get_by_label("Source path (from)").fill("/index.php")
+    page.get_by_label("Target (to)").fill("/about")
+    page.get_by_label("Status").select_option("308")
+    page.get_by_label("Only when the query has").fill("page_id=12")
+    expect(page.get_by_label("Strip these parameters")).to_be_hidden()
+    page.get_by_label("Query string passed on").select_option("policy")
+    page.get_by_label("Strip these parameters").fill("utm source")  # a space: not a parameter name
+    page.get_by_label("Pass on").select_option("unmatched")
+    expect(page.get_by_label("Names passed on")).to_be_hidden()
+    page.get_by_role("button", name="Create").click()
+    error = page.locator("[data-error-for=query]")
+    expect(error).to_contain_text("'utm source' is not a parameter name")
+    expect(page.get_by_label("Query string passed on")).to_be_focused()
+    console.shot("rule-query")
+    page.get_by_label("Strip these parameters").fill("utm_*, gclid")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Created")
+    row = page.locator("table.rules tbody tr", has_text="/index.php")
+    expect(row.locator(".query-cond")).to_have_text("only with ?page_id=12")
+    expect(row.locator(".query-policy")).to_have_text("query: strip gclid, utm_*; pass all but the matched ones")
+    stored = console.rule("/index.php")
+    assert stored is not None
+    assert (stored["queryMatch"], stored["query"]) == ({"page_id": "12"}, {"pass": "unmatched", "strip": ["gclid", "utm_*"]})
+    answer = wait_for(lambda: (r := console.gateway("/index.php?page_id=12&utm_source=mail&lang=en")).status_code == 308 and r,
+                      what="the gateway's 308")
+    assert answer.headers["location"] == "/about?lang=en"  # stripped, matched: not passed on
+    assert console.gateway("/index.php?page_id=13").status_code == 404  # the condition is not met
+    console.go(f"rules/edit/{stored['uuid']}")
+    expect(page.locator(".rule-summary")).to_contain_text("/index.php (only with ?page_id=12)")
+    expect(page.get_by_label("Query string passed on")).to_have_value("policy")
+    expect(page.get_by_label("Strip these parameters")).to_have_value("gclid, utm_*")
+    expect(page.get_by_label("Pass on")).to_have_value("unmatched")
+    page.get_by_label("No other query parameters allowed").check()
+    page.get_by_label("Pass on").select_option("names")
+    page.get_by_label("Names passed on").fill("lang")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Saved")
+    wait_for(lambda: console.gateway("/index.php?page_id=12&lang=en").status_code == 404, what="the exact rule live")
+    answer = console.gateway("/index.php?page_id=12&utm_medium=x")  # stripped first: still exact
+    assert answer.status_code == 308 and answer.headers["location"] == "/about"
+
+
+def test_a_rule_that_redirects_nothing(console: Console) -> None:
+    page = console.page
+    console.create(**{"from": "/legacy/{rest:path}", "to": "/current/{rest}", "status": 308})
+    wait_for(lambda: console.gateway("/legacy/health").status_code == 308, what="the pattern rule live")
+    console.go("rules/new")
+    page.get_by_label("Source path (from)").fill("/legacy/health")
+    page.get_by_label("Target (to)").fill("/left/over")  # hidden once 404 is chosen, and not sent
+    page.get_by_label("Status").select_option("404")
+    expect(page.get_by_label("Target (to)")).to_be_hidden()
+    page.get_by_label("Note").fill("the old health check is not moved")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Created")
+    row = page.locator("table.rules tbody tr", has_text="/legacy/health")
+    expect(row.locator(".not-redirected")).to_have_text("not redirected (404)")
+    wait_for(lambda: console.gateway("/legacy/health").status_code == 404, what="the 404 rule live")
+    assert console.gateway("/legacy/other").status_code == 308
+    console.go("rules?sort=updatedAt+DESC&limit=10")  # the newest: with the query rule of the test before
+    expect(page.locator("table.rules .not-redirected")).to_have_count(1)
+    console.shot("rules-query-404")
+    stored = console.rule("/legacy/health")
+    assert stored is not None and (stored["status"], stored["to"]) == (404, "")
+    console.go(f"rules/edit/{stored['uuid']}")
+    expect(page.locator(".rule-summary")).to_contain_text("404: not redirected")
+    expect(page.get_by_label("Target (to)")).to_be_hidden()
+    page.get_by_label("Status").select_option("307")
+    expect(page.get_by_label("Target (to)")).to_be_visible()
+    page.get_by_label("Status").select_option("404")
+    page.get_by_label("Note").fill("still not moved")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Saved")
+    assert console.api.get(f"/api/v1/rules/{stored['uuid']}").json()["note"] == "still not moved"
 
 
 def test_api_keys_create_shown_once_and_revoke(console: Console) -> None:
@@ -421,8 +520,9 @@ def test_the_xss_strings_stay_text_everywhere(console: Console) -> None:
     assert console.errors == [], console.errors
 
 
-def test_every_page_passes_axe(console: Console) -> None:
-    """axe-core (WCAG 2 A and AA rules) finds nothing on any page, nor on a form showing errors."""
+def test_every_page_passes_axe(console: Console, tmp_path: Path) -> None:
+    """axe-core (WCAG 2 A and AA rules) finds nothing on any page, nor on a form showing errors (with
+    every query control shown), nor on an import's plan."""
     axe_module = pytest.importorskip("axe_playwright_python.sync_playwright", reason="the browser extra installs axe")
     axe = axe_module.Axe()
     page = console.page
@@ -436,8 +536,16 @@ def test_every_page_passes_axe(console: Console) -> None:
         console.go(fragment)
         expect(page.locator(ready).first).to_be_visible()
         if fragment == "rules/new":
+            page.get_by_label("Query string passed on").select_option("policy")
+            page.get_by_label("Pass on").select_option("names")
             page.get_by_role("button", name="Create").click()
             expect(page.locator("[data-error-for=from]")).to_be_visible()
+        if fragment == "import":
+            planned = tmp_path / "axe.yaml"
+            planned.write_text("rules:\n  - from: /axe/planned\n    to: /axe/done\n    status: 301\n")
+            page.get_by_label("Rule file", exact=True).set_input_files(str(planned))
+            page.get_by_role("button", name="Show the plan").click()
+            expect(page.locator(".plan table")).to_be_visible()
         result = axe.run(page, options=options)
         assert result.response["testEngine"]["name"] == "axe-core"
         violations = result.response["violations"]

@@ -9,6 +9,12 @@ which holds what was added (or why nothing was), the new revision and the warnin
 An import adds rules (it is not a sync); it is validated together with the table and written in
 one transaction, so a failed import changes nothing. Import jobs live in the admin process's
 memory (the last 100 are kept; a restart forgets them, never the rules they wrote).
+
+`?dryRun=true` makes the same job without its write: parsed and validated with the table exactly as
+the import would be (`Store.check_add`, the store's own dry run of `Store.add`, inside the write lock
+and rolled back), and its report is the plan: what would be added (the count and the first
+`PLAN_ITEMS` rules, each with its line), the `allowed_hosts` change, every error and warning. An
+import never changes or removes rules, so the plan's `changed` and `removed` are always empty.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from fastapi.responses import JSONResponse
 
 from redirectory.admin.auth import require
 from redirectory.admin.errors import NO_STORE, ApiError, ErrorItem
-from redirectory.admin.openapi import COMMON, FILE_BODY
+from redirectory.admin.openapi import COMMON, ERROR_ITEM, FILE_BODY, RULE_INPUT
+from redirectory.admin.paging import FLAG_VALUES, query_flag
 from redirectory.admin.representation import timestamp
-from redirectory.admin.rules import _actor, problem_item
+from redirectory.admin.rules import _actor, api_value, problem_item
+from redirectory.rules.model import FIELDS
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 KEEP_JOBS = 100
+#: How many of the rules a dry run would add its report lists (the count covers them all).
+PLAN_ITEMS = 20
 CONTENT_TYPES = {
     "application/yaml": "yaml", "application/x-yaml": "yaml", "text/yaml": "yaml", "text/x-yaml": "yaml",
     "application/json": "json", "text/csv": "csv",
@@ -90,22 +100,31 @@ class ImportJob:
     added: int = 0
     warnings: list[ErrorItem] = field(default_factory=list)
     errors: list[ErrorItem] = field(default_factory=list)
+    dry_run: bool = False
+    #: A dry run's plan: the first `PLAN_ITEMS` rules it would add, and the allowed_hosts change.
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    hosts_change: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def progress(self) -> dict[str, Any]:
         return {"phase": self.phase, "done": self.done, "total": self.total}
 
     def status_json(self) -> dict[str, Any]:
-        return {"uuid": self.id, "status": self.status, "format": self.format, "createdAt": timestamp(self.created),
-                "progress": self.progress()}
+        return {"uuid": self.id, "status": self.status, "format": self.format, "dryRun": self.dry_run,
+                "createdAt": timestamp(self.created), "progress": self.progress()}
 
     def report_json(self) -> dict[str, Any]:
-        return {
-            "uuid": self.id, "status": self.status, "format": self.format,
+        report = {
+            "uuid": self.id, "status": self.status, "format": self.format, "dryRun": self.dry_run,
             "createdAt": timestamp(self.created), "finishedAt": timestamp(self.finished),
-            "added": self.added, "changed": 0, "revision": self.revision,
-            "errors": [e.to_json() for e in self.errors],
-            "metadata": {"warnings": [w.to_json() for w in self.warnings]},
+            "added": self.added, "changed": 0, "removed": 0, "revision": self.revision,
         }
+        if self.dry_run:
+            hosts = None if self.hosts_change is None else {
+                "before": list(self.hosts_change[0]), "after": list(self.hosts_change[1])}
+            report["plan"] = {"added": self.planned, "changed": [], "removed": [], "allowedHosts": hosts}
+        report["errors"] = [e.to_json() for e in self.errors]
+        report["metadata"] = {"warnings": [w.to_json() for w in self.warnings]}
+        return report
 
 
 class ImportRegistry:
@@ -143,12 +162,19 @@ def _items(problems: list[Any]) -> list[ErrorItem]:
     return items
 
 
+def planned_rule(rule: Any) -> dict[str, Any]:
+    """A rule a dry run would add, as the API writes rules (no uuid yet), with its place in the file."""
+    return {"index": rule.position, "line": rule.line, **{f.api: api_value(f, getattr(rule, f.attr)) for f in FIELDS}}
+
+
 def run_import(store: Any, job: ImportJob, text: str) -> None:
     """Parse, validate with the table, write in one transaction (or nothing); fills `job`.
 
     Every problem is reported at once: the parser's, the validator's for each rule that parsed
     (its fields, then its conflicts with the table and the rest of the file), each with `status`
-    (400 or 422) and `index`, the rule's zero-based position in the file.
+    (400 or 422) and `index`, the rule's zero-based position in the file. A dry run
+    (`job.dry_run`) takes the same steps but validates without writing (`Store.check_add`) and
+    fills the plan instead.
     """
     from redirectory.store import ChangeRefused
 
@@ -166,8 +192,8 @@ def run_import(store: Any, job: ImportJob, text: str) -> None:
 
         found: list[Any] = []
         written = False
-        if any(p.is_error for p in problems):
-            found = store.check_add(ruleset.rules, allowed_hosts=new_hosts, source="upload")  # report all at once
+        if job.dry_run or any(p.is_error for p in problems):  # report all at once; a dry run writes nothing
+            found = store.check_add(ruleset.rules, allowed_hosts=new_hosts, source="upload")
         else:
             job.phase = JobPhase.WRITING
 
@@ -185,8 +211,11 @@ def run_import(store: Any, job: ImportJob, text: str) -> None:
         if any(p.is_error for p in everything):
             job.errors = _items([p for p in everything if p.is_error])
             return
-        if written:
+        if written or job.dry_run:
             job.added, job.done = len(ruleset.rules), len(ruleset.rules)
+        if job.dry_run:
+            job.planned = [planned_rule(rule) for rule in ruleset.rules[:PLAN_ITEMS]]
+            job.hosts_change = None if new_hosts is None else (current_hosts, new_hosts)
     except Exception:  # noqa: BLE001 - reported as a failed import without internals
         import logging
 
@@ -205,6 +234,62 @@ def _registry(request: Request) -> ImportRegistry:
     return registry
 
 
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+_COMMON_PROPS: dict[str, Any] = {
+    "uuid": {"type": "string", "format": "uuid"},
+    "format": {"type": "string"},
+    "dryRun": {"type": "boolean", "description": "true: a dry run, whose report is the plan (nothing is written)"},
+    "createdAt": _TIMESTAMP,
+}
+#: A job's status (a small job may be done before its 202 is sent: any state).
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["uuid", "status", "format", "dryRun", "createdAt", "progress"],
+    "properties": {**_COMMON_PROPS, "status": {"type": "string", "enum": list(JobState)},
+                   "progress": {"type": "object", "required": ["phase", "done", "total"], "properties": {
+                       "phase": {"type": "string", "enum": list(JobPhase)},
+                       "done": {"type": "integer", "minimum": 0},
+                       "total": {"type": ["integer", "null"], "minimum": 0}}}},
+}
+_COUNT = {"type": "integer", "minimum": 0}
+_PLANNED_RULE = {
+    "type": "object", "required": ["index", "line"],
+    "description": "A rule the import would add, as the API writes rules (no uuid yet), with its place in the file",
+    "properties": {"index": {"type": "integer", "minimum": 0, "description": "Its zero-based place in the file"},
+                   "line": {"type": ["integer", "null"], "minimum": 1},
+                   **{name: schema for name, schema in RULE_INPUT["properties"].items() if name != "uuid"}},
+}
+REPORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["uuid", "status", "format", "dryRun", "createdAt", "finishedAt", "added", "changed", "removed",
+                 "revision", "errors", "metadata"],
+    "properties": {
+        **_COMMON_PROPS,
+        "status": {"type": "string", "enum": [JobState.SUCCEEDED, JobState.FAILED],
+                   "description": "FAILED: nothing was written (a dry run: the import would fail), see errors"},
+        "finishedAt": _TIMESTAMP,
+        "added": {**_COUNT, "description": "Rules added (a dry run: rules the import would add)"},
+        "changed": {**_COUNT, "description": "Always 0: an import only adds rules"},
+        "removed": {**_COUNT, "description": "Always 0: an import only adds rules"},
+        "revision": {"type": ["integer", "null"], "description": "The revision the import wrote (null: none)"},
+        "plan": {"type": "object", "required": ["added", "changed", "removed", "allowedHosts"],
+                 "description": "A dry run's plan (only in a dry run's report)",
+                 "properties": {
+                     "added": {"type": "array", "maxItems": PLAN_ITEMS, "items": _PLANNED_RULE,
+                               "description": f"The first {PLAN_ITEMS} rules the import would add"},
+                     "changed": {"type": "array", "maxItems": 0}, "removed": {"type": "array", "maxItems": 0},
+                     "allowedHosts": {"type": ["object", "null"], "required": ["before", "after"], "properties": {
+                         "before": {"type": "array", "items": {"type": "string"}},
+                         "after": {"type": "array", "items": {"type": "string"}}}}}},
+        "errors": {"type": "array", "items": ERROR_ITEM},
+        "metadata": {"type": "object", "properties": {"warnings": {"type": "array", "items": ERROR_ITEM}}},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
 _SELF = {"required": True, "description": "This status resource",
          "schema": {"type": "string", "format": "uri-reference"},
          "example": "/api/v1/rule-imports/3e1d5f6a-0c2b-4d7e-9f10-2a3b4c5d6e7f"}
@@ -213,13 +298,19 @@ _REPORT = {"required": True, "description": "The import's report",
            "example": "/api/v1/rule-imports/3e1d5f6a-0c2b-4d7e-9f10-2a3b4c5d6e7f/report"}
 
 
-@router.post("/rule-imports", status_code=202, summary="Import a rule file (long-running)",
-             dependencies=[Depends(require("write"))], openapi_extra=FILE_BODY)
+@router.post("/rule-imports", status_code=202, summary="Import a rule file, or plan its import (long-running)",
+             dependencies=[Depends(require("write"))], openapi_extra=FILE_BODY,
+             responses={202: {"description": "Started: poll the status resource at Location",
+                              "headers": {"Location": _SELF}, "content": _json(STATUS_SCHEMA)}})
 async def start_import(
     request: Request,
     fmt: Annotated[str | None, Query(alias="format", description="The file's format (empty or absent: from the "
                                      "Content-Type)", json_schema_extra={"enum": [*_formats(), ""]})] = None,
+    dry_run: Annotated[str | None, Query(alias="dryRun", description="true: write nothing; the report is the plan "
+                                         "(what would be added, every problem)", json_schema_extra={
+                                             "enum": [*FLAG_VALUES, ""]})] = None,
 ) -> JSONResponse:
+    dry = query_flag(dry_run, "dryRun") is True
     formats = _formats()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     chosen = fmt or CONTENT_TYPES.get(ctype)
@@ -234,7 +325,7 @@ async def start_import(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ApiError.one(400, "encoding", f"The file is not valid UTF-8 (byte offset {exc.start})") from None
-    job = ImportJob(id=str(uuid.uuid4()), format=chosen, actor=_actor(request))
+    job = ImportJob(id=str(uuid.uuid4()), format=chosen, actor=_actor(request), dry_run=dry)
     _registry(request).add(job)
     threading.Thread(target=run_import, args=(request.app.state.store, job, text),
                      name=f"import-{job.id}", daemon=True).start()
@@ -244,7 +335,8 @@ async def start_import(
 
 @router.api_route("/rule-imports/{job_id}", methods=["GET", "HEAD"], summary="An import's status",
                   dependencies=[Depends(require("read"))], response_model=None,
-                  responses={202: {"description": "Still running, with progress", "headers": {"Location": _SELF}},
+                  responses={202: {"description": "Still running, with progress", "headers": {"Location": _SELF},
+                                   "content": _json(STATUS_SCHEMA)},
                              303: {"description": "Finished: GET the report at Location",
                                    "headers": {"Location": _REPORT},
                                    "links": {"report": {
@@ -263,8 +355,10 @@ def import_status(job_id: str, request: Request) -> Response:
     return Response(status_code=303, headers={"location": f"/api/v1/rule-imports/{job.id}/report", **NO_STORE})
 
 
-@router.api_route("/rule-imports/{job_id}/report", methods=["GET", "HEAD"], summary="What an import did",
-                  dependencies=[Depends(require("read"))])
+@router.api_route("/rule-imports/{job_id}/report", methods=["GET", "HEAD"],
+                  summary="What an import did (a dry run: the plan)", dependencies=[Depends(require("read"))],
+                  responses={200: {"description": "The report (a dry run's: the plan)",
+                                   "content": _json(REPORT_SCHEMA)}})
 def import_report(job_id: str, request: Request) -> JSONResponse:
     job = _registry(request).get(job_id)
     if job is None:

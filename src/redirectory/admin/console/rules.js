@@ -9,7 +9,10 @@ import {
 } from './dom.js';
 
 const STATUSES = [[301, '301 Moved Permanently'], [308, '308 Permanent Redirect'], [307, '307 Temporary Redirect'],
-  [303, '303 See Other']];
+  [303, '303 See Other'], [404, '404 Not redirected']];
+const NOT_REDIRECTED = 404;
+/** Fields of a rule's representation the server assigns: never sent back. */
+const READ_ONLY = new Set(['uuid', 'position', 'revision', 'createdAt', 'updatedAt', 'metadata']);
 const SORTABLE = { from: 'Source', to: 'Target', status: 'Status', priority: 'Priority', updatedAt: 'Updated' };
 const FILTERS = ['q', 'status', 'method', 'host', 'tag', 'enabled'];
 let flash = null;
@@ -41,6 +44,41 @@ function hostOf(rule) {
   const source = rule.from || '';
   if (source.startsWith('//')) return source.slice(2).split('/')[0];
   return 'any';
+}
+
+/** `{page_id: '1', ref: '*'}` as the form and the table write it: page_id=1&ref=*. */
+function queryMatchText(match) {
+  return match ? new URLSearchParams(match).toString().replaceAll('%2A', '*') : '';
+}
+
+/** The rule's query conditions in words, or null when it has none. */
+export function conditionText(rule) {
+  if (rule.queryMatch && Object.keys(rule.queryMatch).length) {
+    return `only with ?${queryMatchText(rule.queryMatch)}${rule.queryExact ? ' and no other parameter' : ''}`;
+  }
+  return rule.queryExact ? 'only without a query' : null;
+}
+
+const PASS_WORDS = { all: 'the others', none: 'none', unmatched: 'all but the matched ones' };
+
+/** The rule's query policy in words (null for `keep`, the default). */
+export function policyText(query) {
+  if (!query || query === 'keep') return null;
+  if (query === 'drop') return 'query: dropped';
+  if (typeof query !== 'object') return `query: ${query}`;
+  const passes = query.pass ?? 'all';
+  const parts = [];
+  if (query.strip && query.strip.length) parts.push(`strip ${query.strip.join(', ')}`);
+  parts.push(`pass ${Array.isArray(passes) ? `only ${passes.join(', ')}` : PASS_WORDS[passes] || passes}`);
+  return `query: ${parts.join('; ')}`;
+}
+
+function targetCell(rule) {
+  if (rule.status === NOT_REDIRECTED) {
+    return h('td', null, h('span', { class: 'not-redirected' }, 'not redirected (404)'));
+  }
+  const policy = policyText(rule.query);
+  return h('td', null, h('code', { class: 'target' }, rule.to), policy ? h('span', { class: 'query-policy' }, policy) : null);
 }
 
 function windowText(rule) {
@@ -110,8 +148,9 @@ async function renderList(main, params, ctx, stale) {
     const stat = hits.get(rule.uuid);
     body.append(h('tr', { 'data-uuid': rule.uuid },
       h('td', null, h('code', { class: 'source' }, sourceText(rule)),
+        conditionText(rule) ? h('span', { class: 'query-cond' }, conditionText(rule)) : null,
         rule.note ? h('span', { class: 'note' }, rule.note) : null),
-      h('td', null, h('code', { class: 'target' }, rule.to)),
+      targetCell(rule),
       h('td', null, String(rule.status), rule.enabled ? null : h('span', { class: 'badge' }, ' disabled')),
       h('td', null, rule.methods ? rule.methods.join(', ') : 'any'),
       h('td', null, hostOf(rule)),
@@ -154,7 +193,7 @@ async function deleteRule(rule, etag) {
   const ok = await confirmDialog('Delete this rule?', [
     h('p', null, 'The gateway stops answering it within a second. The history keeps it: a restore brings it back.'),
     h('dl', null, h('dt', null, 'Source'), h('dd', null, h('code', null, sourceText(rule))),
-      h('dt', null, 'Target'), h('dd', null, h('code', null, rule.to)),
+      h('dt', null, 'Target'), h('dd', null, rule.status === NOT_REDIRECTED ? 'not redirected (404)' : h('code', null, rule.to)),
       h('dt', null, 'Status'), h('dd', null, String(rule.status))),
   ], 'Delete');
   if (!ok) return;
@@ -174,12 +213,12 @@ async function deleteRule(rule, etag) {
 const FORM_FIELDS = [
   ['from', 'Source path (from)', 'A path pattern: /old/{id} (one segment), /old/{rest:path} (the rest); //host/path for one host.'],
   ['fromRegex', 'Or a source regular expression (fromRegex)', 'RE2 syntax, instead of a path pattern.'],
+  ['status', 'Status', '404: the rule redirects nothing (it keeps its requests from other rules), and has no target.'],
   ['to', 'Target (to)', 'A path or an absolute URL; may use the placeholders of the source: /new/{id}.'],
-  ['status', 'Status', null],
   ['methods', 'Methods', 'Comma-separated (GET, HEAD); empty: every method.'],
-  ['query', 'Query string', null],
   ['queryMatch', 'Only when the query has', 'name=value pairs joined with &; * for any value (ref=*). Empty: any query.'],
-  ['queryExact', 'No other query parameters allowed', null],
+  ['queryExact', 'No other query parameters allowed', 'Without the condition above: only requests without a query.'],
+  ['query', 'Query string passed on', null],
   ['starts', 'Active from', 'RFC 3339 (2026-12-01T00:00:00Z); empty: now.'],
   ['ends', 'Active until', 'RFC 3339; empty: no end.'],
   ['cache', 'Cache max-age (seconds)', 'For 301 and 308; empty: the gateway default.'],
@@ -194,18 +233,17 @@ function control(name, rule) {
   const value = rule ? rule[name] : null;
   switch (name) {
     case 'status': return select(STATUSES, value ?? 301);
-    case 'query': return select([['keep', 'keep: pass the request\'s query on'], ['drop', 'drop: leave it out']], value ?? 'keep');
     case 'queryExact': case 'caseInsensitive': case 'enabled':
       return h('input', { type: 'checkbox', checked: name === 'enabled' ? value !== false : Boolean(value) });
     case 'methods': case 'tags': return input({ value: value ? value.join(', ') : '' });
-    case 'queryMatch': return input({ value: value ? new URLSearchParams(value).toString().replaceAll('%2A', '*') : '' });
+    case 'queryMatch': return input({ value: queryMatchText(value) });
     case 'note': return h('textarea', { rows: 2, value: value ?? '' });
     case 'cache': case 'priority': return input({ value: value ?? '', inputmode: 'numeric', size: 10 });
     default: return input({ value: value ?? '' });
   }
 }
 
-function readForm(form) {
+function readForm(form, loaded) {
   const get = (name) => form.elements[name];
   const text = (name) => get(name).value.trim();
   const list = (name) => text(name) ? text(name).split(',').map((s) => s.trim()).filter(Boolean) : null;
@@ -214,13 +252,16 @@ function readForm(form) {
     if (!raw) return null;
     return /^-?\d+$/.test(raw) ? Number(raw) : raw;  // anything else: the API says what is wrong with it
   };
+  const status = Number(get('status').value);
   const body = {
+    // PUT replaces the whole rule: the fields this form does not show are sent back as they were
+    ...Object.fromEntries(Object.entries(loaded || {}).filter(([name]) => !READ_ONLY.has(name) && !FORM_NAMES.has(name))),
     from: text('from') || null,
     fromRegex: text('fromRegex') || null,
-    to: get('to').value.trim(),
-    status: Number(get('status').value),
+    to: status === NOT_REDIRECTED ? '' : get('to').value.trim(),  // a rule that redirects nothing has no target
+    status,
     methods: list('methods'),
-    query: get('query').value,
+    query: readQuery(form),
     queryMatch: text('queryMatch') ? Object.fromEntries(new URLSearchParams(text('queryMatch'))) : null,
     queryExact: get('queryExact').checked,
     starts: text('starts') || null,
@@ -238,11 +279,90 @@ function readForm(form) {
 
 function fillForm(form, rule) {
   for (const [name] of FORM_FIELDS) {
+    if (name === 'query') {
+      setQuery(form, rule.query);
+      continue;
+    }
     const fresh = control(name, rule);
     const current = form.elements[name];
     if (current.type === 'checkbox') current.checked = fresh.checked;
     else current.value = fresh.value;
   }
+  showTarget(form);
+}
+
+// -- the query policy: keep | drop | {strip: [...], pass: all|none|unmatched|[names]} ------------
+
+const FORM_NAMES = new Set(FORM_FIELDS.map(([name]) => name));
+const names = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** The query controls in one group: the conditions (`rows`), then what to do with the query and, for a
+ * policy, what to strip and what to pass. */
+function queryFields(rows) {
+  const mode = field('Query string passed on', select([['keep', 'keep: pass the request\'s query on'],
+    ['drop', 'drop: leave it out'], ['policy', 'a policy: strip, pass some']], 'keep'), {
+    name: 'query', hint: 'Which of the request\'s query parameters reach the target (merged into its query).' });
+  const strip = field('Strip these parameters', input({ placeholder: 'utm_*, gclid' }), {
+    name: 'queryStrip', hint: 'Comma-separated; a trailing * matches any end. Taken out first: never matched, never passed.' });
+  const pass = field('Pass on', select([['all', 'all the others'], ['none', 'none'],
+    ['unmatched', 'all but those the condition names'], ['names', 'only the names below']], 'all'), { name: 'queryPass' });
+  const only = field('Names passed on', input({ placeholder: 'q, page' }), { name: 'queryPassNames', hint: 'Comma-separated.' });
+  const group = h('fieldset', { class: 'field wide query-policy' }, h('legend', null, 'Query string'),
+    h('div', { class: 'grid' }, rows, mode.row, strip.row, pass.row, only.row), mode.error);  // its errors below the group
+  mode.input.addEventListener('change', () => syncQuery(group));
+  pass.input.addEventListener('change', () => syncQuery(group));
+  return group;
+}
+
+function syncQuery(scope) {
+  const get = (name) => scope.querySelector(`[name="${name}"]`);
+  const policy = get('query').value === 'policy';
+  get('queryStrip').closest('.field').hidden = !policy;
+  get('queryPass').closest('.field').hidden = !policy;
+  get('queryPassNames').closest('.field').hidden = !policy || get('queryPass').value !== 'names';
+}
+
+function setQuery(form, value) {
+  const get = (name) => form.elements[name];
+  const policy = value && typeof value === 'object';
+  get('query').value = policy ? 'policy' : (value || 'keep');
+  get('queryStrip').value = policy && value.strip ? value.strip.join(', ') : '';
+  const passes = policy ? value.pass ?? 'all' : 'all';
+  get('queryPass').value = Array.isArray(passes) ? 'names' : passes;
+  get('queryPassNames').value = Array.isArray(passes) ? passes.join(', ') : '';
+  syncQuery(form);
+}
+
+function readQuery(form) {
+  const get = (name) => form.elements[name];
+  const mode = get('query').value;
+  if (mode !== 'policy') return mode;
+  const out = {};
+  const strip = names(get('queryStrip').value);
+  if (strip.length) out.strip = strip;
+  out.pass = get('queryPass').value === 'names' ? names(get('queryPassNames').value) : get('queryPass').value;
+  return out;  // the API says what is wrong with it (an empty list, a bad name), next to the group
+}
+
+/** A 404 rule redirects nothing: its target is hidden and disabled (and sent empty). */
+function showTarget(form) {
+  const none = Number(form.elements.status.value) === NOT_REDIRECTED;
+  const to = form.elements.to;
+  to.disabled = none;
+  to.closest('.field').hidden = none;
+}
+
+/** The rule in a few words: what it matches, and what the gateway answers. */
+function summary(rule) {
+  const condition = conditionText(rule);
+  const policy = policyText(rule.query);
+  return h('dl', { class: 'facts rule-summary' },
+    h('dt', null, 'Source'), h('dd', null, h('code', null, sourceText(rule)), condition ? ` (${condition})` : null),
+    h('dt', null, 'Methods'), h('dd', null, rule.methods ? rule.methods.join(', ') : 'any'),
+    h('dt', null, 'Answer'), h('dd', null, rule.status === NOT_REDIRECTED
+      ? '404: not redirected (answered as if no rule matched)'
+      : [`${rule.status} to `, h('code', null, rule.to), policy ? ` (${policy})` : ' (query kept)']),
+    h('dt', null, 'Active'), h('dd', null, `${windowText(rule)}${rule.enabled ? '' : ', but disabled'}`));
 }
 
 async function renderForm(main, uuid, params, stale) {
@@ -262,10 +382,16 @@ async function renderForm(main, uuid, params, stale) {
   const conflict = h('div', { class: 'conflict' });
   form.append(h('div', { class: 'form-errors', tabindex: '-1' }));
   const grid = h('div', { class: 'grid' });
+  const conditions = [];
   for (const [name, label, hint] of FORM_FIELDS) {
+    if (name === 'query') {
+      grid.append(queryFields(conditions));
+      continue;
+    }
     const f = field(label, control(name, rule), { name, hint });
     if (name === 'note' || name === 'to' || name === 'from') f.row.classList.add('wide');
-    grid.append(f.row);
+    if (name === 'queryMatch' || name === 'queryExact') conditions.push(f.row);
+    else grid.append(f.row);
   }
   form.append(grid, h('p', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, uuid ? 'Save' : 'Create'), ' ',
     h('a', { href: '#/rules' }, 'Cancel')));
@@ -273,7 +399,7 @@ async function renderForm(main, uuid, params, stale) {
     event.preventDefault();
     clearErrors(form);
     conflict.replaceChildren();
-    const body = readForm(form);
+    const body = readForm(form, uuid ? rule : null);
     try {
       const answer = uuid
         ? await api('PUT', `/api/v1/rules/${uuid}`, { body, headers: { 'If-Match': etag } })
@@ -292,16 +418,25 @@ async function renderForm(main, uuid, params, stale) {
         });
         return;
       }
-      showErrors(form, error, error.status === 422
-        ? 'This rule conflicts with the table (422): see the field marked below.'
-        : `The rule is not valid (${error.status}): see the fields marked below.`);
+      showErrors(form, error, error.status === 422  // showErrors adds "see the fields marked below" or the others
+        ? 'This rule conflicts with the table (422):' : `The rule is not valid (${error.status}):`);
       announce('The rule was not saved: errors are shown next to the fields.');
     }
   });
+  form.elements.status.addEventListener('change', () => showTarget(form));
   fill(main, h('h1', { id: 'form-title' }, title), uuid
-    ? h('p', null, 'Rule ', h('code', null, uuid), ` (revision ${rule.revision}, updated ${when(rule.updatedAt)}).`) : null,
+    ? [h('p', null, 'Rule ', h('code', null, uuid), ` (revision ${rule.revision}, updated ${when(rule.updatedAt)}).`), summary(rule)]
+    : null,
   conflict, form);
+  setQuery(form, rule.query);
+  showTarget(form);
   form.elements.from.focus();
+}
+
+/** A value as JSON with its keys sorted (a query policy's keys come back sorted). */
+function canonical(value) {
+  return JSON.stringify(value ?? null, (key, v) => (v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
 }
 
 /** 412: someone changed the rule since the form was loaded. Show their version beside ours. */
@@ -311,8 +446,8 @@ async function showConflict(form, box, uuid, mine, adopt) {
   const currentEtag = answer.headers.get('etag');
   const rows = [];
   for (const [name, label] of FORM_FIELDS) {
-    const theirs = JSON.stringify(current[name] ?? null);
-    const ours = JSON.stringify(mine[name] ?? null);
+    const theirs = canonical(current[name]);
+    const ours = canonical(mine[name]);
     if (theirs === ours) continue;
     rows.push(h('tr', { class: 'differs' },
       h('th', { scope: 'row' }, label), h('td', null, h('code', null, theirs)), h('td', null, h('code', null, ours))));
