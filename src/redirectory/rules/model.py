@@ -111,16 +111,17 @@ FIELDS: tuple[Field, ...] = (
     Field("methods", "methods", "methods", limit=FieldLimit(32, items=64), text=True, is_list=True,
           api="methods"),
     Field("query", "query", "query", default="keep", text=True, api="query"),
-    Field("query_match", "query_match", "querymatch", limit=FieldLimit(2048), text=True, api="queryMatch"),
+    # structured fields (query_match, phases, links) are bounded by their modules (items and sizes)
+    Field("query_match", "query_match", "querymatch", text=True, api="queryMatch"),
     Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
     # later statuses, each from its own start (`phases`)
-    Field("phases", "phases", "phases", limit=FieldLimit(4096), api="phases"),
+    Field("phases", "phases", "phases", api="phases"),
     # an endpoint's lifecycle, sent as headers (`lifecycle`)
     Field("deprecation", "deprecation", "timestamp", api="deprecation"),
     Field("sunset", "sunset", "timestamp", api="sunset"),
-    Field("links", "links", "links", limit=FieldLimit(8192), text=True, api="links"),
+    Field("links", "links", "links", text=True, api="links"),
     Field("cache", "cache", "seconds", api="cache"),
     Field("priority", "priority", "integer", default=0, api="priority"),
     Field("case_insensitive", "case_insensitive", "flag", default=False, api="caseInsensitive"),

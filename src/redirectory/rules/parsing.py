@@ -372,7 +372,8 @@ def rule_from_mapping(
         fail("query", "query.invalid", str(exc))
     else:
         if len(query) > _QUERY_POLICY_SIZE:
-            fail("query", "too-long", f"must be at most {_QUERY_POLICY_SIZE} bytes as canonical JSON, got {len(query)}")
+            fail("query", "too-long",
+                 f"must be at most {_QUERY_POLICY_SIZE} bytes as canonical JSON, got {len(query)}")
 
     # query conditions
     query_match: str | None = None
@@ -382,11 +383,6 @@ def rule_from_mapping(
             query_match = querymatch.canonical(querymatch.parse(raw_match))
         except querymatch.QueryMatchError as exc:
             fail("query_match", "query_match.invalid", str(exc))
-        else:
-            limit = FIELD_LIMITS["query_match"]
-            if len(query_match.encode()) > limit.size:
-                fail("query_match", "too-long", f"must be at most {limit.size} bytes written as name=value&..., "
-                     f"got {len(query_match.encode())}")
 
     # window
     starts = _timestamp_field(values.get("starts"), "starts", fail)
@@ -611,15 +607,12 @@ def _fast_rule(
 # -- limits ---------------------------------------------------------------------------------------
 #: What takes the place of a field over its limit (the rule is refused all the same).
 _STAND_INS: dict[str, Any] = {
-    "query_match": "a=*",
     "from": "/",
     "from_regex": "^/$",
     "to": "/",
     "methods": ["GET"],
     "tags": ["tag"],
     "note": "",
-    "links": {"deprecation": "/"},
-    "phases": [{"starts": "2000-01-01T00:00:00Z", "status": 301}],
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 

@@ -27,8 +27,10 @@ from urllib.parse import quote, unquote_plus
 
 #: The value that means "present, with any value".
 ANY = "*"
-#: Most conditions one rule may hold (a rule is not a query-string database).
+#: Most conditions one rule may hold (a rule is not a query-string database), and the most
+#: characters of one name or value.
 MAX_CONDITIONS = 32
+MAX_TEXT = 256
 #: Query parameters a request is read for at most (the rest are ignored, as servers cap them).
 MAX_REQUEST_PARAMETERS = 256
 
@@ -57,6 +59,8 @@ def canonical(conditions: Conditions) -> str:
 @functools.lru_cache(maxsize=4096)
 def parse_text(text: str) -> Conditions:
     """Conditions from their text form `name=value&name=*` (a name alone is `name=*`)."""
+    if len(text) > 3 * MAX_CONDITIONS * (2 * MAX_TEXT + 2):  # percent-encoded at most: no more to read
+        raise QueryMatchError(f"is too long: at most {MAX_CONDITIONS} parameters of {MAX_TEXT} characters")
     pairs: list[tuple[str, str]] = []
     for piece in text.split("&"):
         if not piece:
@@ -102,6 +106,9 @@ def _checked(pairs: list[tuple[str, str]]) -> Conditions:
         )
     if len(pairs) > MAX_CONDITIONS:
         raise QueryMatchError(f"names {len(pairs)} parameters; at most {MAX_CONDITIONS}")
+    for name, value in pairs:
+        if len(name) > MAX_TEXT or len(value) > MAX_TEXT:
+            raise QueryMatchError(f"a parameter name or value is longer than {MAX_TEXT} characters")
     seen: set[str] = set()
     for name, _value in pairs:
         if name in seen:
