@@ -491,7 +491,7 @@ def _print_plan(plan: Plan, verbose: bool, console: Console) -> None:
 
 def _describe(rule: Rule) -> str:
     methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
-    return f"{rule.from_text}{methods} -> {rule.status} {rule.to}"
+    return f"{rule.from_text}{methods} -> {rule.status} {rule.to or '(not redirected)'}"
 
 
 def _diff(before: Rule, after: Rule) -> list[tuple[str, object, object]]:
@@ -842,7 +842,8 @@ def _why(rule: Rule, engine: object) -> str:
         kind = f"pattern with {pattern.literal_count} literal segment(s)" + (
             " and a {name:path} tail" if pattern.tail else "")
     extra = f", priority {rule.priority}" if rule.priority else ""
-    return f"{kind}, {scope}{extra}; method and window accepted"
+    accepted = "method, window and query conditions" if rule.has_query_conditions else "method and window"
+    return f"{kind}, {scope}{extra}; {accepted} accepted"
 
 
 def _rule_json(rule: Rule | None) -> dict[str, object] | None:

@@ -43,7 +43,7 @@ def rule_name(rule: Rule) -> str:
     """`FROM [METHODS] -> STATUS TO (rule ID)`, or `(rule #N)` for a rule without an id."""
     methods = f" [{', '.join(rule.methods)}]" if rule.methods else ""
     which = f"rule {rule.id}" if rule.id else f"rule #{rule.position + 1}"
-    return f"{rule.from_text}{methods} -> {rule.status} {rule.to} ({which})"
+    return f"{rule.from_text}{methods} -> {rule.status} {rule.to or '(not redirected)'} ({which})"
 
 
 def skip_problem(rule: Rule, skip: Skip, fmt: str = "nginx") -> Problem:
