@@ -156,8 +156,8 @@ def test_console_is_served_with_a_strict_policy(served: ServeProcess) -> None:
         assert scripts and all(attrs.get("src") for attrs in scripts), "an inline script"
         assert not any(tag == "style" or "style" in attrs for tag, attrs in parser.tags), "an inline style"
         assert not re.search(r"(?i)\b(https?:)?//", page.text), "the page names another host"
-        for name in ("console.js", "api.js", "dom.js", "rules.js", "resolve.js", "traffic.js", "history.js", "import.js",
-                     "keys.js", "console.css"):
+        for name in ("console.js", "api.js", "dom.js", "rules.js", "lifecycle.js", "resolve.js", "traffic.js", "history.js",
+                     "import.js", "keys.js", "console.css"):
             asset = client.get(f"/console/{name}")
             assert asset.status_code == 200, name
             kind = "text/css" if name.endswith(".css") else "text/javascript"
@@ -474,6 +474,69 @@ def test_a_rule_that_redirects_nothing(console: Console) -> None:
     assert console.api.get(f"/api/v1/rules/{stored['uuid']}").json()["note"] == "still not moved"
 
 
+
+def test_a_rule_with_a_phase_and_a_sunset_through_the_form(console: Console) -> None:
+    page = console.page
+    console.go("rules/new")
+    page.get_by_label("Source path (from)").fill("/api/v0/{rest:path}")
+    page.get_by_label("Target (to)").fill("/api/v3/{rest}")
+    page.get_by_label("Status", exact=True).select_option("307")
+    page.get_by_role("button", name="Add a phase").click()  # the keyboard's way too: the new row takes the focus
+    starts = page.get_by_label("Starts (UTC), phase 1")
+    expect(starts).to_be_focused()
+    starts.fill("2020-01-01T00:00")  # already started: the gateway answers with the phase
+    page.get_by_label("Status, phase 1").select_option("308")
+    page.get_by_label("Sunset (UTC)").fill("2027-06-01T00:00")
+    page.get_by_role("button", name="Add a link").click()
+    page.get_by_label("Relation, link 1").fill("successor-version")
+    page.get_by_label("URL, link 1").fill("/api/v3")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Created")
+    row = page.locator("table.rules tbody tr", has_text="/api/v0/{rest:path}")
+    expect(row.locator(".phases-text")).to_have_text("308 from 2020-01-01")
+    expect(row.locator(".lifecycle-text")).to_have_text("sunset 2027-06-01")
+    stored = console.rule("/api/v0/{rest:path}")
+    assert stored is not None
+    assert (stored["status"], stored["phases"], stored["sunset"], stored["links"]) == (
+        307, [{"starts": "2020-01-01T00:00:00Z", "status": 308}], "2027-06-01T00:00:00Z", {"successor-version": "/api/v3"})
+    answer = wait_for(lambda: (r := console.gateway("/api/v0/users/7", "POST")).status_code == 308 and r,
+                      what="the gateway's 308 of the phase")
+    assert answer.headers["location"] == "/api/v3/users/7"
+    assert answer.headers["sunset"] == "Tue, 01 Jun 2027 00:00:00 GMT"
+    assert '</api/v3>; rel="successor-version"' in answer.headers["link"]
+    console.go(f"rules/edit/{stored['uuid']}")
+    expect(page.locator(".rule-summary")).to_contain_text("308 from 2020-01-01")
+    expect(page.get_by_label("Starts (UTC), phase 1")).to_have_value("2020-01-01T00:00")
+    expect(page.get_by_label("Sunset (UTC)")).to_have_value("2027-06-01T00:00")
+    expect(page.get_by_label("URL, link 1")).to_have_value("/api/v3")
+    console.shot("rule-lifecycle")
+
+
+def test_phases_out_of_order_show_the_error_beside_the_group(console: Console) -> None:
+    page = console.page
+    stored = console.rule("/api/v0/{rest:path}")
+    if stored is None:  # run alone
+        stored = console.create(**{"from": "/api/v0/{rest:path}", "to": "/api/v3/{rest}", "status": 307})
+    console.go(f"rules/edit/{stored['uuid']}")
+    page.get_by_role("button", name="Add a phase").click()
+    page.get_by_role("button", name="Add a phase").click()
+    last = len(stored["phases"] or []) + 2
+    page.get_by_label(f"Starts (UTC), phase {last - 1}").fill("2028-01-01T00:00")
+    page.get_by_label(f"Starts (UTC), phase {last}").fill("2027-01-01T00:00")  # earlier than the one before
+    page.get_by_role("button", name="Save").click()
+    error = page.locator("fieldset.phases [data-error-for=phases]")
+    expect(error).to_contain_text("list the phases in time order")
+    group = page.get_by_role("group", name="Phases")
+    expect(group).to_have_attribute("aria-invalid", "true")
+    expect(group).to_be_focused()
+    console.shot("rule-phases-invalid")
+    page.get_by_role("button", name=f"Remove phase {last}").click()  # the focus goes to the row now last
+    expect(page.get_by_label(f"Starts (UTC), phase {last - 1}")).to_be_focused()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".notice-ok")).to_contain_text("Saved")
+    phases = console.api.get(f"/api/v1/rules/{stored['uuid']}").json()["phases"]
+    assert phases[-1] == {"starts": "2028-01-01T00:00:00Z", "status": 308}
+
 def test_api_keys_create_shown_once_and_revoke(console: Console) -> None:
     page = console.page
     console.go("keys")
@@ -538,6 +601,8 @@ def test_every_page_passes_axe(console: Console, tmp_path: Path) -> None:
         if fragment == "rules/new":
             page.get_by_label("Query string passed on").select_option("policy")
             page.get_by_label("Pass on").select_option("names")
+            page.get_by_role("button", name="Add a phase").click()  # a phase row and a link row, checked too
+            page.get_by_role("button", name="Add a link").click()
             page.get_by_role("button", name="Create").click()
             expect(page.locator("[data-error-for=from]")).to_be_visible()
         if fragment == "import":

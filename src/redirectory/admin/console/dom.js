@@ -173,7 +173,7 @@ export function showErrors(form, error, title) {
   const general = [];
   let first = null;
   for (const item of items) {
-    const name = item.fields && item.fields[0] ? item.fields[0].split('.')[0] : null;
+    const name = item.fields && item.fields[0] ? item.fields[0].split(/[.[]/)[0] : null;
     const slot = name ? form.querySelector(`.field-error[data-error-for="${CSS.escape(name)}"]`) : null;
     if (!slot) {
       general.push(item);

@@ -7,6 +7,7 @@ import {
   announce, button, clearErrors, confirmDialog, detailText, field, fill, h, input, notice, route, select, showErrors,
   when,
 } from './dom.js';
+import { LIFECYCLE_FIELDS, lifecycleFields, lifecycleText, linksText, phasesText } from './lifecycle.js';
 
 const STATUSES = [[301, '301 Moved Permanently'], [308, '308 Permanent Redirect'], [307, '307 Temporary Redirect'],
   [303, '303 See Other'], [404, '404 Not redirected']];
@@ -87,6 +88,15 @@ function windowText(rule) {
   return rule.starts ? `from ${when(rule.starts)}` : `until ${when(rule.ends)}`;
 }
 
+/** The Window cell: when the rule is active, then its later phases and its lifecycle, in words. */
+function windowCell(rule) {
+  const phases = phasesText(rule);
+  const lifecycle = lifecycleText(rule);
+  return h('td', null, windowText(rule),
+    phases ? h('span', { class: 'phases-text' }, phases) : null,
+    lifecycle ? h('span', { class: 'lifecycle-text' }, lifecycle) : null);
+}
+
 async function hitsByRule() {
   try {
     const { data } = await api('GET', '/api/v1/stats/rules', { query: { limit: 1000, unused: false } });
@@ -154,7 +164,7 @@ async function renderList(main, params, ctx, stale) {
       h('td', null, String(rule.status), rule.enabled ? null : h('span', { class: 'badge' }, ' disabled')),
       h('td', null, rule.methods ? rule.methods.join(', ') : 'any'),
       h('td', null, hostOf(rule)),
-      h('td', null, windowText(rule)),
+      windowCell(rule),
       h('td', { class: 'number' }, stat ? String(stat.hits) : '0'),
       h('td', null, stat ? when(stat.lastHit) : 'never'),
       h('td', null, rule.tags.length ? rule.tags.join(', ') : '—'),
@@ -243,7 +253,7 @@ function control(name, rule) {
   }
 }
 
-function readForm(form, loaded) {
+function readForm(form, loaded, lifecycle) {
   const get = (name) => form.elements[name];
   const text = (name) => get(name).value.trim();
   const list = (name) => text(name) ? text(name).split(',').map((s) => s.trim()).filter(Boolean) : null;
@@ -272,12 +282,13 @@ function readForm(form, loaded) {
     enabled: get('enabled').checked,
     tags: list('tags') || [],
     note: get('note').value || null,
+    ...lifecycle.read(),
   };
   if (body.from === null && body.fromRegex === null) body.from = '';  // the API names the missing source
   return body;
 }
 
-function fillForm(form, rule) {
+function fillForm(form, rule, lifecycle) {
   for (const [name] of FORM_FIELDS) {
     if (name === 'query') {
       setQuery(form, rule.query);
@@ -288,12 +299,13 @@ function fillForm(form, rule) {
     if (current.type === 'checkbox') current.checked = fresh.checked;
     else current.value = fresh.value;
   }
+  lifecycle.set(rule);
   showTarget(form);
 }
 
 // -- the query policy: keep | drop | {strip: [...], pass: all|none|unmatched|[names]} ------------
 
-const FORM_NAMES = new Set(FORM_FIELDS.map(([name]) => name));
+const FORM_NAMES = new Set([...FORM_FIELDS, ...LIFECYCLE_FIELDS].map(([name]) => name));
 const names = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
 
 /** The query controls in one group: the conditions (`rows`), then what to do with the query and, for a
@@ -362,7 +374,10 @@ function summary(rule) {
     h('dt', null, 'Answer'), h('dd', null, rule.status === NOT_REDIRECTED
       ? '404: not redirected (answered as if no rule matched)'
       : [`${rule.status} to `, h('code', null, rule.to), policy ? ` (${policy})` : ' (query kept)']),
-    h('dt', null, 'Active'), h('dd', null, `${windowText(rule)}${rule.enabled ? '' : ', but disabled'}`));
+    h('dt', null, 'Active'), h('dd', null, `${windowText(rule)}${rule.enabled ? '' : ', but disabled'}`),
+    phasesText(rule) ? [h('dt', null, 'Later'), h('dd', null, phasesText(rule))] : null,
+    lifecycleText(rule) ? [h('dt', null, 'Lifecycle'), h('dd', null, lifecycleText(rule))] : null,
+    linksText(rule) ? [h('dt', null, 'Links'), h('dd', null, linksText(rule))] : null);
 }
 
 async function renderForm(main, uuid, params, stale) {
@@ -383,6 +398,7 @@ async function renderForm(main, uuid, params, stale) {
   form.append(h('div', { class: 'form-errors', tabindex: '-1' }));
   const grid = h('div', { class: 'grid' });
   const conditions = [];
+  const lifecycle = lifecycleFields();
   for (const [name, label, hint] of FORM_FIELDS) {
     if (name === 'query') {
       grid.append(queryFields(conditions));
@@ -392,6 +408,7 @@ async function renderForm(main, uuid, params, stale) {
     if (name === 'note' || name === 'to' || name === 'from') f.row.classList.add('wide');
     if (name === 'queryMatch' || name === 'queryExact') conditions.push(f.row);
     else grid.append(f.row);
+    if (name === 'cache') grid.append(...lifecycle.groups);  // the phases and the lifecycle after the answer's fields
   }
   form.append(grid, h('p', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, uuid ? 'Save' : 'Create'), ' ',
     h('a', { href: '#/rules' }, 'Cancel')));
@@ -399,7 +416,7 @@ async function renderForm(main, uuid, params, stale) {
     event.preventDefault();
     clearErrors(form);
     conflict.replaceChildren();
-    const body = readForm(form, uuid ? rule : null);
+    const body = readForm(form, uuid ? rule : null, lifecycle);
     try {
       const answer = uuid
         ? await api('PUT', `/api/v1/rules/${uuid}`, { body, headers: { 'If-Match': etag } })
@@ -412,7 +429,7 @@ async function renderForm(main, uuid, params, stale) {
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (error.status === 412) {
-        await showConflict(form, conflict, uuid, body, (current, currentEtag) => {
+        await showConflict(form, conflict, uuid, body, lifecycle, (current, currentEtag) => {
           etag = currentEtag;
           rule = current;
         });
@@ -429,6 +446,7 @@ async function renderForm(main, uuid, params, stale) {
     : null,
   conflict, form);
   setQuery(form, rule.query);
+  lifecycle.set(rule);
   showTarget(form);
   form.elements.from.focus();
 }
@@ -440,12 +458,13 @@ function canonical(value) {
 }
 
 /** 412: someone changed the rule since the form was loaded. Show their version beside ours. */
-async function showConflict(form, box, uuid, mine, adopt) {
+async function showConflict(form, box, uuid, mine, lifecycle, adopt) {
   const answer = await api('GET', `/api/v1/rules/${uuid}`);
   const current = answer.data;
   const currentEtag = answer.headers.get('etag');
   const rows = [];
-  for (const [name, label] of FORM_FIELDS) {
+  const compared = [...FORM_FIELDS, ...LIFECYCLE_FIELDS];
+  for (const [name, label] of compared) {
     const theirs = canonical(current[name]);
     const ours = canonical(mine[name]);
     if (theirs === ours) continue;
@@ -453,7 +472,7 @@ async function showConflict(form, box, uuid, mine, adopt) {
       h('th', { scope: 'row' }, label), h('td', null, h('code', null, theirs)), h('td', null, h('code', null, ours))));
   }
   const load = button('Load the current version (drop my changes)', () => {
-    fillForm(form, current);
+    fillForm(form, current, lifecycle);
     adopt(current, currentEtag);
     fill(box, notice('info', 'The form now holds the current version; change it and save again.'));
     form.elements.from.focus();
@@ -466,7 +485,7 @@ async function showConflict(form, box, uuid, mine, adopt) {
   fill(box, h('section', { class: 'card', 'aria-labelledby': 'conflict-title', tabindex: '-1' },
     notice('warn', h('span', { id: 'conflict-title' }, 'Not saved: this rule was changed by someone else since you opened it (412 Precondition Failed). '),
       `Its current version is revision ${current.revision}, updated ${when(current.updatedAt)}.`),
-    h('table', { class: 'compare' }, h('caption', null, `Where the current version and yours differ (${rows.length} of ${FORM_FIELDS.length} fields; the others are the same)`),
+    h('table', { class: 'compare' }, h('caption', null, `Where the current version and yours differ (${rows.length} of ${compared.length} fields; the others are the same)`),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Current version'),
         h('th', { scope: 'col' }, 'Your version'))),
       h('tbody', null, rows)),
