@@ -149,6 +149,20 @@ SAFE_FOR_301: frozenset[str] = frozenset({"GET", "HEAD"})
 #: heuristic caching of 301/308 could otherwise keep a mistake in clients for a long time.
 DEFAULT_PERMANENT_MAX_AGE = 3600
 
+#: `cache: ramp` (a bake-in period for permanent moves): a new or changed 301/308 starts at
+#: RAMP_START seconds of max-age and doubles it for each whole day the rule stays unchanged, up to
+#: RAMP_CAP. A mistaken 301 cached for a year cannot be taken back; one cached for five minutes can.
+RAMP = "ramp"
+RAMP_START = 300
+RAMP_CAP = 31_536_000
+
+
+def ramp_max_age(days: int) -> int:
+    """The max-age of a ramped permanent redirect `days` whole days after its rule last changed."""
+    if days <= 0:
+        return RAMP_START
+    return RAMP_CAP if days >= 17 else min(RAMP_CAP, RAMP_START << days)
+
 
 def semantics(code: int) -> StatusSemantics:
     """The table entry for `code`; KeyError for codes outside the table."""

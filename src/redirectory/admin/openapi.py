@@ -86,7 +86,9 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
                    "description": "Query parameters the request must carry: {name: value}, '*' for any value "
                                   "(the text form name=value&name=* is accepted too)"},
     "timestamp": {"type": ["string", "null"], "format": "date-time"},
-    "seconds": {"type": ["integer", "null"], "minimum": 0},
+    "seconds": {"oneOf": [{"type": ["integer", "null"], "minimum": 0}, {"type": "string", "enum": ["ramp"]}],
+                "description": "Seconds of Cache-Control max-age, or ramp (permanent redirects: 5 minutes, "
+                               "doubled each day the rule stays unchanged, up to a year)"},
     "integer": {"type": "integer"},
     "flag": {"type": "boolean"},
     "tags": {"type": "array", "items": {"type": "string"}},

@@ -143,7 +143,8 @@ class Engine:
                  now: datetime | None = None) -> Decision:
         """The rule's redirect; `now` picks its phase (`phases`: the rule's own status before any)."""
         rule = compiled.rule
-        status, cache_control = compiled.answer_at(now) if compiled.phases else (rule.status, compiled.cache_control)
+        status, cache_control = (compiled.answer_at(now) if compiled.phases or compiled.ramped
+                                 else (rule.status, compiled.cache_control))
         location = compiled.target.render(values)
         if request.query and rule.query != "drop":
             passed = querypolicy.passed(request.query, compiled.query_policy,

@@ -200,6 +200,10 @@ def _int_text(value: Any) -> str:
     return str(int(value))
 
 
+def _seconds_text(value: Any) -> str:
+    return value if value == "ramp" else str(int(value))  # `cache: ramp`
+
+
 # -- YAML: one `key: value` line a field, in the shape `parsing` reads line by line (`_yaml_fast`).
 # A string is written plain when that is certainly the same string for any YAML reader (no
 # indicator first, no `: ` or ` #`, no space at either end, only printable characters, and the
@@ -279,7 +283,7 @@ _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
     "querymatch": _yaml_query_match, "links": _yaml_links, "phases": _yaml_links,
-    "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
+    "status": _int_text, "seconds": _seconds_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
 })
 
@@ -306,6 +310,10 @@ def _write_yaml(rules: Iterable[Rule], hosts: Sequence[str], stream: TextSink) -
 # -- JSON: as `json.dumps(ruleset.to_dict(), indent=2, ensure_ascii=False)` writes it.
 def _json_int(value: Any) -> str:
     return str(int(value))
+
+
+def _json_seconds(value: Any) -> str:
+    return '"ramp"' if value == "ramp" else str(int(value))
 
 
 def _json_timestamp(value: Any) -> str:
@@ -340,7 +348,7 @@ _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
     "querymatch": _json_query_match, "links": _json_links, "phases": _json_links,
-    "status": _json_int, "seconds": _json_int, "integer": _json_int, "flag": _bool_text,
+    "status": _json_int, "seconds": _json_seconds, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
 })
 
@@ -396,7 +404,7 @@ def _csv_list(items: Any) -> str:
 _CSV_FORMAT = _formatters({
     "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str, "links": str,
     "phases": str,
-    "status": _int_text, "seconds": _int_text, "integer": _int_text, "flag": _bool_text,
+    "status": _int_text, "seconds": _seconds_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _timestamp_text, "list": _csv_list,
 })
 
@@ -765,6 +773,7 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
         and rule.ends is None
         and not rule.has_query_conditions
         and not rule.has_lifecycle
+        and rule.cache != "ramp"
         and len(source) <= _MAX_KEY
         and _PLAIN_TARGET.fullmatch(rule.to)
         and simple_exact_pattern(source) is not None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from redirectory.rules.matcher import CompiledRule, compile_rule
 from redirectory.rules.model import Problem, Rule
 from redirectory.rules.patterns import Hole, Param, PathPattern, PatternError, parse_target
-from redirectory.semantics import NOT_REDIRECTED
+from redirectory.semantics import NOT_REDIRECTED, RAMP
 
 #: The server's name in the warnings, by export format.
 SERVERS = {"nginx": "nginx", "apache": "Apache", "netlify": "Netlify"}
@@ -60,6 +60,12 @@ def skip_problem(rule: Rule, skip: Skip, fmt: str = "nginx") -> Problem:
 
 def check_window(rule: Rule, fmt: str) -> None:
     """A rule with a time window or phases cannot be exported: no server has the gateway's clock."""
+    if rule.cache == RAMP:
+        raise Skip(
+            "cache", f"{fmt}.cache_ramp",
+            f"{SERVERS.get(fmt, fmt)} has no clock for its cache ramp (a max-age that grows day by day)",
+            "give `cache` a number of seconds; or " + gateway_only(fmt),
+        )
     if rule.phases is not None:
         raise Skip(
             "phases", f"{fmt}.phases",

@@ -54,7 +54,7 @@ from redirectory.rules.patterns import (
     split_host_regex,
 )
 from redirectory.rules.regexset import RegexSet
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, TABLE
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, RAMP, TABLE, ramp_max_age
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -106,22 +106,30 @@ class CompiledRule:
     query_policy: querypolicy.Policy = querypolicy.Policy()
     #: `Deprecation`, `Sunset` and `Link` (`lifecycle`), sent with every answer of the rule
     lifecycle_headers: tuple[tuple[str, str], ...] = ()
-    #: (starts, status, Cache-Control) of each later phase, in order (`phases`)
+    #: (starts, status, Cache-Control) of each later phase, in order (`phases`); a Cache-Control of
+    #: RAMP is computed per request
     phases: tuple[tuple[datetime, int, str | None], ...] = ()
+    #: `cache: ramp`: max-age from the days since the rule changed (`semantics.ramp_max_age`)
+    ramped: bool = False
 
     @property
     def timed(self) -> bool:
-        """Whether its answers depend on the time (a window, or phases)."""
-        return self.has_window or bool(self.phases)
+        """Whether its answers depend on the time (a window, phases, a ramp)."""
+        return self.has_window or bool(self.phases) or self.ramped
 
     def answer_at(self, now: datetime | None) -> tuple[int, str | None]:
-        """The status and Cache-Control the rule answers with at `now` (its phase's, if one started)."""
+        """The status and Cache-Control the rule answers with at `now` (its phase's, if one started;
+        a ramp's max-age for the whole days since the rule changed)."""
         status, cache_control = self.rule.status, self.cache_control
         if self.phases and now is not None:
             for starts, phase_status, phase_cache in self.phases:
                 if starts > now:
                     break
                 status, cache_control = phase_status, phase_cache
+        if cache_control == RAMP:
+            changed = self.rule.changed_at
+            days = (now - changed).days if now is not None and changed is not None else 0
+            cache_control = f"max-age={ramp_max_age(days)}"
         return status, cache_control
 
     @property
@@ -201,21 +209,26 @@ def _assemble(
     else:  # a regex: after patterns; a host-specific one (`^//host...`) with the host's rules
         rank = (0 if is_host_regex(rule.source_regex or "") else 1, 2, 0, 0, unconditional, -rule.priority,
                 rule.position)
-    max_age = rule.cache
+    ramped = rule.cache == RAMP
+    max_age = None if ramped else rule.cache
     sem = TABLE.get(rule.status)
     timeline: tuple[tuple[datetime, int, str | None], ...] = ()
     if rule.phases is not None:
         timeline = tuple(
-            (starts, status, _cache_control(cache, status, default_permanent_max_age))
+            (starts, status, RAMP if ramped and cache is None and TABLE[status].permanent
+             else _cache_control(cache, status, default_permanent_max_age))
             for starts, status, cache in phases.phases(rule.phases))
-    if max_age is None and sem is not None and sem.permanent:
-        max_age = default_permanent_max_age
-    cache_control = f"max-age={max_age}" if max_age is not None else None
+    if ramped:  # computed per request (`answer_at`): it grows with the days since the rule changed
+        cache_control: str | None = RAMP if sem is not None and sem.permanent else None
+    else:
+        if max_age is None and sem is not None and sem.permanent:
+            max_age = default_permanent_max_age
+        cache_control = f"max-age={max_age}" if max_age is not None else None
     has_window = rule.starts is not None or rule.ends is not None
     return CompiledRule(rule_id, rule, pattern, regex, target, rank, cache_control, has_window, conditions,
                         querypolicy.policy(rule.query),
                         lifecycle.headers(rule.deprecation, rule.sunset, rule.links) if rule.has_lifecycle else (),
-                        timeline)
+                        timeline, ramped)
 
 
 def _cache_control(cache: int | None, status: int, default_permanent_max_age: int) -> str | None:
@@ -343,6 +356,7 @@ class Matcher:
                 self.remove(key)
             if (rule.enabled and rule.source is not None and not rule.has_query_conditions
                     and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and rule.phases is None
+                    and rule.cache != RAMP
                     and self._add_compact(rule, id_key)):
                 return None
         elif key in self._by_id:

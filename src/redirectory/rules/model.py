@@ -57,7 +57,7 @@ class Field:
       "pattern" (`from`, a path pattern), "regex" (RE2), "target" (`to`), "status" (a redirect
       status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop |
       a policy object: `querypolicy`, held as its canonical text),
-      "timestamp" (ISO 8601, stored in UTC), "seconds" (0 to 2**31-1), "integer" (a signed 32-bit
+      "timestamp" (ISO 8601, stored in UTC), "seconds" (0 to 2**31-1, or `ramp`), "integer" (a signed 32-bit
       integer), "flag" (a boolean), "tags" (words), "note" (free text);
     - `default`: the value a rule has when the field is unset (the `Rule` attribute's default);
     - `limit`: how much text it may hold (`FieldLimit`), None for fields that hold no text;
@@ -170,13 +170,15 @@ class Rule:
     deprecation: datetime | None = None
     sunset: datetime | None = None
     links: str | None = None
-    cache: int | None = None
+    cache: int | str | None = None  # seconds, or "ramp" (`semantics.RAMP`)
     priority: int = 0
     case_insensitive: bool = False
     enabled: bool = True
     tags: tuple[str, ...] = ()
     note: str | None = None
     id: str | None = field(default=None, compare=False)
+    #: when the store last changed the rule (its `cache: ramp` counts from it); None from files
+    changed_at: datetime | None = field(default=None, compare=False, repr=False)
     line: int | None = field(default=None, compare=False)
     position: int = field(default=0, compare=False)
     field_lines: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
@@ -265,7 +267,7 @@ def new_rule(
     deprecation: datetime | None = None,
     sunset: datetime | None = None,
     links: str | None = None,
-    cache: int | None = None,
+    cache: int | str | None = None,
     priority: int = 0,
     case_insensitive: bool = False,
     enabled: bool = True,
@@ -275,6 +277,7 @@ def new_rule(
     line: int | None = None,
     position: int = 0,
     field_lines: Mapping[str, int] | None = None,
+    changed_at: datetime | None = None,
 ) -> Rule:
     """`Rule(...)` with the same arguments, several times faster (a frozen dataclass sets each
     field through `object.__setattr__`): for code that builds a whole table (parsers, the store).
@@ -304,6 +307,7 @@ def new_rule(
     r.line = line
     r.position = position
     r.field_lines = field_lines
+    r.changed_at = changed_at
     r.__class__ = Rule
     return r  # type: ignore[no-any-return]
 

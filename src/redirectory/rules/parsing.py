@@ -81,7 +81,14 @@ from redirectory.rules.model import (
     new_rule,
 )
 from redirectory.rules.patterns import PatternError, parse_source, simple_exact_pattern, valid_host
-from redirectory.semantics import NOT_REDIRECTED, REDIRECT_STATUSES, RULE_STATUSES, alternatives_to_302
+from redirectory.semantics import (
+    NOT_REDIRECTED,
+    RAMP,
+    REDIRECT_STATUSES,
+    RULE_STATUSES,
+    TABLE,
+    alternatives_to_302,
+)
 
 Format = Literal["yaml", "json", "csv"]
 _Fail = Callable[[str, str, str], None]
@@ -418,12 +425,19 @@ def rule_from_mapping(
 
     # numbers
     cache = values.get("cache")
-    if cache is not None:
+    if cache == RAMP:
+        permanent = bool(TABLE[status].permanent) if type(status) is int and status in TABLE else False
+        if values.get("phases") is not None and phases_text is not None:
+            permanent = permanent or any(TABLE[p[1]].permanent for p in phases.phases(phases_text))
+        if not permanent:
+            fail("cache", "cache.ramp", f"`ramp` is for permanent redirects (301, 308; or a phase to one), "
+                 f"not {status}: give a number of seconds, or leave `cache` out")
+    elif cache is not None:
         if isinstance(cache, bool) or not isinstance(cache, int):
             fail(
                 "cache",
                 "type",
-                f"must be a number of seconds (an integer, 0 or more), got {_describe(cache)}",
+                f"must be a number of seconds (an integer, 0 or more) or ramp, got {_describe(cache)}",
             )
             cache = None
         elif not 0 <= cache <= _INT32_MAX:
@@ -1643,7 +1657,7 @@ def _loads_json(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
 
 
 # -- CSV ------------------------------------------------------------------------------------------
-_CSV_INT_FIELDS = frozenset(f.name for f in FIELDS if f.kind in ("status", "seconds", "integer"))
+_CSV_INT_FIELDS = frozenset(f.name for f in FIELDS if f.kind in ("status", "seconds", "integer"))  # "ramp" stays text
 _CSV_BOOL_FIELDS = frozenset(f.name for f in FIELDS if f.kind == "flag")
 _CSV_LIST_FIELDS = frozenset(f.name for f in FIELDS if f.is_list)
 # kept exactly as written

@@ -26,6 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, and_, false, select, true
 
 from redirectory.rules.model import FIELDS, Rule, format_timestamp, new_rule
+from redirectory.semantics import RAMP
 from redirectory.store.schema import as_utc
 from redirectory.store.schema import rules as rules_t
 
@@ -46,6 +47,9 @@ _LISTS = tuple(i for i, name in enumerate(FIELD_COLUMNS) if _FIELD_OF[name].is_l
 _FLAGS = tuple(i for i, name in enumerate(FIELD_COLUMNS) if _FIELD_OF[name].kind == "flag")
 _TIMES = tuple(i for i, name in enumerate(FIELD_COLUMNS) if _FIELD_OF[name].kind == "timestamp")
 _STARTS, _ENDS = FIELD_COLUMNS.index("starts"), FIELD_COLUMNS.index("ends")
+_CACHE = FIELD_COLUMNS.index("cache")
+#: `cache: ramp` in the integer `cache` column (a max-age is never negative).
+RAMP_STORED = -1
 _fields_of = operator.attrgetter(*FIELD_COLUMNS)
 
 #: `new_rule`, called with the field values as a list (`FIELD_COLUMNS` order).
@@ -118,6 +122,8 @@ def rule_from_row(row: Sequence[Any]) -> Rule:
             values[i] = load_tuple(values[i])
     for i in _FLAGS:
         values[i] = bool(values[i])
+    if values[_CACHE] == RAMP_STORED:
+        values[_CACHE] = RAMP
     return _new_rule(*values, id=row[_N], position=row[_N + 1])
 
 
@@ -128,6 +134,8 @@ def row_values(rule: Rule, rule_id: str, position: int, created_at: datetime, up
     for i in _LISTS:
         if values[i] is not None:
             values[i] = dump_list(values[i])
+    if values[_CACHE] == RAMP:
+        values[_CACHE] = RAMP_STORED
     out = dict(zip(FIELD_COLUMNS, values, strict=True))
     out["id"] = rule_id
     out["position"] = position
@@ -168,8 +176,12 @@ def rule_from_record(text: str | None) -> Rule | None:
             value = parse_ts(value)
         elif f.kind == "flag":
             value = bool(value)
+        elif f.kind == "seconds" and value == RAMP_STORED:
+            value = RAMP
         values.append(value)
-    return _new_rule(*values, id=rec.get("id"), position=rec.get("position", 0))
+    changed = rec.get("updated_at")
+    return _new_rule(*values, id=rec.get("id"), position=rec.get("position", 0),
+                     changed_at=parse_ts(changed) if changed and values[_CACHE] == RAMP else None)
 
 
 class ChangeOp(StrEnum):
@@ -232,6 +244,9 @@ def _compile_reader() -> Callable[..., list[Rule]]:
         if f.kind == "timestamp":
             decode.append(f"        if {name} is not None and time_of is not None:\n"
                           f"            {name} = time_of({name})\n")
+        elif f.kind == "seconds":
+            decode.append(f"        if {name} == {RAMP_STORED}:\n"
+                          f"            {name} = {RAMP!r}\n")
     args = []
     for name in FIELD_COLUMNS:
         f = _FIELD_OF[name]
@@ -303,10 +318,18 @@ class RuleRows:
         # both timestamp columns have the same type (UTCDateTime)
         self._time_of = rules_t.c.starts.type._cached_result_processor(conn.dialect, None)
         self._cursor = conn.exec_driver_sql(compiled.string).cursor
+        self._conn = conn
 
     def fetch(self, n: int) -> list[Rule]:
-        """Up to n more rules ([] at the end)."""
-        return _read_rows(self._cursor.fetchmany(n), self._time_of, load_tuple, new_rule)
+        """Up to n more rules ([] at the end). A `cache: ramp` rule (few) gets its change time."""
+        rules = _read_rows(self._cursor.fetchmany(n), self._time_of, load_tuple, new_rule)
+        ramped = [i for i, rule in enumerate(rules) if rule.cache == RAMP]
+        if ramped:
+            query = select(rules_t.c.id, rules_t.c.updated_at).where(rules_t.c.id.in_([rules[i].id for i in ramped]))
+            changed = {rid: as_utc(when) for rid, when in self._conn.execute(query)}
+            for i in ramped:
+                rules[i] = dataclasses.replace(rules[i], changed_at=changed.get(str(rules[i].id)))
+        return rules
 
     def all(self) -> list[Rule]:
         out: list[Rule] = []
