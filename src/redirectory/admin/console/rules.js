@@ -231,7 +231,7 @@ const FORM_FIELDS = [
   ['query', 'Query string passed on', null],
   ['starts', 'Active from', 'RFC 3339 (2026-12-01T00:00:00Z); empty: now.'],
   ['ends', 'Active until', 'RFC 3339; empty: no end.'],
-  ['cache', 'Cache max-age (seconds)', 'For 301 and 308; empty: the gateway default.'],
+  ['cache', 'Cache max-age (seconds)', 'For 301 and 308; empty: the gateway default; ramp: 5 minutes, doubled each day the rule stays unchanged.'],
   ['priority', 'Priority', 'Higher wins among rules matching a path equally well.'],
   ['caseInsensitive', 'Match the path case-insensitively', null],
   ['enabled', 'Enabled', null],
