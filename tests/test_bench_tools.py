@@ -130,3 +130,12 @@ def test_report_cpu_per_request_and_the_million_targets(tmp_path: Path) -> None:
     assert verdicts["exact-1m req/s >= 0.8x nginx"] == "PASS"
     assert verdicts["exact-1m validate yaml <= 10 s"] == "PASS"
     assert verdicts["exact-1m validate yaml peak RSS <= 1024 MiB"] == "FAIL"
+
+
+def test_features_cost_quick_runs_both_parts() -> None:
+    # the same code on both sides (the real comparison needs a worktree of the commit before)
+    r = bench("features_cost.py", "--quick", "--no-json", "--before-src", str(ROOT / "src"))
+    assert r.returncode == 0, r.stderr
+    assert "1. rules that do not use them" in r.stdout
+    for feature in ("query_match", "query policy", "lifecycle headers", "phases", "status 404 vs no rule"):
+        assert f"{feature}" in r.stdout and r.stdout.count(feature) == 2  # engine and server

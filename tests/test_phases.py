@@ -116,3 +116,25 @@ def test_the_gateway_switches_at_the_phase_without_a_restart(tmp_path: Path) -> 
             assert datetime.now(UTC) >= switch  # not before its time
     finally:
         served.stop()
+
+
+def test_the_next_change_bounds_how_long_answers_may_be_cached() -> None:
+    from dataclasses import replace
+
+    from redirectory.rules.engine import EngineOptions
+
+    text = """rules:
+  - {from: /w, to: /x, starts: 2027-01-01T00:00:00Z, ends: 2027-02-01T00:00:00Z}
+  - {from: /p, to: /q, status: 307, phases: [{starts: 2026-12-15T00:00:00Z, status: 308}]}
+  - {from: /r, to: /s, status: 308, cache: ramp}
+  - {from: /plain, to: /other}
+"""
+    ruleset, _ = loads(text, "yaml", "t.yaml")
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    rules = [replace(r, changed_at=now - timedelta(hours=30)) if r.cache == "ramp" else r for r in ruleset.rules]
+    for compact in (False, True):  # the gateway keeps exact windowed rules as compact records
+        matcher = Engine(rules, EngineOptions(compact=compact)).matcher
+        assert matcher.windows == 3
+        assert matcher.next_change(now) == datetime(2026, 12, 2, 6, tzinfo=UTC)  # the ramp's next day
+        assert matcher.next_change(datetime(2026, 12, 20, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+        assert matcher.next_change(datetime(2028, 1, 1, tzinfo=UTC)) is None  # the ramp capped, all past

@@ -155,13 +155,15 @@ DEFAULT_PERMANENT_MAX_AGE = 3600
 RAMP = "ramp"
 RAMP_START = 300
 RAMP_CAP = 31_536_000
+#: The day a ramp reaches its cap (300 * 2**17 > a year).
+RAMP_DAYS = next(d for d in range(64) if RAMP_START << d >= RAMP_CAP)
 
 
 def ramp_max_age(days: int) -> int:
     """The max-age of a ramped permanent redirect `days` whole days after its rule last changed."""
     if days <= 0:
         return RAMP_START
-    return RAMP_CAP if days >= 17 else min(RAMP_CAP, RAMP_START << days)
+    return RAMP_CAP if days >= RAMP_DAYS else RAMP_START << days
 
 
 def semantics(code: int) -> StatusSemantics:

@@ -86,6 +86,8 @@ class Gateway:
         self.counters = HitCounters()
         self.cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         self.cache_bytes = 0
+        #: with timed rules, the cached answers hold until this time (`Matcher.next_change`); 0: unknown
+        self.cache_until = 0.0
         self.healthy = True
         self.last_error: str | None = None
         self.last_sync: datetime | None = None
@@ -125,6 +127,7 @@ class Gateway:
             self.engine = engine
             self.revision = revision
             self.cache.clear()
+            self.cache_until = 0.0  # the new table's timed rules say until when
         log.info("worker %s loaded %d rules at revision %d", os.getpid(), len(self.engine), revision)
 
     async def startup(self) -> None:
@@ -241,6 +244,7 @@ class Gateway:
                     engine.add(change.after)
         self.revision = max([latest, *(c.revision for c in changes)])
         self.cache.clear()
+        self.cache_until = 0.0  # the new table's timed rules say until when
 
     async def _reload(self) -> None:
         """Read the whole table anew and swap it in, never stalling the redirect port for long
@@ -252,6 +256,7 @@ class Gateway:
             revision, engine = await reload.build_engine(self.store, self.options)
             old, self.engine, self.revision = self.engine, engine, revision
             self.cache.clear()
+            self.cache_until = 0.0  # the new table's timed rules say until when
         log.info("worker %s loaded %d rules at revision %d in %.1f s", os.getpid(), len(engine), revision,
                  time.monotonic() - started)
         await reload.release(old)
@@ -349,7 +354,12 @@ class Gateway:
         """The rendered response (see `render`) and the id of the rule that answered, if any."""
         engine = self.engine
         origin = self.public_origin
-        cacheable = not engine.matcher.windows
+        cacheable = True
+        if engine.matcher.windows and time.time() >= self.cache_until:  # a timed rule's answer changes now
+            self.cache.clear()
+            self.cache_bytes = 0
+            upcoming = engine.matcher.next_change(datetime.now(UTC))
+            self.cache_until = upcoming.timestamp() if upcoming is not None else float("inf")
         if fwd_host and origin is None and self.proxies and self.proxies.trusts(client_ip):
             forwarded = forwarded_origin(fwd_proto, fwd_host)
             if forwarded:

@@ -37,7 +37,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import re2
@@ -54,7 +54,7 @@ from redirectory.rules.patterns import (
     split_host_regex,
 )
 from redirectory.rules.regexset import RegexSet
-from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, RAMP, TABLE, ramp_max_age
+from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, RAMP, RAMP_DAYS, TABLE, ramp_max_age
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
@@ -302,7 +302,9 @@ class Matcher:
         self._hosts: set[str] = set()
         self._host_counts: dict[str, int] = {}
         self._anon = 0
-        self.windows = 0  # number of rules with a time window (decisions may depend on time)
+        self.windows = 0  # number of timed rules (a window, phases, a ramp): decisions may depend on time
+        self._timed: dict[str, CompiledRule] = {}  # the timed rules not kept as compact records
+        self._timed_compact: dict[IdKey, tuple[datetime | None, datetime | None]] = {}  # their windows
         # compact mode
         self._compact_ids: dict[IdKey, Location] = {}
         self._profiles: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -368,6 +370,7 @@ class Matcher:
             return compiled
         if compiled.timed:
             self.windows += 1
+            self._timed[key] = compiled
         if regex:
             self._seq += 1
             order = (*compiled.rank, self._seq)
@@ -491,6 +494,7 @@ class Matcher:
             self._count_host(host, 1)
         if rule.starts is not None or rule.ends is not None:
             self.windows += 1
+            self._timed_compact[id_key] = (rule.starts, rule.ends)
         return True
 
     def _count_host(self, host: str, delta: int) -> None:
@@ -515,6 +519,7 @@ class Matcher:
             return rule
         if compiled.timed:
             self.windows -= 1
+            self._timed.pop(rule_id, None)
         if rule.source_regex is not None:
             regexes = self._regex_set(rule.source_regex, -1)
             regexes.remove(self._regex_keys.pop(rule_id))
@@ -579,6 +584,7 @@ class Matcher:
         profile = entry[1]
         if profile[3] is not None or profile[4] is not None:
             self.windows -= 1
+            self._timed_compact.pop(entry[0], None)
         return self._rule_of(entry, lookup)
 
     def release(self) -> Iterator[None]:
@@ -611,12 +617,40 @@ class Matcher:
         self._made.clear()
         self._made_before.clear()
         self.windows = 0
+        self._timed.clear()
+        self._timed_compact.clear()
         while self._compact_ids:
             self._compact_ids.popitem()
             yield
         while self._by_id:
             self._by_id.popitem()
             yield
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The first time after `now` at which a timed rule answers differently (a window opens or
+        closes, a phase starts, a ramp's day ends); None when none will. Until then, every decision
+        made at `now` holds: the gateway caches answers that long."""
+        found: datetime | None = None
+
+        def consider(when: datetime | None) -> None:
+            nonlocal found
+            if when is not None and when > now and (found is None or when < found):
+                found = when
+
+        for starts, ends in self._timed_compact.values():
+            consider(starts)
+            consider(ends)
+        for compiled in self._timed.values():
+            rule = compiled.rule
+            consider(rule.starts)
+            consider(rule.ends)
+            for starts, _status, _cache in compiled.phases:
+                consider(starts)
+            if compiled.ramped and rule.changed_at is not None:
+                days = (now - rule.changed_at).days
+                if days < RAMP_DAYS:
+                    consider(rule.changed_at + timedelta(days=max(days, 0) + 1))
+        return found
 
     def prepare(self) -> Iterator[None]:
         """Compile what `match` would otherwise compile on first use (the regex set's stale shards),
