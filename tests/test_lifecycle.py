@@ -147,3 +147,21 @@ def test_the_gateway_sends_them(served: ServeProcess) -> None:
         assert [(k, moved.headers[k]) for k in ("deprecation", "sunset", "link")] == list(V1_USERS)
         kept = client.get("/api/v1/orders/1")
         assert kept.status_code == 404 and kept.headers["sunset"] == "Mon, 01 Mar 2027 00:00:00 GMT"
+
+
+def test_a_lifecycle_section_lists_entries_that_redirect_nothing() -> None:
+    text = """rules:
+  - {from: /api/v1/users, to: /api/v2/users, status: 308}
+lifecycle:
+  - from: /api/v1/orders/{rest:path}
+    sunset: 2027-03-01T00:00:00Z
+    links: {successor-version: /api/v2/orders}
+"""
+    rules, problems = loads(text, "yaml", "l.yaml")
+    assert not problems and [(r.source, r.status) for r in rules.rules] == [
+        ("/api/v1/users", 308), ("/api/v1/orders/{rest:path}", 404)]
+    as_json = json.dumps({"lifecycle": [{"from": "/v1/{rest:path}", "sunset": "2027-03-01T00:00:00Z"}]})
+    only, problems = loads(as_json, "json", "l.json")
+    assert not problems and [r.status for r in only.rules] == [404]
+    _rules, problems = loads("lifecycle:\n  - {from: /x, to: /y}\n", "yaml", "bad.yaml")
+    assert [(p.line, p.field, p.code) for p in problems] == [(2, "to", "lifecycle.redirect")]

@@ -20,7 +20,7 @@ QueryMode = str
 Severity = Literal["error", "warning"]
 
 #: Top-level keys of a rule file.
-FILE_FIELDS: tuple[str, ...] = ("allowed_hosts", "rules")
+FILE_FIELDS: tuple[str, ...] = ("allowed_hosts", "rules", "lifecycle")
 
 KNOWN_METHODS: frozenset[str] = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}

@@ -919,15 +919,28 @@ def _loads_yaml(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
     entries = _yaml_entries(root, None, source, problems)
     rules_node: Node | None = None
     rules_line: int | None = None
+    lifecycle_node: Node | None = None
+    lifecycle_line = 1
     for key, key_line, value_node in entries:
         if key == "rules":
             rules_node, rules_line = value_node, key_line
+        elif key == "lifecycle":
+            lifecycle_node, lifecycle_line = value_node, key_line
         elif key == "allowed_hosts":
             value = _yaml_value(value_node, True, 0)
             hosts = _check_allowed_hosts(value, key_line, source, problems)
         else:
             problems.append(_top_level_unknown(key, key_line, source))
 
+    lifecycle: Iterable[_RawRule] = ()
+    if lifecycle_node is not None:
+        if not isinstance(lifecycle_node, SequenceNode):
+            problems.append(Problem("error", "lifecycle", "must be a list of entries (each starting with '- from:')",
+                                    line=lifecycle_line, code="type", source=source))
+            return RuleSet((), hosts), problems
+        lifecycle = _lifecycle(_yaml_rules(lifecycle_node, source, problems), source, problems)
+        if rules_node is None:
+            return _build(lifecycle, hosts, problems, source)
     if rules_node is None or (isinstance(rules_node, ScalarNode) and rules_node.tag == _YAML_NULL):
         line = rules_line if rules_line is not None else 1
         problems.append(
@@ -947,7 +960,25 @@ def _loads_yaml(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
             )
         )
         return RuleSet((), hosts), problems
-    return _build(_yaml_rules(rules_node, source, problems), hosts, problems, source)
+    return _build(chain(_yaml_rules(rules_node, source, problems), lifecycle), hosts, problems, source)
+
+
+def _lifecycle(raw: Iterable[_RawRule], source: str, problems: list[Problem]) -> Iterator[_RawRule]:
+    """The entries of a file's `lifecycle` list: rules that redirect nothing (`status: 404`), which
+    announce an endpoint's end (deprecation, sunset, links) on the paths they match."""
+    for entry in raw:
+        data = entry.data
+        if isinstance(data, dict):
+            if "status" in data or "to" in data:
+                name = "status" if "status" in data else "to"
+                problems.append(Problem(
+                    "error", name, f"a lifecycle entry redirects nothing: leave `{name}` out (a redirect that "
+                    "announces its end is a rule in `rules` with deprecation, sunset or links)",
+                    line=entry.field_lines.get(name, entry.line) if entry.field_lines else entry.line,
+                    code="lifecycle.redirect", source=source))
+                continue
+            data = {**data, "status": NOT_REDIRECTED}
+        yield _RawRule(data, entry.line, entry.field_lines, entry.broken)
 
 
 def _yaml_rules(
@@ -1610,6 +1641,17 @@ def _loads_json(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
 
     rules = doc.get("rules")
     rules_line = last_lines.get("rules", 1)
+    lifecycle_entries: Iterable[_RawRule] = ()
+    if "lifecycle" in doc:
+        entries = doc["lifecycle"]
+        if not isinstance(entries, list):
+            problems.append(Problem("error", "lifecycle", f"must be a list of entry objects, got {_describe(entries)}",
+                                    line=last_lines.get("lifecycle", 1), code="type", source=source))
+            return RuleSet((), hosts), problems
+        lifecycle_line = last_lines.get("lifecycle", 1)
+        lifecycle_entries = _lifecycle((_RawRule(e, lifecycle_line) for e in entries), source, problems)
+        if rules is None:
+            return _build(lifecycle_entries, hosts, problems, source)
     if rules is None:
         problems.append(
             Problem("error", "rules", _NO_RULES, line=rules_line, code="required", source=source)
@@ -1653,7 +1695,7 @@ def _loads_json(text: str, source: str, fast: bool = True) -> tuple[RuleSet, lis
                 )
             yield _RawRule(data, line, _FieldLines(line, layout.offsets), bool(layout.duplicates))
 
-    return _build(raw_rules(), hosts, problems, source)
+    return _build(chain(raw_rules(), lifecycle_entries), hosts, problems, source)
 
 
 # -- CSV ------------------------------------------------------------------------------------------
