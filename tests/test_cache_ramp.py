@@ -4,6 +4,7 @@ docs/rules.md, "Cache that ramps up"."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -108,3 +109,17 @@ def test_the_gateway_serves_each_rules_ramp(tmp_path: Path) -> None:
         assert ages == ["max-age=300", "max-age=600", "max-age=1200"]
     finally:
         served.stop()
+
+
+def test_the_change_log_says_ramp_as_files_do() -> None:
+    from redirectory.store.codec import RAMP_STORED, record, row_values, rule_from_record, rule_from_row
+
+    rule = loads(TABLE, "yaml", "t.yaml")[0].rules[0]
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    values = row_values(rule, "r1", 0, when, when, 1)
+    assert values["cache"] == RAMP_STORED  # the integer column
+    text = record(rule, values)
+    assert json.loads(text)["cache"] == "ramp"  # the history's record, as the API shows it
+    back = rule_from_record(text)
+    assert back is not None and back.cache == "ramp" and back.changed_at == when
+    assert rule_from_row([values[c] for c in values]).cache == "ramp"

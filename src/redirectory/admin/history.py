@@ -33,11 +33,7 @@ from redirectory.admin.openapi import COMMON, CONDITIONAL_GET, CONDITIONAL_RESPO
 from redirectory.admin.paging import ExcludeMetadata, Limit, Offset, collection_body, page_limit
 from redirectory.admin.representation import timestamp
 from redirectory.admin.rules import STORED_FIRST, STORED_LAST, _actor, etag_of, not_modified
-from redirectory.rules.lifecycle import links_shown
-from redirectory.rules.model import FIELDS
-from redirectory.rules.phases import shown as phases_shown
-from redirectory.rules.querymatch import as_mapping
-from redirectory.rules.querypolicy import shown
+from redirectory.rules.model import FIELDS, STRUCTURED_KINDS
 from redirectory.store import HistoryPruned
 from redirectory.store.history import LoggedChange, Revision
 
@@ -53,10 +49,7 @@ RECORD_FIELDS: dict[str, str] = {**STORED_FIRST, **{f.api: f.attr for f in FIELD
 _FLAGS = tuple(f.api for f in FIELDS if f.kind == "flag")
 #: Lists a rule always holds (`[]` when empty), unlike those where null means "every" (`methods`).
 _LISTS = tuple(f.api for f in FIELDS if f.is_list and f.default is not None)
-_QUERY_MATCHES = tuple(f.api for f in FIELDS if f.kind == "querymatch")
-_QUERY_POLICIES = tuple(f.api for f in FIELDS if f.kind == "query")
-_LINKS = tuple(f.api for f in FIELDS if f.kind == "links")
-_PHASES = tuple(f.api for f in FIELDS if f.kind == "phases")
+_STRUCTURED = tuple(f for f in FIELDS if f.kind in STRUCTURED_KINDS)
 
 
 def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -69,22 +62,10 @@ def _record_dto(op: str, record: dict[str, Any] | None) -> dict[str, Any] | None
         out[public] = bool(out[public])
     for public in _LISTS:
         out[public] = out[public] or []
-    for public in _QUERY_POLICIES:
-        policy = out[public]
-        if isinstance(policy, str):
-            out[public] = shown(policy)
-    for public in _LINKS:
-        text = out[public]
+    for f in _STRUCTURED:
+        text = out[f.api]
         if isinstance(text, str):
-            out[public] = links_shown(text)
-    for public in _PHASES:
-        text = out[public]
-        if isinstance(text, str):
-            out[public] = phases_shown(text)
-    for public in _QUERY_MATCHES:
-        text = out[public]
-        if text is not None:
-            out[public] = as_mapping(text)
+            out[f.api] = f.shown(text)
     return out
 
 

@@ -39,11 +39,7 @@ from redirectory.admin.paging import (
 )
 from redirectory.admin.representation import Fields, shape, style_param, timestamp
 from redirectory.admin.url_guard import text_query
-from redirectory.rules.lifecycle import links_shown
 from redirectory.rules.model import FIELDS, Field, Problem, Rule, RuleSet
-from redirectory.rules.phases import shown as phases_shown
-from redirectory.rules.querymatch import as_mapping
-from redirectory.rules.querypolicy import shown
 from redirectory.rules.validation import TABLE_CODES, validate
 from redirectory.semantics import RULE_STATUSES
 from redirectory.store import ChangeRefused, RuleFilter, StoredRule
@@ -67,20 +63,13 @@ COLLECTION_METHODS = "GET, HEAD, POST, OPTIONS"
 
 
 def api_value(f: Field, value: Any) -> Any:
-    """A rule field's value as the API writes it: lists as lists (null kept), timestamps by `timestamp`."""
+    """A rule field's value as the API writes it: lists as lists (null kept), timestamps by `timestamp`,
+    structured fields as structures (`Field.shown`)."""
     if f.is_list:
         return None if value is None else list(value)
     if f.kind == "timestamp":
         return timestamp(value)
-    if f.kind == "querymatch" and value is not None:
-        return as_mapping(value)
-    if f.kind == "query":
-        return shown(value)
-    if f.kind == "links" and value is not None:
-        return links_shown(value)
-    if f.kind == "phases" and value is not None:
-        return phases_shown(value)
-    return value
+    return f.shown(value)
 
 
 def _stored_value(value: Any) -> Any:

@@ -147,8 +147,7 @@ class Engine:
                                  else (rule.status, compiled.cache_control))
         location = compiled.target.render(values)
         if request.query and rule.query != "drop":
-            passed = querypolicy.passed(request.query, compiled.query_policy,
-                                        [n for n, _v in compiled.query_conditions or ()])
+            passed = querypolicy.passed(request.query, compiled.query_policy, compiled.query_conditions or ())
             if passed:
                 location = merge_query(location, passed)
         if compiled.target.origin is None and request.origin:

@@ -267,12 +267,12 @@ def _yaml_escape(text: str) -> str:
     return _YAML_RAW_UNSAFE.sub(lambda m: _YAML_NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
 
 
-def _yaml_links(text: Any) -> str:
-    return str(text)  # the canonical JSON (links, phases): YAML flow collections
+def _yaml_json_text(text: Any) -> str:
+    return str(text)  # a structured field's canonical JSON (links, phases, a query policy): YAML flow
 
 
 def _yaml_query(text: Any) -> str:
-    return _yaml_str(text) if text in ("keep", "drop") else text  # the canonical JSON: a YAML flow mapping
+    return _yaml_str(text) if text in ("keep", "drop") else _yaml_json_text(text)
 
 
 def _yaml_query_match(text: Any) -> str:
@@ -282,7 +282,7 @@ def _yaml_query_match(text: Any) -> str:
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
-    "querymatch": _yaml_query_match, "links": _yaml_links, "phases": _yaml_links,
+    "querymatch": _yaml_query_match, "links": _yaml_json_text, "phases": _yaml_json_text,
     "status": _int_text, "seconds": _seconds_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
 })
@@ -327,15 +327,13 @@ def _json_list(items: Any, indent: str = "      ") -> str:
     return "[\n" + inner + (",\n" + inner).join(map(_json_str, items)) + "\n" + indent + "]"
 
 
-def _json_links(text: Any) -> str:
+def _json_reindented(text: Any) -> str:
+    """A structured field's canonical JSON as `json.dumps(..., indent=2)` writes it inside a rule."""
     return json.dumps(json.loads(text), indent=2, ensure_ascii=False).replace("\n", "\n      ")
 
 
 def _json_query(text: Any) -> str:
-    if text in ("keep", "drop"):
-        return _json_str(text)
-    shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    return shown.replace("\n", "\n      ")
+    return _json_str(text) if text in ("keep", "drop") else _json_reindented(text)
 
 
 def _json_query_match(text: Any, indent: str = "      ") -> str:
@@ -347,7 +345,7 @@ def _json_query_match(text: Any, indent: str = "      ") -> str:
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
-    "querymatch": _json_query_match, "links": _json_links, "phases": _json_links,
+    "querymatch": _json_query_match, "links": _json_reindented, "phases": _json_reindented,
     "status": _json_int, "seconds": _json_seconds, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
 })

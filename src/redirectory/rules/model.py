@@ -87,15 +87,16 @@ class Field:
             return list(value)
         if self.kind == "timestamp":
             return format_timestamp(value)
-        if self.kind == "querymatch":
-            return as_mapping(value)
-        if self.kind == "query":
-            return shown(value)
-        if self.kind == "links":
-            return links_shown(value)
-        if self.kind == "phases":
-            return phases_shown(value)
+        if self.kind in STRUCTURED_KINDS:
+            return self.shown(value)
         return value
+
+    def shown(self, text: str | None) -> Any:
+        """A structured field's canonical text as files and the admin API show it (a mapping or a
+        list; `query` keeps its keep/drop shorthands); other values as they are."""
+        if text is None or self.kind not in STRUCTURED_KINDS:
+            return text
+        return _SHOWN[self.kind](text)
 
 
 #: The rule fields, in the order files and exports use them. The limits are applied by every way
@@ -137,6 +138,10 @@ _OMITTED_WHEN_EMPTY = frozenset({"note", "tags"})
 
 #: Each field by its name.
 FIELD_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+
+#: Kinds held as one canonical text and shown as a structure (`Field.shown`).
+STRUCTURED_KINDS: frozenset[str] = frozenset({"query", "querymatch", "links", "phases"})
+_SHOWN: dict[str, Any] = {"query": shown, "querymatch": as_mapping, "links": links_shown, "phases": phases_shown}
 
 #: Field names of a rule, in the order files and exports use them.
 RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)

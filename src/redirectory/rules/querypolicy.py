@@ -135,8 +135,9 @@ def without_stripped(query: str, p: Policy) -> str:
                     if piece and not p.stripped(unquote_plus(piece.partition("=")[0])))
 
 
-def passed(query: str, p: Policy, matched: Sequence[str] = ()) -> str:
-    """The raw pieces of a request's query the target gets (`matched`: the names of `query_match`)."""
+def passed(query: str, p: Policy, matched: Sequence[tuple[str, str]] = ()) -> str:
+    """The raw pieces of a request's query the target gets (`matched`: the rule's `query_match`
+    conditions, (name, value) pairs)."""
     if not query or p.passes == "none":
         return ""
     if p.passes == "all" and not p.strip:
@@ -148,7 +149,7 @@ def passed(query: str, p: Policy, matched: Sequence[str] = ()) -> str:
         name = unquote_plus(piece.partition("=")[0])
         if p.stripped(name):
             continue
-        if p.passes == "unmatched" and name in matched:
+        if p.passes == "unmatched" and any(name == n for n, _v in matched):
             continue
         if isinstance(p.passes, tuple) and name not in p.passes:
             continue

@@ -269,9 +269,8 @@ def _sample_query(rule: Rule, target_query: str) -> str:
     the rule's own `query_match` made the request carry (any other query is not known: none)."""
     if rule.query == "drop" or rule.query_match is None:
         return target_query
-    names = [n for n, _v in querymatch.parse_text(rule.query_match)]
     request = "&".join(querymatch_canonical_pairs(rule.query_match))
-    passed = querypolicy.passed(request, querypolicy.policy(rule.query), names)
+    passed = querypolicy.passed(request, querypolicy.policy(rule.query), querymatch.parse_text(rule.query_match))
     named = {p.split("=", 1)[0] for p in target_query.split("&") if p}
     kept = [p for p in passed.split("&") if p and p.split("=", 1)[0] not in named]
     return "&".join(([target_query] if target_query else []) + kept)

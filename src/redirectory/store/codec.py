@@ -154,6 +154,8 @@ def record(rule: Rule, values: Mapping[str, Any]) -> str:
             out[f.attr] = ts(value)
         elif f.is_list:
             out[f.attr] = None if value is None else list(value)
+        elif value == RAMP and f.kind == "seconds":
+            out[f.attr] = RAMP  # the JSON record says it as files do (the column holds RAMP_STORED)
     out["created_at"] = ts(values["created_at"])
     out["updated_at"] = ts(values["updated_at"])
     return JSON.encode(out)
