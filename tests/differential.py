@@ -7,9 +7,9 @@ root tests/data/real/, laid out the same way), it
    wired minimally: a `server {}` / `<VirtualHost>` around a fragment, `include`s resolved in a
    temporary tree that mirrors the file's repository (the corpus files of the same repository at
    their repository paths, `/etc/nginx/` being the repository root), the repository's companion
-   files a fragment needs (the `map` that defines a variable an `if` uses, the `RewriteMap` a
-   `RewriteRule` calls), and the directives that cannot run here stubbed (listen, ssl_*, logs,
-   proxy_pass upstreams, missing includes). The corpus is never written to: only copies are edited;
+   files a fragment needs (the `map` that defines a variable an `if` or a `location` returns, with
+   its `default`; the `RewriteMap` a `RewriteRule` calls), and the directives that cannot run
+   here stubbed (listen, ssl_*, logs, proxy_pass upstreams, missing includes). The corpus is never written to: only copies are edited;
 2. imports the same file with `redirectory rules import FILE --format F` into a fresh SQLite
    database (a refused import is a finding: 0 % agreement, with the importer's message) and runs
    `redirectory serve` on it;
@@ -635,7 +635,8 @@ class NginxTree:
         if re.search(r"(?m)^\s*listen\s", text):
             self.file_note(copy, f"{where}: listen directives replaced by listen 127.0.0.1:<port>")
         text = re.sub(r"(?m)^(\s*)listen\s[^;]*;", r"\1", text)
-        text = re.sub(r"\bserver\s*\{", f"server {{ listen 127.0.0.1:{self.port};", text)
+        # a `server {` directive, not a word ending in `server` (`location = /code-server {`)
+        text = re.sub(r"(?<![^\s;{}])server\s*\{", f"server {{ listen 127.0.0.1:{self.port};", text)
         if re.search(r"(?m)^\s*ssl_\w+\s", text):
             self.file_note(copy, f"{where}: ssl_* directives removed")
         text = re.sub(r"(?m)^(\s*)ssl_\w+\s[^;]*;", r"\1", text)
@@ -701,7 +702,7 @@ def drop_plain_beside_tls(text: str) -> tuple[str, list[str]]:
         return text, []
     blank = re.sub(r"(?m)(^|\s)(#.*)$", lambda m: m.group(1) + " " * len(m.group(2)), text)
     spans = []
-    for k, m in enumerate(re.finditer(r"(?<![\w$])server\s*\{", blank)):
+    for k, m in enumerate(re.finditer(r"(?<![^\s;{}])server\s*\{", blank)):
         depth, i = 0, m.end() - 1
         while i < len(blank):
             depth += {"{": 1, "}": -1}.get(blank[i], 0)
@@ -817,17 +818,20 @@ def wire_nginx(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
 
     if kind == "map-body":
         # as the repository wires it: the `map` block that includes this file, and the `if` that uses it
+        # (the map and its user may be in a site file, one with `server {}`s)
         block = variable = None
-        for other in others:
+        for other in [c for c in tree.original if c != copy]:
             for d in walk(tree.parsed(other)):
                 if d.name == "map" and len(d.args) == 2 and any(
                         e.name == "include" and e.args and tree.resolve(e.args[0]) == copy for e in d.block or []):
-                    block, variable = f"map {d.args[0]} {d.args[1]} {{ include {copy}; }}", d.args[1]
+                    rest = " ".join(render(e) for e in d.block or [] if e.name in ("default", "hostnames"))
+                    block, variable = f"map {d.args[0]} {d.args[1]} {{ include {copy}; {rest} }}", d.args[1]
                     tree.note_once(f"wired as {other.relative_to(tree.root)} does: {block.replace(str(copy), copy.name)}")
         if block is None or variable is None:
             raise Unloadable("a bare map body and no corpus file of its repository includes it in a map")
-        users = [d for other in others for d in walk(tree.parsed(other))
-                 if d.name == "if" and d.args and variable in " ".join(d.args)
+        # its user: an `if ($var)` or a `location` whose `return` sends the variable
+        users = [d for other in tree.original if other != copy for d in walk(tree.parsed(other))
+                 if d.name in ("if", "location") and d.args and (d.name == "location" or variable in " ".join(d.args))
                  and any(e.name == "return" and variable in " ".join(e.args) for e in d.block or [])]
         if not users:
             raise Unloadable(f"no corpus file of its repository uses {variable} in a return")

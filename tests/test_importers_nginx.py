@@ -206,13 +206,21 @@ def test_request_uri_map_keys_match_the_query_as_nginx_does() -> None:
     assert answer(text, "/k/old") == (301, "/new/k") and answer(text, "/k/old?a=1")[0] == 404
 
 
-def test_request_uri_regex_keys_that_can_take_the_query_are_warned_about() -> None:
-    text = ("map $request_uri $new { ~^/a/(.*)$ /b/$1; ~^/c/?$ /d; }\n"
+def test_request_uri_regex_keys_that_can_take_the_query_read_it_as_nginx_does() -> None:
+    # `(.*)` may take the query: the rule's regex reads path and query (regex_query), its group is
+    # pasted as received (nginx's `$1` of `$request_uri`), and `return` adds no query of its own
+    text = ("map $request_uri $new { ~^/a/(.*)$ /b/$1; ~^/c/?$ /d; ~^/(v|w)/(.+)$ /learn; }\n"
             "server { if ($new) { return 301 $new; } }\n")
     ruleset, problems = load_nginx(text, "n.conf")
-    assert len(ruleset.rules) == 2
-    warned = [p for p in problems if p.code == "import.query"]
-    assert len(warned) == 1 and warned[0].line == 1 and "1 regex key(s) (line 1)" in warned[0].message, problems
+    assert not [p for p in problems if p.code == "import.query"], problems
+    by_regex = {r.source_regex: r for r in ruleset.rules}
+    assert by_regex["^/a/(?P<g1>.*)$"].regex_query and by_regex["^/a/(?P<g1>.*)$"].query == "drop"
+    assert not by_regex["^/c/?$"].regex_query
+    assert answer(text, "/a/x") == (301, "/b/x")
+    assert answer(text, "/a/x?y=1&z=2") == (301, "/b/x?y=1&z=2")
+    assert answer(text, "/c?q=1")[0] == 404
+    assert answer(text, "/v/?a=1") == (301, "/learn")  # `(.+)` matched through the query
+    assert answer(text, "/v/")[0] == 404
 
 
 
@@ -299,3 +307,47 @@ def test_an_underscore_host_is_a_host_and_server_name_underscore_the_catch_all()
     ruleset, problems = load_nginx(text, "n.conf")
     assert [(r.source or r.source_regex, r.to) for r in ruleset.rules] == [
         (r"^//tribunals\.example(?:/f)", "https://tax_ut.example.org"), ("/a", "/b")]
+
+
+def test_a_rewrite_of_every_path_inside_a_prefix_location_answers_that_location_only() -> None:
+    # lbryio/lbry.com's idiom (`location X { rewrite ^(.*)$ URL permanent; }`): $1 is the whole path
+    text = ("location /old { rewrite ^(.*)$ https://new.example$1 permanent; }\n"
+            "location /p/ { rewrite ^/(.*)$ https://n.example/$1 permanent; }\n"
+            "location /gone { rewrite ^(.*)$ /home? permanent; }\n")
+    assert answer(text, "/old/x?q=1") == (301, "https://new.example/old/x?q=1")
+    assert answer(text, "/p/a") == (301, "https://n.example/p/a")
+    assert answer(text, "/gone/y?q=1") == (301, "/home")
+    assert answer(text, "/other")[0] == 404
+
+
+def test_a_location_that_is_not_a_path_is_skipped_with_a_warning_naming_its_line() -> None:
+    text = ("location = /b { return 301 /c; }\n"
+            "location https://x.example/a { rewrite ^(.*)$ https://y.example permanent; }\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [r.source for r in ruleset.rules] == ["/b"]
+    assert any(p.line == 2 and "never selects it" in p.message for p in problems)
+    assert answer(text, "/a")[0] == 404
+
+
+def test_a_hash_in_a_rewrite_regex_matches_the_path_a_client_sends_with_pct23() -> None:
+    # fecgov/fec-proxy: `rewrite ^/pubrec/publicrecordsoffice.shtml#using URL redirect;`
+    text = "rewrite ^/a.shtml#using https://n.example/a.shtml#using redirect;\n"
+    assert answer(text, "/a.shtml%23using") == (307, "https://n.example/a.shtml#using")
+    assert answer(text, "/a.shtml")[0] == 404
+
+
+def test_the_default_of_a_map_that_a_return_sends_answers_every_other_path() -> None:
+    # norangLemon/ginxConf link.norang.io: `map $uri $dest { include ...; default URL; }` + `return 301 $dest;`
+    text = ("map $uri $dest { ~^/a/? https://a.example; /b https://b.example; default https://home.example; }\n"
+            "server { location / { return 301 $dest; } }\n")
+    assert answer(text, "/a/x") == (301, "https://a.example")
+    assert answer(text, "/b?q=1") == (301, "https://b.example")
+    assert answer(text, "/zzz?q=1") == (301, "https://home.example")
+    keep = text.replace("https://home.example;", "https://new.example$request_uri;")
+    assert answer(keep, "/zzz?q=1") == (301, "https://new.example/zzz?q=1")
+    assert answer(keep, "/a/x") == (301, "https://a.example")
+    # in `if ($dest)` an empty default sends nothing: only the entries redirect
+    inside = ("map $uri $dest { /b https://b.example; default \"\"; }\n"
+              "server { location / { if ($dest) { return 301 $dest; } } }\n")
+    assert answer(inside, "/zzz")[0] == 404
+    assert answer(inside, "/b") == (301, "https://b.example")

@@ -145,7 +145,7 @@ class Engine:
         rule = compiled.rule
         status, cache_control = (compiled.answer_at(now) if compiled.phases or compiled.ramped
                                  else (rule.status, compiled.cache_control))
-        location = compiled.target.render(values)
+        location = compiled.target.render(values) if not rule.regex_query else compiled.target.render(values, True)
         if request.query and rule.query != "drop":
             passed = querypolicy.passed(request.query, compiled.query_policy, compiled.query_conditions or ())
             if passed:
@@ -214,7 +214,7 @@ class Engine:
             host = normalise_host(request.host) if request.host else None
             when = now or datetime.now(UTC)
             chosen = False
-            for compiled, _values in self.matcher.candidates(decision.path, host):
+            for compiled, _values in self.matcher.candidates(decision.path, host, request.query):
                 rule = compiled.rule
                 if chosen:
                     considered.append(Consideration(rule, "not reached: a rule of higher precedence matched"))

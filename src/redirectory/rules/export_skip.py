@@ -108,13 +108,21 @@ def check_lifecycle(rule: Rule, fmt: str) -> None:
 
 
 def check_query_conditions(rule: Rule, fmt: str) -> None:
-    """A rule with query conditions (`query_match`, `query_exact`) is not exported: the exports
-    match paths only, and a rule for the same path without conditions would take its requests."""
+    """A rule with query conditions (`query_match`, `query_exact`) or a regex on the path and query
+    (`regex_query`) is not exported: the exports match paths only, and a rule for the same path
+    without conditions would take its requests."""
     if rule.query not in ("keep", "drop"):
         raise Skip(
             "query", f"{fmt}.query_policy",
             f"the {SERVERS.get(fmt, fmt)} export passes the request's query on whole or not at all, not a "
             "query policy (strip, pass)",
+            gateway_only(fmt),
+        )
+    if rule.regex_query:
+        raise Skip(
+            "regex_query", f"{fmt}.regex_query",
+            f"the {SERVERS.get(fmt, fmt)} export matches regexes against the path only, not the path and "
+            "query (regex_query)",
             gateway_only(fmt),
         )
     if rule.has_query_conditions:

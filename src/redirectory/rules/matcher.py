@@ -10,6 +10,9 @@ Precedence (first wins):
    normalised path never starts with `//`), after the host's exact and pattern rules and before
    any-host rules, as rule 1 says (`patterns.HOST_REGEX_PREFIX`); one whose host is written
    literally (`^//a\.example/...`) is tried for that host alone (a set per host).
+   A `from_regex` with `regex_query` reads the path and the query as one text (`/a?x=1`, the path
+   alone when the request has no query), as nginx's `$request_uri` does; it keeps its place among
+   the regexes (`_Regexes`: one group of sets per text, merged in rank order).
 A candidate whose `methods` exclude the request method, whose window does not hold, or whose
 query conditions (`query_match`, `query_exact`: `querymatch`) the request's query does not meet,
 is skipped and the next one is tried. Between rules of equal path precedence (rules 1-3), one
@@ -277,6 +280,17 @@ def _where(loc: Location) -> tuple[str | None, str, bool]:
     return (None, loc, False) if isinstance(loc, str) else loc
 
 
+@dataclass(slots=True)
+class _Regexes:
+    """The `from_regex` rules of one subject (the path, or the path and query), in their sets: any
+    host's, `^//host...` ones by their literal host (on `//host/path`), and those of another host
+    shape."""
+
+    any: RegexSet[CompiledRule] = field(default_factory=RegexSet)
+    by_host: dict[str, RegexSet[CompiledRule]] = field(default_factory=dict)
+    other: RegexSet[CompiledRule] = field(default_factory=RegexSet)
+
+
 class Matcher:
     """Compiled rule table. Not thread-safe for writers: update it from one thread."""
 
@@ -293,10 +307,9 @@ class Matcher:
         self._exact: ExactTable = {}
         self._exact_ci: ExactTable = {}
         self._tries: dict[tuple[str | None, bool], _Node] = {}
-        self._regex: RegexSet[CompiledRule] = RegexSet()
-        #: `^//host...` regexes, on `//host/path`: by their literal host, and those of another host shape
-        self._host_regex: dict[str, RegexSet[CompiledRule]] = {}
-        self._host_regex_other: RegexSet[CompiledRule] = RegexSet()
+        #: `from_regex` rules on the path, and those on the path and query (`regex_query`)
+        self._on_path = _Regexes()
+        self._on_uri = _Regexes()
         self._regex_keys: dict[str, tuple[int, ...]] = {}
         self._seq = 0  # insertion order: the last tie-break between regex rules
         self._hosts: set[str] = set()
@@ -340,7 +353,7 @@ class Matcher:
 
     @property
     def has_host_rules(self) -> bool:
-        return bool(self._hosts) or bool(self._host_regex_other)
+        return bool(self._hosts) or bool(self._on_path.other) or bool(self._on_uri.other)
 
     def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule | None:
         """Add (or replace, by id) one rule. Disabled rules are kept out of matching.
@@ -375,7 +388,7 @@ class Matcher:
             self._seq += 1
             order = (*compiled.rank, self._seq)
             source_regex = rule.source_regex or ""
-            regexes = self._regex_set(source_regex, 1)
+            regexes = self._regex_set(source_regex, 1, rule.regex_query)
             regexes.add(order, ("(?i)" if rule.case_insensitive else "") + source_regex, compiled)
             self._regex_keys[key] = order
             return compiled
@@ -521,11 +534,11 @@ class Matcher:
             self.windows -= 1
             self._timed.pop(rule_id, None)
         if rule.source_regex is not None:
-            regexes = self._regex_set(rule.source_regex, -1)
+            regexes = self._regex_set(rule.source_regex, -1, rule.regex_query)
             regexes.remove(self._regex_keys.pop(rule_id))
             host = split_host_regex(rule.source_regex)
             if host is not None and not regexes:
-                del self._host_regex[host[0]]
+                del (self._on_uri if rule.regex_query else self._on_path).by_host[host[0]]
             return rule
         pattern = compiled.pattern
         assert pattern is not None
@@ -607,9 +620,8 @@ class Matcher:
                 stack.append(node.param)
                 node.param = None
             yield
-        self._regex.clear()
-        self._host_regex.clear()
-        self._host_regex_other.clear()
+        self._on_path = _Regexes()
+        self._on_uri = _Regexes()
         self._regex_keys.clear()
         self._hosts.clear()
         self._host_counts.clear()
@@ -655,8 +667,9 @@ class Matcher:
     def prepare(self) -> Iterator[None]:
         """Compile what `match` would otherwise compile on first use (the regex set's stale shards),
         one shard per step."""
-        for regexes in (self._regex, self._host_regex_other, *self._host_regex.values()):
-            yield from regexes.prepare()
+        for family in (self._on_path, self._on_uri):
+            for regexes in (family.any, family.other, *family.by_host.values()):
+                yield from regexes.prepare()
 
     # -- compact records -----------------------------------------------------------------
     def _rule_of(self, entry: Entry, lookup: str) -> Rule:
@@ -739,7 +752,8 @@ class Matcher:
     ) -> tuple[CompiledRule, Values] | None:
         """The winning rule for a normalised path (and the request's raw query, without `?`), with
         its placeholder values."""
-        if not self._exact_ci and (host is None or (host not in self._hosts and not self._host_regex_other)):
+        if not self._exact_ci and (host is None or (host not in self._hosts and not self._on_path.other
+                                                      and not self._on_uri.other)):
             # The common case first: one exact any-host rule answers.
             table = self._exact.get(None)
             bucket = table.get(path) if table is not None else None
@@ -747,19 +761,24 @@ class Matcher:
                 for candidate in self._bucket(bucket, path):
                     if candidate.accepts(method, now, query):
                         return candidate, {}
-        for candidate, values in self.candidates(path, host):
+        for candidate, values in self.candidates(path, host, query):
             if candidate.accepts(method, now, query):
                 return candidate, values
         return None
 
-    def candidates(self, path: str, host: str | None = None) -> Iterator[tuple[CompiledRule, Values]]:
-        """Every rule whose `from` matches, in precedence order (methods and windows not checked)."""
+    def candidates(
+        self, path: str, host: str | None = None, query: str = "",
+    ) -> Iterator[tuple[CompiledRule, Values]]:
+        """Every rule whose `from` matches, in precedence order (methods and windows not checked).
+        `query` (raw, without `?`) is read by the regexes on the path and query (`regex_query`)."""
         hosts: list[str | None] = [None]
         if host is not None and host in self._hosts:
             hosts = [host, None]
+        on_path, on_uri = self._on_path, self._on_uri
+        uri = path + "?" + query if query else path
         for h in hosts:
-            if h is None and host is not None and self._host_regex_other:  # after the host's own rules
-                yield from self._regex_candidates(self._host_regex_other, "//" + host + path)
+            if h is None and host is not None and (on_path.other or on_uri.other):  # after the host's own rules
+                yield from self._regexes(on_path.other, on_uri.other, "//" + host, path, uri)
             exact: list[CompiledRule] | None = None
             table = self._exact.get(h)
             if table is not None:
@@ -781,12 +800,28 @@ class Matcher:
                 if found:
                     found.sort(key=lambda cv: cv[0].rank)
                     yield from found
-            if h is not None and self._host_regex:
-                regexes = self._host_regex.get(h)
-                if regexes:  # the host's regexes, after its exact and pattern rules
-                    yield from self._regex_candidates(regexes, "//" + h + path)
-        if self._regex:
-            yield from self._regex_candidates(self._regex, path)
+            if h is not None and (on_path.by_host or on_uri.by_host):
+                # the host's regexes, after its exact and pattern rules
+                yield from self._regexes(on_path.by_host.get(h), on_uri.by_host.get(h), "//" + h, path, uri)
+        if on_path.any or on_uri.any:
+            yield from self._regexes(on_path.any, on_uri.any, "", path, uri)
+
+    def _regexes(
+        self, on_path: RegexSet[CompiledRule] | None, on_uri: RegexSet[CompiledRule] | None, prefix: str,
+        path: str, uri: str,
+    ) -> Iterator[tuple[CompiledRule, Values]]:
+        """The matches of one precedence group's regexes: those on the path (`prefix + path`) and
+        those on the path and query (`prefix + uri`), merged in their order."""
+        if not on_uri:
+            if on_path:
+                yield from self._regex_candidates(on_path, prefix + path)
+            return
+        found = list(self._regex_candidates(on_uri, prefix + uri))
+        if on_path:
+            found.extend(self._regex_candidates(on_path, prefix + path))
+            keys = self._regex_keys
+            found.sort(key=lambda cv: keys[cv[0].id])
+        yield from found
 
     def _trie_candidates(self, path: str, host: str | None) -> list[tuple[CompiledRule, Values]]:
         found: list[tuple[CompiledRule, Values]] = []
@@ -838,17 +873,18 @@ class Matcher:
             values[pattern.tail] = rest
         return values
 
-    def _regex_set(self, source_regex: str, delta: int) -> RegexSet[CompiledRule]:
+    def _regex_set(self, source_regex: str, delta: int, on_uri: bool = False) -> RegexSet[CompiledRule]:
         """The regex set a `from_regex` goes in (see the module docstring), counting its host."""
+        family = self._on_uri if on_uri else self._on_path
         if not is_host_regex(source_regex):
-            return self._regex
+            return family.any
         split = split_host_regex(source_regex)
         if split is None:
-            return self._host_regex_other
+            return family.other
         self._count_host(split[0], delta)
-        regexes = self._host_regex.get(split[0])
+        regexes = family.by_host.get(split[0])
         if regexes is None:
-            regexes = self._host_regex[split[0]] = RegexSet()
+            regexes = family.by_host[split[0]] = RegexSet()
         return regexes
 
     @staticmethod

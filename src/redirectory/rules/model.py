@@ -115,6 +115,8 @@ FIELDS: tuple[Field, ...] = (
     # structured fields (query_match, phases, links) are bounded by their modules (items and sizes)
     Field("query_match", "query_match", "querymatch", text=True, api="queryMatch"),
     Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
+    # the `from_regex` reads the path and the query (`/a?x=1`), as nginx's `$request_uri` does
+    Field("regex_query", "regex_query", "flag", default=False, api="regexQuery"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
     # later statuses, each from its own start (`phases`)
@@ -155,7 +157,8 @@ class Rule:
     """One redirect rule.
 
     Exactly one of `source` (the `from` path pattern, optionally `//host/...`) and
-    `source_regex` (`from_regex`, RE2 syntax) is set.
+    `source_regex` (`from_regex`, RE2 syntax) is set; `regex_query` says the regex reads the
+    request's path and query (`/a?x=1`) instead of its path.
     `methods` is None for "every method"; otherwise upper-case names, sorted.
     `id` is the store's UUID (None for rules read from a file); `line` and `position`
     say where the rule came from and are not part of its identity.
@@ -164,6 +167,7 @@ class Rule:
     to: str
     source: str | None = None
     source_regex: str | None = None
+    regex_query: bool = False
     status: int = 301
     methods: tuple[str, ...] | None = None
     query: QueryMode = "keep"
@@ -219,7 +223,7 @@ class Rule:
         Two rules with the same key are the same rule; any other difference is a change.
         """
         return (
-            "regex" if self.is_regex else "path",
+            ("regex+query" if self.regex_query else "regex") if self.is_regex else "path",
             self.from_text,
             self.methods,
             self.query_match,
@@ -261,6 +265,7 @@ def new_rule(
     to: str,
     source: str | None = None,
     source_regex: str | None = None,
+    regex_query: bool = False,
     status: int = 301,
     methods: tuple[str, ...] | None = None,
     query: QueryMode = "keep",
@@ -291,6 +296,7 @@ def new_rule(
     r.to = to
     r.source = source
     r.source_regex = source_regex
+    r.regex_query = regex_query
     r.status = status
     r.methods = methods
     r.query = query

@@ -458,12 +458,16 @@ def rule_from_mapping(
 
     # booleans
     flags: dict[str, bool] = {}
-    for name, default in (("case_insensitive", False), ("enabled", True), ("query_exact", False)):
+    for name, default in (("case_insensitive", False), ("enabled", True), ("query_exact", False),
+                          ("regex_query", False)):
         value = values.get(name, default)
         if not isinstance(value, bool):
             fail(name, "type", f"must be true or false, got {_describe(value)}")
         else:
             flags[name] = value
+    if flags.get("regex_query") and rx is None:
+        fail("regex_query", "regex_query.needs-regex", "reads the path and query with `from_regex`: a rule "
+             "with `from` matches the path (use query_match for its query), so leave regex_query out")
 
     # tags
     tags: tuple[str, ...] = ()
@@ -500,6 +504,7 @@ def rule_from_mapping(
             to=to,
             source=src,
             source_regex=rx,
+            regex_query=flags["regex_query"],
             status=status,
             methods=methods,
             query=query,
@@ -580,7 +585,7 @@ _FAST_BY_KIND: dict[str, Callable[[Any], Any]] = {
     "note": _fast_note,
 }
 _FAST_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    f.name: (f.attr, _FAST_BY_KIND[f.kind]) for f in FIELDS if f.kind in _FAST_BY_KIND
+    f.name: (f.attr, _FAST_BY_KIND[f.kind]) for f in FIELDS if f.kind in _FAST_BY_KIND and f.name != "regex_query"
 }
 _FROM_LIMIT = FIELD_LIMITS["from"]
 _TO_LIMIT = FIELD_LIMITS["to"]
@@ -603,7 +608,7 @@ def _fast_rule(
         status = data["status"]
         if type(status) is not int or status not in _STATUSES:
             return None
-        return new_rule(to, src, None, status, line=line, position=position, field_lines=field_lines)
+        return new_rule(to, src, status=status, line=line, position=position, field_lines=field_lines)
     fields: dict[str, Any] = {}
     for key, value in data.items():
         if key == "from" or key == "to":

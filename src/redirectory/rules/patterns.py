@@ -264,12 +264,16 @@ class Target:
     def host(self) -> str | None:
         return urlsplit(self.origin).hostname if self.origin else None
 
-    def render(self, values: dict[str, str | None]) -> str:
+    def render(self, values: dict[str, str | None], keep_query: bool = False) -> str:
         """Substitute placeholder values, percent-encoded for where each one stands.
 
         A `{name:path}` value that is None (the path ended before it) removes the slash in
         front of it, so `/v1/users/{rest}` with nothing after `/v1/users` gives `/v2/users`.
+        `keep_query`: a value in the path keeps a `?` raw (values a regex took from the path and
+        query, `regex_query`: pasted as received, as nginx pastes `$request_uri` captures).
         """
+        path_safe = _PATH_KEEP_QUERY if keep_query else PATH_VALUE_SAFE
+        segment_safe = _SEGMENT_KEEP_QUERY if keep_query else SEGMENT_SAFE
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
@@ -281,7 +285,7 @@ class Target:
                     if out and out[-1].endswith("/"):
                         out[-1] = out[-1][:-1]
                     continue
-                encoded = encode_component(value, PATH_VALUE_SAFE if "/" in value else SEGMENT_SAFE)
+                encoded = encode_component(value, path_safe if "/" in value else segment_safe)
                 # Never let a value start a new authority: "/" + "/evil" would read as //evil.
                 if out and out[-1].endswith("/"):
                     encoded = encoded.lstrip("/")
@@ -296,6 +300,10 @@ class Target:
         if self.origin is None and (rendered.startswith("//") or rendered.startswith("/\\")):
             rendered = "/" + rendered.lstrip("/\\")
         return (self.origin or "") + rendered
+
+
+_PATH_KEEP_QUERY = PATH_VALUE_SAFE | frozenset("?")
+_SEGMENT_KEEP_QUERY = SEGMENT_SAFE | frozenset("?")
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

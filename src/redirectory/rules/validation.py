@@ -542,7 +542,7 @@ class Resolver:
                     return chosen
             best: CompiledRule | None = None
             for matcher, excluded in matchers:
-                for c, _values in matcher.candidates(path, h):
+                for c, _values in matcher.candidates(path, h, query):
                     pattern = c.pattern
                     if pattern is None and h is not None and is_host_regex(c.rule.source_regex or ""):
                         pass  # this host's regexes come after its patterns (`^//host/...`)
@@ -557,7 +557,7 @@ class Resolver:
                 return best
         best = None
         for matcher, excluded in matchers:
-            for c, _values in matcher.candidates(path, None):
+            for c, _values in matcher.candidates(path, None, query):
                 if c.regex is None or excluded(c.id) or not c.accepts(method, None, query):
                     continue
                 if best is None or c.rank < best.rank:

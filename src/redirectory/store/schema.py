@@ -83,6 +83,7 @@ rules = Table(
     Column("position", Integer, nullable=False),  # order in the source file
     Column("source", Text, nullable=True),  # `from`
     Column("source_regex", Text, nullable=True),  # `from_regex`
+    Column("regex_query", Boolean, nullable=False, server_default=false()),  # (0009)
     Column("to", Text, nullable=False),
     Column("status", Integer, nullable=False),
     Column("methods", Text, nullable=True),  # JSON list, NULL = every method

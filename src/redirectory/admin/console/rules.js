@@ -223,6 +223,7 @@ async function deleteRule(rule, etag) {
 const FORM_FIELDS = [
   ['from', 'Source path (from)', 'A path pattern: /old/{id} (one segment), /old/{rest:path} (the rest); //host/path for one host.'],
   ['fromRegex', 'Or a source regular expression (fromRegex)', 'RE2 syntax, instead of a path pattern.'],
+  ['regexQuery', 'The regular expression reads the query too', 'It is matched against /path?query (nginx $request_uri), not the path alone.'],
   ['status', 'Status', '404: the rule redirects nothing (it keeps its requests from other rules), and has no target.'],
   ['to', 'Target (to)', 'A path or an absolute URL; may use the placeholders of the source: /new/{id}.'],
   ['methods', 'Methods', 'Comma-separated (GET, HEAD); empty: every method.'],
@@ -243,7 +244,7 @@ function control(name, rule) {
   const value = rule ? rule[name] : null;
   switch (name) {
     case 'status': return select(STATUSES, value ?? 301);
-    case 'queryExact': case 'caseInsensitive': case 'enabled':
+    case 'queryExact': case 'caseInsensitive': case 'enabled': case 'regexQuery':
       return h('input', { type: 'checkbox', checked: name === 'enabled' ? value !== false : Boolean(value) });
     case 'methods': case 'tags': return input({ value: value ? value.join(', ') : '' });
     case 'queryMatch': return input({ value: queryMatchText(value) });
@@ -268,6 +269,7 @@ function readForm(form, loaded, lifecycle) {
     ...Object.fromEntries(Object.entries(loaded || {}).filter(([name]) => !READ_ONLY.has(name) && !FORM_NAMES.has(name))),
     from: text('from') || null,
     fromRegex: text('fromRegex') || null,
+    regexQuery: get('regexQuery').checked,
     to: status === NOT_REDIRECTED ? '' : get('to').value.trim(),  // a rule that redirects nothing has no target
     status,
     methods: list('methods'),

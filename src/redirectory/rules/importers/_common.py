@@ -285,14 +285,15 @@ def _named_groups(regex: str) -> tuple[str, list[str]] | None:
 def _regex_rule(
     b: _Builder, line: int, what: str, regex: str, target: str, status: int, *, case_insensitive: bool = False,
     query: str | None = None, whole: str | None = None, host: str | None = None, host_required: bool = False,
-    query_exact: bool = False, query_match: dict[str, str] | None = None,
+    query_exact: bool = False, query_match: dict[str, str] | None = None, regex_query: bool = False,
 ) -> None:
     """Add a regex rule whose target may use $1..$9; warn and skip what cannot be converted.
     `whole`: the name of a group the target uses for the whole path (a regex searched anywhere in
     the path, as nginx and Apache search it, the same matches and groups, within `^(?P<whole>.*?(?:
     regex).*)$`). `host`: the one host the original answers the regex for: a host-specific regex
     (`^//host...`, see `_host_form`) where the regex allows it, else an any-host one with a warning.
-    `query_match`, `query_exact`: the rule's query conditions (`rules.querymatch`)."""
+    `query_match`, `query_exact`: the rule's query conditions (`rules.querymatch`); `regex_query`: the
+    regex reads the path and query (`/a?x=1`), as a regex on nginx's `$request_uri` does."""
     scanned = _named_groups(regex)
     if scanned is None:
         b.warn(line, "import.regex", f"{what}: cannot read the regex {regex!r} (unbalanced brackets): skipped",
@@ -335,8 +336,8 @@ def _regex_rule(
         b.warn(line, "import.regex", f"{what}: the regex {regex!r} uses {reason}: skipped" if "look" in reason
                else f"{what}: the regex {regex!r} is {reason}: skipped", name="from_regex")
         return
-    b.add(line, {"from_regex": converted, "to": to, "status": status,
-                 "case_insensitive": True if case_insensitive else None, "query": query,
+    b.add(line, {"from_regex": converted, "regex_query": True if regex_query else None, "to": to,
+                 "status": status, "case_insensitive": True if case_insensitive else None, "query": query,
                  "query_exact": True if query_exact else None, "query_match": query_match})
 
 

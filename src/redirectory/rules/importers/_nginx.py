@@ -375,6 +375,8 @@ def _nginx_return(
     if url in maps or (url.startswith("${") and url[2:-1] in maps):
         name = url if url in maps else "$" + url[2:-1]
         _nginx_map_rules(b, d, code, maps[name], ctx, used, name, keep_args)
+        if not in_if:
+            _map_default(b, d, code, maps[name], ctx, name)
         return
     if re.fullmatch(r"\$redirectory_30[1378]", url):
         if _RETURN_FILE not in used:  # once per file
@@ -390,6 +392,38 @@ def _nginx_return(
         return
     url = re.sub(r"\?\$(?:args|\{args\}|query_string|\{query_string\})$", "", url)
     _nginx_location_rule(b, d.line, what, ctx, url, status, query, keep_args)
+
+
+def _map_default(b: _Builder, d: _Directive, code: int, m: _NginxMap, ctx: _NginxContext, name: str) -> None:
+    """`return CODE $var` outside an `if`: nginx sends the map's `default` for every path of the
+    location that no entry matches. A regex rule after the entries' rules (they come first)."""
+    value = m.default
+    if value is None or not re.match(r"(?i)https?://|/|\$scheme", value):
+        return  # no default, or "" / 0 (a map read by an `if`): nothing to send
+    what = f"return {code} {name} (its map's `default {value}`, line {m.line})"
+    status = b.status(code, d.line, f"`{what}`")
+    if status is None:
+        return
+    value = _request_host(_same_host(value), ctx)
+    query = None if _ARGS.search(value) else "drop"
+    keep_args = "$is_args$args" in value
+    value = re.sub(r"\?\$(?:args|\{args\}|query_string|\{query_string\})$", "", value.replace("$is_args$args", ""))
+    if ctx.location not in (None, ("", "/")):
+        _nginx_location_rule(b, d.line, what, ctx, value, status, query, keep_args)
+        return
+    if _other_hosts_only(b, d.line, what, ctx):
+        return
+    regex = "^/"
+    if re.search(r"\$\{?(?:request_uri|uri)\b", value):
+        converted = _nginx_uri_target(value, "/{uri}", keep_args)
+        if converted is None:
+            _unknown_variables(b, d.line, what, value, allow_groups=False)
+            return
+        value, query = converted[0], converted[1] or query
+        regex = "^/(?P<uri>.*)$"
+    elif _unknown_variables(b, d.line, what, value, allow_groups=False):
+        return
+    _regex_rule(b, d.line, f"`{what}`", regex, value, status, query=query, host=ctx.host)
 
 
 #: variables holding the request's query (or the whole request line, query included)
@@ -543,7 +577,6 @@ def _nginx_map_rules(
         return
     prefix = f"//{ctx.host}" if ctx.host else ""
     on_request_uri = m.source == "$request_uri"
-    inside: list[int] = []  # lines of regex keys that may take the query into what they match
     exact_keys = {k.removeprefix("\\") for k, _v, _l in m.entries if not k.startswith("~")}
     earlier: list[re.Pattern[str]] = []  # the regex keys before, but those of one path:
     earlier_paths: set[str] = set()  # the paths those match
@@ -560,15 +593,17 @@ def _nginx_map_rules(
             if _unknown_variables(b, line, what, value, allow_groups=True):
                 continue
             # on $request_uri, a regex that ends with `$` and matches no `?` answers requests
-            # without a query only (`_request_uri`)
+            # without a query only; one that may take the query into what it matches reads the
+            # path and query as nginx does (`regex_query`; `_request_uri`)
             use = query_use(regex) if on_request_uri else None
-            if use == QUERY_INSIDE:
-                inside.append(line)
             exact_query = True if use == QUERY_NONE else None
             # in a server of one name, a regex of one path is that path's rule for that host alone
             literal = None if ci else _literal_paths(regex)
             paths = None if ctx.location is not None or not ctx.host else literal
-            if paths and not any(p in exact_keys or p in earlier_paths or any(e.search(p) for e in earlier)
+            if use == QUERY_INSIDE:
+                _regex_rule(b, line, what, regex, value, status, case_insensitive=ci, query=query, host=ctx.host,
+                            regex_query=True)
+            elif paths and not any(p in exact_keys or p in earlier_paths or any(e.search(p) for e in earlier)
                                  for p in paths):
                 for path in paths:  # nginx's first match for these paths: rules of this host alone
                     b.add(line, {"from": prefix + _path(path), "to": value, "status": status, "query": query,
@@ -600,12 +635,6 @@ def _nginx_map_rules(
             continue
         b.add(line, {"from": prefix + _path(key), "to": value, "status": status, "query": query,
                      "query_match": match_query or None, "query_exact": True if on_request_uri else None})
-    if inside:
-        shown = ", ".join(map(str, inside[:5])) + (" ..." if len(inside) > 5 else "")
-        b.warn(inside[0], "import.query", f"`map $request_uri {name}`: {len(inside)} regex key(s) (line {shown}) "
-               "can match a `?`, so nginx may take the request's query into what they match (`^/a/(.*)$` takes "
-               "`b?x=1` as $1); imported to match the path alone, the query passed on as the rule says",
-               name="from_regex")
 
 
 #: `$scheme://$host` (or `$http_host`, `$server_name`) at the start of a target: the host and scheme
@@ -668,7 +697,17 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         replacement = re.sub(r"\$(?:\{([0-9])\}|([0-9]))", group, replacement)
         _nginx_location_rule(b, d.line, what, ctx, replacement, status, query, False)
         return
+    if loc is not None and loc[0] in ("", "^~") and not loc[1].startswith("/"):
+        b.warn(d.line, "import.unsupported", f"`{what}`: location {loc[1]!r} is not a path, so nginx never "
+               "selects it for a request: skipped", name="from")
+        return
     every = regex in ("^", "^.*", "^.*$", ".*", "^/", "/") and not re.search(r"\$\{?[0-9]", replacement)
+    whole = _captures_as_uri(regex, replacement) if loc is not None else None
+    if whole is not None:
+        # `location /old { rewrite ^(.*)$ https://new$1 permanent; }`: every path of the location,
+        # its capture the whole path ($uri); a rewrite passes the query on unless its target ends in `?`
+        _nginx_location_rule(b, d.line, what, ctx, whole, status, query, query is None)
+        return
     if every and (loc is not None or ctx.host):
         # a rewrite of every path the location answers (or, in a server of one name, every path of
         # that host: a regex rule would answer every host): the location's rule
@@ -704,8 +743,28 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         for path in paths:
             b.add(d.line, {"from": f"//{ctx.host}" + _path(path), "to": replacement, "status": status, "query": query})
         return
-    _regex_rule(b, d.line, f"`{what}`", regex, replacement, status, case_insensitive=ci, query=query,
-                host=ctx.host)
+    _regex_rule(b, d.line, f"`{what}`", _as_gateway_path(regex), replacement, status, case_insensitive=ci,
+                query=query, host=ctx.host)
+
+
+def _as_gateway_path(regex: str) -> str:
+    """`regex` for the path as the gateway keeps it: nginx matches the decoded path, where a `#`
+    (sent as `%23`) is a character; the gateway keeps it as `%23` (docs/rules.md, normalisation)."""
+    return re.sub(r"\\?#", "%23", regex)
+
+
+def _captures_as_uri(regex: str, replacement: str) -> str | None:
+    """The replacement of a `rewrite` whose regex matches every path (`^(.*)$`, `^/(.*)$`...) with
+    its capture written as `$uri` (the whole path; `/$1` after `^/(.*)$`); None for another regex,
+    or when another capture remains."""
+    if regex not in _EVERY:
+        return None
+    out = replacement
+    if regex in ("^(.*)$", "(.*)"):
+        out = re.sub(r"\$\{1\}|\$1", "$uri", out)
+    elif regex == "^/(.*)$":
+        out = re.sub(r"/(?:\$\{1\}|\$1)", "$uri", out)
+    return None if re.search(r"\$\{?[0-9]", out) else out
 
 
 def _index(rewrites: list[re.Pattern[str]], regex: str) -> int:

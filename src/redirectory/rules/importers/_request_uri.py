@@ -13,8 +13,8 @@ use), a key is one of:
   before its final `$` (`^/(.*)/end/?$`) is read so too: it matches a query only when the query
   itself ends with that text (`/x?q=/end`), which no real request does by chance;
 - QUERY_INSIDE: any other key with a part that can match a `?`: what it does with a query depends
-  on the request (`^/a/(.*)$` takes `b?x=1` into its group); the importer keeps the path-only
-  reading and says so;
+  on the request (`^/a/(.*)$` takes `b?x=1` into its group); the rule's regex reads the path and
+  query as nginx does (`regex_query`), its groups pasted into the target as they were received;
 - None: the key cannot be read.
 """
 
