@@ -243,7 +243,7 @@ def test_write_holds_no_more_than_a_chunk(fmt: Format) -> None:
     finally:
         tracemalloc.stop()
     assert sum(sizes) > 2_000_000
-    assert peak < 3_000_000, peak
+    assert peak < 4_000_000, peak  # a few chunks of 4,096 rules; the rules alone would take ~20 MB
 
 
 # -- nginx --------------------------------------------------------------------------------------------

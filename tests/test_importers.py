@@ -109,7 +109,9 @@ def test_nginx_constructs() -> None:
         (16, {"from_regex": r"^//a\.example(?:/rw/(?P<g1>.*)$)", "to": "/rewritten/{g1}", "status": 301,
               "priority": 5}),
         # $host in a server of one name is that name
-        (19, {"from_regex": r"^//a\.example(?:/h)", "to": "https://a.example/x", "status": 301, "query": "drop"}),
+        # a plain-http server (no `listen`: port 80) sending to https on its own name: http requests only
+        (19, {"from_regex": r"^//a\.example(?:/h)", "to": "https://a.example/x", "status": 301, "query": "drop",
+              "scheme": "http"}),
         # `location /hello` answers itself (200) before `location /h` for its paths: not redirected
         (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "priority": 3}),
         (25, {"from": "/multi", "to": "/m", "status": 303, "query": "drop"}),

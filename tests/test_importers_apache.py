@@ -6,8 +6,13 @@ context in a <VirtualHost>), as tests/differential.py does for the corpus files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -577,3 +582,184 @@ def test_query_string_conditions_answer_as_a_real_apache_serves_them(tmp_path: P
             theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
             ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
             assert theirs == ours, target
+
+
+# -- exclusions: `RewriteRule PATTERN - [L]` -------------------------------------------------------
+#: Checked against a real apache2 (test_exclusions_answer_as_a_real_apache_serves_them): the exclusion
+#: stops the RewriteRules after it for its paths, not the ones before it, and not mod_alias.
+EXCLUSIONS = (
+    "RewriteEngine On\n"
+    "RewriteRule ^/docs/keep/old$ /docs/new [R=301,L]\n"           # before the exclusion: still wins
+    "RewriteRule ^/docs/keep/ - [L]\n"
+    "RewriteRule ^/docs/(.*)$ https://new.example/docs/$1 [R=301,L]\n"
+    "RewriteRule ^/api/v1/health$ - [END]\n"
+    "RewriteRule ^/api/v1/(.*)$ /api/v2/$1 [R=308,L]\n"
+    "RewriteCond %{QUERY_STRING} ^debug=1$\n"
+    "RewriteRule ^/blog/ - [L]\n"
+    "RewriteRule ^/blog/(.*)$ /news/$1 [R=301,L]\n"
+    "RewriteRule ^/static/ - [L]\n"
+    "RedirectMatch 301 ^/static/old/(.*)$ /assets/$1\n"             # mod_alias runs after mod_rewrite
+    "Redirect 301 /static/legacy /assets/legacy\n"
+    "RewriteRule ^/(.*)\\.php$ /$1 [R=301,L]\n"
+)
+EXCLUSION_TARGETS = {
+    "/docs/keep/old": "301 /docs/new", "/docs/keep/a": "404", "/docs/keep/": "404",
+    "/docs/other": "301 https://new.example/docs/other", "/api/v1/health": "404",
+    "/api/v1/health?x=1": "404", "/api/v1/users": "308 /api/v2/users", "/blog/a?debug=1": "404",
+    "/blog/a": "301 /news/a", "/blog/a?debug=2": "301 /news/a?debug=2", "/static/a.css": "404",
+    "/static/a.php": "404", "/static/old/x.php": "301 /assets/x.php", "/static/legacy/y": "301 /assets/legacy/y",
+    "/index.php": "301 /index", "/x/y.php?a=1": "301 /x/y?a=1",
+}
+
+
+def test_an_exclusion_stops_the_rewrite_rules_after_it_and_not_mod_alias() -> None:
+    ruleset, problems = load_apache(EXCLUSIONS, "site.conf")
+    assert codes(problems) == [], [p.format() for p in problems]
+    assert [r.status for r in ruleset.rules].count(404) == 4  # one rule that redirects nothing each
+    got = answers(EXCLUSIONS, *EXCLUSION_TARGETS)
+    assert dict(zip(EXCLUSION_TARGETS, got, strict=True)) == EXCLUSION_TARGETS
+
+
+def test_without_the_exclusions_the_later_rules_would_answer() -> None:
+    """The exclusions are what keeps those paths: the same file without them redirects them."""
+    text = "".join(line + "\n" for line in EXCLUSIONS.splitlines() if " - [" not in line
+                   and "QUERY_STRING" not in line)
+    assert answers(text, "/docs/keep/a", "/api/v1/health", "/static/a.php") == [
+        "301 https://new.example/docs/keep/a", "308 /api/v2/health", "301 /static/a"]
+
+
+def test_an_exclusion_in_htaccess_and_its_conditions() -> None:
+    """Per-directory patterns (no leading slash), `[NC]`, and the conditions rules understand
+    (host, method): each exclusion holds only where Apache's would."""
+    text = (
+        "RewriteEngine On\n"
+        "RewriteRule ^index\\.php$ - [L]\n"
+        "RewriteRule ^KEEP/ - [NC,L]\n"
+        "RewriteCond %{REQUEST_METHOD} ^POST$\n"
+        "RewriteRule ^form$ - [L]\n"
+        "RewriteRule ^(.*)\\.php$ /$1 [R=301,L]\n"
+        "RewriteRule ^(.*)$ https://new.example/$1 [R=301,L]\n"
+    )
+    ruleset, problems = load_apache(text, "repo/.htaccess")
+    assert codes(problems) == []
+    assert answers(text, "/index.php", "/keep/a.php", "/Keep/b", "/form", "/a.php", "/x", source="repo/.htaccess") == [
+        "404", "404", "404", "301 https://new.example/form", "301 /a", "301 https://new.example/x"]
+    engine = Engine(ruleset)
+    assert engine.decide(Request("POST", "/form", query="")).response.status == 404
+
+
+def test_an_exclusion_of_a_named_virtual_host_keeps_the_catch_all_after_it_a_regex() -> None:
+    """`^/(.*)$` for one host is a path pattern (`//host/{rest:path}`), which would come before the
+    exclusion's regex: after an exclusion it stays a regex, in file order."""
+    text = ("<VirtualHost *:80>\nServerName old.example.org\nRewriteEngine On\nRewriteRule ^/static/ - [L]\n"
+            "RewriteRule ^/(.*)$ https://new.example.org/$1 [R=301,L]\n</VirtualHost>\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == []
+    assert all(r.source_regex is not None for r in ruleset.rules)
+    assert answers(text, "/static/a.css", "/x", host="old.example.org") == ["404", "301 https://new.example.org/x"]
+    assert answers(text, "/x", host="other.example.org") == ["404"]
+
+
+def test_an_exclusion_with_a_condition_a_rule_cannot_hold_is_skipped_with_a_warning() -> None:
+    text = ("RewriteEngine On\nRewriteCond %{REQUEST_FILENAME} -f [OR]\nRewriteCond %{REQUEST_FILENAME} -d\n"
+            "RewriteRule ^ - [L]\nRewriteRule ^/old/(.*)$ /new/$1 [R=301,L]\nRewriteRule ^/a - [S=1]\n"
+            "RewriteRule ^/a(.*)$ /b$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(4, "import.conditional"), (6, "import.internal")]
+    assert [r.status for r in ruleset.rules] == [301, 301]
+
+
+def test_a_mod_alias_rule_an_exclusion_and_a_later_rewrite_all_meet_a_warning_says_so() -> None:
+    """`RedirectMatch ^/old/(.*)$` meets the exclusion `^/old/keep` (Apache redirects those paths by
+    mod_alias) and the catch-all RewriteRule after it (which must come first elsewhere): no rule
+    order says both; the exclusion goes first and a warning names the three lines."""
+    text = ("RewriteEngine On\nRewriteRule ^/old/keep - [L]\nRewriteRule ^/(.*)\\.php$ /$1 [R=301,L]\n"
+            "RedirectMatch 301 ^/old/(.*)$ /new/$1\n")
+    _, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(4, "import.order")]
+    assert "line 2" in problems[0].message and "line 3" in problems[0].message
+    assert answers(text, "/old/x", "/old/x.php", "/old/keep") == ["301 /new/x", "301 /old/x", "404"]
+
+
+def test_a_query_condition_exclusion_after_an_unconditional_rewrite_is_warned() -> None:
+    """A rule with query conditions comes before one without (docs/rules.md, Precedence): where that
+    puts an exclusion before the RewriteRule Apache tries first, a warning says so."""
+    text = ("RewriteEngine On\nRewriteRule ^/a/(.*)$ /b/$1 [R=301,L]\nRewriteCond %{QUERY_STRING} ^x=1$\n"
+            "RewriteRule ^/a/ - [L]\n")
+    _, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(4, "import.order")]
+
+
+def test_a_slash_pattern_in_htaccess_never_matches() -> None:
+    """In .htaccess Apache matches the path without its leading slash: `^/blog` matches nothing
+    (audacity's htdocs/.htaccess has `RewriteRule ^/blog - [L]`)."""
+    text = "RewriteEngine On\nRewriteRule ^/blog - [L]\nRewriteRule ^/x /y [R=301,L]\nRewriteRule ^blog(.*) /news$1 [R=301,L]\n"
+    _, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == [(2, "import.unsupported"), (3, "import.unsupported")]
+    assert answers(text, "/blog", "/blogz", "/x", source=".htaccess") == ["301 /news", "301 /newsz", "404"]
+
+
+def test_a_group_reference_beyond_the_pattern_is_empty_as_in_apache() -> None:
+    """`RewriteRule ^tutorials.php help/tutorials$1` (audacity): Apache pastes nothing for `$1`."""
+    text = "RewriteEngine On\nRewriteRule ^tutorials.php help/tutorials$1 [R=permanent]\n"
+    assert answers(text, "/tutorials.php", "/tutorials.php/x?a=1", source=".htaccess") == [
+        "301 /help/tutorials", "301 /help/tutorials?a=1"]
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+@pytest.mark.parametrize("context", ["server", "htaccess"])
+def test_exclusions_answer_as_a_real_apache_serves_them(tmp_path: Path, context: str) -> None:
+    """EXCLUSIONS served by apache2 (mod_rewrite and mod_alias; in a VirtualHost, and as the
+    DocumentRoot's .htaccess with per-directory patterns) and imported: the same answers."""
+    text = EXCLUSIONS
+    if context == "htaccess":
+        text = re.sub(r"(RewriteRule )\^/", r"\1^", text)
+    port = free_port()
+    ruleset, problems = load_apache(text, ".htaccess" if context == "htaccess" else "site.conf")
+    assert not [p for p in problems if p.is_error], problems
+    engine = Engine(ruleset)
+    with _apache_with_alias(tmp_path, port, server=text if context == "server" else "",
+                            htaccess=text if context == "htaccess" else None):
+        for target in EXCLUSION_TARGETS:
+            theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
+            ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
+            assert theirs == ours, target
+
+
+@contextlib.contextmanager
+def _apache_with_alias(tmp: Path, port: int, server: str, htaccess: str | None) -> Iterator[None]:
+    """apache2 with mod_alias and mod_rewrite: `server` in its VirtualHost, `htaccess` (if any) as
+    the DocumentRoot's .htaccess (AllowOverride All)."""
+    assert APACHE is not None
+    docroot = tmp / "docroot"
+    docroot.mkdir()
+    if htaccess is not None:
+        (docroot / ".htaccess").write_text(htaccess)
+    modules = "/usr/lib/apache2/modules"
+    (tmp / "httpd.conf").write_text(
+        f'ServerRoot "{tmp}"\nListen 127.0.0.1:{port}\nPidFile {tmp}/httpd.pid\nErrorLog {tmp}/error.log\n'
+        f"DefaultRuntimeDir {tmp}\n"
+        + "".join(f"LoadModule {m}_module {modules}/mod_{m}.so\n" for m in ("mpm_event", "authz_core", "alias",
+                                                                            "rewrite"))
+        + f'ServerName localhost\nDocumentRoot "{docroot}"\n<Directory "{docroot}">\nAllowOverride All\n'
+        f"Require all granted\n</Directory>\n<VirtualHost 127.0.0.1:{port}>\nServerName localhost\n"
+        f'DocumentRoot "{docroot}"\n{server}</VirtualHost>\n')
+    for path in [tmp, *tmp.rglob("*")]:  # Apache's children drop root: they must read the tree
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    proc = subprocess.Popen([APACHE, "-d", str(tmp), "-f", str(tmp / "httpd.conf"), "-DFOREGROUND"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = tmp / "error.log"
+                    pytest.fail(f"apache2 did not start: {log.read_text() if log.exists() else ''}")
+                time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -103,7 +103,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
             "unmatched_paths",
             "api_keys",
         } <= names
-        assert version == ["0009"]
+        assert version == ["0010"]
         assert store.revision() == 0
         assert store.load() == (0, RuleSet())
         assert store.rule_count() == 0

@@ -114,3 +114,10 @@ def forwarded_origin(proto: str | None, host: str | None) -> str | None:
     if scheme not in ("http", "https"):
         return None
     return f"{scheme}://{name}"
+
+
+def forwarded_scheme(proto: str | None) -> str | None:
+    """The scheme an X-Forwarded-Proto value gives (its last element, http or https), or None."""
+    scheme = last_element(proto)
+    scheme = scheme.lower() if scheme is not None else None
+    return scheme if scheme in ("http", "https") else None

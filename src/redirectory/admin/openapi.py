@@ -85,6 +85,9 @@ _KIND_SCHEMAS: dict[FieldKind, dict[str, Any]] = {
                    "maxProperties": 32,
                    "description": "Query parameters the request must carry: {name: value}, '*' for any value "
                                   "(the text form name=value&name=* is accepted too)"},
+    "scheme": {"type": ["string", "null"], "enum": ["http", "https", None],
+               "description": "Only requests that came with this scheme (the gateway's own is http; a trusted "
+                              "proxy's X-Forwarded-Proto or --public-url's scheme when given)"},
     "timestamp": {"type": ["string", "null"], "format": "date-time"},
     "seconds": {"oneOf": [{"type": ["integer", "null"], "minimum": 0}, {"type": "string", "enum": ["ramp"]}],
                 "description": "Seconds of Cache-Control max-age, or ramp (permanent redirects: 5 minutes, "

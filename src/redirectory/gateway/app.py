@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
+from redirectory.forwarded import TrustedProxies, forwarded_origin, forwarded_scheme, origin_of
 from redirectory.gateway import access, reload
 from redirectory.gateway.config import READY_PROBE_PATH, GatewayConfig, configure_logging
 from redirectory.gateway.metrics import WorkerMetrics
@@ -79,6 +79,8 @@ class Gateway:
         # compact: exact rules as small records (rules/matcher.py), the gateway never lists or explains them
         self.options = EngineOptions(default_permanent_max_age=config.default_permanent_max_age, compact=True)
         self.public_origin = origin_of(config.public_url) if config.public_url else None
+        #: the scheme of a request no trusted proxy names one for: --public-url's, else this listener's
+        self.scheme = self.public_origin.partition(":")[0] if self.public_origin else "http"
         self.proxies = TrustedProxies(config.forwarded_allow_ips)
         self.store: Store | None = None
         self.engine = Engine((), self.options)
@@ -360,18 +362,21 @@ class Gateway:
             self.cache_bytes = 0
             upcoming = engine.matcher.next_change(datetime.now(UTC))
             self.cache_until = upcoming.timestamp() if upcoming is not None else float("inf")
-        if fwd_host and origin is None and self.proxies and self.proxies.trusts(client_ip):
-            forwarded = forwarded_origin(fwd_proto, fwd_host)
-            if forwarded:
-                origin = forwarded
-                host = forwarded.partition("://")[2]  # the forwarded host[:port] that won
-                cacheable = False
-        key = (method, raw_path, query, host if engine.matcher.has_host_rules else None)
+        scheme = self.scheme
+        if (fwd_host or fwd_proto) and self.proxies and self.proxies.trusts(client_ip):
+            scheme = forwarded_scheme(fwd_proto) or scheme  # the proxy's scheme wins (`scheme` rules)
+            if fwd_host and origin is None:
+                forwarded = forwarded_origin(fwd_proto, fwd_host)
+                if forwarded:
+                    origin = forwarded
+                    host = forwarded.partition("://")[2]  # the forwarded host[:port] that won
+                    cacheable = False
+        key = (method, raw_path, query, host if engine.matcher.has_host_rules else None, scheme)
         if cacheable:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-        decision = engine.decide(Request(method, _text(raw_path), _text(query), host, origin))
+        decision = engine.decide(Request(method, _text(raw_path), _text(query), host, origin, scheme))
         result = (self.render(decision.response), decision.rule_id)
         if decision.outcome is DecisionOutcome.REDIRECT:
             if cacheable:

@@ -62,6 +62,8 @@ class Request:
     query: str = ""
     host: str | None = None
     origin: str | None = None  # "https://api.example.com" when known (public URL, trusted proxy)
+    #: "http" or "https"; None: the origin's, else http (the gateway's own listener)
+    scheme: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ class Engine:
             host = normalise_host(host)
         if now is None and self.matcher.windows:
             now = datetime.now(UTC)
-        found = self.matcher.match(path, request.method, host, now, request.query)
+        found = self.matcher.match(path, request.method, host, now, request.query, scheme_of(request))
         if found is None:
             return self.not_found(request, path)
         compiled, values = found
@@ -225,6 +227,10 @@ class Engine:
                     )
                 elif compiled.has_window and not rule.active_at(when):
                     considered.append(Consideration(rule, f"skipped: outside its window ({_window(rule)})"))
+                elif not rule.matches_scheme(scheme_of(request)):
+                    considered.append(Consideration(
+                        rule, f"skipped: the request came with {scheme_of(request)}, the rule answers "
+                              f"{rule.scheme} only"))
                 elif not compiled.accepts(request.method, None, request.query):
                     conditions = compiled.query_conditions or ()
                     considered.append(Consideration(
@@ -244,6 +250,13 @@ class Engine:
 
     def __len__(self) -> int:
         return len(self.matcher)
+
+
+def scheme_of(request: Request) -> str:
+    """The request's scheme: its own, else its origin's, else http (the gateway listens for http)."""
+    if request.scheme is not None:
+        return request.scheme
+    return "https" if request.origin is not None and request.origin.startswith("https:") else "http"
 
 
 def merge_query(location: str, request_query: str) -> str:

@@ -282,6 +282,7 @@ def _yaml_query_match(text: Any) -> str:
 _YAML_KEYS = tuple(f.name + ": " for f in FIELDS)
 _YAML_FORMAT = _formatters({
     "pattern": _yaml_str, "regex": _yaml_str, "target": _yaml_str, "query": _yaml_query, "note": _yaml_str,
+    "scheme": _yaml_str,
     "querymatch": _yaml_query_match, "links": _yaml_json_text, "phases": _yaml_json_text,
     "status": _int_text, "seconds": _seconds_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _yaml_timestamp, "list": _yaml_flow,
@@ -345,6 +346,7 @@ def _json_query_match(text: Any, indent: str = "      ") -> str:
 _JSON_KEYS = tuple(_json_str(f.name) + ": " for f in FIELDS)
 _JSON_FORMAT = _formatters({
     "pattern": _json_str, "regex": _json_str, "target": _json_str, "query": _json_query, "note": _json_str,
+    "scheme": _json_str,
     "querymatch": _json_query_match, "links": _json_reindented, "phases": _json_reindented,
     "status": _json_int, "seconds": _json_seconds, "integer": _json_int, "flag": _bool_text,
     "timestamp": _json_timestamp, "list": _json_list,
@@ -401,7 +403,7 @@ def _csv_list(items: Any) -> str:
 
 _CSV_FORMAT = _formatters({
     "pattern": str, "regex": str, "target": str, "query": str, "note": str, "querymatch": str, "links": str,
-    "phases": str,
+    "phases": str, "scheme": str,
     "status": _int_text, "seconds": _seconds_text, "integer": _int_text, "flag": _bool_text,
     "timestamp": _timestamp_text, "list": _csv_list,
 })
@@ -770,6 +772,8 @@ def _entry(rule: Rule, needs: _Needs) -> _Entry:
         and rule.starts is None
         and rule.ends is None
         and not rule.has_query_conditions
+        and rule.scheme is None
+        and rule.query in ("keep", "drop")
         and not rule.has_lifecycle
         and rule.cache != "ramp"
         and len(source) <= _MAX_KEY

@@ -108,14 +108,20 @@ def check_lifecycle(rule: Rule, fmt: str) -> None:
 
 
 def check_query_conditions(rule: Rule, fmt: str) -> None:
-    """A rule with query conditions (`query_match`, `query_exact`) or a regex on the path and query
-    (`regex_query`) is not exported: the exports match paths only, and a rule for the same path
-    without conditions would take its requests."""
+    """A rule with query conditions (`query_match`, `query_exact`), a regex on the path and query
+    (`regex_query`) or a scheme condition (`scheme`) is not exported: the exports match paths only,
+    and a rule for the same path without conditions would take its requests."""
     if rule.query not in ("keep", "drop"):
         raise Skip(
             "query", f"{fmt}.query_policy",
             f"the {SERVERS.get(fmt, fmt)} export passes the request's query on whole or not at all, not a "
             "query policy (strip, pass)",
+            gateway_only(fmt),
+        )
+    if rule.scheme is not None:
+        raise Skip(
+            "scheme", f"{fmt}.scheme",
+            f"the {SERVERS.get(fmt, fmt)} export answers every scheme, not {rule.scheme} requests only (scheme)",
             gateway_only(fmt),
         )
     if rule.regex_query:

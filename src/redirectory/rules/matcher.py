@@ -13,11 +13,12 @@ Precedence (first wins):
    A `from_regex` with `regex_query` reads the path and the query as one text (`/a?x=1`, the path
    alone when the request has no query), as nginx's `$request_uri` does; it keeps its place among
    the regexes (`_Regexes`: one group of sets per text, merged in rank order).
-A candidate whose `methods` exclude the request method, whose window does not hold, or whose
-query conditions (`query_match`, `query_exact`: `querymatch`) the request's query does not meet,
-is skipped and the next one is tried. Between rules of equal path precedence (rules 1-3), one
-with query conditions comes before one without, whatever their priorities: the more specific
-request wins, as a rule for `GET` beats one for every method only by its place.
+A candidate whose `methods` exclude the request method, whose window does not hold, whose
+`scheme` is not the request's, or whose query conditions (`query_match`, `query_exact`:
+`querymatch`) the request's query does not meet, is skipped and the next one is tried. Between
+rules of equal path precedence (rules 1-3), one with query or scheme conditions comes before one
+without, whatever their priorities: the more specific request wins, as a rule for `GET` beats one
+for every method only by its place.
 
 Lookup cost does not grow with the number of exact or pattern rules: one dict probe, and a trie
 walk bounded by the number of path segments. Regex rules are matched by a sharded RE2 set
@@ -147,11 +148,14 @@ class CompiledRule:
             self.compiled_regex = compile_regex(self.rule.source_regex, self.rule.case_insensitive)
         return self.compiled_regex
 
-    def accepts(self, method: str, now: datetime | None, query: str = "") -> bool:
+    def accepts(self, method: str, now: datetime | None, query: str = "", scheme: str | None = None) -> bool:
+        """Whether the rule answers a request its `from` matched (`scheme` None: not known, so any)."""
         rule = self.rule
         if rule.methods is not None and method not in rule.methods:
             return False
         if self.has_window and now is not None and not rule.active_at(now):
+            return False
+        if rule.scheme is not None and scheme is not None and scheme != rule.scheme:
             return False
         if self.query_conditions is None:
             return True
@@ -196,7 +200,7 @@ def _assemble(
     conditions: querymatch.Conditions | None = None
     if rule.query_match is not None or rule.query_exact:
         conditions = querymatch.parse_text(rule.query_match) if rule.query_match is not None else ()
-    unconditional = 0 if conditions is not None else 1
+    unconditional = 0 if conditions is not None or rule.scheme is not None else 1
     if rank is not None:
         pass
     elif pattern is not None:
@@ -369,7 +373,7 @@ class Matcher:
             id_key = _id_key(key)
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
-            if (rule.enabled and rule.source is not None and not rule.has_query_conditions
+            if (rule.enabled and rule.source is not None and not rule.has_query_conditions and rule.scheme is None
                     and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and rule.phases is None
                     and rule.cache != RAMP
                     and self._add_compact(rule, id_key)):
@@ -748,10 +752,10 @@ class Matcher:
     # -- lookup ------------------------------------------------------------------------
     def match(
         self, path: str, method: str = "GET", host: str | None = None, now: datetime | None = None,
-        query: str = "",
+        query: str = "", scheme: str | None = None,
     ) -> tuple[CompiledRule, Values] | None:
-        """The winning rule for a normalised path (and the request's raw query, without `?`), with
-        its placeholder values."""
+        """The winning rule for a normalised path (and the request's raw query, without `?`, and its
+        scheme), with its placeholder values."""
         if not self._exact_ci and (host is None or (host not in self._hosts and not self._on_path.other
                                                       and not self._on_uri.other)):
             # The common case first: one exact any-host rule answers.
@@ -759,10 +763,10 @@ class Matcher:
             bucket = table.get(path) if table is not None else None
             if bucket is not None:
                 for candidate in self._bucket(bucket, path):
-                    if candidate.accepts(method, now, query):
+                    if candidate.accepts(method, now, query, scheme):
                         return candidate, {}
         for candidate, values in self.candidates(path, host, query):
-            if candidate.accepts(method, now, query):
+            if candidate.accepts(method, now, query, scheme):
                 return candidate, values
         return None
 

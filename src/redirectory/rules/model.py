@@ -38,7 +38,7 @@ class FieldLimit:
     controls: str = ""
 
 
-FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "querymatch", "timestamp",
+FieldKind = Literal["pattern", "regex", "target", "status", "methods", "query", "querymatch", "scheme", "timestamp",
                     "seconds", "integer", "flag", "tags", "note", "links", "phases"]
 
 
@@ -57,7 +57,8 @@ class Field:
       "pattern" (`from`, a path pattern), "regex" (RE2), "target" (`to`), "status" (a redirect
       status), "methods" (HTTP method names, stored upper-case and sorted), "query" (keep | drop |
       a policy object: `querypolicy`, held as its canonical text),
-      "timestamp" (ISO 8601, stored in UTC), "seconds" (0 to 2**31-1, or `ramp`), "integer" (a signed 32-bit
+      "scheme" (http or https, stored lower-case), "timestamp" (ISO 8601, stored in UTC),
+      "seconds" (0 to 2**31-1, or `ramp`), "integer" (a signed 32-bit
       integer), "flag" (a boolean), "tags" (words), "note" (free text);
     - `default`: the value a rule has when the field is unset (the `Rule` attribute's default);
     - `limit`: how much text it may hold (`FieldLimit`), None for fields that hold no text;
@@ -117,6 +118,8 @@ FIELDS: tuple[Field, ...] = (
     Field("query_exact", "query_exact", "flag", default=False, api="queryExact"),
     # the `from_regex` reads the path and the query (`/a?x=1`), as nginx's `$request_uri` does
     Field("regex_query", "regex_query", "flag", default=False, api="regexQuery"),
+    # the request's scheme (http or https): the gateway's, a trusted proxy's or --public-url's
+    Field("scheme", "scheme", "scheme", text=True, api="scheme"),
     Field("starts", "starts", "timestamp", api="starts"),
     Field("ends", "ends", "timestamp", api="ends"),
     # later statuses, each from its own start (`phases`)
@@ -173,6 +176,7 @@ class Rule:
     query: QueryMode = "keep"
     query_match: str | None = None
     query_exact: bool = False
+    scheme: str | None = None  # "http" or "https": only requests that came with it
     starts: datetime | None = None
     ends: datetime | None = None
     phases: str | None = None
@@ -228,9 +232,14 @@ class Rule:
             self.methods,
             self.query_match,
             self.query_exact,
+            self.scheme,
             self.starts,
             self.ends,
         )
+
+    def matches_scheme(self, scheme: str | None) -> bool:
+        """Whether a request of `scheme` may match (None: not known, so it may)."""
+        return self.scheme is None or scheme is None or scheme == self.scheme
 
     def matches_method(self, method: str) -> bool:
         return self.methods is None or method in self.methods
@@ -271,6 +280,7 @@ def new_rule(
     query: QueryMode = "keep",
     query_match: str | None = None,
     query_exact: bool = False,
+    scheme: str | None = None,
     starts: datetime | None = None,
     ends: datetime | None = None,
     phases: str | None = None,
@@ -302,6 +312,7 @@ def new_rule(
     r.query = query
     r.query_match = query_match
     r.query_exact = query_exact
+    r.scheme = scheme
     r.starts = starts
     r.ends = ends
     r.phases = phases

@@ -465,6 +465,13 @@ def rule_from_mapping(
             fail(name, "type", f"must be true or false, got {_describe(value)}")
         else:
             flags[name] = value
+    scheme = values.get("scheme")
+    if scheme is not None:
+        if not isinstance(scheme, str) or scheme.lower() not in ("http", "https"):
+            fail("scheme", "scheme.invalid", f"must be http or https (the request's scheme), got {_describe(scheme)}")
+            scheme = None
+        else:
+            scheme = scheme.lower()
     if flags.get("regex_query") and rx is None:
         fail("regex_query", "regex_query.needs-regex", "reads the path and query with `from_regex`: a rule "
              "with `from` matches the path (use query_match for its query), so leave regex_query out")
@@ -510,6 +517,7 @@ def rule_from_mapping(
             query=query,
             query_match=query_match,
             query_exact=flags["query_exact"],
+            scheme=scheme,
             starts=starts,
             ends=ends,
             phases=phases_text,

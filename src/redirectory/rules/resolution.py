@@ -88,7 +88,7 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
     origin. Raises ValueError (naming the field at fault) for a URL or public URL that
     cannot be used.
     """
-    from redirectory.forwarded import forwarded_origin, origin_of
+    from redirectory.forwarded import forwarded_origin, forwarded_scheme, origin_of
 
     lowered = {name.strip().lower(): value.strip() for name, value in (headers or {}).items()}
     parts = _split(url)
@@ -104,5 +104,7 @@ def resolve(ruleset: RuleSet, url: str, method: str = "GET", headers: Mapping[st
     elif "x-forwarded-host" in lowered:
         origin = forwarded_origin(lowered.get("x-forwarded-proto"), lowered["x-forwarded-host"])
     engine = engine or Engine(ruleset, options or EngineOptions())
-    request = Request(method.upper(), parts.path or "/", parts.query, host, origin)
+    # the scheme: a forwarded one, else the URL's, else the public URL's (the engine's default)
+    scheme = forwarded_scheme(lowered.get("x-forwarded-proto")) or parts.scheme or None
+    request = Request(method.upper(), parts.path or "/", parts.query, host, origin, scheme)
     return Resolution(engine, request, host, engine.explain(request, at))

@@ -258,7 +258,7 @@ class TableIndex:
                 rule = by_id[rid]
                 methods = rule.methods
                 method = methods[0] if methods and TABLE[rule.status].method_change is _KEEP else "GET"
-                self._follow(resolver, rid, (None, rule.to, method, ""), False)
+                self._follow(resolver, rid, (None, rule.to, method, "", rule.scheme), False)
             for rid, sample, absolute in followed:
                 self._follow(resolver, rid, sample, absolute)
 

@@ -139,7 +139,8 @@ def where(rule: Rule, source: str | None = None) -> str:
 
 _where = where
 
-Sample = tuple[str | None, str, str, str]  # host, normalised path, method, raw query
+#: host, normalised path, method, raw query, scheme (None: the request's, not known)
+Sample = tuple[str | None, str, str, str, str | None]
 
 
 @dataclass(slots=True)
@@ -257,7 +258,7 @@ def rule_facts(
         return facts
     method = rule.methods[0] if sem.method_change is _MUST_NOT_CHANGE and rule.methods else "GET"
     if target is None:
-        facts.sample = (facts.host, to, method, _sample_query(rule, ""))
+        facts.sample = (facts.host, to, method, _sample_query(rule, ""), rule.scheme)
     else:
         facts.sample = _sample_request(target, facts.host, method, rule)
         facts.absolute = target.origin is not None
@@ -309,8 +310,10 @@ def _sample_request(target: Target, source_host: str | None, method: str, rule: 
         host = source_host
         path = rendered
     path, _q, query = path.split("#", 1)[0].partition("?")
+    # an absolute target names its scheme; a path keeps the request's (the rule's own, if it has one)
+    scheme = target.origin.split(":", 1)[0].lower() if target.origin is not None else rule.scheme
     try:
-        return host, normalise_path(path or "/"), method, _sample_query(rule, query)
+        return host, normalise_path(path or "/"), method, _sample_query(rule, query), scheme
     except InvalidPath:
         return None
 
@@ -341,10 +344,13 @@ def duplicate_problem(rule: Rule, first: Rule, source: str | None) -> Problem:
 
 
 def _overlap(a: Rule, b: Rule) -> bool:
-    """Whether two rules can answer the same request with equal precedence (methods, windows and
-    query conditions intersect; a rule with query conditions precedes one without)."""
+    """Whether two rules can answer the same request with equal precedence (methods, schemes,
+    windows and query conditions intersect; a rule with query or scheme conditions precedes one
+    without)."""
     if a.methods is not None and b.methods is not None and not set(a.methods) & set(b.methods):
         return False
+    if (a.scheme is None) != (b.scheme is None) or a.scheme != b.scheme:
+        return False  # one scheme each, or a rule with a scheme before one without (its rank)
     if a.has_query_conditions or b.has_query_conditions:
         if not (a.has_query_conditions and b.has_query_conditions):
             return False
@@ -527,7 +533,7 @@ class Resolver:
 
     def winner(self, sample: Sample, absolute: bool) -> Facts | CompiledRule | None:
         """The rule that answers the sample: an exact rule's facts, or a compiled pattern or regex."""
-        host, path, method, query = sample
+        host, path, method, query, scheme = sample
         if host is not None and not self.served(host):
             if absolute:
                 return None  # another service: nothing of ours answers there
@@ -537,7 +543,7 @@ class Resolver:
             key = path if h is None else "//" + h + path
             found = self.exact(key.lower())
             if found is not None:
-                chosen = _exact_winner(found, key, method, query)
+                chosen = _exact_winner(found, key, method, query, scheme)
                 if chosen is not None:
                     return chosen
             best: CompiledRule | None = None
@@ -548,7 +554,7 @@ class Resolver:
                         pass  # this host's regexes come after its patterns (`^//host/...`)
                     elif pattern is None or pattern.host != h:
                         break  # past this host's patterns
-                    if excluded(c.id) or not c.accepts(method, None, query):
+                    if excluded(c.id) or not c.accepts(method, None, query, scheme):
                         continue
                     if best is None or c.rank < best.rank:
                         best = c
@@ -558,7 +564,7 @@ class Resolver:
         best = None
         for matcher, excluded in matchers:
             for c, _values in matcher.candidates(path, None, query):
-                if c.regex is None or excluded(c.id) or not c.accepts(method, None, query):
+                if c.regex is None or excluded(c.id) or not c.accepts(method, None, query, scheme):
                     continue
                 if best is None or c.rank < best.rank:
                     best = c
@@ -566,7 +572,7 @@ class Resolver:
         return best
 
 
-def _exact_winner(found: Facts | list[Facts], key: str, method: str, query: str) -> Facts | None:
+def _exact_winner(found: Facts | list[Facts], key: str, method: str, query: str, scheme: str | None) -> Facts | None:
     if isinstance(found, Facts):
         bucket = [found]
     else:
@@ -576,7 +582,7 @@ def _exact_winner(found: Facts | list[Facts], key: str, method: str, query: str)
         if not rule.enabled or (f.exact != key and not rule.case_insensitive):
             continue
         methods = rule.methods
-        if (methods is None or method in methods) and (
+        if (methods is None or method in methods) and rule.matches_scheme(scheme) and (
             not rule.has_query_conditions or querymatch.satisfied(
                 querymatch.parse_text(rule.query_match) if rule.query_match else (), rule.query_exact, query)
         ):
@@ -585,8 +591,10 @@ def _exact_winner(found: Facts | list[Facts], key: str, method: str, query: str)
 
 
 def _exact_rank(f: Facts) -> tuple[int, int, int]:
-    # Within one exact key the matcher's rank is query conditions first, then priority, then position.
-    return (0 if f.rule.has_query_conditions else 1, -f.rule.priority, f.rule.position)
+    # Within one exact key the matcher's rank is query or scheme conditions first, then priority, then
+    # position.
+    conditional = f.rule.has_query_conditions or f.rule.scheme is not None
+    return (0 if conditional else 1, -f.rule.priority, f.rule.position)
 
 
 def loop_and_chain_problems(

@@ -282,7 +282,7 @@ PLAIN = and_(
     rules_t.c.source.is_not(None), rules_t.c.methods.is_(None), rules_t.c.starts.is_(None),
     rules_t.c.ends.is_(None), rules_t.c.cache.is_(None), rules_t.c.priority == 0,
     rules_t.c.case_insensitive == false(), rules_t.c.enabled == true(), rules_t.c.query == "keep",
-    rules_t.c.query_match.is_(None), rules_t.c.query_exact == false(),
+    rules_t.c.query_match.is_(None), rules_t.c.query_exact == false(), rules_t.c.scheme.is_(None),
     rules_t.c.deprecation.is_(None), rules_t.c.sunset.is_(None), rules_t.c.links.is_(None),
     rules_t.c.phases.is_(None),
 )

@@ -90,6 +90,7 @@ rules = Table(
     Column("query", Text, nullable=False),  # keep | drop | a policy's canonical JSON (0006)
     Column("query_match", Text, nullable=True),  # canonical name=value&... text (0005)
     Column("query_exact", Boolean, nullable=False, server_default=false()),  # (0005)
+    Column("scheme", String(5), nullable=True),  # http | https (0010)
     Column("starts", UTCDateTime, nullable=True),
     Column("ends", UTCDateTime, nullable=True),
     Column("phases", Text, nullable=True),  # canonical JSON [{starts, status, cache}] (0008)

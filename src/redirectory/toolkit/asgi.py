@@ -35,7 +35,15 @@ def request_info(scope: Scope) -> RequestInfo:
     host = next((v for k, v in headers if k == "host"), None)
     return RequestInfo(scope["method"], raw_path.decode("utf-8", "surrogateescape"),
                        scope.get("query_string", b"").decode("latin-1"), host,
-                       client[0] if client else None, headers)
+                       client[0] if client else None, headers, _scheme(scope.get("scheme")))
+
+
+def _scheme(value: Any) -> str | None:
+    """http or https from a scope's scheme (`ws`/`wss` as their HTTP counterparts)."""
+    return _SCHEMES.get(value) if isinstance(value, str) else None
+
+
+_SCHEMES = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
 
 
 def _raw(headers: Any) -> list[tuple[bytes, bytes]]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from redirectory.forwarded import TrustedProxies, forwarded_origin, origin_of
+from redirectory.forwarded import TrustedProxies, forwarded_origin, forwarded_scheme, origin_of
 from redirectory.rules.engine import Response
 from redirectory.rules.normalise import SUB_DELIMS, UNRESERVED, encode_component
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, REDIRECT_STATUSES, TABLE, alternatives_to_302
@@ -43,6 +43,7 @@ class RequestInfo:
     host: str | None = None
     client_ip: str | None = None
     headers: tuple[tuple[str, str], ...] = ()  # lower-cased names
+    scheme: str | None = None  # "http" or "https", as the server received the request
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -88,6 +89,17 @@ class RedirectOptions:
         if request is None or not self._proxies or not self._proxies.trusts(request.client_ip):
             return None
         return forwarded_origin(request.header("x-forwarded-proto"), request.header("x-forwarded-host"))
+
+    def scheme(self, request: RequestInfo) -> str | None:
+        """The scheme the client used, as the gateway reads it: a trusted proxy's X-Forwarded-Proto,
+        else the public origin's, else the server's own."""
+        if self._proxies and self._proxies.trusts(request.client_ip):
+            forwarded = forwarded_scheme(request.header("x-forwarded-proto"))
+            if forwarded is not None:
+                return forwarded
+        if self._public_origin is not None:
+            return self._public_origin.partition(":")[0]
+        return request.scheme
 
 
 DEFAULT_OPTIONS = RedirectOptions()

@@ -160,7 +160,8 @@ class RuleTable:
         if origin is not None and self.options.public_url is None:
             # as the gateway: the trusted proxy's host (the last element, when valid)
             host = forwarded_host(request.header("x-forwarded-host")) or host
-        decision = engine.decide(Request(request.method, request.path, request.query, host, origin))
+        decision = engine.decide(Request(request.method, request.path, request.query, host, origin,
+                                         self.options.scheme(request)))
         if decision.outcome is not DecisionOutcome.REDIRECT:
             rule = decision.rule
             if rule is None or not rule.has_lifecycle:

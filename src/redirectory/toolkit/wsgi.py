@@ -46,7 +46,8 @@ def request_info(environ: Environ) -> RequestInfo:
         decoded = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
         path, query = quote(decoded, safe="/:@!$&'()*+,;=-._~%") or "/", environ.get("QUERY_STRING", "")
     return RequestInfo(environ["REQUEST_METHOD"], path, query, environ.get("HTTP_HOST"),
-                       environ.get("REMOTE_ADDR"), _headers(environ))
+                       environ.get("REMOTE_ADDR"), _headers(environ),
+                       "https" if environ.get("wsgi.url_scheme") == "https" else "http")
 
 
 def status_line(status: int) -> str:

@@ -5,7 +5,7 @@
 import { api, ApiError } from './api.js';
 import { confirmDialog, fill, h, notice, route, when } from './dom.js';
 
-const SHOWN = ['from', 'fromRegex', 'regexQuery', 'to', 'status', 'methods', 'query', 'queryMatch', 'queryExact', 'starts', 'ends', 'cache',
+const SHOWN = ['from', 'fromRegex', 'regexQuery', 'to', 'status', 'methods', 'query', 'queryMatch', 'queryExact', 'scheme', 'starts', 'ends', 'cache',
   'priority', 'caseInsensitive', 'enabled', 'tags', 'note', 'allowedHosts'];
 // Values an added or removed rule shows only when they differ from these (the defaults).
 const DEFAULTS = { query: '"keep"', queryExact: 'false', regexQuery: 'false', priority: '0', caseInsensitive: 'false', enabled: 'true', tags: '[]' };

@@ -229,6 +229,7 @@ const FORM_FIELDS = [
   ['methods', 'Methods', 'Comma-separated (GET, HEAD); empty: every method.'],
   ['queryMatch', 'Only when the query has', 'name=value pairs joined with &; * for any value (ref=*). Empty: any query.'],
   ['queryExact', 'No other query parameters allowed', 'Without the condition above: only requests without a query.'],
+  ['scheme', 'Scheme', 'Only requests that came with http (or https): an http-to-https redirect on its own host. Any: both.'],
   ['query', 'Query string passed on', null],
   ['starts', 'Active from', 'RFC 3339 (2026-12-01T00:00:00Z); empty: now.'],
   ['ends', 'Active until', 'RFC 3339; empty: no end.'],
@@ -244,6 +245,7 @@ function control(name, rule) {
   const value = rule ? rule[name] : null;
   switch (name) {
     case 'status': return select(STATUSES, value ?? 301);
+    case 'scheme': return select([['', 'any'], ['http', 'http only'], ['https', 'https only']], value ?? '');
     case 'queryExact': case 'caseInsensitive': case 'enabled': case 'regexQuery':
       return h('input', { type: 'checkbox', checked: name === 'enabled' ? value !== false : Boolean(value) });
     case 'methods': case 'tags': return input({ value: value ? value.join(', ') : '' });
@@ -276,6 +278,7 @@ function readForm(form, loaded, lifecycle) {
     query: readQuery(form),
     queryMatch: text('queryMatch') ? Object.fromEntries(new URLSearchParams(text('queryMatch'))) : null,
     queryExact: get('queryExact').checked,
+    scheme: get('scheme').value || null,
     starts: text('starts') || null,
     ends: text('ends') || null,
     cache: number('cache'),

@@ -17,6 +17,9 @@ Where Apache's behaviour needs saying (each checked against a real apache2):
   rule's pattern satisfies (literal parts joined by `.*`, in order: `^/a.*html$`, `.*minutes-.*`,
   or the same regex text first, `^/c++-sig`) is dropped; one narrower than the pattern (`^/peps/+$`
   before `^/peps`) becomes the rule's regex when the substitution uses no `$N`.
+- `RewriteRule PATTERN - [L]` (or `[END]`) is an exclusion: its paths are served as they are and the
+  RewriteRules after it do not run for them; mod_alias still does (it runs after mod_rewrite whatever
+  that did). It becomes a rule that redirects nothing (status 404), ordered by `_in_apache_order`.
 - PCRE's possessive `c++` (RE2 has none) is read as `c+` where that changes no match (a literal
   character followed by another one or the end). The regex readings are in `_apache_regex.py`.
 - `Include` and `IncludeOptional` (with `read`, see `load_apache_included`; `_apache_syntax.py`) are read in place, as
@@ -48,10 +51,19 @@ from redirectory.rules.importers._apache_syntax import (
     _included_lines,
     _rewrite_maps,
 )
-from redirectory.rules.importers._common import _KEPT, _Builder, _guarded, _path, _regex_rule, _unknown_variables
+from redirectory.rules.importers._common import (
+    _KEPT,
+    _Builder,
+    _guarded,
+    _named_groups,
+    _path,
+    _regex_rule,
+    _unknown_variables,
+)
 from redirectory.rules.importers._nginx_syntax import IncludeReader
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
+from redirectory.semantics import NOT_REDIRECTED
 
 # -- Apache --------------------------------------------------------------------------------------
 _APACHE_STATUS = {"permanent": 301, "temp": 302, "seeother": 303, "gone": 410}
@@ -91,6 +103,7 @@ class _Regex:
     data: dict[str, Any]
     prefix: str | None
     case_insensitive: bool
+    stops: bool = False  # `RewriteRule PATTERN - [L]`: a rule that redirects nothing (`_exclusion`)
 
 
 def load_apache_included(
@@ -186,13 +199,14 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
                 break
         held = _Deferred(b.source, problems=b.problems)
         if directive == "rewriterule":
-            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory, maps)
+            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory, maps,
+                            any(r.stops for r in rewrites))
             for at, data in held.held:
                 if "from" in data:
                     rewrite_patterns.append((at, data))
                 else:
                     rewrites.append(_Regex(at, data, _literal_prefix(data["from_regex"]),
-                                           bool(data.get("case_insensitive"))))
+                                           bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED))
         elif directive == "redirectmatch":
             _apache_redirect_match(held, line, what, args, host)
             aliases.extend(_Regex(at, data, _literal_prefix(data["from_regex"]), False) for at, data in held.held)
@@ -209,7 +223,9 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
 def _emit(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
           aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> None:
     """Add the rules so that the one Apache uses wins: mod_rewrite before mod_alias, each in file order."""
-    earlier: list[tuple[str | None, bool]] = [(r.prefix, r.case_insensitive) for r in rewrites]
+    # an exclusion keeps paths from the RewriteRules after it, not from mod_alias: not a reason to
+    # make a `Redirect` a regex rule (its path pattern comes before every regex rule)
+    earlier: list[tuple[str | None, bool]] = [(r.prefix, r.case_insensitive) for r in rewrites if not r.stops]
     alias_regexes: list[_Regex] = []
     redirects: list[_Redirect] = []  # those already placed, for the first-match check
     for item in aliases:
@@ -246,14 +262,107 @@ def _emit(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int,
             earlier.append((item.path, False))
             continue
         _redirect_patterns(b, item)
-    overlap = any(_compatible(a.prefix, r.prefix, a.case_insensitive or r.case_insensitive)
-                  for a in alias_regexes for r in rewrites)
-    for r in rewrites:
-        b.add(r.line, {**r.data, "priority": 1} if overlap else r.data)
     for at, data in rewrite_patterns:
         b.add(at, data)
+    if any(r.stops for r in rewrites):
+        for item, priority in _prioritised(_in_apache_order(b, rewrites, alias_regexes)):
+            b.add(item.line, {**item.data, "priority": priority or None})
+        return
+    overlap = any(_meet(a, r) for a in alias_regexes for r in rewrites)
+    for r in rewrites:
+        b.add(r.line, {**r.data, "priority": 1} if overlap else r.data)
     for a in alias_regexes:
         b.add(a.line, a.data)
+
+
+def _meet(first: _Regex, second: _Regex) -> bool:
+    """Whether two regex rules may match one path (by the literal text their matches start with)."""
+    return _compatible(first.prefix, second.prefix, first.case_insensitive or second.case_insensitive)
+
+
+def _in_apache_order(b: _Builder, rewrites: list[_Regex], aliases: list[_Regex]) -> list[_Regex]:
+    """The regex rules of mod_rewrite (exclusions among them) and of mod_alias in the order the
+    import must try them: each module's in file order; a RewriteRule redirect before every mod_alias
+    rule it may meet (mod_rewrite runs first), a mod_alias rule before every exclusion it may meet
+    (an exclusion stops the RewriteRules after it, not mod_alias). Where both cannot hold (a mod_alias
+    rule that meets an exclusion and a RewriteRule after it), the exclusion goes first, with a warning."""
+    out: list[_Regex] = []
+    pending = list(aliases)
+    i = 0
+
+    def free(k: int) -> bool:  # no mod_alias rule before it that it must follow is still waiting
+        return not any(_meet(a, pending[k]) for a in pending[:k])
+
+    while i < len(rewrites) or pending:
+        if i < len(rewrites) and not (rewrites[i].stops and any(_meet(a, rewrites[i]) for a in pending)):
+            out.append(rewrites[i])
+            i += 1
+            continue
+        ready = next((k for k, a in enumerate(pending) if free(k)
+                      and not any(not r.stops and _meet(r, a) for r in rewrites[i:])), None)
+        if ready is None:  # the RewriteRules after an exclusion never see its paths
+            ready = next((k for k, a in enumerate(pending) if free(k) and _within(a, rewrites[i])), None)
+        if ready is not None:
+            out.append(pending.pop(ready))
+            continue
+        stop = rewrites[i]
+        alias = next(a for a in pending if _meet(a, stop))
+        later = next((r for r in rewrites[i:] if not r.stops and _meet(r, alias)), stop)
+        b.warn(alias.line, "import.order", "this mod_alias rule may match paths that the exclusion at "
+               f"line {stop.line} (`- [L]`) keeps from the RewriteRules after it, and so may the RewriteRule at "
+               f"line {later.line}: a rule order cannot say both; the exclusion goes first (for the paths both "
+               "match, Apache redirects by mod_alias, the import does not): check them", name="from_regex")
+        out.append(stop)
+        i += 1
+    _conditional_inversions(b, out)
+    return out
+
+
+_PREFIX_ONLY = re.compile(r"\^(?:\\[^A-Za-z0-9]|[A-Za-z0-9/_~%=,;:@&!'-])*(?:\.\*)?")
+
+
+def _within(alias: _Regex, stop: _Regex) -> bool:
+    """Whether every path the mod_alias rule matches is one the exclusion matches: an exclusion of a
+    literal start (`^/static/`, any host, any query) and a rule whose matches all start with it."""
+    if alias.prefix is None or stop.prefix is None or _query_conditional(stop) or stop.data.get("methods") \
+            or not _PREFIX_ONLY.fullmatch(stop.data["from_regex"]):
+        return False
+    if stop.case_insensitive:
+        return alias.prefix.lower().startswith(stop.prefix.lower())
+    return alias.prefix.startswith(stop.prefix)
+
+
+def _conditional_inversions(b: _Builder, ordered: list[_Regex]) -> None:
+    """Warn where the import cannot keep an exclusion's place: among regex rules, one with query
+    conditions comes before one without whatever their priorities (docs/rules.md, Precedence)."""
+    for k, stop in enumerate(ordered):
+        if not stop.stops:
+            continue
+        conditional = _query_conditional(stop)
+        for other in ordered[:k] if conditional else ordered[k + 1:]:
+            if _query_conditional(other) != conditional and _meet(stop, other) and not other.stops:
+                first, then = (stop, other) if conditional else (other, stop)
+                b.warn(stop.line, "import.order", f"this exclusion (`- [L]`) and line {other.line} may match one "
+                       f"path: the import tries line {first.line} first for the requests the query conditions "
+                       f"match (a rule with query conditions comes before one without), Apache line "
+                       f"{then.line}: check them", name="from_regex")
+                break
+
+
+def _query_conditional(item: _Regex) -> bool:
+    return item.data.get("query_match") is not None or bool(item.data.get("query_exact"))
+
+
+def _prioritised(ordered: list[_Regex]) -> list[tuple[_Regex, int]]:
+    """Each rule with the `priority` that makes the import try them in this order (regex rules go by
+    priority, then file order): the lowest that keeps file order within each priority."""
+    out: list[tuple[_Regex, int]] = []
+    priority = 0
+    for item in reversed(ordered):
+        if out and item.line > out[-1][0].line:
+            priority += 1
+        out.append((item, priority))
+    return out[::-1]
 
 
 def _redirect_patterns(b: _Builder, item: _Redirect) -> None:
@@ -440,7 +549,10 @@ def _conditions(
 def _apache_rewrite(
     b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
     rewrite_base: str, per_directory: bool = False, maps: dict[str, str] | None = None,
+    after_exclusion: bool = False,
 ) -> None:
+    """A RewriteRule as a rule: a redirect, or an exclusion (`_exclusion`); `after_exclusion`: an
+    exclusion comes before it in the file (its rule must then be a regex, ordered after it)."""
     if len(args) < 2:
         b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
         return
@@ -481,6 +593,9 @@ def _apache_rewrite(
         if absolute is None or (host is not None and absolute.group(1).lower() == host):
             # an internal rewrite (an absolute URL on the server's own host too), not a redirect
             names = {f.partition("=")[0].lower(): f.partition("=")[2] for f in flags}
+            if subst == "-" and names.keys() & {"l", "last", "end"} and not names.keys() & {"s", "skip"}:
+                _exclusion(b, line, what, args, host, conds, per_directory, ci)
+                return
             if subst != "-":
                 why = "an internal rewrite: Apache serves another path, and the rules after it see that path"
             elif "s" in names or "skip" in names:
@@ -527,24 +642,15 @@ def _apache_rewrite(
         subst = subst.replace("#", "%23")  # without [NE] Apache escapes it: not a fragment
     if not subst.startswith("/") and absolute is None:
         subst = rewrite_base + subst  # a relative substitution (.htaccess): under RewriteBase
-    if pattern.startswith("!"):
-        b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
-               name="from_regex")
-        return
-    # per-directory (.htaccess) patterns see the path without its leading slash
-    if pattern.startswith("^") and not pattern.startswith("^/") and (per_directory or not pattern.startswith("^(")):
-        pattern = "^/" + pattern[1:]
-    # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
-    # whose pattern starts with a slash (per-directory patterns never do)
-    found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
+    found = _matched(b, line, what, args, conds, per_directory, subst)
     if found is None:
         return
     cond_host, methods, pattern, query_match, query_exact = found
     query_fields: dict[str, Any] = {"query_match": dict(query_match) or None,
                                     "query_exact": True if query_exact else None}
-    pattern = _possessive_as_greedy(pattern)
     if cond_host is not None:
         host = cond_host
+    subst = _past_the_groups(pattern, subst)
     if lowered:
         restricted = None if ci else _capital_free(pattern)
         calls = ", ".join(f"${n}" for n in sorted(lowered))
@@ -560,7 +666,7 @@ def _apache_rewrite(
                "those); a path with a capital (a percent-escape such as %C3 included) is not answered by "
                "this rule", name="from_regex")
         pattern = restricted
-    if host:
+    if host and not after_exclusion:  # a path pattern would come before the exclusion's regex
         converted = None if ci else _as_pattern(pattern, subst)
         if converted is not None:
             source, to = converted
@@ -574,3 +680,62 @@ def _apache_rewrite(
     held = getattr(b, "held", None)
     if methods and held is not None and len(held) > before:
         held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})
+
+
+def _matched(
+    b: _Builder, line: int, what: str, args: list[str], conds: list[tuple[int, list[str]]], per_directory: bool,
+    subst: str,
+) -> tuple[str | None, list[str] | None, str, dict[str, str], bool] | None:
+    """A RewriteRule's pattern as a regex over the full path, with what its RewriteConds restrict it
+    to (`_conditions`); None to skip the rule (a warning says why)."""
+    pattern = args[0]
+    if pattern.startswith("!"):
+        b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
+               name="from_regex")
+        return None
+    if per_directory and pattern.startswith("^/"):
+        b.warn(line, "import.unsupported", f"{what}: in .htaccess Apache matches the pattern against the path "
+               "without its leading slash, so `^/` never matches: the rule does nothing: skipped",
+               name="from_regex")
+        return None
+    # per-directory (.htaccess) patterns see the path without its leading slash
+    if pattern.startswith("^") and not pattern.startswith("^/") and (per_directory or not pattern.startswith("^(")):
+        pattern = "^/" + pattern[1:]
+    # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
+    # whose pattern starts with a slash (per-directory patterns never do)
+    found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
+    if found is None:
+        return None
+    cond_host, methods, pattern, query_match, query_exact = found
+    return cond_host, methods, _possessive_as_greedy(pattern), query_match, query_exact
+
+
+def _exclusion(
+    b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
+    per_directory: bool, ci: bool,
+) -> None:
+    """`RewriteRule PATTERN - [L]` (or `[END]`): the paths it matches are served as they are and the
+    RewriteRules after it do not run for them (mod_alias still does): a rule that redirects nothing
+    (status 404), which `_emit` orders after the RewriteRules before it and the mod_alias rules that
+    may match its paths, and before the RewriteRules after it."""
+    found = _matched(b, line, what, args, conds, per_directory, "-")
+    if found is None:
+        return
+    cond_host, methods, pattern, query_match, query_exact = found
+    before = len(getattr(b, "held", []))
+    _regex_rule(b, line, what, pattern, "", NOT_REDIRECTED, case_insensitive=ci, host=cond_host or host,
+                host_required=cond_host is not None, query_match=dict(query_match) or None, query_exact=query_exact)
+    held = getattr(b, "held", None)
+    if methods and held is not None and len(held) > before:
+        held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})
+
+
+def _past_the_groups(pattern: str, subst: str) -> str:
+    """The substitution with each `$N` beyond the pattern's groups removed: Apache pastes nothing
+    for it (`RewriteRule ^tutorials.php help/tutorials$1` redirects to `/help/tutorials`)."""
+    scanned = _named_groups(pattern)
+    if scanned is None:
+        return subst
+    count = len(scanned[1])
+    return re.sub(r"\$(?:\{([0-9])\}|([0-9]))", lambda m: "" if int(m.group(1) or m.group(2)) > count else m.group(0),
+                  subst)

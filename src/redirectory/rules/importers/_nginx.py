@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from redirectory.rules import querymatch
 from redirectory.rules.importers._common import (
@@ -91,6 +92,19 @@ def _server_scheme(server: list[_Directive]) -> str | None:
     listens = [d for d in server if d.name == "listen"]
     tls = [_tls([d]) for d in listens]
     return "https" if tls and all(tls) else "http" if not any(tls) else None
+
+
+def _for_own_scheme(b: _Builder, first: int, host: str, scheme: str) -> None:
+    """The rules from `first` on of a server that listens for `scheme` alone: one that sends to the
+    other scheme on the server's own host (`return 301 https://a.example/x` in a plain-http server
+    of a.example) answers requests of `scheme` only (`scheme: http`), as nginx does; without the
+    condition it would send https requests to themselves."""
+    for i in range(first, len(b.rules)):
+        rule = b.rules[i]
+        target = urlsplit(rule.to) if rule.to.startswith(("http://", "https://")) else None
+        if (target is not None and rule.scheme is None and target.scheme != scheme
+                and (target.hostname or "").rstrip(".") == host):
+            b.rules[i] = replace(rule, scheme=scheme)
 
 
 def _tls(server: list[_Directive]) -> bool:
@@ -306,8 +320,11 @@ def _nginx_walk(
                        "schemes with one table; a plain-http server of a name that has an https one usually "
                        "only sends to https, which the TLS in front of redirectory does)", name="from")
                 continue
+            scheme = _server_scheme(d.block)
             _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts,
-                                                    scheme=_server_scheme(d.block)), maps, used, ranks)
+                                                    scheme=scheme), maps, used, ranks)
+            if host is not None and scheme is not None:
+                _for_own_scheme(b, before, host, scheme)
             continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
