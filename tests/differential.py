@@ -15,7 +15,8 @@ root tests/data/real/, laid out the same way), it
    `redirectory serve` on it;
 3. sends both the same requests (every literal source path of the file, instances of its prefixes
    and regexes, each with and without `?a=1`, with the trailing slash toggled, a few random paths;
-   GET and POST; the Host the file's server_name expects) and compares status and Location.
+   GET and POST; the Host the file's server_name expects, and each host an Apache
+   `RewriteCond %{HTTP_HOST} ^host$` (or `=host`) names for the RewriteRule after it) and compares status and Location.
 
 Normalisation (the gateway's documented behaviour, docs/gateway.md and docs/rules.md): a Location
 on the request's own host (`http://host[:port]/p`) equals the absolute path `/p` (the gateway sends
@@ -943,10 +944,14 @@ def apache_sources(text: str, include: Follow | None = None) -> tuple[list[Sourc
     sources: list[Source] = []
     hosts: list[str] = []
     host: str | None = None
+    named: list[str] = []  # hosts of `RewriteCond %{HTTP_HOST} ^host$` (the RewriteRule after it answers them)
     for _, words in apache_lines(text):
         name = words[0].lower()
         args = words[1:]
-        if name.startswith("<virtualhost"):
+        literal = re.fullmatch(r"\^((?:[A-Za-z0-9.-]|\\\.)+)\$?|=([A-Za-z0-9.-]+)", args[1]) if len(args) > 1 else None
+        if name == "rewritecond" and args[0].upper() in ("%{HTTP_HOST}", "%{SERVER_NAME}") and literal:
+            named.append((literal.group(1) or literal.group(2)).replace("\\.", ".").lower())
+        elif name.startswith("<virtualhost"):
             host = None
         elif name == "servername" and args:
             host = args[0].split(":")[0]
@@ -965,7 +970,9 @@ def apache_sources(text: str, include: Follow | None = None) -> tuple[list[Sourc
         elif name == "rewriterule" and args:
             pattern = args[0].lstrip("!")
             nocase = len(args) > 2 and re.search(r"\b(NC|nocase)\b", args[2]) is not None
-            sources.append(Source("regex", pattern, host, nocase))
+            sources.append(Source("regex", pattern, named[-1] if named else host, nocase))
+            hosts += [*([] if hosts or not named else [host or DEFAULT_HOST]), *named]
+            named = []
         elif name in ("include", "includeoptional") and args and include is not None:
             more_sources, more_hosts = include(args[0])
             sources += more_sources
@@ -1192,7 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
     names: list[tuple[Path, str, str | None]] = []
     for given in options.files:
         path = Path(given)
-        found = next((r for r in roots if (r / given).is_file()), None)
+        found = None if path.is_absolute() else next((r for r in roots if (r / given).is_file()), None)
         if found is not None:
             names.append((found, given, options.format))
         elif path.is_file():

@@ -112,8 +112,10 @@ def test_nginx_constructs() -> None:
         # a plain-http server (no `listen`: port 80) sending to https on its own name: http requests only
         (19, {"from_regex": r"^//a\.example(?:/h)", "to": "https://a.example/x", "status": 301, "query": "drop",
               "scheme": "http"}),
-        # `location /hello` answers itself (200) before `location /h` for its paths: not redirected
-        (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "priority": 3}),
+        # `location /hello` answers itself (200) before `location /h` for its paths: not redirected; one
+        # rule per scheme, as redirectory tries the regex with a scheme (line 19) before one without
+        (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "scheme": "http", "priority": 3}),
+        (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "scheme": "https", "priority": 3}),
         (25, {"from": "/multi", "to": "/m", "status": 303, "query": "drop"}),
     ]
     assert warnings_of(problems) == [

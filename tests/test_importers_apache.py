@@ -251,12 +251,15 @@ def test_other_conditions_and_or_are_skipped_with_a_warning() -> None:
     text = ("RewriteCond %{HTTP_REFERER} example\n"
             "RewriteRule ^/a$ /b [R=301]\n"
             "RewriteCond %{HTTP_HOST} ^a\\.example$ [OR]\n"
-            "RewriteCond %{HTTP_HOST} ^b\\.example$\n"
+            "RewriteCond %{REQUEST_METHOD} ^GET$\n"
             "RewriteRule ^/c$ /d [R=301]\n"
             "RewriteCond %{HTTP_HOST} !^www\\.example\\.com$\n"
             "RewriteRule ^/e$ /f [R=301]\n")
     _, problems = load_apache(text, "x")
     assert codes(problems) == [(2, "import.conditional"), (5, "import.conditional"), (7, "import.conditional")]
+    said = {p.line: p.message for p in problems if p.code == "import.conditional"}
+    assert "[OR] (lines 3, 4)" in said[5]
+    assert "a negated one" in said[7] and "a rule per host" in said[7]
     referer = next(p for p in problems if p.line == 2)
     assert "HTTP_REFERER" in referer.message and "(line 1)" in referer.message
 
@@ -681,13 +684,15 @@ def test_a_mod_alias_rule_an_exclusion_and_a_later_rewrite_all_meet_a_warning_sa
     assert answers(text, "/old/x", "/old/x.php", "/old/keep") == ["301 /new/x", "301 /old/x", "404"]
 
 
-def test_a_query_condition_exclusion_after_an_unconditional_rewrite_is_warned() -> None:
-    """A rule with query conditions comes before one without (docs/rules.md, Precedence): where that
-    puts an exclusion before the RewriteRule Apache tries first, a warning says so."""
+def test_a_query_condition_exclusion_after_an_unconditional_rewrite_keeps_apaches_order() -> None:
+    """A rule with query (or scheme) conditions comes before one without (docs/rules.md, Precedence):
+    the RewriteRule Apache tries first is written once per scheme, so that it keeps its place."""
     text = ("RewriteEngine On\nRewriteRule ^/a/(.*)$ /b/$1 [R=301,L]\nRewriteCond %{QUERY_STRING} ^x=1$\n"
             "RewriteRule ^/a/ - [L]\n")
-    _, problems = load_apache(text, "site.conf")
-    assert codes(problems) == [(4, "import.order")]
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == []
+    assert [(r.status, r.scheme) for r in ruleset.rules] == [(301, "http"), (301, "https"), (404, None)]
+    assert answers(text, "/a/c?x=1", "/a/c") == ["301 /b/c?x=1", "301 /b/c"]
 
 
 def test_a_slash_pattern_in_htaccess_never_matches() -> None:
@@ -763,3 +768,192 @@ def _apache_with_alias(tmp: Path, port: int, server: str, htaccess: str | None) 
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# -- the http-to-https idioms: scheme conditions -----------------------------------------------------
+def decide(ruleset: RuleSet, target: str, host: str | None = None, scheme: str | None = None) -> str:
+    """`STATUS LOCATION` (or `STATUS`) for `path[?query]` over `scheme` (None: the gateway's http)."""
+    path, _, query = target.partition("?")
+    decision = Engine(ruleset).decide(Request("GET", path, query=query, host=host, scheme=scheme))
+    status = decision.response.status
+    return f"{status} {decision.location}" if decision.location else str(status)
+
+
+@pytest.mark.parametrize(("cond", "scheme"), [
+    ("%{HTTPS} off", "http"), ("%{HTTPS} !=on", "http"), ("%{HTTPS} !on", "http"), ("%{HTTPS} =off", "http"),
+    ("%{HTTPS} ^off$ [NC]", "http"), ("%{SERVER_PORT} 80", "http"), ("%{SERVER_PORT} !443", "http"),
+    ("%{SERVER_PORT} !^443$", "http"), ("%{REQUEST_SCHEME} =http", "http"), ("%{REQUEST_SCHEME} !https", "http"),
+    ("%{HTTP:X-Forwarded-Proto} !https", "http"), ("%{ENV:HTTPS} !=on", "http"),
+    ("%{HTTPS} on", "https"), ("%{HTTPS} =on", "https"), ("%{HTTPS} !off", "https"), ("%{SERVER_PORT} ^443$", "https"),
+    ("%{REQUEST_SCHEME} =https", "https"), ("%{HTTP:X-Forwarded-Proto} =https", "https"),
+])
+def test_scheme_idioms_become_a_scheme_condition(cond: str, scheme: str) -> None:
+    other = "https" if scheme == "http" else "http"
+    text = f"RewriteEngine On\nRewriteCond {cond}\nRewriteRule ^(.*)$ {other}://www.example.com/$1 [R=301,L]\n"
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == [], [p.format() for p in problems]
+    assert [r.scheme for r in ruleset.rules] == [scheme]
+    assert decide(ruleset, "/a?x=1", scheme=scheme) == f"301 {other}://www.example.com/a?x=1"
+    assert decide(ruleset, "/a", scheme=other) == "404"  # never sent to itself
+
+
+def test_a_condition_on_a_scheme_variable_that_says_no_scheme_is_skipped() -> None:
+    """`%{REQUEST_SCHEME} http` (unanchored) matches `https` too; `%{SERVER_PORT} ^8080$` neither;
+    http and https together never hold."""
+    text = ("RewriteCond %{REQUEST_SCHEME} http\nRewriteRule ^/a$ https://x.example/a [R=301]\n"
+            "RewriteCond %{SERVER_PORT} ^8080$\nRewriteRule ^/b$ https://x.example/b [R=301]\n"
+            "RewriteCond %{HTTPS} off\nRewriteCond %{HTTPS} on\nRewriteRule ^/c$ https://x.example/c [R=301]\n")
+    _, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(2, "import.conditional"), (4, "import.conditional"), (7, "import.conditional")]
+    assert "no request meets both" in next(p.message for p in problems if p.line == 7)
+
+
+def test_a_forwarded_proto_equal_to_http_is_read_with_a_warning() -> None:
+    """`=http` fails for a request without the header (straight to Apache); redirectory takes those as http."""
+    text = "RewriteCond %{HTTP:X-Forwarded-Proto} =http\nRewriteRule ^/(.*)$ https://x.example/$1 [R=301,L]\n"
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(2, "import.scheme")]
+    assert [r.scheme for r in ruleset.rules] == ["http"]
+
+
+def test_a_virtual_host_redirect_to_https_on_its_own_name() -> None:
+    """`https://%{HTTP_HOST}%{REQUEST_URI}` (or `%{SERVER_NAME}`) in a <VirtualHost> with one
+    ServerName: that name, for that host alone; an https request is not sent to itself."""
+    text = ("<VirtualHost *:80>\nServerName www.example.com\nRewriteEngine On\n"
+            "RewriteCond %{HTTPS} off\nRewriteRule ^/docs/(.*)$ https://%{HTTP_HOST}/manual/$1 [R=301,L]\n"
+            "RewriteCond %{HTTPS} !=on\nRewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [R=301,L]\n"
+            "</VirtualHost>\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [], [p.format() for p in problems]
+    assert {r.scheme for r in ruleset.rules} == {"http"}
+    host = "www.example.com"
+    assert decide(ruleset, "/docs/a?x=1", host) == "301 https://www.example.com/manual/a?x=1"
+    assert decide(ruleset, "/p/q?x=1", host) == "301 https://www.example.com/p/q?x=1"
+    assert decide(ruleset, "/", host) == "301 https://www.example.com/"
+    assert decide(ruleset, "/p/q", host, scheme="https") == "404"
+    assert decide(ruleset, "/p/q", "other.example") == "404"
+
+
+def test_the_request_uri_after_a_narrower_pattern_is_the_whole_path() -> None:
+    text = "RewriteCond %{HTTPS} off\nRewriteRule ^/api/(v1|v2)/ https://api.example.com%{REQUEST_URI} [R=308,L]\n"
+    ruleset, _ = load_apache(text, "site.conf")
+    assert decide(ruleset, "/api/v1/users/7?x=1") == "308 https://api.example.com/api/v1/users/7?x=1"
+    assert decide(ruleset, "/api/v3/users") == "404"
+
+
+def test_a_literal_host_condition_gives_the_target_its_host() -> None:
+    text = ("RewriteEngine On\nRewriteCond %{HTTP_HOST} ^old\\.example\\.org$ [NC]\nRewriteCond %{HTTPS} off\n"
+            "RewriteRule ^(.*)$ https://%{HTTP_HOST}/$1 [R=301,L]\n"
+            "RewriteCond %{HTTP_HOST} ^beam\\.example\\.org [NC]\nRewriteCond %{HTTPS} !on\n"
+            "RewriteRule ^(.*)$ https://beam.example.org/$1 [L,R=301]\n")
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == []
+    assert decide(ruleset, "/a/b", "old.example.org") == "301 https://old.example.org/a/b"
+    assert decide(ruleset, "/a/b", "beam.example.org") == "301 https://beam.example.org/a/b"
+    assert decide(ruleset, "/a/b", "beam.example.org", scheme="https") == "404"
+    assert decide(ruleset, "/a/b", "other.example.org") == "404"
+
+
+def test_the_request_host_where_it_is_not_known_is_a_warning_naming_the_line() -> None:
+    text = ("RewriteEngine On\nRewriteCond %{HTTPS} !=on\nRewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [L,R=301]\n"
+            "Redirect 301 /old /new\n")
+    ruleset, problems = load_apache(text, "docs/.htaccess")
+    assert codes(problems) == [(3, "import.variable")]
+    assert "%{HTTP_HOST}, the request's host" in problems[0].message and "ServerName" in problems[0].message
+    assert decide(ruleset, "/old/x") == "301 /new/x"  # the rest of the file imports
+
+
+def test_canonical_host_snippets_say_why_they_cannot_be_rules() -> None:
+    """www/non-www: a negated host condition, a target on the condition's group (`%1`), or `[OR]`
+    of the scheme and the host: each skipped with a warning that says which."""
+    text = ("RewriteCond %{HTTP_HOST} !^www\\. [NC]\nRewriteRule ^(.*)$ https://www.example.com/$1 [R=301,L]\n"
+            "RewriteCond %{HTTP_HOST} ^www\\.(.+)$ [NC]\nRewriteRule ^ https://%1%{REQUEST_URI} [R=301,L]\n"
+            "RewriteCond %{HTTPS} off [OR]\nRewriteCond %{HTTP_HOST} ^example\\.com$\n"
+            "RewriteRule ^(.*)$ https://www.example.com/$1 [R=301,L]\n")
+    _, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [(2, "import.conditional"), (4, "import.variable"), (7, "import.conditional")]
+    said = {p.line: p.message for p in problems}
+    assert "negated" in said[2] and "`%1`" not in said[2]
+    assert "uses %1, a RewriteCond's group" in said[4]
+    assert "[OR] (lines 5, 6)" in said[7]
+
+
+def test_certbot_redirect_is_a_rule_per_server_name() -> None:
+    """certbot's `RewriteCond %{SERVER_NAME} =a [OR]` / `=www.a` in a port-80 <VirtualHost>: a rule per
+    name; a `Redirect / https://own-name/` there answers http only (the vhost listens for http)."""
+    text = ("<VirtualHost *:80>\nServerName example.com\nServerAlias www.example.com\nRewriteEngine on\n"
+            "RewriteCond %{SERVER_NAME} =www.example.com [OR]\nRewriteCond %{SERVER_NAME} =example.com\n"
+            "RewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [END,NE,R=permanent]\n</VirtualHost>\n"
+            "<VirtualHost *:80>\nServerName shop.example.com\nRedirect permanent / https://shop.example.com/\n"
+            "</VirtualHost>\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [], [p.format() for p in problems]
+    assert {r.scheme for r in ruleset.rules} == {"http"}
+    for host in ("example.com", "www.example.com", "shop.example.com"):
+        assert decide(ruleset, "/a?b=1", host) == f"301 https://{host}/a?b=1"
+        assert decide(ruleset, "/a", host, scheme="https") == "404"
+
+
+def test_a_rule_before_a_scheme_rule_keeps_its_place() -> None:
+    """A rule with a scheme comes before one without (docs/rules.md): the rule Apache tries first is
+    written once per scheme, and keeps its place; so does a Redirect under a host's catch-all."""
+    text = ("<VirtualHost *:80>\nServerName blog.example.com\nRewriteEngine on\n"
+            "RewriteRule ^/old/(.*)$ /new/$1 [R=301,L]\nRewriteCond %{HTTPS} off\n"
+            "RewriteRule ^/(.*)$ https://blog.example.com/$1 [R=301,L]\nRedirect 301 /gone /here\n</VirtualHost>\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert not [p for p in problems if p.code == "import.order"]
+    host = "blog.example.com"
+    assert decide(ruleset, "/old/a", host) == "301 /new/a"
+    assert decide(ruleset, "/old/a", host, scheme="https") == "301 /new/a"
+    assert decide(ruleset, "/gone", host) == "301 https://blog.example.com/gone"  # mod_rewrite first
+    assert decide(ruleset, "/gone", host, scheme="https") == "301 /here"
+
+
+def test_an_exclusion_after_a_request_uri_condition_with_nc() -> None:
+    """`RewriteCond %{REQUEST_URI} ^/en/ [NC]` + `RewriteRule ^ - [L]`: an exclusion of /en/ in any case."""
+    text = ("RewriteEngine On\nRewriteCond %{REQUEST_URI} ^/en/ [NC]\nRewriteRule ^ - [L]\n"
+            "RewriteCond %{HTTPS} off\nRewriteRule ^(.*)$ https://www.example.org/$1 [R=301,L]\n")
+    ruleset, problems = load_apache(text, ".htaccess")
+    assert codes(problems) == []
+    assert [decide(ruleset, p) for p in ("/en/a", "/EN/a", "/fr/a")] == [
+        "404", "404", "301 https://www.example.org/fr/a"]
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+@pytest.mark.parametrize("context", ["server", "htaccess"])
+def test_scheme_idioms_answer_plain_http_as_a_real_apache_serves_them(tmp_path: Path, context: str) -> None:
+    """The http-to-https snippets served by apache2 (plain http, as the gateway's own listener) and
+    imported: the same answers for each host; the import's https requests are not redirected to themselves."""
+    text = (
+        "RewriteEngine On\n"
+        "RewriteCond %{REQUEST_URI} ^/en/ [NC]\nRewriteRule ^ - [L]\n"
+        "RewriteCond %{HTTP_HOST} ^old\\.example\\.org$ [NC]\nRewriteCond %{HTTPS} off\n"
+        "RewriteRule ^(.*)$ https://%{HTTP_HOST}/$1 [R=301,L]\n"
+        "RewriteCond %{HTTP:X-Forwarded-Proto} !https\nRewriteCond %{HTTP_HOST} ^example\\.org$\n"
+        "RewriteRule ^ https://example.org%{REQUEST_URI} [L,R=301]\n"
+        "RewriteCond %{SERVER_NAME} =a.example.org [OR]\nRewriteCond %{SERVER_NAME} =b.example.org\n"
+        "RewriteCond %{REQUEST_SCHEME} =http\n"
+        "RewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [END,NE,R=permanent]\n"
+        "RewriteCond %{HTTPS} !=on\nRewriteCond %{HTTP_HOST} ^www\\.example\\.org$\n"
+        "RewriteRule ^/?docs/(.*)$ https://www.example.org/manual/$1 [R=308,L]\n"
+    )
+    if context == "server":
+        text = text.replace("^/?docs", "^/docs").replace("^(.*)$", "^/(.*)$")
+    ruleset, problems = load_apache(text, "site.conf" if context == "server" else ".htaccess")
+    assert codes(problems) == [], [p.format() for p in problems]
+    engine = Engine(ruleset)
+    targets = ["/", "/a", "/a/b?x=1", "/en/x", "/EN/x", "/docs/x", "/docs/x?y=2"]
+    hosts = ["old.example.org", "example.org", "a.example.org", "b.example.org", "www.example.org", "localhost"]
+    port = free_port()
+    with _apache_with_alias(tmp_path, port, server=text if context == "server" else "",
+                            htaccess=text if context == "htaccess" else None):
+        for host in hosts:
+            for target in targets:
+                theirs = not_found(served_answer(port, "GET", target, host))[:2]
+                ours = not_found(engine_answer(engine, "GET", target, host))[:2]
+                assert theirs == ours, (host, target)
+    redirected = [(h, t) for h in hosts for t in targets if engine_answer(engine, "GET", t, h)[0] != 404]
+    assert len(redirected) > 20  # the snippets redirect most of these over http
+    for host, target in redirected:
+        path, _, query = target.partition("?")
+        assert engine.decide(Request("GET", path, query, host=host, scheme="https")).outcome != "redirect"

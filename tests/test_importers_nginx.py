@@ -15,7 +15,9 @@ from redirectory.rulefile import read_rule_file
 from redirectory.rules.engine import Engine, Request
 from redirectory.rules.importers import load_nginx
 from redirectory.rules.importers._nginx import _literal_paths
+from redirectory.rules.importers._nginx_within import NEVER, within
 from redirectory.rules.model import RuleSet
+from redirectory.rules.validation import validate
 
 
 def answer(text: str, path: str) -> tuple[int, str | None]:
@@ -351,3 +353,176 @@ def test_the_default_of_a_map_that_a_return_sends_answers_every_other_path() -> 
               "server { location / { if ($dest) { return 301 $dest; } } }\n")
     assert answer(inside, "/zzz")[0] == 404
     assert answer(inside, "/b") == (301, "https://b.example")
+
+
+# -- scheme conditions (`if ($scheme = http)`) ---------------------------------------------------
+def served(text: str, target: str, scheme: str = "http", host: str = "a.example") -> tuple[int, str | None]:
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert not [p for p in problems if p.is_error], problems
+    path, _, query = target.partition("?")
+    decision = Engine(ruleset).decide(Request("GET", path, query=query, host=host, scheme=scheme))
+    return decision.response.status, decision.location
+
+
+SCHEME_IF = """\
+server {
+    listen 80;
+    listen 443 ssl;
+    server_name a.example;
+    rewrite ^/old$ /new permanent;
+    if ($scheme = http) {
+        return 301 https://$host$request_uri;
+    }
+    rewrite ^/later$ /after permanent;
+    location = /x { return 301 /y; }
+    location /app/ { proxy_pass http://app; }
+    location / { rewrite ^/(.*)\\.html$ /$1 permanent; }
+}
+"""
+
+
+def test_an_if_on_the_scheme_answers_requests_of_that_scheme_before_any_location() -> None:
+    ruleset, problems = load_nginx(SCHEME_IF, "n.conf")
+    assert not [p for p in problems + validate(ruleset, "n.conf") if p.is_error], problems
+    # http: the `if` runs in the server's rewrite phase, before every location (and the rewrites after it)
+    assert served(SCHEME_IF, "/x?q=1") == (301, "https://a.example/x?q=1")
+    assert served(SCHEME_IF, "/page.html") == (301, "https://a.example/page.html")
+    assert served(SCHEME_IF, "/app") == (301, "https://a.example/app")
+    assert served(SCHEME_IF, "/later") == (301, "https://a.example/later")
+    assert served(SCHEME_IF, "/old") == (301, "/new")  # the rewrite before it runs first, for both schemes
+    # https: never sent to itself; the locations answer as nginx's do
+    assert served(SCHEME_IF, "/anything", scheme="https")[0] == 404
+    assert served(SCHEME_IF, "/x?q=1", scheme="https") == (301, "/y")
+    assert served(SCHEME_IF, "/page.html", scheme="https") == (301, "/page")
+    assert served(SCHEME_IF, "/app", scheme="https") == (301, "/app/")
+    assert served(SCHEME_IF, "/later", scheme="https") == (301, "/after")
+    assert served(SCHEME_IF, "/old", scheme="https") == (301, "/new")
+
+
+def test_the_scheme_idioms_behind_a_load_balancer_and_inside_a_location() -> None:
+    def both(condition: str, inner: str = "return 301 https://$host$request_uri;") -> tuple[object, object]:
+        text = ("server { listen 80; server_name a.example;\n"
+                f"  location / {{ if {condition} {{ {inner} }} proxy_pass http://app; }}\n"
+                "  location = /b { return 301 /c; }\n}\n")
+        return served(text, "/p?q=1"), served(text, "/p?q=1", scheme="https")
+
+    sent = (301, "https://a.example/p?q=1")
+    assert both('($scheme != "https")') == (sent, (404, None))
+    assert both('($http_x_forwarded_proto != "https")') == (sent, (404, None))
+    assert both('($http_x_forwarded_proto = "http")') == (sent, (404, None))
+    assert both('($https != "on")') == (sent, (404, None))
+    assert both("($scheme = http)", "rewrite ^(.*)$ https://$server_name$1 permanent;") == (sent, (404, None))
+    assert both("($scheme = http)", "rewrite ^ https://$host$request_uri? permanent;") == (sent, (404, None))
+    # an https-only condition: https requests go to http, http ones are left alone
+    assert both("($http_x_forwarded_proto = https)", "return 301 http://$host$request_uri;") == (
+        (404, None), (301, "http://a.example/p?q=1"))
+    # `$scheme = https` in a server that listens for http only is never true (a warning says so)
+    assert both("($scheme = https)", "return 301 http://$host$request_uri;") == ((404, None), (404, None))
+
+
+def test_a_scheme_if_whose_host_is_not_known_is_a_warning_naming_its_line() -> None:
+    text = ("server { listen 80; listen 443 ssl; server_name a.example www.a.example;\n"
+            "  if ($scheme = http) {\n    return 301 https://$host$request_uri;\n  }\n"
+            "  location = /b { return 301 /c; }\n}\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [(r.source, r.scheme) for r in ruleset.rules] == [("/b", None)]
+    (warning,) = [p for p in problems if p.severity == "warning"]
+    assert warning.line == 3 and "request's own host" in warning.message and "server_name" in warning.message
+    # a literal host needs no server name
+    literal = text.replace("https://$host$request_uri", "https://a.example$request_uri")
+    assert served(literal, "/b") == (301, "https://a.example/b")
+    assert served(literal, "/b", scheme="https") == (301, "/c")
+
+
+def test_a_scheme_if_never_true_in_its_server_is_skipped_with_a_warning() -> None:
+    text = ("server { listen 443 ssl; server_name a.example;\n"
+            "  if ($scheme = http) { return 301 https://$host$request_uri; }\n"
+            "  location = /b { return 301 /c; }\n}\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [(r.source, r.scheme) for r in ruleset.rules] == [("//a.example/b", None)]
+    assert [(p.line, p.code) for p in problems] == [(2, "import.conditional")]
+    assert "never true" in problems[0].message
+
+
+def test_other_ifs_stay_skipped_with_a_warning() -> None:
+    text = "if ($host = a.example) { return 301 https://b.example$request_uri; }\nlocation = /b { return 301 /c; }\n"
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [r.source for r in ruleset.rules] == ["/b"]
+    assert [(p.line, p.code) for p in problems] == [(1, "import.conditional")]
+
+
+def test_regexes_nginx_tries_before_a_scheme_rule_keep_their_place_for_both_schemes() -> None:
+    # a plain-http server of one name: its catch-all to https is for http requests; the locations
+    # nginx picks first (a longer prefix, content) still answer http requests
+    text = ("server { listen 80; server_name a.example;\n"
+            "  location /health { return 200; }\n"
+            "  location /p { return 301 /q; }\n"
+            "  location / { return 301 https://$host$request_uri; }\n}\n")
+    assert served(text, "/health")[0] == 404  # content in nginx: not redirected
+    assert served(text, "/healthz/a")[0] == 404
+    assert served(text, "/p/1") == (301, "/q")
+    assert served(text, "/x?q=1") == (301, "https://a.example/x?q=1")
+    assert served(text, "/p/1", scheme="https") == (301, "/q")
+    assert served(text, "/x", scheme="https")[0] == 404
+
+
+# -- a location's rewrite answers that location's paths only -------------------------------------
+def test_a_rewrite_in_a_prefix_location_answers_the_paths_of_that_location_only() -> None:
+    text = ("location /docs { rewrite ^/(.*)\\.html$ /$1 permanent; }\n"
+            "location /q/ { rewrite ^/(.*)/$ /$1 permanent; }\n"
+            "location ~ ^/r/ { rewrite ^/(.*)\\.php$ /s/$1 permanent; }\n"
+            "location /t { rewrite .*/index\\.html$ /t/ permanent; }\n")
+    assert answer(text, "/docs/a.html?x=1") == (301, "/docs/a?x=1")
+    assert answer(text, "/docs.html") == (301, "/docs")
+    assert answer(text, "/blog/a.html")[0] == 404  # no location of the file: nginx never runs the rewrite
+    assert answer(text, "/q/a/") == (301, "/q/a")
+    assert answer(text, "/q/") == (301, "/q")  # `^/(.*)/$` matches the location's own path too
+    assert answer(text, "/x/a/")[0] == 404
+    assert answer(text, "/r/a.php") == (301, "/s/r/a")
+    assert answer(text, "/a.php")[0] == 404
+    assert answer(text, "/t/x/index.html") == (301, "/t/")
+    assert answer(text, "/u/index.html")[0] == 404
+
+
+def test_a_location_rewrite_that_cannot_be_kept_to_its_location_is_a_warning_naming_its_line() -> None:
+    text = ("location /a { rewrite ^/[a-z]+/x$ /b permanent; }\n"
+            "location /blog { rewrite ^/news/(.*)$ /n/$1 permanent; }\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    kept = [p for p in problems if p.code == "import.location"]
+    assert [p.line for p in kept] == [1, 2]
+    assert "check it" in kept[0].message and "matches no path" in kept[1].message
+    assert [r.source_regex for r in ruleset.rules if r.status != 404] == ["^/[a-z]+/x$"]  # imported, as warned
+
+
+@given(st.text(alphabet="/ax.", max_size=3), st.sampled_from(["(.*)", ".*", "(.+)", ".+", "[a-z]+", ""]),
+       st.text(alphabet="/ax.", max_size=3), st.booleans(), st.text(alphabet="/ax.", max_size=4),
+       st.lists(st.text(alphabet="/ax.", max_size=6), min_size=1, max_size=8))
+def test_a_regex_kept_to_a_prefix_matches_and_captures_as_the_original_there(
+        start: str, middle: str, end: str, anchored: bool, prefix: str, tails: list[str]) -> None:
+    regex = "^" + re.escape(start) + middle + re.escape(end) + ("$" if anchored else "")
+    prefix = "/" + prefix
+    kept = within(regex, prefix)
+    if kept is None:
+        return  # not written: imported as it is, with a warning
+    original = re.compile(regex)
+    for tail in tails:
+        for path in (prefix + tail, "/" + tail):
+            inside = original.search(path) if path.startswith(prefix) else None
+            if kept == NEVER:
+                assert inside is None
+                continue
+            found = re.search(kept, path)
+            assert (found is None) == (inside is None), (regex, prefix, kept, path)
+            assert found is None or inside is None or found.groups() == inside.groups()
+
+
+def test_the_load_balancer_idiom_of_a_real_site_sends_http_to_https_and_leaves_https_alone() -> None:
+    # kahihia/perdiem-django perdiem/nginx/investperdiem.com: `location / { if ($http_x_forwarded_proto
+    # != "https") { rewrite ^(.*)$ https://$server_name$1 permanent; } proxy_pass ...; }`
+    text = (Path(__file__).parent / "data/real/nginx/kahihia__perdiem-django__perdiem__perdiem__nginx__"
+            "investperdiem.com").read_text()
+    www = "www.investperdiem.com"
+    assert served(text, "/artist/a?x=1", host=www) == (301, "https://www.investperdiem.com/artist/a?x=1")
+    assert served(text, "/artist/a?x=1", scheme="https", host=www)[0] == 404  # served by the app, not itself
+    assert served(text, "/a", host="investperdiem.com") == (301, "https://www.investperdiem.com/a")
+    assert served(text, "/a", scheme="https", host="investperdiem.com") == (301, "https://www.investperdiem.com/a")

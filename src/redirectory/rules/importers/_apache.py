@@ -19,7 +19,16 @@ Where Apache's behaviour needs saying (each checked against a real apache2):
   before `^/peps`) becomes the rule's regex when the substitution uses no `$N`.
 - `RewriteRule PATTERN - [L]` (or `[END]`) is an exclusion: its paths are served as they are and the
   RewriteRules after it do not run for them; mod_alias still does (it runs after mod_rewrite whatever
-  that did). It becomes a rule that redirects nothing (status 404), ordered by `_in_apache_order`.
+  that did). It becomes a rule that redirects nothing (status 404), ordered by `_in_apache_order`
+  (`_apache_order.py`, with the rest of the ordering).
+- The http-to-https idioms (`RewriteCond %{HTTPS} off` and co., `_apache_conditions.py`) give the rule
+  a `scheme`; so does a `<VirtualHost>` on port 80 (or 443) alone for a rule sending to the other
+  scheme on its own host. `%{HTTP_HOST}`/`%{SERVER_NAME}` in a substitution is the host where it is
+  known (one `ServerName`, a literal host condition; host conditions joined by [OR]: a rule per host),
+  `%{REQUEST_URI}` the whole path (a group around the pattern).
+- redirectory's precedence puts a regex rule with query or scheme conditions before one without, and
+  a host-specific regex before any-host ones: a rule Apache tries first is written once per scheme
+  (`_per_scheme`), or copied for that host (`_for_hosts`), so that it keeps its place.
 - PCRE's possessive `c++` (RE2 has none) is read as `c+` where that changes no match (a literal
   character followed by another one or the end). The regex readings are in `_apache_regex.py`.
 - `Include` and `IncludeOptional` (with `read`, see `load_apache_included`; `_apache_syntax.py`) are read in place, as
@@ -35,10 +44,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from redirectory.rules.importers._apache_conditions import Restriction, _condition_host, _conditions, _per_host
+from redirectory.rules.importers._apache_order import _emit, _Redirect, _Regex
 from redirectory.rules.importers._apache_regex import (
     _as_pattern,
     _capital_free,
-    _implied,
     _literal_prefix,
     _lowered,
     _possessive_as_greedy,
@@ -82,30 +92,6 @@ class _Deferred(_Builder):
         self.held.append((line, data))
 
 
-@dataclass
-class _Redirect:
-    """A `Redirect` whose form (path pattern or regex) waits for the rules Apache tries before it."""
-
-    line: int
-    what: str
-    path: str  # as a `from` path (percent-encoded)
-    url: str
-    status: int
-    host: str | None
-
-
-@dataclass
-class _Regex:
-    """A regex rule held until the priorities are known; `prefix` is the literal text every path it
-    matches starts with (None: any path)."""
-
-    line: int
-    data: dict[str, Any]
-    prefix: str | None
-    case_insensitive: bool
-    stops: bool = False  # `RewriteRule PATTERN - [L]`: a rule that redirects nothing (`_exclusion`)
-
-
 def load_apache_included(
     text: str, source: str, read: IncludeReader, origins: list[str] | None = None
 ) -> tuple[RuleSet, list[Problem]]:
@@ -116,7 +102,7 @@ def load_apache_included(
 
 
 def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> None:
-    containers: list[tuple[str, int, list[str]]] = []  # (name, line, server names)
+    containers: list[tuple[str, int, list[str], str]] = []  # (name, line, server names, addresses)
     conds: list[tuple[int, list[str]]] = []
     rewrite_base = "/"
     per_directory = b.source.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith("htaccess")
@@ -136,7 +122,7 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
             continue
         opening = re.fullmatch(r"<\s*([A-Za-z]+)\b([^>]*)>", content)
         if opening:
-            containers.append((opening.group(1).lower(), line, []))
+            containers.append((opening.group(1).lower(), line, [], opening.group(2)))
             continue
         closing = re.fullmatch(r"</\s*([A-Za-z]+)\s*>", content)
         if closing:
@@ -192,15 +178,19 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
                    "its condition cannot be expressed as a rule: skipped")
             continue
         host = None
+        listens: str | None = None  # the scheme of a <VirtualHost> on port 80 (or 443) alone
         for c in reversed(containers):
             if c[0] == "virtualhost":
                 if len(c[2]) == 1 and valid_host(c[2][0].lower()):
                     host = c[2][0].lower()
+                listens = _vhost_scheme(c[3])
                 break
         held = _Deferred(b.source, problems=b.problems)
         if directive == "rewriterule":
-            _apache_rewrite(held, line, what, args, host, rule_conds, rewrite_base, per_directory, maps,
-                            any(r.stops for r in rewrites))
+            for one in _per_host(rule_conds):
+                _apache_rewrite(held, line, what, args, host, one, rewrite_base, per_directory, maps,
+                                bool(rewrites))
+            held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
             for at, data in held.held:
                 if "from" in data:
                     rewrite_patterns.append((at, data))
@@ -209,207 +199,38 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
                                            bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED))
         elif directive == "redirectmatch":
             _apache_redirect_match(held, line, what, args, host)
+            held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
             aliases.extend(_Regex(at, data, _literal_prefix(data["from_regex"]), False) for at, data in held.held)
         else:
             default = {"redirect": 302, "redirectpermanent": 301, "redirecttemp": 302}[directive]
             found = _apache_redirect(b, line, what, args, host, default, directive == "redirect")
             if isinstance(found, _Redirect):
+                found.scheme = _own_scheme({"to": found.url}, listens, host).get("scheme")
                 aliases.append(found)
             elif found is not None:
                 stoppers.append((found, host, line))
     _emit(b, rewrites, rewrite_patterns, aliases, stoppers)
 
 
-def _emit(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
-          aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> None:
-    """Add the rules so that the one Apache uses wins: mod_rewrite before mod_alias, each in file order."""
-    # an exclusion keeps paths from the RewriteRules after it, not from mod_alias: not a reason to
-    # make a `Redirect` a regex rule (its path pattern comes before every regex rule)
-    earlier: list[tuple[str | None, bool]] = [(r.prefix, r.case_insensitive) for r in rewrites if not r.stops]
-    alias_regexes: list[_Regex] = []
-    redirects: list[_Redirect] = []  # those already placed, for the first-match check
-    for item in aliases:
-        if isinstance(item, _Regex):
-            earlier.append((item.prefix, False))
-            alias_regexes.append(item)
-            continue
-        shadow = next((r for r in redirects if r.host == item.host and _covers(r.path, item.path)
-                       and r.path != item.path), None)
-        stop = next((s for s in stoppers if s[1] == item.host and s[2] < item.line and _covers(s[0], item.path)),
-                    None)
-        if shadow is not None or stop is not None:
-            other = shadow.line if shadow is not None else stop[2] if stop is not None else 0
-            b.warn(item.line, "import.shadowed", f"{item.what}: never used: the `Redirect` at line {other} "
-                   "matches every path this one does and Apache uses the first that matches: skipped")
-            continue
-        redirects.append(item)
-        if any(_may_overlap(prefix, ci, item.path) for prefix, ci in earlier):
-            if item.host:
-                b.warn(item.line, "import.host", f"{item.what}: became a regex rule (a regex rule Apache tries "
-                       f"first may match under {item.path}), which answers every host, not only {item.host}: "
-                       "check it", name="from_regex")
-            query = "drop" if "?" in item.url else None
-            regex = "^" + re.escape(item.path)
-            if not item.path.endswith("/"):
-                alias_regexes.append(_Regex(item.line, {"from_regex": regex + "$", "to": item.url,
-                                                        "status": item.status, "query": query}, item.path, False))
-                regex += "/"
-                url = item.url + "/"
-            else:  # Apache pastes the rest right after URL; a placeholder may not touch the host
-                url = item.url + "/" if re.fullmatch(r"(?i)[a-z][a-z0-9+.-]*://[^/?#]*", item.url) else item.url
-            alias_regexes.append(_Regex(item.line, {"from_regex": regex + "(?P<rest>.*)$", "to": url + "{rest}",
-                                                    "status": item.status, "query": query}, item.path, False))
-            earlier.append((item.path, False))
-            continue
-        _redirect_patterns(b, item)
-    for at, data in rewrite_patterns:
-        b.add(at, data)
-    if any(r.stops for r in rewrites):
-        for item, priority in _prioritised(_in_apache_order(b, rewrites, alias_regexes)):
-            b.add(item.line, {**item.data, "priority": priority or None})
-        return
-    overlap = any(_meet(a, r) for a in alias_regexes for r in rewrites)
-    for r in rewrites:
-        b.add(r.line, {**r.data, "priority": 1} if overlap else r.data)
-    for a in alias_regexes:
-        b.add(a.line, a.data)
+def _vhost_scheme(addresses: str) -> str | None:
+    """The scheme of a `<VirtualHost>` whose addresses all have port 80 (http) or all 443 (https)."""
+    ports = {a.rpartition(":")[2] for a in addresses.split()}
+    return {"80": "http", "443": "https"}.get(ports.pop()) if len(ports) == 1 else None
 
 
-def _meet(first: _Regex, second: _Regex) -> bool:
-    """Whether two regex rules may match one path (by the literal text their matches start with)."""
-    return _compatible(first.prefix, second.prefix, first.case_insensitive or second.case_insensitive)
-
-
-def _in_apache_order(b: _Builder, rewrites: list[_Regex], aliases: list[_Regex]) -> list[_Regex]:
-    """The regex rules of mod_rewrite (exclusions among them) and of mod_alias in the order the
-    import must try them: each module's in file order; a RewriteRule redirect before every mod_alias
-    rule it may meet (mod_rewrite runs first), a mod_alias rule before every exclusion it may meet
-    (an exclusion stops the RewriteRules after it, not mod_alias). Where both cannot hold (a mod_alias
-    rule that meets an exclusion and a RewriteRule after it), the exclusion goes first, with a warning."""
-    out: list[_Regex] = []
-    pending = list(aliases)
-    i = 0
-
-    def free(k: int) -> bool:  # no mod_alias rule before it that it must follow is still waiting
-        return not any(_meet(a, pending[k]) for a in pending[:k])
-
-    while i < len(rewrites) or pending:
-        if i < len(rewrites) and not (rewrites[i].stops and any(_meet(a, rewrites[i]) for a in pending)):
-            out.append(rewrites[i])
-            i += 1
-            continue
-        ready = next((k for k, a in enumerate(pending) if free(k)
-                      and not any(not r.stops and _meet(r, a) for r in rewrites[i:])), None)
-        if ready is None:  # the RewriteRules after an exclusion never see its paths
-            ready = next((k for k, a in enumerate(pending) if free(k) and _within(a, rewrites[i])), None)
-        if ready is not None:
-            out.append(pending.pop(ready))
-            continue
-        stop = rewrites[i]
-        alias = next(a for a in pending if _meet(a, stop))
-        later = next((r for r in rewrites[i:] if not r.stops and _meet(r, alias)), stop)
-        b.warn(alias.line, "import.order", "this mod_alias rule may match paths that the exclusion at "
-               f"line {stop.line} (`- [L]`) keeps from the RewriteRules after it, and so may the RewriteRule at "
-               f"line {later.line}: a rule order cannot say both; the exclusion goes first (for the paths both "
-               "match, Apache redirects by mod_alias, the import does not): check them", name="from_regex")
-        out.append(stop)
-        i += 1
-    _conditional_inversions(b, out)
-    return out
-
-
-_PREFIX_ONLY = re.compile(r"\^(?:\\[^A-Za-z0-9]|[A-Za-z0-9/_~%=,;:@&!'-])*(?:\.\*)?")
-
-
-def _within(alias: _Regex, stop: _Regex) -> bool:
-    """Whether every path the mod_alias rule matches is one the exclusion matches: an exclusion of a
-    literal start (`^/static/`, any host, any query) and a rule whose matches all start with it."""
-    if alias.prefix is None or stop.prefix is None or _query_conditional(stop) or stop.data.get("methods") \
-            or not _PREFIX_ONLY.fullmatch(stop.data["from_regex"]):
-        return False
-    if stop.case_insensitive:
-        return alias.prefix.lower().startswith(stop.prefix.lower())
-    return alias.prefix.startswith(stop.prefix)
-
-
-def _conditional_inversions(b: _Builder, ordered: list[_Regex]) -> None:
-    """Warn where the import cannot keep an exclusion's place: among regex rules, one with query
-    conditions comes before one without whatever their priorities (docs/rules.md, Precedence)."""
-    for k, stop in enumerate(ordered):
-        if not stop.stops:
-            continue
-        conditional = _query_conditional(stop)
-        for other in ordered[:k] if conditional else ordered[k + 1:]:
-            if _query_conditional(other) != conditional and _meet(stop, other) and not other.stops:
-                first, then = (stop, other) if conditional else (other, stop)
-                b.warn(stop.line, "import.order", f"this exclusion (`- [L]`) and line {other.line} may match one "
-                       f"path: the import tries line {first.line} first for the requests the query conditions "
-                       f"match (a rule with query conditions comes before one without), Apache line "
-                       f"{then.line}: check them", name="from_regex")
-                break
-
-
-def _query_conditional(item: _Regex) -> bool:
-    return item.data.get("query_match") is not None or bool(item.data.get("query_exact"))
-
-
-def _prioritised(ordered: list[_Regex]) -> list[tuple[_Regex, int]]:
-    """Each rule with the `priority` that makes the import try them in this order (regex rules go by
-    priority, then file order): the lowest that keeps file order within each priority."""
-    out: list[tuple[_Regex, int]] = []
-    priority = 0
-    for item in reversed(ordered):
-        if out and item.line > out[-1][0].line:
-            priority += 1
-        out.append((item, priority))
-    return out[::-1]
-
-
-def _redirect_patterns(b: _Builder, item: _Redirect) -> None:
-    """`Redirect /p URL` as Apache matches it: `/p` and `/p/...` (whole segments), the rest of the path
-    appended to URL as it stands (after a query too); `/p/` matches `/p/` and below, not `/p`."""
-    prefix = f"//{item.host}" if item.host else ""
-    query = "drop" if "?" in item.url else None  # mod_alias adds the request's query only to a URL without one
-    if item.path.endswith("/"):
-        b.add(item.line, {"from": prefix + item.path, "to": item.url, "status": item.status, "query": query})
-        # Apache pastes the rest right after URL; with no path there, a placeholder may not touch the host
-        url = item.url + "/" if re.fullmatch(r"(?i)[a-z][a-z0-9+.-]*://[^/?#]*", item.url) else item.url
-        b.add(item.line, {"from": f"{prefix}{item.path}{{seg}}/{{rest:path}}", "to": url + "{seg}/{rest}",
-                          "status": item.status, "query": query})
-        return
-    b.add(item.line, {"from": prefix + item.path, "to": item.url, "status": item.status, "query": query})
-    b.add(item.line, {"from": f"{prefix}{item.path}/{{rest:path}}", "to": item.url + "/{rest}",
-                      "status": item.status, "query": query})
-
-
-def _covers(first: str, later: str) -> bool:
-    """Whether every path `Redirect {later}` matches is matched by `Redirect {first}`."""
-    if first.endswith("/"):
-        return later.startswith(first)
-    return later == first or later.startswith(first + "/")
-
-
-def _may_overlap(prefix: str | None, case_insensitive: bool, path: str) -> bool:
-    """Whether a regex whose matches all start with `prefix` (None: unknown) may match a path that
-    `Redirect {path}` matches."""
-    if prefix is None:
-        return True
-    if case_insensitive:
-        prefix, path = prefix.lower(), path.lower()
-    if path.startswith(prefix):
-        return True
-    if prefix.startswith(path):
-        return path.endswith("/") or len(prefix) == len(path) or prefix[len(path)] == "/"
-    return False
-
-
-def _compatible(first: str | None, second: str | None, case_insensitive: bool) -> bool:
-    """Whether two regexes whose matches start with these literal prefixes may match one path."""
-    if first is None or second is None:
-        return True
-    if case_insensitive:
-        first, second = first.lower(), second.lower()
-    return first.startswith(second) or second.startswith(first)
+def _own_scheme(data: dict[str, Any], listens: str | None, host: str | None) -> dict[str, Any]:
+    """A rule of a `<VirtualHost>` that listens for one scheme (`_vhost_scheme`) sending to the other
+    scheme on its own host answers requests of its scheme only (`scheme: http`), as that server does:
+    without the condition it would send the other scheme's requests to themselves."""
+    target = re.match(r"(?i)(https?)://([^/?#:]+)", str(data.get("to") or ""))
+    if listens is None or data.get("scheme") or target is None or target.group(1).lower() == listens:
+        return data
+    own = {host} if host else set()
+    if str(data.get("from") or "").startswith("//"):
+        own.add(str(data["from"])[2:].split("/")[0])
+    if m := re.match(r"\^//((?:[A-Za-z0-9-]|\\\.)+)", str(data.get("from_regex") or "")):
+        own.add(m.group(1).replace("\\.", "."))
+    return {**data, "scheme": listens} if target.group(2).lower() in own else data
 
 
 def _apache_status(args: list[str], default: int, allow: bool) -> tuple[int | None, list[str]]:
@@ -464,95 +285,14 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
     _regex_rule(b, line, what, regex, url, status, query="drop" if "?" in url else None, host=host)
 
 
-_HOST_COND = re.compile(r"\^((?:[A-Za-z0-9-]|\\\.)+)\$")
-#: A literal query parameter name or value in a condition (`\.` for a dot).
-_QUERY_WORD = r"(?:[A-Za-z0-9_~%+-]|\\[.\-_~])+"
-#: `^a=1&b=2$` (the whole query, literally), `^$` (none).
-_QUERY_WHOLE = re.compile(rf"\^((?:{_QUERY_WORD}={_QUERY_WORD}(?:&{_QUERY_WORD}={_QUERY_WORD})*)?)\$")
-#: `(^|&)a=1(&|$)`: one parameter with that value; `(^|&)a=` or `(^|&)a=[^&]*` or `(^|&)a=([^&]*)`: present.
-_QUERY_PARAM = re.compile(rf"\((?:\?:)?\^\|&\)({_QUERY_WORD})=(?:({_QUERY_WORD})\((?:\?:)?&\|\$\)|\(?\[\^&\]\*\)?|)")
-_METHOD_COND = re.compile(r"\^\(?([A-Z]+(?:\|[A-Z]+)*)\)?\$")
-
-
-def _unescaped(word: str) -> str:
-    return re.sub(r"\\(.)", r"\1", word)
-
-
-def _query_condition(cond: str, query: dict[str, str], exact: list[bool]) -> bool:
-    """Read a `RewriteCond %{QUERY_STRING}` pattern into query conditions; False when it is not one
-    of the idioms: `^$` (no query), `^a=1&b=2$` (exactly those parameters, in any order here),
-    `(^|&)a=1(&|$)` (that parameter with that value), `(^|&)a=` / `(^|&)a=([^&]*)` (that parameter)."""
-    if m := _QUERY_WHOLE.fullmatch(cond):
-        for pair in filter(None, m.group(1).split("&")):
-            name, _eq, value = pair.partition("=")
-            query[_unescaped(name)] = _unescaped(value)
-        exact.append(True)
-        return True
-    if m := _QUERY_PARAM.fullmatch(cond):
-        query[_unescaped(m.group(1))] = _unescaped(m.group(2)) if m.group(2) else "*"
-        return True
-    return False
-
-
-def _conditions(
-    b: _Builder, line: int, what: str, conds: list[tuple[int, list[str]]], pattern: str, per_directory: bool,
-    subst: str = "",
-) -> tuple[str | None, list[str] | None, str, dict[str, str], bool] | None:
-    """The host, methods and query conditions the RewriteConds before a rule restrict it to, and the
-    rule's regex (a path condition narrower than the pattern takes its place when the substitution
-    uses no `$N`); None to skip the rule."""
-    host: str | None = None
-    methods: list[str] | None = None
-    query: dict[str, str] = {}
-    exact: list[bool] = []
-    for at, args in conds:
-        flags = [f.strip().lower() for f in args[2].strip("[]").split(",")] if len(args) >= 3 else []
-        if len(args) < 2 or any(f in ("or", "ornext") for f in flags):
-            break
-        test, cond = args[0], args[1]
-        variable = test.upper()
-        if variable == "%{HTTP_HOST}" and (m := _HOST_COND.fullmatch(cond)) and host is None:
-            host = m.group(1).replace("\\.", ".").lower()
-            if valid_host(host):
-                continue
-        elif variable == "%{REQUEST_METHOD}" and (m := _METHOD_COND.fullmatch(cond)) and methods is None:
-            methods = m.group(1).split("|")
-            continue
-        elif variable == "%{QUERY_STRING}" and not flags and _query_condition(cond, query, exact):
-            continue
-        elif variable == "%{REQUEST_FILENAME}" and cond in ("!-f", "!-d", "!-l", "!-s"):
-            b.warn(at, "import.conditional", f"{what}: `RewriteCond {test} {cond}` (no such file or directory) "
-                   "cannot be checked by a rule: imported as if it held, check that no file is served at "
-                   "the paths it matches", name="from_regex")
-            continue
-        elif (variable == "%{REQUEST_URI}" or (variable == "%{REQUEST_FILENAME}" and not per_directory)) \
-                and not flags and _implied(cond, pattern):
-            continue  # the rule's own pattern already says it (a request's path, before any mapping)
-        elif (variable == "%{REQUEST_URI}" or (variable == "%{REQUEST_FILENAME}" and not per_directory)) \
-                and not flags and not re.search(r"\$\{?[0-9]", subst) and _implied(pattern, cond) \
-                and not cond.startswith("!"):
-            pattern = cond  # every path the condition matches, the pattern matches: the condition decides
-            continue
-        b.warn(line, "import.conditional", f"{what} follows `RewriteCond {' '.join(args)}` (line {at}): "
-               "the condition cannot be expressed as a rule: skipped")
-        return None
-    else:
-        if exact and len(exact) > 1:
-            b.warn(line, "import.conditional", f"{what} follows two RewriteConds on the whole query: skipped")
-            return None
-        return host, methods, pattern, query, bool(exact)
-    b.warn(line, "import.conditional", f"{what} follows RewriteCond lines joined with [OR] (or a RewriteCond "
-           "without a pattern): conditions cannot be expressed as a rule: skipped")
-    return None
-
-
 def _apache_rewrite(
     b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
     rewrite_base: str, per_directory: bool = False, maps: dict[str, str] | None = None,
-    after_exclusion: bool = False,
+    after_regex: bool = False,
 ) -> None:
-    """A RewriteRule as a rule: a redirect, or an exclusion (`_exclusion`); `after_exclusion`: an
-    exclusion comes before it in the file (its rule must then be a regex, ordered after it)."""
+    """A RewriteRule as a rule: a redirect, or an exclusion (`_exclusion`); `after_regex`: a
+    RewriteRule held as a regex rule (an exclusion among them) comes before it in the file: its rule
+    must then be a regex too, ordered after it (a path pattern would come before every regex rule)."""
     if len(args) < 2:
         b.warn(line, "import.unsupported", f"{what}: expected PATTERN SUBSTITUTION [flags]: skipped")
         return
@@ -588,6 +328,10 @@ def _apache_rewrite(
             return
         elif lname in ("p", "proxy"):
             return  # proxied: not a redirect
+    on_host = _on_host(b, line, what, subst, host or _condition_host(conds))
+    if on_host is None:
+        return
+    subst = on_host
     absolute = re.match(r"(?i)https?://([^/?#]*)", subst)
     if code is None:
         if absolute is None or (host is not None and absolute.group(1).lower() == host):
@@ -628,9 +372,12 @@ def _apache_rewrite(
         b.warn(line, "import.variable", f"{what}: the substitution calls RewriteMap `{name}` (`${{map:key}}`), "
                f"which is {why}: skipped", name="to")
         return
-    if "%{" in subst or re.search(r"%[0-9]", subst):
-        b.warn(line, "import.variable", f"{what}: the substitution uses a server variable or RewriteCond "
-               "back-reference, which a rule cannot express: skipped", name="to")
+    variable = re.search(r"%\{[^}]*\}|%[0-9]", subst.replace("%{REQUEST_URI}", ""))
+    if variable is not None:
+        why = ("a RewriteCond's group (the text its condition matched)" if variable.group(0)[1].isdigit()
+               else "a server variable")
+        b.warn(line, "import.variable", f"{what}: the substitution uses {variable.group(0)}, {why}, which a rule "
+               "cannot express (a target knows the path's placeholders and regex groups only): skipped", name="to")
         return
     if _unknown_variables(b, line, what, subst, allow_groups=True):
         return
@@ -645,11 +392,23 @@ def _apache_rewrite(
     found = _matched(b, line, what, args, conds, per_directory, subst)
     if found is None:
         return
-    cond_host, methods, pattern, query_match, query_exact = found
-    query_fields: dict[str, Any] = {"query_match": dict(query_match) or None,
-                                    "query_exact": True if query_exact else None}
-    if cond_host is not None:
-        host = cond_host
+    pattern, ci = found.pattern, ci or found.nocase
+    query_fields: dict[str, Any] = {"query_match": dict(found.query) or None,
+                                    "query_exact": True if found.query_exact else None,
+                                    "methods": found.methods, "scheme": found.scheme}
+    if found.host is not None:
+        host = found.host
+    if "%{REQUEST_URI}" in subst:  # the request's whole path: a group around it
+        if pattern in _ANY_PATH and not re.search(r"\$\{?[0-9]", subst):
+            pattern, subst = "^/(.*)$", subst.replace("%{REQUEST_URI}", "/$1")
+        elif pattern.startswith("^/"):  # the group comes first: the pattern's own are one further
+            pattern = f"^/(?P<request_uri>(?:{pattern[2:]}).*)$"
+            subst = re.sub(r"\$(?:\{([0-9])\}|([0-9]))", lambda m: f"${int(m.group(1) or m.group(2)) + 1}", subst)
+            subst = subst.replace("%{REQUEST_URI}", "/{request_uri}")
+        else:
+            b.warn(line, "import.variable", f"{what}: the substitution uses %{{REQUEST_URI}} after a pattern that "
+                   "may match anywhere in the path, which a rule cannot express: skipped", name="to")
+            return
     subst = _past_the_groups(pattern, subst)
     if lowered:
         restricted = None if ci else _capital_free(pattern)
@@ -666,26 +425,23 @@ def _apache_rewrite(
                "those); a path with a capital (a percent-escape such as %C3 included) is not answered by "
                "this rule", name="from_regex")
         pattern = restricted
-    if host and not after_exclusion:  # a path pattern would come before the exclusion's regex
+    if host and not after_regex:  # a path pattern would come before the regex rules before it
         converted = None if ci else _as_pattern(pattern, subst)
         if converted is not None:
             source, to = converted
-            b.add(line, {"from": f"//{host}{source}", "to": to, "status": status, "query": query,
-                         "methods": methods, **query_fields})
+            b.add(line, {"from": f"//{host}{source}", "to": to, "status": status, "query": query, **query_fields})
             return
     before = len(getattr(b, "held", []))
     _regex_rule(b, line, what, pattern, subst, status, case_insensitive=ci, query=query, host=host or None,
-                host_required=cond_host is not None, query_match=dict(query_match) or None,
-                query_exact=query_exact)
-    held = getattr(b, "held", None)
-    if methods and held is not None and len(held) > before:
-        held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})
+                host_required=found.host is not None, query_match=query_fields["query_match"],
+                query_exact=found.query_exact)
+    _restrict(b, before, found)
 
 
 def _matched(
     b: _Builder, line: int, what: str, args: list[str], conds: list[tuple[int, list[str]]], per_directory: bool,
     subst: str,
-) -> tuple[str | None, list[str] | None, str, dict[str, str], bool] | None:
+) -> Restriction | None:
     """A RewriteRule's pattern as a regex over the full path, with what its RewriteConds restrict it
     to (`_conditions`); None to skip the rule (a warning says why)."""
     pattern = args[0]
@@ -693,7 +449,7 @@ def _matched(
         b.warn(line, "import.unsupported", f"{what}: a negated pattern cannot be expressed as a rule: skipped",
                name="from_regex")
         return None
-    if per_directory and pattern.startswith("^/"):
+    if per_directory and pattern.startswith("^/") and not pattern.startswith(("^/?", "^/*")):
         b.warn(line, "import.unsupported", f"{what}: in .htaccess Apache matches the pattern against the path "
                "without its leading slash, so `^/` never matches: the rule does nothing: skipped",
                name="from_regex")
@@ -704,10 +460,9 @@ def _matched(
     # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
     # whose pattern starts with a slash (per-directory patterns never do)
     found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
-    if found is None:
-        return None
-    cond_host, methods, pattern, query_match, query_exact = found
-    return cond_host, methods, _possessive_as_greedy(pattern), query_match, query_exact
+    if found is not None:
+        found.pattern = _possessive_as_greedy(found.pattern)
+    return found
 
 
 def _exclusion(
@@ -721,13 +476,40 @@ def _exclusion(
     found = _matched(b, line, what, args, conds, per_directory, "-")
     if found is None:
         return
-    cond_host, methods, pattern, query_match, query_exact = found
     before = len(getattr(b, "held", []))
-    _regex_rule(b, line, what, pattern, "", NOT_REDIRECTED, case_insensitive=ci, host=cond_host or host,
-                host_required=cond_host is not None, query_match=dict(query_match) or None, query_exact=query_exact)
+    _regex_rule(b, line, what, found.pattern, "", NOT_REDIRECTED, case_insensitive=ci or found.nocase,
+                host=found.host or host, host_required=found.host is not None,
+                query_match=dict(found.query) or None, query_exact=found.query_exact)
+    _restrict(b, before, found)
+
+
+def _restrict(b: _Builder, before: int, found: Restriction) -> None:
+    """The methods and scheme of the conditions on the regex rule `_regex_rule` just held (if it did)."""
     held = getattr(b, "held", None)
-    if methods and held is not None and len(held) > before:
-        held[-1] = (held[-1][0], {**held[-1][1], "methods": methods})
+    extra = {k: v for k, v in (("methods", found.methods), ("scheme", found.scheme)) if v}
+    if extra and held is not None and len(held) > before:
+        held[-1] = (held[-1][0], {**held[-1][1], **extra})
+
+
+#: patterns every path matches (a path starts with `/`): with `%{REQUEST_URI}` alone, `^/(.*)$` and `/$1`
+_ANY_PATH = frozenset({"", "^", "^/", ".*", "^.*", "^.*$", "^/.*", "^/.*$", "(.*)", "^(.*)", "^(.*)$", "^/(.*)",
+                       "^/(.*)$", "^/?(.*)", "^/?(.*)$", "^/?", "^/?.*"})
+
+
+def _on_host(b: _Builder, line: int, what: str, subst: str, host: str | None) -> str | None:
+    """The substitution with `%{HTTP_HOST}` and `%{SERVER_NAME}` (the request's host) as the one host
+    the rule answers; None (a warning says why) where that host is not known."""
+    used = re.search(r"%\{(HTTP_HOST|SERVER_NAME)\}", subst)
+    if used is None:
+        return subst
+    if host is None:
+        b.warn(line, "import.variable", f"{what}: the substitution uses {used.group(0)}, the request's host, which "
+               "a rule's target cannot take (its host is literal): it is known only in a <VirtualHost> with one "
+               "ServerName and no ServerAlias, or after `RewriteCond %{HTTP_HOST} ^www\\.example\\.com$`: "
+               "skipped (import a rule per host: `from: //example.com/{rest:path}`, "
+               "`to: https://example.com/{rest}`)", name="to")
+        return None
+    return re.sub(r"%\{(?:HTTP_HOST|SERVER_NAME)\}", host, subst)
 
 
 def _past_the_groups(pattern: str, subst: str) -> str:

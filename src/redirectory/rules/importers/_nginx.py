@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 from redirectory.rules import querymatch
 from redirectory.rules.importers._common import (
@@ -20,6 +19,7 @@ from redirectory.rules.importers._common import (
     _variables,
 )
 from redirectory.rules.importers._nginx_export import _EXPORT_CODE, _RETURN_FILE, _read_own_export
+from redirectory.rules.importers._nginx_scheme import OTHER, for_own_scheme, give_scheme, split_before_scheme
 from redirectory.rules.importers._nginx_syntax import (
     _NGINX_REDIRECT_CODES,
     IncludeReader,
@@ -28,7 +28,9 @@ from redirectory.rules.importers._nginx_syntax import (
     _nginx_parse,
     _NginxContext,
     _NginxMap,
+    if_scheme,
 )
+from redirectory.rules.importers._nginx_within import NEVER, location_prefix, within
 from redirectory.rules.importers._request_uri import QUERY_INSIDE, QUERY_NONE, query_use
 from redirectory.rules.model import Problem, RuleSet
 from redirectory.rules.patterns import valid_host
@@ -59,6 +61,7 @@ def _load_nginx(b: _Builder, text: str, read: IncludeReader | None = None) -> No
     _nginx_server(b, tree, _NginxContext(hosted=_has_hosted_server(tree), tls_hosts=_https_hosts(tree)),
                   maps, used, ranks)
     _apply_ranks(b, ranks)
+    split_before_scheme(b)
     b.found = _what_is_here(tree, maps)
 
 
@@ -92,19 +95,6 @@ def _server_scheme(server: list[_Directive]) -> str | None:
     listens = [d for d in server if d.name == "listen"]
     tls = [_tls([d]) for d in listens]
     return "https" if tls and all(tls) else "http" if not any(tls) else None
-
-
-def _for_own_scheme(b: _Builder, first: int, host: str, scheme: str) -> None:
-    """The rules from `first` on of a server that listens for `scheme` alone: one that sends to the
-    other scheme on the server's own host (`return 301 https://a.example/x` in a plain-http server
-    of a.example) answers requests of `scheme` only (`scheme: http`), as nginx does; without the
-    condition it would send https requests to themselves."""
-    for i in range(first, len(b.rules)):
-        rule = b.rules[i]
-        target = urlsplit(rule.to) if rule.to.startswith(("http://", "https://")) else None
-        if (target is not None and rule.scheme is None and target.scheme != scheme
-                and (target.hostname or "").rstrip(".") == host):
-            b.rules[i] = replace(rule, scheme=scheme)
 
 
 def _tls(server: list[_Directive]) -> bool:
@@ -192,10 +182,15 @@ def _nginx_server(
         d.name == "location" and d.block is not None and (d.args[:1] in (["~"], ["~*"]) or
                                                           (d.args and d.args[0].startswith("~")))
         for d in block)
+    ctx.has_others = any(d.name == "location" and d.block is not None
+                         and _nginx_location(b, d) not in (None, ("", "/"), ("^~", "/")) for d in block)
     before = len(b.rules)
-    _nginx_walk(b, block, ctx, maps, used, ranks)
+    other = _nginx_walk(b, block, ctx, maps, used, ranks)
+    after = len(b.rules)
     _content_locations(b, block, ctx, ranks, before)
     _auto_redirects(b, block, ctx)
+    if other is not None:  # after an `if ($scheme = http) { return ...; }`: the server's locations answer https
+        give_scheme(b, range(after, len(b.rules)), other)
 
 
 _EVERY = ("^", "^.*", "^.*$", ".*", "^/", "/", "^(.*)$", "^/(.*)$", "(.*)")
@@ -239,8 +234,7 @@ def _content_locations(b: _Builder, block: list[_Directive], ctx: _NginxContext,
         location = _nginx_location(b, d)
         if location is None or location == ("", "/") or any(_answers_all(x, location) for x in d.block):
             continue
-        inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted, ctx.tls_hosts,
-                              ctx.scheme)
+        inner = replace(ctx, location=location)
         rank = 2 * _rank(inner) - 1
         if rank < lowest:
             continue  # no redirect of another location comes after it
@@ -304,9 +298,17 @@ def _what_is_here(tree: list[_Directive], maps: dict[str, _NginxMap]) -> str:
 def _nginx_walk(
     b: _Builder, block: list[_Directive], ctx: _NginxContext, maps: dict[str, _NginxMap], used: set[str],
     ranks: dict[int, int], in_if: bool = False,
-) -> None:
+) -> str | None:
+    """Add the rules of `block`. Returns the scheme its other rules were given (see `_scheme_if`)."""
+    starts: list[int] = []  # where the rules of each directive start
+    answered: tuple[int, str] | None = None  # (its index, the other scheme) of a scheme `if` that answers all
     for d in block:
         before = len(b.rules)
+        starts.append(before)
+        if d.name == "if" and d.block is not None and not in_if and (scheme := if_scheme(d.args)) is not None:
+            if _scheme_if(b, d, scheme, ctx, maps, used, ranks) and answered is None:
+                answered = (len(starts) - 1, OTHER[scheme])
+            continue
         if d.name == "server" and d.block is not None:
             names = _server_names(d.block)
             host = _server_host(names)
@@ -324,13 +326,12 @@ def _nginx_walk(
             _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts,
                                                     scheme=scheme), maps, used, ranks)
             if host is not None and scheme is not None:
-                _for_own_scheme(b, before, host, scheme)
+                for_own_scheme(b, before, host, scheme)
             continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
             if location is not None:
-                inner = _NginxContext(ctx.host, location, ctx.server_rewrites, ctx.has_regex, ctx.hosted,
-                                      ctx.tls_hosts, ctx.scheme)
+                inner = replace(ctx, location=location)
                 _nginx_walk(b, d.block, inner, maps, used, ranks)
             continue
         elif d.name == "if" and d.block is not None:
@@ -348,6 +349,47 @@ def _nginx_walk(
         else:
             continue
         _ranked(b, ranks, before, 2 * _rank(ctx))  # even: a location's content (`_content_locations`) ranks odd
+    if answered is None:
+        return None
+    # what nginx runs before the `if` answers both schemes: the rewrite directives before it (a server's
+    # locations come after all of them); every other rule of the block answers the other scheme only
+    at, other = answered
+    ends = [*starts[1:], len(b.rules)]
+    both = {n for n in range(at + 1) if n == at or block[n].name != "location" or ctx.location is not None}
+    give_scheme(b, (k for n in range(len(block)) if n not in both for k in range(starts[n], ends[n])), other)
+    return other if ctx.location is None else None
+
+
+#: a literal scheme before the request's own host: `https://$host`, `http://${server_name}`...
+_SCHEME_ON_HOST = re.compile(r"(?i)https?://\$\{?(?:host|http_host|server_name)\b")
+
+
+def _scheme_if(b: _Builder, d: _Directive, scheme: str, ctx: _NginxContext, maps: dict[str, _NginxMap],
+               used: set[str], ranks: dict[int, int]) -> bool:
+    """`if ($scheme = http) { return 301 https://$host$request_uri; }` (also `!= https`, and
+    `$http_x_forwarded_proto`, `$https`): the rules of its block, for requests of `scheme` only. nginx
+    runs it in the rewrite phase of its server (before any location) or of its location. Returns
+    whether it answers every request of `scheme` there (the caller gives the rest the other scheme)."""
+    condition = re.sub(r"\s*\)$", ")", re.sub(r"^\(\s*", "(", " ".join(d.args)))
+    if ctx.scheme is not None and ctx.scheme != scheme and "forwarded" not in condition:
+        b.warn(d.line, "import.conditional", f"`if {condition}` is never true in this server, which listens "
+               f"for {ctx.scheme} only: its block is skipped")
+        return False
+    start = len(b.rules)
+    answers = False
+    for x in d.block or []:
+        target = ({"return": x.args[-1:], "rewrite": x.args[1:2]}.get(x.name) or [""])[0]
+        if _SCHEME_ON_HOST.match(target) and not ctx.host:
+            b.warn(x.line, "import.host", f"`{x.name} {' '.join(x.args)}` in `if {condition}`: it sends to "
+                   f"{target.split(':')[0].lower()} on the request's own host, which a rule can name only in a "
+                   "server with one plain `server_name` (a target on the request's host is a path, which keeps "
+                   "the scheme): skipped", name="to")
+            continue
+        before = len(b.rules)
+        _nginx_walk(b, [x], ctx, maps, used, ranks)
+        answers = answers or (len(b.rules) > before and _answers_all(x, ctx.location or ("", "/")))
+    give_scheme(b, range(start, len(b.rules)), scheme)
+    return answers
 
 
 def _nginx_location(b: _Builder, d: _Directive) -> tuple[str, str] | None:
@@ -495,6 +537,8 @@ def _nginx_location_rule(
                "name, which a rule cannot say (a rule for every path would also answer theirs): skipped",
                name="from")
         return
+    # `location /` beside others: the paths nginx gives them are left out below (`_content_locations`)
+    everything = everything and (ctx.location is None or not ctx.has_others)
     if everything:
         # the server level, or `location /` with nothing before it: every path
         pattern = f"{prefix}/{{rest:path}}"
@@ -695,9 +739,9 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     if status is None:
         return
     query = None
-    if replacement.endswith("?"):
+    if replacement.endswith("?"):  # nginx does not add the request's query; `$request_uri` holds it
         replacement = replacement[:-1]
-        query = "drop"
+        query = None if re.search(r"\$\{?request_uri\b", replacement) else "drop"
     loc = ctx.location
     if loc is not None and loc[0] == "=":
         # the location answers one path: the rewrite applies to it or never
@@ -760,8 +804,31 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         for path in paths:
             b.add(d.line, {"from": f"//{ctx.host}" + _path(path), "to": replacement, "status": status, "query": query})
         return
+    if loc is not None:
+        constrained = _in_location(b, d.line, what, regex, loc, ci)
+        if constrained is None:
+            return
+        regex = constrained
     _regex_rule(b, d.line, f"`{what}`", _as_gateway_path(regex), replacement, status, case_insensitive=ci,
                 query=query, host=ctx.host)
+
+
+def _in_location(b: _Builder, line: int, what: str, regex: str, location: tuple[str, str], ci: bool) -> str | None:
+    """A location's `rewrite` regex for the paths of that location only (`_nginx_within`): nginx
+    runs it only for the requests that selected the location. None: skipped (it matches none)."""
+    prefix = location_prefix(location)
+    found = within(regex, prefix) if prefix is not None and not ci else None
+    where = f"location {location[0]} {location[1]}".replace("location  ", "location ")
+    if found == NEVER:
+        b.warn(line, "import.location", f"`{what}`: its regex matches no path of `{where}`, the only requests "
+               "nginx runs it for: skipped", name="from_regex")
+        return None
+    if found is None:
+        b.warn(line, "import.location", f"`{what}`: nginx runs it only for the paths of `{where}`, and its regex "
+               "also matches other paths, which a rule's regex cannot leave out here: imported for every path "
+               "it matches, check it", name="from_regex")
+        return regex
+    return found
 
 
 def _as_gateway_path(regex: str) -> str:

@@ -202,6 +202,8 @@ class _NginxContext:
     #: the server's own redirecting `rewrite`s (nginx runs them before any location)
     server_rewrites: list[re.Pattern[str]] = field(default_factory=list)
     has_regex: bool = False  # the server has regex locations or its own rewrites
+    #: the server has locations other than `/`, which nginx picks before `location /` for their paths
+    has_others: bool = False
     hosted: bool = False  # the file has a server of one name (whose rules come first)
     #: the hosts a server listening for https answers: (True, its line); their plain-http servers are skipped
     tls_hosts: dict[str, tuple[bool, int]] = field(default_factory=dict)
@@ -226,3 +228,27 @@ def _collect_maps(block: list[_Directive], maps: dict[str, _NginxMap]) -> None:
             maps[d.args[1]] = _NginxMap(d.args[0], entries, d.line, default)
         elif d.block is not None:
             _collect_maps(d.block, maps)
+
+
+#: `if (VARIABLE = VALUE)` / `!=` on a variable that says the request's scheme
+_SCHEME_TEST = re.compile(r"\(\s*\$\{?(scheme|https|http_x_forwarded_proto)\}?\s*(!?=)\s*(\S*?)\s*\)")
+_OTHER_SCHEME = {"http": "https", "https": "http"}
+
+
+def if_scheme(args: list[str]) -> str | None:
+    """The scheme of the requests an `if` condition is true for, when it tests the scheme alone:
+    `($scheme = http)`, `($scheme != "https")`, `($http_x_forwarded_proto = http)` (the scheme a
+    load balancer in front saw), `($https != on)` -> "http"; None for any other condition."""
+    m = _SCHEME_TEST.fullmatch(" ".join(args).strip())
+    if m is None:
+        return None
+    variable, operator, value = m.group(1), m.group(2), m.group(3).lower()
+    if variable == "https":  # "on" over TLS, "" otherwise
+        if value not in ("on", ""):
+            return None
+        tested = "https" if value == "on" else "http"
+    elif value in _OTHER_SCHEME:
+        tested = value
+    else:
+        return None
+    return tested if operator == "=" else _OTHER_SCHEME[tested]
