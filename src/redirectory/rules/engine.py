@@ -128,7 +128,8 @@ class Engine:
             host = normalise_host(host)
         if now is None and self.matcher.windows:
             now = datetime.now(UTC)
-        found = self.matcher.match(path, request.method, host, now, request.query, scheme_of(request))
+        found = self.matcher.match(path, request.method, host, now, request.query,
+                                   scheme_of(request) if self.matcher.schemes else None)
         if found is None:
             return self.not_found(request, path)
         compiled, values = found

@@ -320,6 +320,7 @@ class Matcher:
         self._host_counts: dict[str, int] = {}
         self._anon = 0
         self.windows = 0  # number of timed rules (a window, phases, a ramp): decisions may depend on time
+        self.schemes = 0  # number of rules with a scheme condition: decisions may depend on the scheme
         self._timed: dict[str, CompiledRule] = {}  # the timed rules not kept as compact records
         self._timed_compact: dict[IdKey, tuple[datetime | None, datetime | None]] = {}  # their windows
         # compact mode
@@ -388,6 +389,8 @@ class Matcher:
         if compiled.timed:
             self.windows += 1
             self._timed[key] = compiled
+        if rule.scheme is not None:
+            self.schemes += 1
         if regex:
             self._seq += 1
             order = (*compiled.rank, self._seq)
@@ -537,6 +540,8 @@ class Matcher:
         if compiled.timed:
             self.windows -= 1
             self._timed.pop(rule_id, None)
+        if rule.scheme is not None:
+            self.schemes -= 1
         if rule.source_regex is not None:
             regexes = self._regex_set(rule.source_regex, -1, rule.regex_query)
             regexes.remove(self._regex_keys.pop(rule_id))
@@ -633,6 +638,7 @@ class Matcher:
         self._made.clear()
         self._made_before.clear()
         self.windows = 0
+        self.schemes = 0
         self._timed.clear()
         self._timed_compact.clear()
         while self._compact_ids:
