@@ -49,6 +49,9 @@ PAIRS: dict[str, tuple[str, str, str, int]] = {
     "plain rules beside 1 phased": ("onephased", "plain", "bare", 301),
     "status 404 vs a redirect": ("notredirected", "plain", "bare", 404),
     "status 404 vs no rule": ("notredirected", "elsewhere", "bare", 404),
+    # issue 15's rule modes
+    "scheme condition (http)": ("scheme", "plain", "bare", 301),
+    "regex_query vs a path regex": ("regexquery", "regexpath", "q2", 301),
 }
 BOUND = 0.10
 
@@ -69,6 +72,11 @@ def feature_yaml(kind: str, count: int) -> str:
             out.append(f"  - from: {src}\n    status: 404")
             continue
         status = {"plain308": 308, "phases": 307}.get(kind, 301)
+        if kind in ("regexquery", "regexpath"):  # the same regexes, on path and query or on the path
+            query = "\\?a=1&b=2" if kind == "regexquery" else ""
+            mode = "\n    regex_query: true\n    query: drop" if kind == "regexquery" else ""
+            out.append(f"  - from_regex: '^/svc{i}/items/{i}{query}$'{mode}\n    to: {dst}\n    status: 301")
+            continue
         rule = f"  - from: {src}\n    to: {dst}\n    status: {status}"
         if kind == "qmatch":
             rule += '\n    query_match: {a: "1", b: "2"}'
@@ -79,6 +87,8 @@ def feature_yaml(kind: str, count: int) -> str:
                      f"\n    links: {{successor-version: /v2/svc{i}/items/{i}}}")
         elif kind == "phases":
             rule += "\n    phases: [{starts: 2020-01-01T00:00:00Z, status: 308}]"
+        elif kind == "scheme":
+            rule += "\n    scheme: http"
         out.append(rule)
     if kind == "onephased":  # one more rule, with phases, that no request asks for
         out.append("  - from: /phased/elsewhere\n    to: /v2/phased\n    status: 307"
