@@ -696,9 +696,10 @@ def drop_plain_beside_tls(text: str) -> tuple[str, list[str]]:
     the https one, so the harness serves it."""
     servers = [d for d in walk(nginx_parse(text)) if d.name == "server" and d.block is not None]
     names = [[a.lower() for d in s.block or [] if d.name == "server_name" for a in d.args] for s in servers]
-    tls_names = {n[0] for s, n in zip(servers, names, strict=True) if len(n) == 1 and _is_tls(s)}
+    tls_names = {name for s, n in zip(servers, names, strict=True) if _is_tls(s) for name in n}
+    # (the import skips a plain-http server for each name an https server answers: dropped when all are)
     drop = {i for i, (s, n) in enumerate(zip(servers, names, strict=True))
-            if len(n) == 1 and n[0] in tls_names and not _is_tls(s)}
+            if n and all(name in tls_names for name in n) and not _is_tls(s)}
     if not drop:
         return text, []
     blank = re.sub(r"(?m)(^|\s)(#.*)$", lambda m: m.group(1) + " " * len(m.group(2)), text)
@@ -714,7 +715,7 @@ def drop_plain_beside_tls(text: str) -> tuple[str, list[str]]:
             spans.append((m.start(), i + 1))
     for start, end in reversed(spans):
         text = text[:start] + "\n" * text.count("\n", start, end) + text[end:]
-    return text, sorted({names[i][0] for i in drop})
+    return text, sorted({name for i in drop for name in names[i]})
 
 
 def nginx_kind(directives: list[Directive], path: Path) -> str:

@@ -116,7 +116,8 @@ def test_nginx_constructs() -> None:
         # rule per scheme, as redirectory tries the regex with a scheme (line 19) before one without
         (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "scheme": "http", "priority": 3}),
         (20, {"from_regex": r"^//a\.example(?:/hello)", "to": "", "status": 404, "scheme": "https", "priority": 3}),
-        (25, {"from": "/multi", "to": "/m", "status": 303, "query": "drop"}),
+        # line 25: the server's own `return 410` (line 26) answers every request of b.example and
+        # c.example before nginx picks a location: /multi is never redirected
     ]
     assert warnings_of(problems) == [
         (15, "import.loop"),
@@ -153,6 +154,10 @@ def test_nginx_uri_variables_and_server_level_return() -> None:
         "  server_name old.example;\n"
         "  location = /e { return 308 https://n.example$uri; }\n"
         "  location = /f { return 308 https://n.example$uri$is_args$args; }\n"
+        "}\n"
+        "server {\n"
+        "  server_name older.example;\n"
+        "  location = /g { return 308 https://n.example$uri; }\n"
         "  return 301 https://new.example$request_uri;\n"
         "}\n"
     )
@@ -161,7 +166,8 @@ def test_nginx_uri_variables_and_server_level_return() -> None:
     assert rules_of(ruleset) == [
         (3, {"from": "//old.example/e", "to": "https://n.example/e", "status": 308, "query": "drop"}),
         (4, {"from": "//old.example/f", "to": "https://n.example/f", "status": 308}),
-        (5, {"from": "//old.example/{rest:path}", "to": "https://new.example/{rest}", "status": 301}),
+        # the server's own `return` answers every request before nginx picks a location: /g too
+        (9, {"from": "//older.example/{rest:path}", "to": "https://new.example/{rest}", "status": 301}),
     ]
 
 

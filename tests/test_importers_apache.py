@@ -770,6 +770,111 @@ def _apache_with_alias(tmp: Path, port: int, server: str, htaccess: str | None) 
         proc.wait(timeout=20)
 
 
+# -- internal rewrites that end the rules: WordPress's front controller ----------------------------------
+#: A typical WordPress site's .htaccess (issue 15): the front controller rewrites every path that is no
+#: file or directory to /index.php, so the canonical-host RewriteRule after it redirects only `/` and
+#: mod_alias (which runs after mod_rewrite's internal rewrite) still answers its paths.
+WORDPRESS = (
+    "# BEGIN WordPress\n<IfModule mod_rewrite.c>\nRewriteEngine On\nRewriteBase /\n"
+    "RewriteRule ^index\\.php$ - [L]\n"
+    "RewriteCond %{REQUEST_FILENAME} !-f\n"
+    "RewriteCond %{REQUEST_FILENAME} !-d\n"
+    "RewriteRule . /index.php [L]\n"
+    "</IfModule>\n# END WordPress\n"
+    "Redirect 301 /old-post/ https://example.com/new-post/\n"
+    "RedirectMatch 301 ^/category/(.*)$ /topics/$1\n"
+    "Redirect 301 /Old-Page.html /new-page\n"
+    "RedirectPermanent /docs https://docs.example.com\n"
+    "RewriteCond %{HTTP_HOST} ^www\\.example\\.com$ [NC]\n"
+    "RewriteRule ^(.*)$ https://example.com/$1 [R=301,L]\n"
+    "ErrorDocument 404 /404.html\nOptions -Indexes\n"
+)
+WORDPRESS_TARGETS = ["/", "/x", "/x/y?a=1", "/index.php", "/index.php/", "/old-post/", "/old-post", "/old-post/a",
+                     "/category/x", "/category/", "/Old-Page.html", "/Old-Page.html/a", "/docs", "/docs/a", "/docsx"]
+#: In server context the internal rewrite ends the mapping: neither the RewriteRules after it nor
+#: mod_alias (`Redirect /a`) answer its paths; `/` (which `^/(.+)$` does not match) still redirects.
+FRONT_CONTROLLER_SERVER = (
+    "RewriteEngine On\nRewriteRule ^/index\\.php$ - [L]\n"
+    "RewriteCond %{REQUEST_FILENAME} !-f\nRewriteCond %{REQUEST_FILENAME} !-d\n"
+    "RewriteRule ^/(.+)$ /index.php [L]\n"
+    "RewriteRule ^/(.*)$ /z [R=301,L]\nRedirect 301 /a /y\n"
+)
+#: [END] in .htaccess: the rewritten path is not rewritten again (the rule before it that redirects
+#: `x` does not run for it); an unanchored pattern is searched after the leading slash (`/old$`
+#: matches `/a/old`, not `/old`).
+FRONT_CONTROLLER_END = (
+    "RewriteEngine On\nRewriteRule ^x$ /z [R=301,L]\nRewriteRule /old$ /new [R=301,L]\n"
+    "RewriteRule ^(keep|a/old)$ - [L]\n"
+    "RewriteRule \\.html$ /x [END]\nRewriteRule ^w/(.*)$ https://other.example/$1 [R=301,L]\n"
+    "RedirectMatch 301 ^/m/(.*)$ /n/$1\n"
+)
+FRONT_CONTROLLER_TARGETS = ["/", "/a", "/a/b", "/b", "/x", "/index.php", "/old", "/a/old", "/keep", "/p.html",
+                            "/m/p.html", "/m/q", "/q", "/w/p.html", "/w/q"]
+
+
+def test_a_front_controller_imports_as_a_rule_that_redirects_nothing_with_one_warning() -> None:
+    ruleset, problems = load_apache(WORDPRESS, "site/.htaccess")
+    assert codes(problems) == [(8, "import.internal")], [p.format() for p in problems]
+    assert "lines 6, 7" in problems[0].message and "/index.php" in problems[0].message
+    got = answers(WORDPRESS, "/", "/x", "/category/x", "/docs/a", source="site/.htaccess", host="www.example.com")
+    assert got == ["301 https://example.com/", "404", "301 /topics/x", "301 https://docs.example.com/a"]
+    assert answers(WORDPRESS, "/", "/x", "/old-post/a", source="site/.htaccess", host="example.com") == [
+        "404", "404", "301 https://example.com/new-post/a"]
+    # without it the canonical-host rule would answer every path of www.example.com first
+    without = WORDPRESS.replace("RewriteRule . /index.php [L]\n", "")
+    assert answers(without, "/x", "/category/x", source="site/.htaccess", host="www.example.com") == [
+        "301 https://example.com/x", "301 https://example.com/category/x"]
+
+
+def test_an_internal_rewrite_whose_second_pass_redirects_is_not_imported() -> None:
+    """In .htaccess the rewritten path goes through the rules again: a rule before the internal
+    rewrite that redirects it (Apache then sends /b to /z), mod_alias that redirects it, or the rules
+    after it when it does not match that path itself: not imported, a warning names the reason."""
+    cases = [  # (the file, the line of the internal rewrite, what the warning says)
+        ("RewriteRule ^x$ /z [R=301,L]\nRewriteRule . /x [L]\n", 3, "RewriteRule at line 2 redirects it"),
+        ("RewriteRule . /x [L]\nRedirect 301 /x /y\n", 2, "`Redirect` at line 3 redirects it"),
+        ("RewriteRule ^a/(.*)$ /x [L]\nRewriteRule ^x$ /z [R=301,L]\n", 2, "the RewriteRules after it may"),
+        ("RewriteRule . /x$1 [L]\n", 2, "an internal rewrite: Apache serves another path"),  # not a literal path
+    ]
+    for text, line, why in cases:
+        _, problems = load_apache("RewriteEngine On\n" + text, ".htaccess")
+        internal = [p for p in problems if p.code == "import.internal"]
+        assert len(internal) == 1 and internal[0].line == line, text
+        assert why in internal[0].message and "not imported" in internal[0].message, internal[0].message
+    # in server context there is no second pass: imported (and it stops mod_alias)
+    text = "RewriteEngine On\nRewriteRule ^/x$ /z [R=301,L]\nRewriteRule . /x [L]\nRewriteRule ^/(.*)$ /w [R=301]\n"
+    _, problems = load_apache(text, "a.conf")
+    assert [p.line for p in problems if p.code == "import.internal" and "imported as" in p.message] == [3]
+    # one that keeps no redirect from its paths: not imported
+    ruleset, problems = load_apache("RewriteEngine On\nRewriteRule ^/a$ /b [R=301]\nRewriteRule . /x [L]\n", "a.conf")
+    assert [r.status for r in ruleset.rules] == [301]
+    assert [(p.line, "no redirect after it" in p.message) for p in problems if p.code == "import.internal"] == [
+        (3, True)]
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+@pytest.mark.parametrize(("name", "text", "context", "hosts", "targets"), [
+    ("wordpress", WORDPRESS, "htaccess", ["www.example.com", "example.com"], WORDPRESS_TARGETS),
+    ("server", FRONT_CONTROLLER_SERVER, "server", ["localhost"], FRONT_CONTROLLER_TARGETS),
+    ("end", FRONT_CONTROLLER_END, "htaccess", ["localhost"], FRONT_CONTROLLER_TARGETS),
+])
+def test_front_controllers_answer_as_a_real_apache_serves_them(
+    tmp_path: Path, name: str, text: str, context: str, hosts: list[str], targets: list[str],
+) -> None:
+    ruleset, problems = load_apache(text, ".htaccess" if context == "htaccess" else "site.conf")
+    assert not [p for p in problems if p.is_error], problems
+    assert any(p.code == "import.internal" and "imported as" in p.message for p in problems), name
+    engine = Engine(ruleset)
+    port = free_port()
+    with _apache_with_alias(tmp_path, port, server=text if context == "server" else "",
+                            htaccess=text if context == "htaccess" else None):
+        for host in hosts:
+            for target in targets:
+                theirs = not_found(served_answer(port, "GET", target, host))[:2]
+                ours = not_found(engine_answer(engine, "GET", target, host))[:2]
+                assert theirs == ours, (name, host, target)
+
+
 # -- the http-to-https idioms: scheme conditions -----------------------------------------------------
 def decide(ruleset: RuleSet, target: str, host: str | None = None, scheme: str | None = None) -> str:
     """`STATUS LOCATION` (or `STATUS`) for `path[?query]` over `scheme` (None: the gateway's http)."""

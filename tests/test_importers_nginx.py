@@ -72,7 +72,8 @@ def test_catch_all_server_beside_named_servers_is_skipped_with_a_warning() -> No
             "  location ~ ^/r { return 301 /r2; } }\n")
     ruleset, problems = load_nginx(text, "n.conf")
     assert [r.source for r in ruleset.rules] == ["//www.example/a"]
-    assert [p.line for p in problems if p.code == "import.host"] == [2, 3]
+    # (the location of line 3 is never reached: the server's own `return` answers first)
+    assert [p.line for p in problems if p.code == "import.host"] == [2]
 
 
 def test_a_dot_name_answers_that_name_and_a_plain_server_beside_an_https_one_is_skipped() -> None:
@@ -80,9 +81,14 @@ def test_a_dot_name_answers_that_name_and_a_plain_server_beside_an_https_one_is_
             "server { listen 443 ssl; server_name .example.org; return 302 https://www.example.org$request_uri; }\n"
             "server { listen 443 ssl; server_name www.example.org; location = /a { return 301 /b; } }\n")
     ruleset, problems = load_nginx(text, "n.conf")
-    assert [(r.source, r.status) for r in ruleset.rules] == [("//example.org/{rest:path}", 307),
-                                                             ("//www.example.org/a", 301)]
+    assert [(r.source or r.source_regex, r.status) for r in ruleset.rules] == [
+        ("//example.org/{rest:path}", 307), (r"^//[^/]+\.example\.org(?:/(?P<rest>.*))?$", 307),
+        ("//www.example.org/a", 301), (r"^//www\.example\.org/", 404)]
     assert decide(ruleset, "/x?y=1", host="example.org") == (307, "https://www.example.org/x?y=1")
+    # its subdomains too, but www.example.org, which the server of that exact name answers
+    assert decide(ruleset, "/x?y=1", host="a.b.example.org") == (307, "https://www.example.org/x?y=1")
+    assert decide(ruleset, "/x", host="www.example.org") == (404, None)
+    assert decide(ruleset, "/a", host="www.example.org") == (301, "/b")
     skipped = [p for p in problems if p.code == "import.host" and p.line == 1]
     assert skipped and "line 2" in skipped[-1].message and "https" in skipped[-1].message
 
@@ -307,8 +313,12 @@ def test_an_underscore_host_is_a_host_and_server_name_underscore_the_catch_all()
     text = ("server { server_name tribunals.example; location ~* ^/f { return 301 https://tax_ut.example.org; } }\n"
             "server { server_name _; location = /a { return 301 /b; } }\n")
     ruleset, problems = load_nginx(text, "n.conf")
+    # (and a rule that redirects nothing keeps the catch-all's rules from tribunals.example)
     assert [(r.source or r.source_regex, r.to) for r in ruleset.rules] == [
-        (r"^//tribunals\.example(?:/f)", "https://tax_ut.example.org"), ("/a", "/b")]
+        (r"^//tribunals\.example(?:/f)", "https://tax_ut.example.org"), (r"^//tribunals\.example/", ""),
+        ("/a", "/b")]
+    assert decide(ruleset, "/a", host="tribunals.example") == (404, None)
+    assert decide(ruleset, "/a", host="other.example") == (301, "/b")
 
 
 def test_a_rewrite_of_every_path_inside_a_prefix_location_answers_that_location_only() -> None:
@@ -421,13 +431,18 @@ def test_the_scheme_idioms_behind_a_load_balancer_and_inside_a_location() -> Non
 
 
 def test_a_scheme_if_whose_host_is_not_known_is_a_warning_naming_its_line() -> None:
-    text = ("server { listen 80; listen 443 ssl; server_name a.example www.a.example;\n"
+    text = ("server { listen 80; listen 443 ssl; server_name _;\n"
             "  if ($scheme = http) {\n    return 301 https://$host$request_uri;\n  }\n"
             "  location = /b { return 301 /c; }\n}\n")
     ruleset, problems = load_nginx(text, "n.conf")
     assert [(r.source, r.scheme) for r in ruleset.rules] == [("/b", None)]
     (warning,) = [p for p in problems if p.severity == "warning"]
     assert warning.line == 3 and "request's own host" in warning.message and "server_name" in warning.message
+    # in a server of several names, each name's own: http to https on that name, the rest https only
+    named = text.replace("server_name _;", "server_name a.example www.a.example;")
+    for host in ("a.example", "www.a.example"):
+        assert served(named, "/b?q=1", host=host) == (301, f"https://{host}/b?q=1")
+        assert served(named, "/b", scheme="https", host=host) == (301, "/c")
     # a literal host needs no server name
     literal = text.replace("https://$host$request_uri", "https://a.example$request_uri")
     assert served(literal, "/b") == (301, "https://a.example/b")
@@ -526,3 +541,119 @@ def test_the_load_balancer_idiom_of_a_real_site_sends_http_to_https_and_leaves_h
     assert served(text, "/artist/a?x=1", scheme="https", host=www)[0] == 404  # served by the app, not itself
     assert served(text, "/a", host="investperdiem.com") == (301, "https://www.investperdiem.com/a")
     assert served(text, "/a", scheme="https", host="investperdiem.com") == (301, "https://www.investperdiem.com/a")
+
+
+# -- server names (issue 15) ----------------------------------------------------------------------
+SEVERAL_NAMES = """\
+server {
+    listen 80;
+    server_name a.example b.example;
+    location = /old { return 301 https://$host/new; }
+    location = /first { return 301 https://$server_name/f; }
+    rewrite ^/blog/(\\d+)$ /posts/$1 permanent;
+    rewrite ^/int/(.*)$ /x/$1 last;
+}
+"""
+
+
+def test_a_server_of_several_names_answers_each_name_and_warns_once() -> None:
+    ruleset, problems = load_nginx(SEVERAL_NAMES, "n.conf")
+    for host in ("a.example", "b.example"):
+        assert served(SEVERAL_NAMES, "/old", host=host) == (301, f"https://{host}/new")
+        # nginx's $server_name is the first name, whichever the request named
+        assert served(SEVERAL_NAMES, "/first", host=host) == (301, "https://a.example/f")
+        assert served(SEVERAL_NAMES, "/blog/12", host=host) == (301, "/posts/12")
+    assert served(SEVERAL_NAMES, "/old", host="c.example") == (404, None)
+    assert [p.line for p in problems if p.code == "import.rewrite"] == [7]  # once, not once per name
+    # an https request to its own name on a plain-http server: http requests only
+    assert {r.scheme for r in ruleset.rules if r.source and r.source.endswith("/old")} == {"http"}
+
+
+WILDCARDS = """\
+server { server_name *.example.org; location = /x { return 301 /from-wild; } rewrite ^/w/(.*)$ /wild/$1 permanent; }
+server { server_name www.example.org; location = /y { return 301 /from-www; } }
+server { server_name *.sub.example.org; location = /x { return 301 /from-sub; } }
+server { server_name shop.*; location = /x { return 301 /from-shop; } }
+server { server_name ~^(www\\.)?(?<domain>.+)$; location = /x { return 301 /from-regex; } }
+"""
+
+
+def test_wildcard_names_answer_in_nginx_order() -> None:
+    ruleset, problems = load_nginx(WILDCARDS, "n.conf")
+    assert decide(ruleset, "/x", host="a.example.org") == (301, "/from-wild")
+    assert decide(ruleset, "/w/p", host="a.b.example.org") == (301, "/wild/p")
+    # the exact name's server answers it, whatever it does not redirect
+    assert decide(ruleset, "/y", host="www.example.org") == (301, "/from-www")
+    assert decide(ruleset, "/x", host="www.example.org") == (404, None)
+    # the longest leading wildcard first
+    assert decide(ruleset, "/x", host="a.sub.example.org") == (301, "/from-sub")
+    assert decide(ruleset, "/w/p", host="a.sub.example.org") == (404, None)
+    # a trailing wildcard
+    assert decide(ruleset, "/x", host="shop.example.com") == (301, "/from-shop")
+    # a regex name is not read: its server's rules answer the hosts no other server names (as nginx
+    # does for this regex, which matches every name), with a warning naming its line
+    assert decide(ruleset, "/x", host="example.org") == (301, "/from-regex")
+    assert decide(ruleset, "/z", host="a.example.org") == (404, None)
+    (regex,) = [p for p in problems if p.code == "import.host" and "regex name" in p.message]
+    assert regex.line == 5
+
+
+def test_a_wildcard_rule_cannot_send_to_the_request_host() -> None:
+    text = "server { server_name *.example.org; location = /x { return 301 https://$host/y; } }\n"
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert ruleset.rules == ()
+    assert [p.line for p in problems if p.code == "import.host"] == [1]
+    # nor a regex that cannot be written after a host: skipped for the name, which the warnings name
+    text = "server { server_name *.example.org;\n rewrite ^/a|^/b /c permanent;\n location = /x { return 301 /y; } }\n"
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert [r.source_regex for r in ruleset.rules] == [r"^//[^/]+\.example\.org/x$"]
+    warnings = [p for p in problems if p.code == "import.host"]
+    assert {p.line for p in warnings} == {2} and any("skipped" in p.message for p in warnings)
+    assert all("*.example.org" in p.message and "invalid" not in p.message for p in warnings)
+
+
+CERTBOT = """\
+server {
+    if ($host = www.example.com) {
+        return 301 https://$host$request_uri;
+    } # managed by Certbot
+    if ($http_host = example.com) {
+        return 308 https://$host$request_uri;
+    } # managed by Certbot
+    if ($host != other.example.com) {
+        rewrite ^/never$ /x permanent;
+    }
+    listen 80;
+    server_name example.com www.example.com other.example.com;
+    location = /page { return 301 /p; }
+    return 404; # managed by Certbot
+}
+server {
+    listen 80;
+    server_name four.example.com;
+    if ($host ~* ^www\\.(.*)$) { return 301 https://$1$request_uri; }
+    location = /a { return 301 /b; }
+}
+"""
+
+
+def test_certbot_host_conditions_answer_their_host_only() -> None:
+    ruleset, problems = load_nginx(CERTBOT, "n.conf")
+    assert served(CERTBOT, "/a?b=1", host="www.example.com") == (301, "https://www.example.com/a?b=1")
+    assert served(CERTBOT, "/a", host="example.com") == (308, "https://example.com/a")
+    # the port-80 server sends http to https on the name itself: https requests are not sent again
+    assert served(CERTBOT, "/a", scheme="https", host="www.example.com") == (404, None)
+    # other.example.com: the `!=` is false, and `return 404` answers before any location
+    assert served(CERTBOT, "/never", host="other.example.com") == (404, None)
+    assert served(CERTBOT, "/page", host="other.example.com") == (404, None)
+    # a regex condition on the host: a warning naming its line; the rest of the server imports
+    assert [p.line for p in problems if p.code == "import.conditional"] == [19]
+    assert served(CERTBOT, "/a", host="four.example.com") == (301, "/b")
+
+
+def test_a_server_level_return_answers_before_any_location() -> None:
+    # nginx runs a server's own rewrite directives before it picks a location: `return 404;` too
+    fragment = "location = /a { return 301 /b; }\nreturn 301 https://new.example$request_uri;\n"
+    assert answer(fragment, "/a?x=1") == (301, "https://new.example/a?x=1")
+    assert answer("rewrite ^/r$ /s permanent;\nreturn 404;\nlocation = /a { return 301 /b; }\n", "/a") == (404, None)
+    assert answer("rewrite ^/r$ /s permanent;\nreturn 404;\nlocation = /a { return 301 /b; }\n", "/r") == (301, "/s")

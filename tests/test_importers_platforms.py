@@ -6,6 +6,7 @@ names what the file holds instead. The real files of `../shared/corpus/other/` w
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -28,8 +29,8 @@ def rules(ruleset: RuleSet) -> list[dict[str, Any]]:
     return [r.to_dict() for r in ruleset.rules]
 
 
-def answer(ruleset: RuleSet, path: str, host: str | None = None) -> tuple[int, str | None]:
-    response = Engine(ruleset).decide(Request("GET", path, host=host)).response
+def answer(ruleset: RuleSet, path: str, host: str | None = None, query: str = "") -> tuple[int, str | None]:
+    response = Engine(ruleset).decide(Request("GET", path, query=query, host=host)).response
     return response.status, dict(response.headers).get("location")
 
 
@@ -71,7 +72,7 @@ def test_vercel_sources_become_exact_placeholder_and_regex_rules() -> None:
 
 def test_vercel_skips_what_a_rule_cannot_express_and_names_the_line() -> None:
     text = vercel(
-        {"source": "/cond", "destination": "/c", "has": [{"type": "query", "key": "x"}]},
+        {"source": "/cond", "destination": "/c", "has": [{"type": "header", "key": "x-flag"}]},
         {"source": "/modules/:path((?!_stacks_).*)", "destination": "/m/:path*", "permanent": False},
         {"source": "/t", "destination": "/u", "statusCode": 302},
         {"source": "/ok", "destination": "/fine"},
@@ -310,3 +311,185 @@ def test_vercel_import_answers_like_first_match(lines: list[tuple[list[str], boo
     for segments, slash in paths:
         path = "/" + "/".join(segments) + ("/" if slash and segments else "")
         assert answer(ruleset, path) == vercel_first_match(lines, path), (text, path)
+
+
+# -- `has` conditions on the query and the host --------------------------------------------------------
+def test_vercel_has_on_the_query_and_the_host_become_query_match_and_host_rules() -> None:
+    text = vercel(
+        {"source": "/search", "has": [{"type": "query", "key": "q"}], "destination": "/find"},
+        {"source": "/promo", "has": [{"type": "query", "key": "ref", "value": "twitter"}],
+         "destination": "/social", "statusCode": 301},
+        {"source": "/v/:id", "has": [{"type": "query", "key": "v", "value": "^1\\.0$"},
+                                     {"type": "query", "key": "lang"}], "destination": "/v1/:id"},
+        {"source": "/docs/:path*", "has": [{"type": "host", "value": "www.example.com"}],
+         "destination": "https://example.com/docs/:path*"},
+        {"source": "/", "has": [{"type": "host", "value": "old\\.example\\.com"}], "destination": "https://:host/new"},
+        {"source": "/search", "destination": "/all"},
+    )
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert [p.format() for p in problems] == []
+    assert rules(ruleset) == [
+        {"from": "/search", "to": "/find", "status": 308, "query_match": {"q": "*"}},
+        {"from": "/promo", "to": "/social", "status": 301, "query_match": {"ref": "twitter"}},
+        {"from": "/v/{id}", "to": "/v1/{id}", "status": 308, "query_match": {"lang": "*", "v": "1.0"}},
+        {"from_regex": r"^//www\.example\.com(?:/docs(?P<path>/[^/#?]+?(?:/[^/#?]+?)*)?$)",
+         "to": "https://example.com/docs{path}", "status": 308},
+        {"from": "//old.example.com/", "to": "https://old.example.com/new", "status": 308},  # `:host`: the host
+        {"from": "/search", "to": "/all", "status": 308},
+    ]
+    assert [p.format() for p in validate(ruleset, "vercel.json") if p.is_error] == []
+    # the request's query is passed on, as Vercel passes it
+    assert answer(ruleset, "/search", query="q=shoes&page=2") == (308, "/find?q=shoes&page=2")
+    assert answer(ruleset, "/search", query="page=2") == (308, "/all?page=2")
+    assert answer(ruleset, "/search") == (308, "/all")
+    assert answer(ruleset, "/promo", query="ref=twitter")[0] == 301
+    assert answer(ruleset, "/promo", query="ref=twitterx")[0] == 404
+    assert answer(ruleset, "/v/7", query="lang=en&v=1.0") == (308, "/v1/7?lang=en&v=1.0")
+    assert answer(ruleset, "/v/7", query="v=1.0")[0] == 404 and answer(ruleset, "/v/7", query="v=1x0&lang=en")[0] == 404
+    assert answer(ruleset, "/docs/a/b", "www.example.com") == (308, "https://example.com/docs/a/b")
+    assert answer(ruleset, "/docs", "WWW.example.com:8080") == (308, "https://example.com/docs")
+    assert answer(ruleset, "/docs/a", "example.com")[0] == 404 and answer(ruleset, "/docs/a")[0] == 404
+    assert answer(ruleset, "/", "old.example.com") == (308, "https://old.example.com/new")
+    assert answer(ruleset, "/", "new.example.com")[0] == 404
+
+
+def test_vercel_has_that_a_rule_cannot_express_is_skipped_naming_the_line_and_why() -> None:
+    text = vercel(
+        {"source": "/a", "has": [{"type": "query", "key": "id", "value": "(?<id>\\d+)"}], "destination": "/b/:id"},
+        {"source": "/c", "has": [{"type": "query", "key": "v", "value": "1.0"}], "destination": "/d"},
+        {"source": "/e", "has": [{"type": "host", "value": "(?<sub>.*)\\.example\\.com"}], "destination": "/f"},
+        {"source": "/g", "has": [{"type": "header", "key": "x-beta"}], "destination": "/h"},
+        {"source": "/i", "has": [{"type": "cookie", "key": "session", "value": "1"}], "destination": "/j"},
+        {"source": "/k", "missing": [{"type": "query", "key": "x"}], "destination": "/l"},
+        {"source": "/m", "has": [{"type": "host", "value": "WWW.example.com"}], "destination": "/n"},
+        {"source": "/o", "has": [{"type": "query", "key": "p", "value": "1"},
+                                 {"type": "query", "key": "p", "value": "2"}], "destination": "/q"},
+        {"source": "/r", "has": [{"type": "query", "key": "term"}], "destination": "/s?find=:term"},
+        {"source": "/t", "has": [{"type": "path", "value": "x"}], "destination": "/u"},
+        {"source": "/ok", "has": [{"type": "query", "key": "x"}, {"type": "query", "key": "x", "value": "1"}],
+         "destination": "/fine"},
+    )
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert rules(ruleset) == [{"from": "/ok", "to": "/fine", "status": 308, "query_match": {"x": "1"}}]
+    lines = text.splitlines()
+    found = {lines[p.line - 1].split('"source": ')[1].split(",")[0]: (p.code, p.message) for p in problems if p.line}
+    assert set(found) == {f'"/{c}"' for c in "acegikmort"}
+    assert all(code == "import.conditional" for code, _ in found.values() if code != "import.syntax")
+    assert "regex" in found['"/a"'][1] and "regex" in found['"/c"'][1] and "regex" in found['"/e"'][1]
+    assert "header" in found['"/g"'][1] and "cookie" in found['"/i"'][1] and "`missing`" in found['"/k"'][1]
+    assert "lower-case" in found['"/m"'][1] and "never applies" in found['"/o"'][1]
+    assert "`:term`" in found['"/r"'][1] and found['"/t"'][0] == "import.syntax"
+
+
+def test_vercel_first_match_with_conditions() -> None:
+    text = vercel(
+        {"source": "/a/:x", "destination": "/one/:x"},
+        {"source": "/:y/b", "has": [{"type": "query", "key": "q"}], "destination": "/two/:y"},  # ranks equal: regex
+        {"source": "/c", "destination": "/three"},
+        {"source": "/c", "has": [{"type": "query", "key": "q"}], "destination": "/never"},  # line 3 covers it
+        {"source": "/d", "has": [{"type": "query", "key": "q"}], "destination": "/four"},
+        {"source": "/d", "destination": "/five"},  # no cover: a conditional redirect covers no other
+        {"source": "/p/:id(\\d+)", "destination": "/six/:id"},
+        {"source": "/p/:slug", "has": [{"type": "query", "key": "q"}], "destination": "/seven"},  # after a regex
+        {"source": "/w/:x", "has": [{"type": "host", "value": "h.example"}], "destination": "/eight"},
+        {"source": "/r/:id(\\d+)", "destination": "/nine/:id"},
+        {"source": "/r/:s", "has": [{"type": "host", "value": "h.example"}], "destination": "/ten"},  # after a copy
+    )
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert [p.format() for p in validate(ruleset, "vercel.json") if p.is_error] == []
+    assert [(p.code, entry_at(text, p.line)) for p in problems] == [("import.shadowed", 3), ("import.order", 7)]
+    assert f"line {line_of(text, 2)} (`/c`)" in problems[0].message
+    assert f"line {line_of(text, 6)} (`/p/:id(\\d+)`)" in problems[1].message
+    assert answer(ruleset, "/a/b", query="q=1") == (308, "/one/b?q=1")
+    assert answer(ruleset, "/z/b", query="q=1") == (308, "/two/z?q=1") and answer(ruleset, "/z/b")[0] == 404
+    assert answer(ruleset, "/c", query="q=1") == (308, "/three?q=1")
+    assert answer(ruleset, "/d", query="q=1") == (308, "/four?q=1") and answer(ruleset, "/d") == (308, "/five")
+    assert answer(ruleset, "/p/12", query="q=1") == (308, "/six/12?q=1")
+    assert answer(ruleset, "/w/x", "h.example") == (308, "/eight") and answer(ruleset, "/w/x")[0] == 404
+    # on h.example, line 10 is copied as a host-specific regex, tried before line 11 (a host's regex)
+    assert answer(ruleset, "/r/12", "h.example") == answer(ruleset, "/r/12") == (308, "/nine/12")
+    assert answer(ruleset, "/r/ab", "h.example") == (308, "/ten") and answer(ruleset, "/r/ab")[0] == 404
+
+
+VERCEL_HAS_LINE = st.tuples(
+    st.lists(st.sampled_from(["a", ":x"]), max_size=2), st.booleans(), st.booleans(),
+    st.lists(st.tuples(st.sampled_from(["q", "r"]), st.sampled_from([None, "1", "2"])), max_size=2),
+    st.sampled_from([None, "h.example"]))
+#: every path of up to three segments `a`/`b` (with and without a trailing slash), with these queries, on
+#: the redirects' host and another: the requests the redirects of `VERCEL_HAS_LINE` can tell apart
+VERCEL_PATHS = ["/"] + [p + slash for n in (1, 2, 3) for p in ("/" + "/".join(s) for s in itertools.product("ab", repeat=n))
+                        for slash in ("", "/")]
+VERCEL_QUERIES = [[], [("q", "1")], [("r", "2")], [("q", "2"), ("r", "1")], [("s", "1")]]
+
+
+def vercel_has_first_match(lines: list[Any], path: str, query: list[tuple[str, str]],
+                           host: str) -> tuple[int, str | None]:
+    """Vercel's answer with `has` (Next.js `matchHas`): the first redirect whose path matches (as
+    `vercel_first_match`) and whose every item holds: a query parameter present with a non-empty
+    value, or with the value given; the Host. The request's query is passed on."""
+    params = dict(query)
+    for i, (segments, star, slash, conditions, line_host) in enumerate(lines):
+        if line_host not in (None, host):
+            continue
+        if not all(params.get(key) and value in (None, params[key]) for key, value in conditions):
+            continue
+        status, target = vercel_first_match([(segments, star, slash)], path)
+        if target is not None:
+            target = target.replace("/t0", f"/t{i}", 1)
+            return status, target + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else "")
+    return 404, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(VERCEL_HAS_LINE, min_size=1, max_size=6))
+def test_vercel_import_with_has_answers_like_first_match(lines: list[Any]) -> None:
+    assume(all(segments.count(":x") < 2 for segments, *_ in lines))
+    redirects = []
+    for i, (segments, star, slash, conditions, host) in enumerate(lines):
+        source = "/" + "/".join(segments + ([":p*"] if star else []))
+        source = source + "/" if slash and not star and not source.endswith("/") else source
+        target = f"https://e.example/t{i}" + ("/:x" if ":x" in segments else "") + ("/:p*" if star else "")
+        has = [{"type": "query", "key": key, **({"value": value} if value else {})} for key, value in conditions]
+        has += [{"type": "host", "value": host}] if host else []
+        redirects.append({"source": source, "destination": target, **({"has": has} if has else {})})
+    text = vercel(*redirects)
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert [p.format() for p in problems if p.is_error and p.code != "import.empty"] == []  # all skipped: empty
+    assert [p.format() for p in validate(ruleset, "vercel.json") if p.is_error] == []
+    # redirects that redirectory's precedence cannot place after an earlier one are skipped with a
+    # warning (`import.order`): the requests Vercel answers with them are not compared
+    unordered = {entry_at(text, p.line) for p in problems if p.code == "import.order" and p.line}
+    engine = Engine(ruleset)
+    for path, query, host in itertools.product(VERCEL_PATHS, VERCEL_QUERIES, ["h.example", "o.example"]):
+        expected = vercel_has_first_match(lines, path, query, host)
+        if expected[1] is not None and int(expected[1].split("/")[3][1:].split("?")[0]) in unordered:
+            continue
+        response = engine.decide(Request("GET", path, query="&".join(f"{k}={v}" for k, v in query), host=host)).response
+        assert (response.status, dict(response.headers).get("location")) == expected, (text, host, path, query)
+
+
+def entry_at(text: str, line: int | None) -> int:
+    """The index of the redirect whose `"source"` is on `line` of a `vercel()` text."""
+    assert line is not None and '"source"' in text.splitlines()[line - 1]
+    return sum('"source"' in row for row in text.splitlines()[:line]) - 1
+
+
+def line_of(text: str, index: int) -> int:
+    """The line of the `index`th redirect's `"source"` in a `vercel()` text."""
+    return [n for n, row in enumerate(text.splitlines(), 1) if '"source"' in row][index]
+
+
+def test_a_host_redirect_that_cannot_follow_an_earlier_any_host_one_is_skipped() -> None:
+    """Line 2's copy for h.example (a conditional regex) cannot follow line 1 (an unconditional regex
+    of that host): on h.example, line 3 would then answer before line 2, so it is skipped."""
+    on_h = [{"type": "host", "value": "h.example"}]
+    text = vercel(
+        {"source": "/a/:p*", "has": on_h, "destination": "https://e.example/one"},
+        {"source": "/:x", "has": [{"type": "query", "key": "q"}], "destination": "https://e.example/two"},
+        {"source": "/:x", "has": on_h, "destination": "https://e.example/three"},
+    )
+    ruleset, problems = load_any(text, "vercel", "vercel.json")
+    assert [(p.code, entry_at(text, p.line)) for p in problems] == [("import.order", 2)]
+    assert f"line {line_of(text, 1)} (`/:x`)" in problems[0].message
+    assert answer(ruleset, "/a", "h.example", "q=1") == (308, "https://e.example/one?q=1")
+    assert answer(ruleset, "/b", "h.example", "q=1") == answer(ruleset, "/b", query="q=1") == (308, "https://e.example/two?q=1")

@@ -21,6 +21,10 @@ Where Apache's behaviour needs saying (each checked against a real apache2):
   RewriteRules after it do not run for them; mod_alias still does (it runs after mod_rewrite whatever
   that did). It becomes a rule that redirects nothing (status 404), ordered by `_in_apache_order`
   (`_apache_order.py`, with the rest of the ordering).
+- An internal rewrite with `[L]`/`[END]` (WordPress's `RewriteRule . /index.php [L]`, `!-f`/`!-d`
+  read as true) is a rule that redirects nothing for its paths (`_internal_rewrite`): the
+  RewriteRules after it never redirect them (in server context nor does mod_alias); in .htaccess
+  it is left out where Apache's second pass over the new path may redirect it (`_apache_order`).
 - The http-to-https idioms (`RewriteCond %{HTTPS} off` and co., `_apache_conditions.py`) give the rule
   a `scheme`; so does a `<VirtualHost>` on port 80 (or 443) alone for a rule sending to the other
   scheme on its own host. `%{HTTP_HOST}`/`%{SERVER_NAME}` in a substitution is the host where it is
@@ -45,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redirectory.rules.importers._apache_conditions import Restriction, _condition_host, _conditions, _per_host
-from redirectory.rules.importers._apache_order import _emit, _Redirect, _Regex
+from redirectory.rules.importers._apache_order import _INTERNAL, _emit, _Internal, _Redirect, _Regex
 from redirectory.rules.importers._apache_regex import (
     _as_pattern,
     _capital_free,
@@ -195,8 +199,10 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
                 if "from" in data:
                     rewrite_patterns.append((at, data))
                 else:
+                    internal = data.pop(_INTERNAL, None)
                     rewrites.append(_Regex(at, data, _literal_prefix(data["from_regex"]),
-                                           bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED))
+                                           bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED,
+                                           internal))
         elif directive == "redirectmatch":
             _apache_redirect_match(held, line, what, args, host)
             held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
@@ -340,6 +346,10 @@ def _apache_rewrite(
             if subst == "-" and names.keys() & {"l", "last", "end"} and not names.keys() & {"s", "skip"}:
                 _exclusion(b, line, what, args, host, conds, per_directory, ci)
                 return
+            if subst != "-" and names.keys() & {"l", "last", "end"} and not names.keys() & _NOT_FINAL \
+                    and _internal_rewrite(b, line, what, args, host, conds, per_directory, ci,
+                                          _rewritten_path(subst, rewrite_base), bool(names.keys() & {"end"})):
+                return
             if subst != "-":
                 why = "an internal rewrite: Apache serves another path, and the rules after it see that path"
             elif "s" in names or "skip" in names:
@@ -454,7 +464,11 @@ def _matched(
                "without its leading slash, so `^/` never matches: the rule does nothing: skipped",
                name="from_regex")
         return None
-    # per-directory (.htaccess) patterns see the path without its leading slash
+    # per-directory (.htaccess) patterns see the path without its leading slash: an unanchored one
+    # (`.`) is searched after it (`.` matches `/a`, not `/`)
+    if per_directory and not pattern.startswith("^") and "^" not in pattern:
+        pattern = ("^/." if pattern == "." else "^/" + pattern if pattern.startswith((".*", "(.*)"))
+                   else f"^/.*?(?:{pattern})")
     if pattern.startswith("^") and not pattern.startswith("^/") and (per_directory or not pattern.startswith("^(")):
         pattern = "^/" + pattern[1:]
     # REQUEST_FILENAME is the request's path only in server context: a file not named .htaccess
@@ -481,6 +495,50 @@ def _exclusion(
                 host=found.host or host, host_required=found.host is not None,
                 query_match=dict(found.query) or None, query_exact=found.query_exact)
     _restrict(b, before, found)
+
+
+#: flags after which an internal rewrite is not the last word of mod_rewrite on the path: skip, chain,
+#: next round, passthrough (mod_alias then maps the new path), a type or a cookie/env of its own
+_NOT_FINAL = frozenset({"s", "skip", "c", "chain", "n", "next", "pt", "passthrough", "t", "type", "h", "handler"})
+
+
+def _rewritten_path(subst: str, rewrite_base: str) -> str | None:
+    """The path an internal rewrite serves (a literal one: no `$N`, `%N` or `%{...}`), else None."""
+    path = re.sub(r"(?i)^https?://[^/?#]*", "", subst).split("?", 1)[0]
+    if re.search(r"[$%]", path):
+        return None
+    return path if path.startswith("/") else rewrite_base + path
+
+
+def _internal_rewrite(
+    b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
+    per_directory: bool, ci: bool, target: str | None, end: bool,
+) -> bool:
+    """An internal rewrite with `[L]`/`[END]` (WordPress's front controller, `RewriteRule . /index.php
+    [L]` after `RewriteCond %{REQUEST_FILENAME} !-f` and `!-d`): the RewriteRules after it never
+    redirect a path it takes (in .htaccess the new path goes through the rules again, `_emit` checks
+    that those redirect it nowhere; in server context neither does mod_alias then). `!-f`/`!-d` are
+    read as true (no such file: the paths of existing files are not modelled). A rule that redirects
+    nothing (status 404), held with what `_emit` needs; False to leave it to the general warning (a
+    .htaccess rewrite to a path that is not literal)."""
+    if per_directory and target is None:
+        return False
+    files = [c for c in conds if c[1][0].upper() == "%{REQUEST_FILENAME}" and len(c[1]) >= 2
+             and c[1][1] in ("!-f", "!-d") and len(c[1]) == 2]
+    found = _matched(b, line, what, args, [c for c in conds if c not in files], per_directory, "-")
+    if found is None:
+        return True
+    held = getattr(b, "held", None)
+    before = len(held) if held is not None else 0
+    _regex_rule(b, line, what, found.pattern, "", NOT_REDIRECTED, case_insensitive=ci or found.nocase,
+                host=found.host or host, host_required=found.host is not None,
+                query_match=dict(found.query) or None, query_exact=found.query_exact)
+    _restrict(b, before, found)
+    if held is not None and len(held) > before:
+        internal = _Internal(what, target, end, per_directory, [c[0] for c in files],
+                             bool(found.host or found.query or found.query_exact or found.methods or found.scheme))
+        held[-1] = (held[-1][0], {**held[-1][1], _INTERNAL: internal})
+    return True
 
 
 def _restrict(b: _Builder, before: int, found: Restriction) -> None:

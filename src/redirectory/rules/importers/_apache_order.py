@@ -1,6 +1,7 @@
 """Apache's order as rules (docs/migrating.md, Apache: Order): mod_rewrite before mod_alias, each in
 file order, the first `Redirect` that matches winning, exclusions (`- [L]`) keeping their paths
-from the RewriteRules after them only; and redirectory's precedence (path patterns before regexes,
+from the RewriteRules after them only (an internal rewrite that ends the rules, `_Internal`, from
+mod_alias too in server context); and redirectory's precedence (path patterns before regexes,
 host-specific before any-host, rules with conditions before rules without) kept to that order by
 regex priorities, copies per scheme and per host, and `Redirect`s made regex rules where a rule
 Apache tries first may match under them."""
@@ -27,6 +28,22 @@ class _Redirect:
     scheme: str | None = None
 
 
+#: the key under which a held RewriteRule's data carries its `_Internal` (taken out before it is added)
+_INTERNAL = "_internal"
+
+
+@dataclass(frozen=True)
+class _Internal:
+    """An internal rewrite that ends the rules (`RewriteRule . /index.php [L]`, `_internal_rewrite`)."""
+
+    what: str
+    target: str | None  # the path Apache serves instead (literal; None: not known)
+    end: bool  # [END]: in .htaccess the rewrite rules do not run again for it
+    per_directory: bool  # .htaccess: the new path goes through the rules again, and mod_alias still answers
+    files: list[int]  # the lines of the `%{REQUEST_FILENAME} !-f`/`!-d` conditions read as true
+    restricted: bool  # it has conditions of host, query, method or scheme
+
+
 @dataclass
 class _Regex:
     """A regex rule held until the priorities are known; `prefix` is the literal text every path it
@@ -37,6 +54,12 @@ class _Regex:
     prefix: str | None
     case_insensitive: bool
     stops: bool = False  # `RewriteRule PATTERN - [L]`: a rule that redirects nothing (`_exclusion`)
+    internal: _Internal | None = None  # an internal rewrite that ends the rules (`stops` too)
+
+    @property
+    def final(self) -> bool:
+        """A rule after which mod_alias does not run either (an internal rewrite in server context)."""
+        return self.internal is not None and not self.internal.per_directory
 
 
 def _place(item: _Regex) -> tuple[str | None, str | None]:
@@ -53,11 +76,12 @@ def _place(item: _Regex) -> tuple[str | None, str | None]:
 def _emit(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
           aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> None:
     """Add the rules so that the one Apache uses wins: mod_rewrite before mod_alias, each in file order."""
+    rewrites = _internal_rewrites(b, rewrites, rewrite_patterns, aliases, stoppers)
     # an exclusion keeps paths from the RewriteRules after it, not from mod_alias: not a reason to
     # make a `Redirect` a regex rule (its path pattern comes before every regex rule)
     # (the host of a host-specific regex or None, the literal start of its paths, case-insensitive)
     earlier: list[tuple[str | None, str | None, bool]] = [(*_place(r), r.case_insensitive) for r in rewrites
-                                                          if not r.stops]
+                                                          if not r.stops or r.final]
     # a host's path pattern RewriteRule (`//host/{rest:path}`) too, for the Redirects of that host (or any)
     earlier += [(str(d["from"])[2:].partition("/")[0], "/" + str(d["from"])[2:].partition("/")[2].split("{")[0],
                  False) for _, d in rewrite_patterns]
@@ -153,12 +177,13 @@ def _in_apache_order(b: _Builder, rewrites: list[_Regex], aliases: list[_Regex])
         return not any(_meet(a, pending[k]) for a in pending[:k])
 
     while i < len(rewrites) or pending:
-        if i < len(rewrites) and not (rewrites[i].stops and any(_meet(a, rewrites[i]) for a in pending)):
+        if i < len(rewrites) and not (rewrites[i].stops and not rewrites[i].final
+                                      and any(_meet(a, rewrites[i]) for a in pending)):
             out.append(rewrites[i])
             i += 1
             continue
         ready = next((k for k, a in enumerate(pending) if free(k)
-                      and not any(not r.stops and _meet(r, a) for r in rewrites[i:])), None)
+                      and not any((not r.stops or r.final) and _meet(r, a) for r in rewrites[i:])), None)
         if ready is None:  # the RewriteRules after an exclusion never see its paths
             ready = next((k for k, a in enumerate(pending) if free(k) and _within(a, rewrites[i])), None)
         if ready is not None:
@@ -166,7 +191,7 @@ def _in_apache_order(b: _Builder, rewrites: list[_Regex], aliases: list[_Regex])
             continue
         stop = rewrites[i]
         alias = next(a for a in pending if _meet(a, stop))
-        later = next((r for r in rewrites[i:] if not r.stops and _meet(r, alias)), stop)
+        later = next((r for r in rewrites[i:] if (not r.stops or r.final) and _meet(r, alias)), stop)
         b.warn(alias.line, "import.order", "this mod_alias rule may match paths that the exclusion at "
                f"line {stop.line} (`- [L]`) keeps from the RewriteRules after it, and so may the RewriteRule at "
                f"line {later.line}: a rule order cannot say both; the exclusion goes first (for the paths both "
@@ -181,13 +206,120 @@ _PREFIX_ONLY = re.compile(r"\^(?:\\[^A-Za-z0-9]|[A-Za-z0-9/_~%=,;:@&!'-])*(?:\.\
 
 def _within(alias: _Regex, stop: _Regex) -> bool:
     """Whether every path the mod_alias rule matches is one the exclusion matches: an exclusion of a
-    literal start (`^/static/`, any host, any query) and a rule whose matches all start with it."""
-    if alias.prefix is None or stop.prefix is None or _conditional(stop) or stop.data.get("methods") \
-            or not _PREFIX_ONLY.fullmatch(stop.data["from_regex"]):
+    literal start (`^/static/`, any host, any query; or `^/.`, the start and one more character) and
+    a rule whose matches all start with it (and more)."""
+    if alias.prefix is None or stop.prefix is None or _conditional(stop) or stop.data.get("methods"):
         return False
-    if stop.case_insensitive:
-        return alias.prefix.lower().startswith(stop.prefix.lower())
-    return alias.prefix.startswith(stop.prefix)
+    regex = str(stop.data["from_regex"])
+    more = regex.endswith(".") and not regex.endswith("\\.") and bool(_PREFIX_ONLY.fullmatch(regex[:-1]))
+    if not more and not _PREFIX_ONLY.fullmatch(regex):
+        return False
+    prefix, start = (alias.prefix.lower(), stop.prefix.lower()) if stop.case_insensitive else (alias.prefix,
+                                                                                               stop.prefix)
+    return prefix.startswith(start) and (not more or len(prefix) > len(start))
+
+
+def _internal_rewrites(b: _Builder, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
+                       aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> list[_Regex]:
+    """The RewriteRules with each internal rewrite that ends the rules kept (a warning says how it is
+    read) or, in .htaccess where Apache's second pass over the rewritten path may redirect it (a rule
+    before it, mod_alias, or the rules after it when it does not match that path itself), left out
+    with a warning naming what redirects it."""
+    out: list[_Regex] = []
+    said: set[int] = set()
+    for k, item in enumerate(rewrites):
+        internal = item.internal
+        if internal is None:
+            out.append(item)
+            continue
+        why = _second_pass(item, rewrites[:k], rewrite_patterns, aliases, stoppers) \
+            if internal.per_directory else None
+        if why is None and not _shadows(item, rewrites[k + 1:], rewrite_patterns, aliases):
+            if item.line not in said:
+                b.warn(item.line, "import.internal", f"{internal.what}: no R flag, an internal rewrite (Apache "
+                       "serves another path): not a redirect, and no redirect after it may match its paths: not "
+                       "imported", name="from_regex")
+            said.add(item.line)
+            continue
+        if item.line in said:
+            if why is None:
+                out.append(item)
+            continue
+        said.add(item.line)
+        if why is not None:
+            b.warn(item.line, "import.internal", f"{internal.what}: no R flag, an internal rewrite to "
+                   f"{internal.target}, which Apache runs through the rules again: {why}, which a rule cannot "
+                   "say: not imported; check the redirects after it with `rules test`", name="from_regex")
+            continue
+        files = (f"; the `%{{REQUEST_FILENAME}} !-f`/`!-d` conditions (line{'s' if len(internal.files) > 1 else ''} "
+                 f"{', '.join(str(n) for n in internal.files)}) are read as true (no such file or directory: the "
+                 "paths of existing files and directories are not modelled)") if internal.files else ""
+        after = ("the RewriteRules after it never redirect them (mod_alias still does)" if internal.per_directory
+                 else "neither the RewriteRules after it nor mod_alias redirect them (in server context the "
+                 "rewrite ends the mapping)")
+        b.warn(item.line, "import.internal", f"{internal.what}: no R flag, an internal rewrite that ends the "
+               f"rules: Apache serves {internal.target or 'another path'} for the paths it matches, and {after}: "
+               f"imported as a rule that redirects nothing (status 404) for those paths{files}", name="from_regex")
+        out.append(item)
+    return out
+
+
+def _shadows(item: _Regex, after: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
+             aliases: list[_Redirect | _Regex]) -> bool:
+    """Whether an internal rewrite may keep a redirect from a path: a RewriteRule after it (or in
+    server context a mod_alias rule) may match a path it matches."""
+    if any(not r.stops and r.line > item.line and _meet(item, r) for r in after):
+        return True
+    host, prefix = _place(item)
+    if any(at > item.line and _compatible(prefix, "/" + str(d["from"])[2:].partition("/")[2].split("{")[0], True)
+           and host in (None, str(d["from"])[2:].partition("/")[0]) for at, d in rewrite_patterns):
+        return True
+    if not item.final:
+        return False
+    return any(_meet(item, a) if isinstance(a, _Regex) else
+               host in (None, a.host) and _may_overlap(prefix, item.case_insensitive, a.path) for a in aliases)
+
+
+def _second_pass(item: _Regex, before: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
+                 aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]]) -> str | None:
+    """Why Apache's second pass over the path an .htaccess internal rewrite serves may redirect it
+    (None: it redirects nothing): the rules before it run again (an exclusion of that path ends
+    them), then itself; mod_alias answers the new path too."""
+    assert item.internal is not None
+    target = item.internal.target or ""
+
+    def matches(rule: _Regex) -> bool:
+        host = _place(rule)[0]
+        try:
+            return re.search(str(rule.data["from_regex"]), target if host is None else f"//{host}{target}",
+                             re.IGNORECASE if rule.case_insensitive else 0) is not None
+        except re.error:
+            return True
+
+    for other in (a for a in aliases if isinstance(a, _Regex)):
+        if matches(other):
+            return f"the mod_alias rule at line {other.line} redirects it"
+    for path, _host, line in stoppers:
+        if _covers(path, target):
+            return f"the `Redirect` at line {line} answers it"
+    for redirect in (a for a in aliases if isinstance(a, _Redirect)):
+        if _covers(redirect.path, target):
+            return f"the `Redirect` at line {redirect.line} redirects it"
+    if not item.internal.end:
+        starts = [(at, "/" + str(d["from"])[2:].partition("/")[2].split("{")[0]) for at, d in rewrite_patterns]
+        pattern = next((at for at, start in starts if at < item.line and _may_overlap(start, False, target)), None)
+        if pattern is not None:
+            return f"the RewriteRule at line {pattern} may redirect it"
+        for other in before:
+            if not matches(other):
+                continue
+            if not other.stops or other.internal is not None:
+                return f"the RewriteRule at line {other.line} {'redirects' if not other.stops else 'rewrites'} it"
+            if _place(other)[0] is None and not _conditional(other) and not other.data.get("methods"):
+                return None  # an exclusion of that path: the rules end there
+        if item.internal.restricted or not matches(item):
+            return "the RewriteRules after it may redirect it"
+    return None
 
 
 def _per_scheme(ordered: list[_Regex]) -> list[_Regex]:

@@ -22,12 +22,20 @@ that the table answers every request as the platform does:
 
 Coverage and overlap are decided on the shapes: `covers` only says yes when it is certain,
 `overlaps` only says no when it is certain (a regex source is compared by its literal start).
+
+Query conditions (`Candidate.query`, Vercel's `has` on the query): a redirect covers a later one
+only when the later one's conditions imply its own (so a conditional redirect never covers an
+unconditional one). redirectory ranks a rule with query conditions before one without at equal
+path precedence, whatever their priorities, and a regex with conditions before every regex without
+(of its host class): a later conditional redirect that an earlier unconditional one may also
+match therefore becomes a regex rule when its plain form would rank equal, and is skipped with a
+warning naming both lines when the earlier one is a regex rule.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redirectory.rules.importers._common import _Builder, _regex_rule
@@ -113,6 +121,18 @@ class Candidate:
     kind: str = ""
     rank: tuple[int, ...] = field(default=())
     clone_of: Candidate | None = None  # an any-host redirect copied for one host (`_with_host_copies`)
+    query: dict[str, str] | None = None  # query conditions (`query_match`: a value, or "*": present)
+
+
+def _implied(earlier: dict[str, str] | None, later: dict[str, str] | None) -> bool:
+    """Whether every query that meets `later`'s conditions meets `earlier`'s."""
+    later = later or {}
+    return all(name in later and value in ("*", later[name]) for name, value in (earlier or {}).items())
+
+
+def _covers(e: Candidate, r: Candidate) -> bool:
+    """Whether every request `r` matches, `e` matches too (False when unsure)."""
+    return covers(e.shape, r.shape) and _implied(e.query, r.query)
 
 
 def regex_prefix(regex: str) -> str:
@@ -185,16 +205,29 @@ def _with_host_copies(candidates: list[Candidate]) -> list[Candidate]:
         if c.shape.host:
             later.setdefault(c.shape.host, []).append(c.shape)
             continue
-        if c.plain is None:
+        if c.plain is None and c.regex is None:
             continue
         for host, shapes in later.items():
             if any(overlaps(c.shape, shape) for shape in shapes):
-                shape = Shape(c.shape.segs, c.shape.tail, host)
-                copy = Candidate(c.line, c.what, shape, [{**m, "from": "//" + host + m["from"]} for m in c.plain],
-                                 c.regex, c.source, clone_of=c)
+                shape = replace(c.shape, host=host)
+                plain = None if c.plain is None else [{**m, "from": "//" + host + m["from"]} for m in c.plain]
+                copy = Candidate(c.line, c.what, shape, plain, c.regex, c.source, clone_of=c, query=c.query)
                 copies.setdefault(n, []).append(copy)
                 shapes.append(shape)
     return [x for n, c in enumerate(candidates) for x in [c, *copies.get(n, [])]]
+
+
+def _unordered(c: Candidate, earlier: list[Candidate]) -> Candidate | None:
+    """An earlier redirect that redirectory would try after `c` whatever `c` becomes: an
+    unconditional regex of its host class before a conditional regex `c`, or (for a host-specific
+    `c`) an any-host one no copy for that host stands for."""
+    for k in earlier:
+        if c.kind == "regex" and c.query and k.kind == "regex" and not k.query \
+                and bool(k.shape.host) == bool(c.shape.host):
+            return k
+        if c.shape.host and not k.shape.host:
+            return k
+    return None
 
 
 def resolve(b: _Builder, candidates: list[Candidate]) -> None:
@@ -207,12 +240,12 @@ def resolve(b: _Builder, candidates: list[Candidate]) -> None:
     for c in candidates:
         nearby = index.nearby(c.shape)
         # a copy stands for its redirect among the host's rules: only those can cover it
-        cover = next((k for k in nearby if covers(k.shape, c.shape) and (k.shape.host or c.clone_of is None)), None)
+        cover = next((k for k in nearby if _covers(k, c) and (k.shape.host or c.clone_of is None)), None)
         if cover is not None and c.clone_of is not None:
             copied.add((id(c.clone_of), c.shape.host))
             continue
         if cover is not None:
-            same = covers(c.shape, cover.shape)
+            same = _covers(c, cover)
             b.warn(c.line, "import.duplicate" if same else "import.shadowed",
                    f"{c.what}: never used: line {cover.line} (`{cover.source}`) comes first and matches "
                    f"{'the same paths' if same else 'every path it does'}: skipped")
@@ -222,9 +255,17 @@ def resolve(b: _Builder, candidates: list[Candidate]) -> None:
                    and not (c.shape.host and not k.shape.host and (id(k), c.shape.host) in copied)]
         c.kind = "plain" if c.plain is not None else "regex"
         if c.plain is not None:
-            c.rank = _rank(c.plain[0])
+            c.rank = (*_rank(c.plain[0]), 0 if c.query else 1)  # conditions first at equal path precedence
             if any(k.kind == "regex" or k.rank > c.rank for k in earlier):
                 c.kind = "regex"
+        blocker = _unordered(c, earlier)
+        if blocker is not None and c.clone_of is not None:
+            continue  # as below: the host's later rules see the any-host redirect itself
+        if blocker is not None:
+            b.warn(c.line, "import.order", f"{c.what}: line {blocker.line} (`{blocker.source}`) comes first for "
+                   "some of its paths, and redirectory tries a regex rule with query conditions before every "
+                   "regex rule without (or a host's rules before any-host ones): skipped")
+            continue
         if c.kind == "regex" and c.regex is None and c.clone_of is not None:
             continue  # the host's later rules then see the any-host redirect itself: they are skipped
         if c.kind == "regex" and c.regex is None:
@@ -247,8 +288,10 @@ def resolve(b: _Builder, candidates: list[Candidate]) -> None:
         if c.kind == "regex":
             assert c.regex is not None
             regex, to, status = c.regex  # a host's: `^//host...`, tried with that host's rules
-            _regex_rule(b, c.line, c.what, regex, to, status, host=c.shape.host or None, host_required=True)
+            _regex_rule(b, c.line, c.what, regex, to, status, host=c.shape.host or None, host_required=True,
+                        query_match=c.query)
             continue
         assert c.plain is not None
         for mapping in c.plain:
+            mapping = {**mapping, "query_match": c.query} if c.query else mapping
             b.add(c.line, {**mapping, "priority": total - n} if id(c) in ties else mapping)

@@ -19,6 +19,20 @@ from redirectory.rules.importers._common import (
     _variables,
 )
 from redirectory.rules.importers._nginx_export import _EXPORT_CODE, _RETURN_FILE, _read_own_export
+from redirectory.rules.importers._nginx_hosts import (
+    EXACT_RANK,
+    PHASE_SPAN,
+    OncePerServer,
+    as_host_regex,
+    host_if_true,
+    if_host,
+    placeholder,
+    plain_host,
+    server_hosts,
+    server_names,
+    warn_names,
+    wildcard,
+)
 from redirectory.rules.importers._nginx_scheme import OTHER, for_own_scheme, give_scheme, split_before_scheme
 from redirectory.rules.importers._nginx_syntax import (
     _NGINX_REDIRECT_CODES,
@@ -33,7 +47,6 @@ from redirectory.rules.importers._nginx_syntax import (
 from redirectory.rules.importers._nginx_within import NEVER, location_prefix, within
 from redirectory.rules.importers._request_uri import QUERY_INSIDE, QUERY_NONE, query_use
 from redirectory.rules.model import Problem, RuleSet
-from redirectory.rules.patterns import valid_host
 from redirectory.semantics import NOT_REDIRECTED
 
 
@@ -58,8 +71,9 @@ def _load_nginx(b: _Builder, text: str, read: IncludeReader | None = None) -> No
         # the `return`s of our own export read maps chained on the route maps read above
         used.update(name for name in maps if name.startswith("$redirectory_"))
     ranks: dict[int, int] = {}
-    _nginx_server(b, tree, _NginxContext(hosted=_has_hosted_server(tree), tls_hosts=_https_hosts(tree)),
-                  maps, used, ranks)
+    top = _NginxContext(hosted=_has_hosted_server(tree), tls_hosts=_https_hosts(tree))
+    _nginx_server(b, _reachable(tree, None), top, maps, used, ranks)  # (a server-level fragment's too)
+    _fences(b, top.named, ranks)
     _apply_ranks(b, ranks)
     split_before_scheme(b)
     b.found = _what_is_here(tree, maps)
@@ -69,24 +83,7 @@ def _load_nginx(b: _Builder, text: str, read: IncludeReader | None = None) -> No
 # location, the longest `^~` prefix, the regex locations (in file order), the longest prefix. A
 # rule's raw rank says where it stands; regex rules get `priority` from it (dense, lowest 0).
 _PHASE_SERVER, _PHASE_EXACT, _PHASE_STOP, _PHASE_REGEX, _PHASE_PREFIX = 5, 4, 3, 2, 1
-_PHASE_SPAN = 100_000
-
-
-def _server_names(server: list[_Directive]) -> list[str]:
-    return [a for d in server if d.name == "server_name" for a in d.args]
-
-
-def _server_host(names: list[str]) -> str | None:
-    """The one host a server's rules answer: its one plain name, or `.example.org` (nginx: that
-    name and its subdomains) as example.org; None for none or several names."""
-    if len(names) != 1:
-        return None
-    name = names[0].lower()
-    if "." not in name and "_" in name:
-        return None  # `server_name _;` (or `__`): the conventional catch-all, a name no client sends
-    if name.startswith(".") and valid_host(name[1:]):
-        return name[1:]
-    return name if valid_host(name) else None
+_PHASE_SPAN = PHASE_SPAN
 
 
 def _server_scheme(server: list[_Directive]) -> str | None:
@@ -109,9 +106,10 @@ def _https_hosts(block: list[_Directive], found: dict[str, tuple[bool, int]] | N
     found = {} if found is None else found
     for d in block:
         if d.name == "server" and d.block is not None:
-            host = _server_host(_server_names(d.block))
-            if host is not None and _tls(d.block) and host not in found:
-                found[host] = (True, d.line)
+            if _tls(d.block):
+                names = server_names(d.block)  # its hosts, and its wildcard names as written
+                for host in [*server_hosts(names), *(n.lower() for n in names if wildcard(n) is not None)]:
+                    found.setdefault(host, (True, d.line))
         elif d.block is not None and d.name != "map":
             _https_hosts(d.block, found)
     return found
@@ -120,7 +118,8 @@ def _https_hosts(block: list[_Directive], found: dict[str, tuple[bool, int]] | N
 def _has_hosted_server(block: list[_Directive]) -> bool:
     for d in block:
         if d.name == "server" and d.block is not None:
-            if _server_host(_server_names(d.block)) is not None:
+            names = server_names(d.block)
+            if server_hosts(names) or any(wildcard(n) is not None for n in names):
                 return True
         elif d.block is not None and d.name != "map" and _has_hosted_server(d.block):
             return True
@@ -129,7 +128,7 @@ def _has_hosted_server(block: list[_Directive]) -> bool:
 
 def _rank(ctx: _NginxContext) -> int:
     # nginx picks the server first: a server of one name before the catch-all ones
-    return (10 * _PHASE_SPAN if ctx.host else 0) + _phase_rank(ctx)
+    return ctx.host_rank * 10 * _PHASE_SPAN + _phase_rank(ctx)
 
 
 def _phase_rank(ctx: _NginxContext) -> int:
@@ -171,6 +170,86 @@ def _server_regexes(block: list[_Directive]) -> list[re.Pattern[str]]:
                 except re.error:
                     continue
     return found
+
+
+def _nginx_server_names(b: _Builder, d: _Directive, ctx: _NginxContext, maps: dict[str, _NginxMap],
+                        used: set[str], ranks: dict[int, int]) -> None:
+    """A `server`: imported once per plain name (`_nginx_hosts`), or once for no host."""
+    block = d.block or []
+    names = server_names(block)
+    hosts = server_hosts(names)
+    warn_names(b, d.line, names, hosts)
+    wildcards = [(name, *w) for name in names if (w := wildcard(name)) is not None]
+    if not _tls(block):
+        beside = [h for h in hosts if h in ctx.tls_hosts]
+        wild = [w for w in wildcards if w[0].lower() in ctx.tls_hosts]
+        if beside or wild:
+            beside += [w[0].lower() for w in wild]
+            wildcards = [w for w in wildcards if w not in wild]
+            line = ctx.tls_hosts[beside[0]][1]
+            b.warn(d.line, "import.host", f"`server_name {' '.join(names)}` without https: skipped for "
+                   f"{', '.join(beside)}; the server of line {line} answers https for "
+                   f"{'them' if len(beside) > 1 else beside[0]} and is imported (redirectory answers both "
+                   "schemes with one table; a plain-http server of a name that has an https one usually "
+                   "only sends to https, which the TLS in front of redirectory does)", name="from")
+            hosts = [h for h in hosts if h not in beside]
+            if not hosts and not wildcards:
+                return
+    scheme = _server_scheme(block)
+    first = plain_host(names[0]) if names else None
+    once = OncePerServer(b)
+    already = set(used)  # the maps imported before this server: each pass imports the others for its host
+    passes: list[tuple[str | None, str | None, int, str]] = [(h, None, EXACT_RANK, h) for h in hosts]
+    for name, matches, order in wildcards:  # imported for a placeholder host, then for the hosts it matches
+        passes.append((placeholder(len(ctx.named)), matches, order, name))
+        ctx.named.append((name, matches, order, d.line))
+    ctx.named.extend((h, re.escape(h), EXACT_RANK, d.line) for h in hosts)
+    for host, host_regex, rank, label in passes or [(None, None, 0, "")]:
+        before = len(b.rules)
+        own = set(already)
+        _nginx_server(b, _reachable(block, host), _NginxContext(
+            host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts, scheme=scheme, server_name=first,
+            host_rank=rank), maps, own, ranks)
+        used |= own
+        if host is None and len(b.rules) > before:  # rules of every host: the named ones need fences
+            ctx.named.append(("", ".*", 0, d.line))
+        if host is not None and host_regex is not None:
+            as_host_regex(b, before, host, host_regex, label, ranks, 2 * rank * 10 * _PHASE_SPAN)
+        elif host is not None and scheme is not None:
+            for_own_scheme(b, before, host, scheme)
+        once.next_pass()
+
+
+def _fences(b: _Builder, named: list[tuple[str, str, int, int]], ranks: dict[int, int]) -> None:
+    """nginx answers a name with the server that names it best (`_nginx_hosts`), whatever that one
+    redirects: for each name a wildcard of lower rank (or a server without a name, whose rules answer
+    any host) also matches, a rule that redirects nothing (status 404) for that name's hosts, after
+    all that name's rules, before the others'."""
+    for name, host_regex, rank, line in named:
+        if not name:
+            continue
+        sample = name.lower().replace("*.", "a.").replace(".*", ".com")
+        sample = "a" + sample if sample.startswith(".") else sample
+        if not any(r < rank and re.fullmatch(w, sample) for _n, w, r, _l in named):
+            continue
+        start = len(b.rules)
+        b.add(line, {"from_regex": f"^//{host_regex}/", "status": NOT_REDIRECTED})
+        if len(b.rules) > start:
+            ranks[start] = 2 * rank * 10 * _PHASE_SPAN - 1
+
+
+def _reachable(block: list[_Directive], host: str | None) -> list[_Directive]:
+    """A server's directives that can answer a request (for `host`): nginx runs the server's own
+    rewrite directives in order before choosing a location, so after a `return` there (any status:
+    `return 404;` too), or an `if ($host = host)` whose block redirects every request, only the
+    rewrite directives before it and it remain."""
+    for n, d in enumerate(block):
+        answers = d.name == "return" or (
+            host is not None and d.name == "if" and d.block is not None and if_host(d.args) is not None
+            and host_if_true(d.args, host) and any(_answers_all(x, ("", "/")) for x in d.block))
+        if answers:
+            return [x for x in block[:n] if x.name != "location"] + [d]
+    return block
 
 
 def _nginx_server(
@@ -310,23 +389,13 @@ def _nginx_walk(
                 answered = (len(starts) - 1, OTHER[scheme])
             continue
         if d.name == "server" and d.block is not None:
-            names = _server_names(d.block)
-            host = _server_host(names)
-            if host is not None and names[0].startswith("."):
-                b.warn(d.line, "import.host", f"`server_name {names[0]}`: its rules answer {host}; nginx also "
-                       f"answers its subdomains (*.{host}) here, which a rule cannot say", name="from")
-            tls = ctx.tls_hosts.get(host) if host is not None else None
-            if tls is not None and not _tls(d.block):
-                b.warn(d.line, "import.host", f"`server_name {names[0]}` without https: skipped; the server "
-                       f"of line {tls[1]} answers https for {host} and is imported (redirectory answers both "
-                       "schemes with one table; a plain-http server of a name that has an https one usually "
-                       "only sends to https, which the TLS in front of redirectory does)", name="from")
-                continue
-            scheme = _server_scheme(d.block)
-            _nginx_server(b, d.block, _NginxContext(host=host, hosted=ctx.hosted, tls_hosts=ctx.tls_hosts,
-                                                    scheme=scheme), maps, used, ranks)
-            if host is not None and scheme is not None:
-                for_own_scheme(b, before, host, scheme)
+            _nginx_server_names(b, d, ctx, maps, used, ranks)
+            continue
+        if d.name == "if" and d.block is not None and not in_if and if_host(d.args) is not None:
+            if ctx.host is None:
+                _nginx_walk(b, d.block, ctx, maps, used, ranks, in_if=True)  # skipped, with a warning
+            elif host_if_true(d.args, ctx.host):  # the rules of its block, on this host alone
+                _nginx_walk(b, d.block, ctx, maps, used, ranks)
             continue
         elif d.name == "location" and d.block is not None:
             location = _nginx_location(b, d)
@@ -425,7 +494,7 @@ def _nginx_return(
     if code not in _NGINX_REDIRECT_CODES:
         return  # return 200 "text", 403, 404...: not a redirect
     what = f"return {code} {url}"
-    url = _request_host(_same_host(url), ctx)
+    url = _request_host(_same_host(url, ctx), ctx)
     # nginx's `return` sends its URL as written: the request's query only where the URL names it
     query: str | None = None if _ARGS.search(url) else "drop"
     keep_args = "$is_args$args" in url
@@ -463,7 +532,7 @@ def _map_default(b: _Builder, d: _Directive, code: int, m: _NginxMap, ctx: _Ngin
     status = b.status(code, d.line, f"`{what}`")
     if status is None:
         return
-    value = _request_host(_same_host(value), ctx)
+    value = _request_host(_same_host(value, ctx), ctx)
     query = None if _ARGS.search(value) else "drop"
     keep_args = "$is_args$args" in value
     value = re.sub(r"\?\$(?:args|\{args\}|query_string|\{query_string\})$", "", value.replace("$is_args$args", ""))
@@ -601,8 +670,11 @@ def _request_host(url: str, ctx: _NginxContext) -> str:
     `$scheme://` in a server that listens with one scheme only: that scheme."""
     if ctx.scheme:
         url = re.sub(r"^\$(?:scheme|\{scheme\})://", ctx.scheme + "://", url)
+    if ctx.server_name:  # nginx's $server_name is the server's first name, whatever the request's
+        url = re.sub(r"^(https?://)\$(?:server_name|\{server_name\})(?![A-Za-z0-9_])",
+                     lambda m: m.group(1) + str(ctx.server_name), url)
     if ctx.host:
-        return re.sub(r"^(https?://)\$(?:host|http_host|server_name|\{host\}|\{http_host\}|\{server_name\})"
+        return re.sub(r"^(https?://)\$(?:host|http_host|\{host\}|\{http_host\})"
                       r"(?![A-Za-z0-9_])", lambda m: m.group(1) + str(ctx.host), url)
     return url
 
@@ -646,7 +718,7 @@ def _nginx_map_rules(
         status = b.status(code, line, what)
         if status is None:
             continue
-        value = _request_host(_same_host(value), ctx)
+        value = _request_host(_same_host(value, ctx), ctx)
         query = None if keep_args or _ARGS.search(value) else "drop"
         if key.startswith("~"):
             ci = key.startswith("~*")
@@ -704,10 +776,11 @@ _SAME_ORIGIN = re.compile(r"\$(?:scheme|\{scheme\})://\$(?:host|http_host|server
                           r"(?![A-Za-z0-9_])")
 
 
-def _same_host(url: str) -> str:
-    """`$scheme://$host/path` → `/path`: a target on the host and scheme of the request."""
+def _same_host(url: str, ctx: _NginxContext) -> str:
+    """`$scheme://$host/path` → `/path`: a target on the host and scheme of the request
+    (`$server_name`, the server's first name, only in the pass of that name)."""
     m = _SAME_ORIGIN.match(url)
-    if m is None:
+    if m is None or ("server_name" in m.group(0) and ctx.server_name != ctx.host):
         return url
     rest = url[m.end():]
     return rest if rest.startswith(("/", "$")) else "/" + rest
@@ -723,7 +796,7 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
     what = f"rewrite {' '.join(args)}"
     # nginx redirects when the replacement starts with http://, https:// or $scheme
     absolute = re.match(r"(?i)https?://|\$scheme", replacement) is not None
-    replacement = _request_host(_same_host(replacement), ctx)
+    replacement = _request_host(_same_host(replacement, ctx), ctx)
     if flag == "permanent":
         code = 301
     elif flag == "redirect" or (flag is None and absolute):

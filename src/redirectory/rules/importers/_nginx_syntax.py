@@ -210,6 +210,12 @@ class _NginxContext:
     #: what `$scheme` always is in this server: "http" when none of its `listen`s has TLS, "https"
     #: when every one does; None when both (or outside a server)
     scheme: str | None = None
+    #: the server's first name (nginx's `$server_name`), when it is a plain one
+    server_name: str | None = None
+    #: where nginx puts the server's name among those that answer a request (`_nginx_hosts`): higher first
+    host_rank: int = 0
+    #: (name, host regex, host rank, line) of every server name of the file: shared by all servers
+    named: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 

@@ -4,8 +4,11 @@
 placeholders (`{name}`); anything else (a last `/:name*` too) (`:name?`, `:name+`, `:name(regex)`, `(.*)`) becomes
 an RE2 regex with the same groups. In `destination`, `:name` (and `:name*`) are the matched values
 and `$1`.. the numbered groups. `permanent` (default true) is 308, false 307; `statusCode` wins
-when given (302 becomes 307 with a warning, like every importer). `has` / `missing` conditions
-cannot be expressed: such a redirect is skipped with a warning. Legacy `routes` entries with a
+when given (302 becomes 307 with a warning, like every importer). `has` conditions (Next.js
+`matchHas`: each item must hold; a `value` is a regex anchored at both ends) on the query become
+`query_match` (no `value`: `"*"`; a literal value: that value), and one on the host a host-specific
+rule (`//host/path`); a regex value, a `header` or `cookie` item and `missing` cannot be
+expressed: such a redirect is skipped with a warning. Legacy `routes` entries with a
 redirect `status` and a `Location` header are regex rules (their `src` is anchored, as Vercel
 anchors it). File-level `trailingSlash` and `cleanUrls` change which paths Vercel itself
 redirects; they are not imported (a warning says so).
@@ -24,11 +27,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from typing import Any
 
 from redirectory.rules.importers._common import _Builder, _path
 from redirectory.rules.importers._first_match import SOME, Candidate, Shape, regex_prefix, resolve
 from redirectory.rules.model import Problem
+from redirectory.rules.patterns import valid_host
 
 #: A path-to-regexp token: a named parameter (`:name`, its own regex, a modifier), a group, an
 #: escaped character, or any other character.
@@ -36,6 +41,8 @@ _GROUP = r"\((?:\\.|[^()\\]|\([^()]*\))*\)"
 _TOKEN = re.compile(rf":([A-Za-z_][A-Za-z0-9_]*)({_GROUP})?([?*+])?|({_GROUP})([?*+])?|\\(.)|(.)", re.DOTALL)
 _STATUS_CODES = (301, 302, 303, 307, 308)
 _FILE_OPTIONS = ("trailingSlash", "cleanUrls")
+#: Characters with a meaning in a (JavaScript) regex: a `has` value without them is a literal.
+_REGEX_META = frozenset(".^$*+?()[]{}|\\")
 
 
 def _load_vercel(b: _Builder, text: str) -> None:
@@ -84,11 +91,6 @@ def _redirect(b: _Builder, found: list[Candidate], line: int, entry: Any) -> Non
     if not isinstance(source, str) or not isinstance(target, str):
         b.warn(line, "import.syntax", f"{what}: `source` and `destination` must both be strings: skipped")
         return
-    conditions = [key for key in ("has", "missing") if entry.get(key)]
-    if conditions:
-        b.warn(line, "import.conditional", f"{what}: `{conditions[0]}` conditions cannot be expressed as a rule: "
-               "skipped")
-        return
     code = entry.get("statusCode")
     if code is None:
         permanent = entry.get("permanent", True)
@@ -103,7 +105,108 @@ def _redirect(b: _Builder, found: list[Candidate], line: int, entry: Any) -> Non
     if not source.startswith("/"):
         b.warn(line, "import.unsupported", f"{what}: `source` must be a path starting with /: skipped", name="from")
         return
-    _add(found, line, what, source, target, status)
+    conditions = _conditions(b, line, what, entry)
+    if conditions is None:
+        return
+    host, query, values = conditions
+    target = _condition_values(b, line, what, source, target, host, values)
+    if target is not None:
+        _add(found, line, what, source, target, status, host, query)
+
+
+def _conditions(b: _Builder, line: int, what: str,
+                entry: dict[str, Any]) -> tuple[str, dict[str, str], set[str]] | None:
+    """`has` as (host, query conditions, parameters the destination may use: Next.js `matchHas`
+    sets `:key` (letters only) to a query parameter checked without a value); None, with a warning,
+    when a rule cannot express them."""
+    if entry.get("missing"):
+        b.warn(line, "import.conditional", f"{what}: `missing` conditions (the redirect applies when a header, "
+               "cookie, query parameter or host is absent) cannot be expressed as a rule: skipped")
+        return None
+    has = entry.get("has") or []
+    if not isinstance(has, list) or not all(isinstance(item, dict) for item in has):
+        b.warn(line, "import.syntax", f"{what}: `has` must be a list of objects with a `type`: skipped")
+        return None
+    host = ""
+    query: dict[str, str] = {}
+    values: set[str] = set()
+    for item in has:
+        kind, key, value = item.get("type"), item.get("key"), item.get("value")
+        if kind in ("header", "cookie"):
+            b.warn(line, "import.conditional", f"{what}: a `has` {kind} condition ({json.dumps(key)}) cannot be "
+                   "expressed as a rule: skipped")
+            return None
+        if kind not in ("query", "host") or (kind == "query" and (not isinstance(key, str) or not key)) \
+                or not isinstance(value, str | None) or (kind == "host" and not value):
+            b.warn(line, "import.syntax", f"{what}: `has` item {json.dumps(item)} is not a query (`key`, optional "
+                   "`value`) or host (`value`) condition: skipped")
+            return None
+        literal = _literal(value, kind == "host") if value else "*"
+        if literal is None or (kind == "query" and value and literal == "*"):
+            b.warn(line, "import.conditional", f"{what}: the `has` {kind} value {json.dumps(value)} is a regex "
+                   "(Vercel matches it anchored at both ends); a rule compares "
+                   f"{'the host' if kind == 'host' else 'query values'} as text: skipped")
+            return None
+        if kind == "host":
+            why = ("not a host name" if not valid_host(literal.lower()) else "never Vercel's lower-case Host"
+                   if literal != literal.lower() else f"not {host}, which another item wants" if host
+                   not in ("", literal) else "")
+            if why:
+                b.warn(line, "import.conditional", f"{what}: the `has` host {json.dumps(value)} is {why}: "
+                       "the redirect never applies: skipped")
+                return None
+            host = literal
+            continue
+        assert isinstance(key, str)
+        if query.get(key, "*") not in ("*", literal) and literal != "*":
+            b.warn(line, "import.conditional", f"{what}: the `has` query parameter {json.dumps(key)} must be both "
+                   f"{json.dumps(query[key])} and {json.dumps(literal)}: the redirect never applies: skipped")
+            return None
+        query[key] = literal if query.get(key, "*") == "*" else query[key]
+        if not value:
+            values.add(re.sub(r"[^A-Za-z]", "", key))
+    return host, query, values - {""}
+
+
+def _literal(value: str, host: bool) -> str | None:
+    """The one text a `has` value (a regex, anchored at both ends) matches, None when it matches
+    other texts too. A host's unescaped `.` is read as a dot (it also matches any character: a Host
+    differing from the name there is another domain, which Vercel routes only if it is one of the
+    project's)."""
+    text = value[1:] if value.startswith("^") else value
+    text = text[:-1] if text.endswith("$") and not text.endswith("\\$") else text
+    out: list[str] = []
+    escaped = False
+    for char in text:
+        if escaped:
+            if char.isalnum():  # `\d`, `\w`, `\b`...: a class or an assertion
+                return None
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _REGEX_META and not (host and char == "."):
+            return None
+        else:
+            out.append(char)
+    return None if escaped or not out else "".join(out)
+
+
+def _condition_values(b: _Builder, line: int, what: str, source: str, target: str, host: str,
+                      values: set[str]) -> str | None:
+    """`target` with `:host` as the literal host a `has` host item matched (Next.js sets it); None,
+    with a warning, when it uses a query parameter's value, which a rule cannot carry over."""
+    sources = set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", source))
+    for name in sorted(values | ({"host"} if host else set())):
+        if name in sources or not re.search(r":" + name + r"(?![A-Za-z0-9_])", target):
+            continue
+        if name == "host" and "host" not in values:
+            target = re.sub(r":host(?![A-Za-z0-9_])", host, target)
+            continue
+        b.warn(line, "import.conditional", f"{what}: the destination uses `:{name}`, the value of a `has` query "
+               "parameter, which a rule cannot carry over: skipped", name="to")
+        return None
+    return target
 
 
 def _shape(source: str) -> Shape:
@@ -124,9 +227,11 @@ def _shape(source: str) -> Shape:
     return Shape(tuple(segs))
 
 
-def _add(found: list[Candidate], line: int, what: str, source: str, target: str, status: int) -> None:
+def _add(found: list[Candidate], line: int, what: str, source: str, target: str, status: int, host: str = "",
+         query: dict[str, str] | None = None) -> None:
     """`source` (path-to-regexp) → `target` as a path pattern when it can be one, else as a regex
-    (`:name*`: a regex, as Vercel matches `/docs/:path*` strictly: `/docs`, `/docs/a`, not `/docs/`)."""
+    (`:name*`: a regex, as Vercel matches `/docs/:path*` strictly: `/docs`, `/docs/a`, not `/docs/`);
+    for `host` alone (`//host/path`, a host's regex), with the `query` conditions."""
     tokens = list(_TOKEN.finditer(source))
     slashed = _slashed(target)
     pattern: list[str] = []
@@ -163,9 +268,11 @@ def _add(found: list[Candidate], line: int, what: str, source: str, target: str,
             pattern.append(_path(literal))
             regex.append(re.escape(literal) if literal != "/" else "/")
     star = any(t.group(3) == "*" for t in tokens)
-    plain = [{"from": "".join(pattern), "to": _destination(target, names), "status": status}]
+    plain = [{"from": ("//" + host if host else "") + "".join(pattern), "to": _destination(target, names),
+              "status": status}]
     form = ("^" + "".join(regex) + "$", _destination(target, names, slashed), status)
-    found.append(Candidate(line, what, _shape(source), plain if simple and not star else None, form, source))
+    found.append(Candidate(line, what, replace(_shape(source), host=host), plain if simple and not star else None,
+                           form, source, query=query or None))
 
 
 def _split(target: str) -> tuple[str, str]:
