@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -438,11 +438,15 @@ def fetch_all(port: int, probes: list[Probe], workers: int = 4) -> list[Answer]:
     return [a if a is not None else Answer(0, None) for a in answers]
 
 
-def normalise(answer: Answer, host: str, ports: set[int]) -> Answer:
-    """A Location on the request's own host, over http, becomes its absolute path."""
+def normalise(answer: Answer, host: str, ports: set[int], target: str = "/") -> Answer:
+    """A Location on the request's own host, over http, becomes its absolute path; a relative one
+    (nginx sends `rewrite ... index.html permanent` as written) the path a client resolves it to
+    against the request's `target` (RFC 9110 10.2.2, RFC 3986 5.2)."""
     if answer.status not in REDIRECTS:
         return Answer(answer.status, None)
     location = answer.location
+    if location and not location.startswith("/") and not urlsplit(location).scheme:
+        location = urljoin(target, location)
     if location:
         parts = urlsplit(location)
         try:
@@ -467,6 +471,14 @@ def query_after_fragment(location: str | None) -> str | None:
     before, fragment = location.split("#", 1)
     path, query = before.split("?", 1)
     return f"{path}#{fragment}?{query}"
+
+
+def without_docroot(answer: Answer, docroot: str | None) -> Answer:
+    """Apache's `Location: /DOCROOT/p` (a relative substitution in an .htaccess without RewriteBase)
+    as the path `/p` the import sends (intentional, docs/migrating.md Apache)."""
+    if docroot and answer.location and answer.location.startswith(docroot + "/"):
+        return Answer(answer.status, answer.location[len(docroot):])
+    return answer
 
 
 def agree(original: Answer, ours: Answer) -> bool:
@@ -527,6 +539,9 @@ class Wired:
     #: or the same wiring nginx serves), and its extra arguments (--include-root)
     import_path: Path | None = None
     import_args: list[str] = field(default_factory=list)
+    #: Apache, an .htaccess without RewriteBase: the DocumentRoot's filesystem path it puts before a
+    #: relative substitution's Location (the import sends the path under `/`: docs/migrating.md)
+    docroot: str | None = None
 
 
 @contextlib.contextmanager
@@ -919,7 +934,10 @@ DocumentRoot "{docroot}"
 </Directory>
 {body}
 """
-APACHE_DROP = re.compile(r"(?im)^\s*(Listen|ErrorLog|CustomLog|TransferLog|LoadModule|PidFile|User|Group|SSL\w*)\b.*$")
+# and the directives of modules not loaded here (mod_jk's JkMount of immetoo/cfservers2, mod_proxy,
+# mod_wsgi, Passenger): Apache refuses to start on them; they hand paths to a backend, never redirect
+APACHE_DROP = re.compile(r"(?im)^\s*(Listen|ErrorLog|CustomLog|TransferLog|LoadModule|PidFile|User|Group|SSL\w*"
+                         r"|Jk\w+|Proxy\w+|WSGI\w+|Passenger\w+)\b.*$")
 
 
 def apache_lines(text: str) -> list[tuple[int, list[str]]]:
@@ -957,6 +975,8 @@ def apache_sources(text: str, include: Follow | None = None) -> tuple[list[Sourc
         elif name == "servername" and args:
             host = args[0].split(":")[0]
             hosts.append(host)
+        elif name == "serveralias":  # its literal names answer the same rules (immetoo/cfservers2)
+            hosts += [a.split(":")[0] for a in args if not set(a) & set("*?")]
         elif name == "</virtualhost>":
             host = None
         elif name in ("redirect", "redirectpermanent", "redirecttemp", "redirectmatch") and args:
@@ -1021,7 +1041,7 @@ def wire_apache(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
 
         text = re.sub(r"(?im)^(\s*)(Include|IncludeOptional)\s+(\S+)", include, text)
         if APACHE_DROP.search(text):
-            notes.append(f"{where.name}: Listen/log/LoadModule/User/SSL directives removed")
+            notes.append(f"{where.name}: Listen/log/LoadModule/User/SSL (and JkMount/Proxy*/WSGI*/Passenger*) directives removed")
         text = APACHE_DROP.sub("", text)
         return re.sub(r"(?i)<VirtualHost\s+[^>]*>", f"<VirtualHost 127.0.0.1:{port}>", text)
 
@@ -1092,8 +1112,9 @@ def wire_apache(corpus: Path, name: str, tmp: Path, port: int) -> Wired:
         imported.write_text(text + ("" if text.endswith("\n") else "\n") + "".join(f"{m}\n" for m in maps))
         notes.append("the import reads the file with those RewriteMap lines appended")
     import_args = ["--include-root", str(import_tree / server_root.relative_to(tree))]
+    htaccess = body == "" and not re.search(r"(?im)^\s*RewriteBase\b", text)
     return Wired([*base, "-DFOREGROUND"], [*base, "-t"], tmp / "apache.log", hosts or [DEFAULT_HOST], sources,
-                 list(dict.fromkeys(notes)), imported, import_args)
+                 list(dict.fromkeys(notes)), imported, import_args, str(docroot) if htaccess else None)
 
 
 # -- one file -----------------------------------------------------------------------------------------
@@ -1151,7 +1172,8 @@ def run_file(corpus: Path, name: str, fmt: str | None = None, keep: bool = False
             gateway.stop()
         ports = {port, gateway.port}
         for probe, theirs, mine in zip(probes, original, ours, strict=True):
-            theirs, mine = normalise(theirs, probe.host, ports), normalise(mine, probe.host, ports)
+            theirs = without_docroot(normalise(theirs, probe.host, ports, probe.target), wired.docroot)
+            mine = normalise(mine, probe.host, ports, probe.target)
             if agree(theirs, mine):
                 report.agreed += 1
             else:

@@ -711,6 +711,40 @@ def test_a_group_reference_beyond_the_pattern_is_empty_as_in_apache() -> None:
         "301 /help/tutorials", "301 /help/tutorials?a=1"]
 
 
+#: camunda-docs' static/.htaccess (issue 15): a `#` in a pattern (Apache matches the decoded path,
+#: where a client's `%23` is `#`), in RedirectMatch too, and relative substitutions without RewriteBase
+HASH_AND_RELATIVE = (
+    "RewriteEngine on\n"
+    "RewriteRule ^docs/internal/#back-pressure(.*)$ /docs/internal/#backpressure [R=301,L]\n"
+    "RewriteRule ^docs/a[#x]b$ /docs/class [R=301,L]\n"
+    "RewriteRule ^docs/zeebe/deps/$ docs/reference/dependencies/ [R=301,L]\n"
+    "RedirectMatch 301 ^/old/\\#(.*)$ /new/$1\n"
+)
+HASH_TARGETS = ["/docs/internal/%23back-pressure", "/docs/internal/%23back-pressurex?a=1", "/docs/internal/",
+                "/docs/a%23b", "/docs/axb", "/old/%23p", "/old/p"]
+
+
+@pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
+def test_a_hash_in_a_pattern_matches_as_a_real_apache_serves_it(tmp_path: Path) -> None:
+    """A `#` in a RewriteRule or RedirectMatch regex is the path's `%23`, outside a class and in one."""
+    port = free_port()
+    ruleset, problems = load_apache(HASH_AND_RELATIVE, ".htaccess")
+    assert codes(problems) == [(4, "import.unsupported")], [p.format() for p in problems]
+    engine = Engine(ruleset)
+    with _apache_with_alias(tmp_path, port, server="", htaccess=HASH_AND_RELATIVE):
+        for target in HASH_TARGETS:
+            theirs = not_found(served_answer(port, "GET", target, "localhost"))[:2]
+            ours = not_found(engine_answer(engine, "GET", target, "localhost"))[:2]
+            assert theirs == ours, target
+        # without RewriteBase Apache sends the directory's filesystem path (the warning of line 4):
+        # the import sends the path under `/`, as the file's author meant
+        theirs = served_answer(port, "GET", "/docs/zeebe/deps/", "localhost")[:2]
+        assert theirs == (301, f"{tmp_path / 'docroot'}/docs/reference/dependencies/")
+    assert answers(HASH_AND_RELATIVE, "/docs/zeebe/deps/", source=".htaccess") == ["301 /docs/reference/dependencies/"]
+    based = HASH_AND_RELATIVE.replace("RewriteEngine on\n", "RewriteEngine on\nRewriteBase /\n")
+    assert codes(load_apache(based, ".htaccess")[1]) == []
+
+
 @pytest.mark.skipif(APACHE is None, reason="apache2 is not installed (apt-get install -y apache2)")
 @pytest.mark.parametrize("context", ["server", "htaccess"])
 def test_exclusions_answer_as_a_real_apache_serves_them(tmp_path: Path, context: str) -> None:
@@ -997,6 +1031,28 @@ def test_certbot_redirect_is_a_rule_per_server_name() -> None:
     for host in ("example.com", "www.example.com", "shop.example.com"):
         assert decide(ruleset, "/a?b=1", host) == f"301 https://{host}/a?b=1"
         assert decide(ruleset, "/a", host, scheme="https") == "404"
+
+
+def test_a_virtual_host_with_aliases_is_a_rule_per_name() -> None:
+    """ServerName + literal ServerAlias names (immetoo/cfservers2 beta.m4n.nl): the vhost's rules
+    once per name, `%{HTTP_HOST}` each one's own (Apache answers those names alone); a wildcard
+    alias keeps the rules for every host, and their `%{HTTP_HOST}` target skipped."""
+    text = ("<VirtualHost *:80>\nServerName api.example.com\nServerAlias m.example.com\nServerAlias mobile.example.com\n"
+            "RewriteEngine on\nRewriteRule ^/(.*)$ https://%{HTTP_HOST}/$1 [R=301,NE]\n</VirtualHost>\n"
+            "<VirtualHost *:80>\nServerName www.example.org\nServerAlias example.org\n"
+            "Redirect 301 /old http://docs.example.com/new\n</VirtualHost>\n")
+    ruleset, problems = load_apache(text, "site.conf")
+    assert codes(problems) == [], [p.format() for p in problems]
+    for host in ("api.example.com", "m.example.com", "mobile.example.com"):
+        assert decide(ruleset, "/a/b?x=1", host) == f"301 https://{host}/a/b?x=1"
+        assert decide(ruleset, "/a", host, scheme="https") == "404"
+    for host in ("www.example.org", "example.org"):
+        assert decide(ruleset, "/old/x", host) == "301 http://docs.example.com/new/x"
+    assert decide(ruleset, "/a/b", "other.example.com") == "404"
+    assert decide(ruleset, "/old", "other.example.com") == "404"
+    wildcard = text.replace("ServerAlias m.example.com", "ServerAlias *.example.com")
+    ruleset, problems = load_apache(wildcard, "site.conf")
+    assert codes(problems) == [(6, "import.variable")]
 
 
 def test_a_rule_before_a_scheme_rule_keeps_its_place() -> None:

@@ -657,3 +657,40 @@ def test_a_server_level_return_answers_before_any_location() -> None:
     assert answer(fragment, "/a?x=1") == (301, "https://new.example/a?x=1")
     assert answer("rewrite ^/r$ /s permanent;\nreturn 404;\nlocation = /a { return 301 /b; }\n", "/a") == (404, None)
     assert answer("rewrite ^/r$ /s permanent;\nreturn 404;\nlocation = /a { return 301 /b; }\n", "/r") == (301, "/s")
+
+
+def test_a_rewrite_to_a_url_redirects_with_302_whatever_its_flag() -> None:
+    # zooniverse/static: `rewrite ^/mwp/files/(.*) http://...$1 last;` before `rewrite ^/mwp/(.*)$ ... permanent;`:
+    # nginx cannot rewrite internally to a URL, so `last` and `break` redirect (302) like no flag
+    text = ("server {\n    server_name blogs.example.org;\n"
+            "    rewrite ^/mwp/files/(.*) http://files.example.org/10/files/$1 last;\n"
+            "    rewrite ^/a/(.*) https://a.example.org/$1 break;\n"
+            "    rewrite ^/mwp/(.*)$ http://blog.example.org/$1 permanent;\n"
+            "    rewrite ^/internal$ /elsewhere last;\n}\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert decide(ruleset, "/mwp/files/x?q=1", host="blogs.example.org") == (
+        307, "http://files.example.org/10/files/x?q=1")
+    assert decide(ruleset, "/a/b", host="blogs.example.org") == (307, "https://a.example.org/b")
+    assert decide(ruleset, "/mwp/post", host="blogs.example.org") == (301, "http://blog.example.org/post")
+    # a path replacement with `last` stays an internal rewrite: a warning naming its line
+    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == [(6, "import.rewrite")]
+
+
+def test_a_relative_rewrite_target_goes_where_the_client_resolves_it() -> None:
+    # nagisa/kazlauskas.me: `rewrite ^/entries.html index.html permanent;` sends `Location: index.html`,
+    # which a client resolves against the directory of the path it asked for
+    text = ("rewrite ^/entries.html index.html permanent;\n"
+            "rewrite ^/docs/old$ new.html?x=1 redirect;\n"
+            "rewrite ^/(.*)/z$ x/$1.html permanent;\n"
+            "location /l { rewrite ^/l/a b permanent; }\n")
+    ruleset, problems = load_nginx(text, "n.conf")
+    assert answer(text, "/entries.html?q=1") == (301, "/index.html?q=1")
+    assert answer(text, "/entries.htmlx") == (301, "/index.html")
+    assert answer(text, "/entries.html/") == (301, "/entries.html/index.html")
+    assert answer(text, "/entries.html/a/b") == (301, "/entries.html/a/index.html")
+    assert answer(text, "/docs/old") == (307, "/docs/new.html?x=1")
+    assert answer(text, "/docs/old/")[0] == 404
+    # what cannot be written with its directory: skipped with a warning naming its line
+    assert [(p.line, p.code) for p in problems if p.code.startswith("import.")] == [
+        (3, "import.rewrite"), (4, "import.rewrite")]
+    assert answer(text, "/y/z")[0] == 404

@@ -53,6 +53,7 @@ from redirectory.rules.importers._apache_order import _INTERNAL, _emit, _Interna
 from redirectory.rules.importers._apache_regex import (
     _as_pattern,
     _capital_free,
+    _hash_as_escape,
     _literal_prefix,
     _lowered,
     _possessive_as_greedy,
@@ -120,6 +121,10 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
     if included and read is not None and any(c.lower().startswith(_INCLUDES) for _, c in lines):
         lines = _included_lines(b, lines, read)
     maps = _rewrite_maps(lines)
+    # "": no RewriteBase anywhere in the file, where Apache sends a relative substitution in .htaccess
+    # under the directory's filesystem path (`_apache_rewrite` warns); the import puts it under `/`
+    if not any(re.match(r"(?i)\s*RewriteBase\s", c) for _, c in lines):
+        rewrite_base = ""
     defines: dict[str, str] = {}  # `Define NAME VALUE`: `${NAME}` on the lines after it
     for line, content in lines:
         if not content or content.startswith("#"):
@@ -181,41 +186,66 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
             b.warn(line, "import.container", f"{what} is inside <{inner[-1][0]}> (from line {inner[-1][1]}): "
                    "its condition cannot be expressed as a rule: skipped")
             continue
-        host = None
+        hosts: list[str | None] = [None]
         listens: str | None = None  # the scheme of a <VirtualHost> on port 80 (or 443) alone
         for c in reversed(containers):
             if c[0] == "virtualhost":
-                if len(c[2]) == 1 and valid_host(c[2][0].lower()):
-                    host = c[2][0].lower()
+                hosts = _vhost_hosts(c[2])
                 listens = _vhost_scheme(c[3])
                 break
-        held = _Deferred(b.source, problems=b.problems)
-        if directive == "rewriterule":
-            for one in _per_host(rule_conds):
-                _apache_rewrite(held, line, what, args, host, one, rewrite_base, per_directory, maps,
-                                bool(rewrites))
-            held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
-            for at, data in held.held:
-                if "from" in data:
-                    rewrite_patterns.append((at, data))
-                else:
-                    internal = data.pop(_INTERNAL, None)
-                    rewrites.append(_Regex(at, data, _literal_prefix(data["from_regex"]),
-                                           bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED,
-                                           internal))
-        elif directive == "redirectmatch":
-            _apache_redirect_match(held, line, what, args, host)
-            held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
-            aliases.extend(_Regex(at, data, _literal_prefix(data["from_regex"]), False) for at, data in held.held)
-        else:
-            default = {"redirect": 302, "redirectpermanent": 301, "redirecttemp": 302}[directive]
-            found = _apache_redirect(b, line, what, args, host, default, directive == "redirect")
-            if isinstance(found, _Redirect):
-                found.scheme = _own_scheme({"to": found.url}, listens, host).get("scheme")
-                aliases.append(found)
-            elif found is not None:
-                stoppers.append((found, host, line))
+        if len(hosts) > 1 and any(a and a[0].upper() in ("%{HTTP_HOST}", "%{SERVER_NAME}") for _, a in rule_conds):
+            hosts = [None]  # the host conditions say which of the names (certbot's `=a [OR]` / `=www.a`)
+        after_regex = bool(rewrites)
+        for host in hosts:  # a <VirtualHost>'s rules once per name it answers
+            _directive(b, line, what, directive, args, host, listens, rule_conds, rewrite_base, per_directory,
+                       maps, after_regex, rewrites, rewrite_patterns, aliases, stoppers)
     _emit(b, rewrites, rewrite_patterns, aliases, stoppers)
+
+
+def _vhost_hosts(names: list[str]) -> list[str | None]:
+    """The hosts a `<VirtualHost>`'s rules answer: its `ServerName` alone, or with its `ServerAlias`
+    names when every one is a literal host (a rule per name, as nginx's `server_name a b`); else
+    every host (None), as before (a wildcard alias, several `ServerName`s, none)."""
+    plain = [n.lower() for n in names if not n.startswith("*")]
+    aliases = [n[1:].lower() for n in names if n.startswith("*") and n != "*"]
+    if len(plain) == 1 and all(valid_host(n) for n in [*plain, *aliases]):
+        return list(dict.fromkeys([*plain, *aliases]))
+    return [None]
+
+
+def _directive(
+    b: _Builder, line: int, what: str, directive: str, args: list[str], host: str | None, listens: str | None,
+    rule_conds: list[tuple[int, list[str]]], rewrite_base: str, per_directory: bool, maps: dict[str, str],
+    after_regex: bool, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
+    aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]],
+) -> None:
+    """One redirect directive of `host` (None: every host) into the lists `_emit` orders."""
+    held = _Deferred(b.source, problems=b.problems)
+    if directive == "rewriterule":
+        for one in _per_host(rule_conds):
+            _apache_rewrite(held, line, what, args, host, one, rewrite_base, per_directory, maps,
+                            after_regex)
+        held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
+        for at, data in held.held:
+            if "from" in data:
+                rewrite_patterns.append((at, data))
+            else:
+                internal = data.pop(_INTERNAL, None)
+                rewrites.append(_Regex(at, data, _literal_prefix(data["from_regex"]),
+                                       bool(data.get("case_insensitive")), data["status"] == NOT_REDIRECTED,
+                                       internal))
+    elif directive == "redirectmatch":
+        _apache_redirect_match(held, line, what, args, host)
+        held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
+        aliases.extend(_Regex(at, data, _literal_prefix(data["from_regex"]), False) for at, data in held.held)
+    else:
+        default = {"redirect": 302, "redirectpermanent": 301, "redirecttemp": 302}[directive]
+        found = _apache_redirect(b, line, what, args, host, default, directive == "redirect")
+        if isinstance(found, _Redirect):
+            found.scheme = _own_scheme({"to": found.url}, listens, host).get("scheme")
+            aliases.append(found)
+        elif found is not None:
+            stoppers.append((found, host, line))
 
 
 def _vhost_scheme(addresses: str) -> str | None:
@@ -288,7 +318,7 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
     if _unknown_variables(b, line, what, url, allow_groups=True):
         return
     # mod_alias adds the request's query only to a URL that has none of its own
-    _regex_rule(b, line, what, regex, url, status, query="drop" if "?" in url else None, host=host)
+    _regex_rule(b, line, what, _hash_as_escape(regex), url, status, query="drop" if "?" in url else None, host=host)
 
 
 def _apache_rewrite(
@@ -397,11 +427,16 @@ def _apache_rewrite(
         query = "drop"  # a query of its own replaces the request's, unless [QSA]
     if escape and "#" in subst:
         subst = subst.replace("#", "%23")  # without [NE] Apache escapes it: not a fragment
-    if not subst.startswith("/") and absolute is None:
-        subst = rewrite_base + subst  # a relative substitution (.htaccess): under RewriteBase
+    relative = not subst.startswith("/") and absolute is None
+    if relative:
+        subst = (rewrite_base or "/") + subst  # a relative substitution (.htaccess): under RewriteBase
     found = _matched(b, line, what, args, conds, per_directory, subst)
     if found is None:
         return
+    if relative and per_directory and not rewrite_base:
+        b.warn(line, "import.unsupported", f"{what}: a relative substitution in .htaccess without RewriteBase: "
+               "Apache puts the directory's filesystem path before it (`Location: /var/www/html/docs/...`, a "
+               "URL no client can use); imported under `/`, as `RewriteBase /` says", name="to")
     pattern, ci = found.pattern, ci or found.nocase
     query_fields: dict[str, Any] = {"query_match": dict(found.query) or None,
                                     "query_exact": True if found.query_exact else None,
@@ -475,7 +510,7 @@ def _matched(
     # whose pattern starts with a slash (per-directory patterns never do)
     found = _conditions(b, line, what, conds, pattern, per_directory or not args[0].startswith("^/"), subst)
     if found is not None:
-        found.pattern = _possessive_as_greedy(found.pattern)
+        found.pattern = _hash_as_escape(_possessive_as_greedy(found.pattern))
     return found
 
 
@@ -507,7 +542,7 @@ def _rewritten_path(subst: str, rewrite_base: str) -> str | None:
     path = re.sub(r"(?i)^https?://[^/?#]*", "", subst).split("?", 1)[0]
     if re.search(r"[$%]", path):
         return None
-    return path if path.startswith("/") else rewrite_base + path
+    return path if path.startswith("/") else (rewrite_base or "/") + path
 
 
 def _internal_rewrite(
@@ -563,7 +598,7 @@ def _on_host(b: _Builder, line: int, what: str, subst: str, host: str | None) ->
     if host is None:
         b.warn(line, "import.variable", f"{what}: the substitution uses {used.group(0)}, the request's host, which "
                "a rule's target cannot take (its host is literal): it is known only in a <VirtualHost> with one "
-               "ServerName and no ServerAlias, or after `RewriteCond %{HTTP_HOST} ^www\\.example\\.com$`: "
+               "ServerName (and literal ServerAlias names), or after `RewriteCond %{HTTP_HOST} ^www\\.example\\.com$`: "
                "skipped (import a rule per host: `from: //example.com/{rest:path}`, "
                "`to: https://example.com/{rest}`)", name="to")
         return None

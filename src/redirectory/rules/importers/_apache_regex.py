@@ -319,3 +319,36 @@ def _capital_free(pattern: str) -> str | None:
     if not pattern.startswith("^") or not pattern.endswith("$") or pattern.endswith("\\$"):
         return None
     return _without_capitals(pattern)
+
+
+def _hash_as_escape(regex: str) -> str:
+    """`regex` for the path as the gateway keeps it: Apache matches the decoded path, where a `#`
+    (sent as `%23`) is a character; the gateway keeps it as `%23` (docs/rules.md, normalisation).
+    A `#` (or `\\#`) becomes `%23` (camunda-docs' `^docs/.../internal-processing/#handling-back-pressure$`),
+    a class with one `(?:%23|[rest])`; a negated class (`[^#]`) is left as written."""
+    out: list[str] = []
+    i = 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\" and i + 1 < len(regex):
+            pair = regex[i : i + 2]
+            out.append("%23" if pair == "\\#" else pair)
+            i += 2
+        elif c == "[":
+            after = _class_end(regex, i)
+            if after is None:
+                return "".join(out) + regex[i:]
+            end = after - 1
+            body = regex[i + 1 : end]
+            members = body.replace("\\#", "#")
+            if body.startswith("^") or "#" not in members:
+                out.append(regex[i : end + 1])
+            else:
+                rest = re.sub(r"(?<!\\)#", "", body.replace("\\#", ""))
+                out.append(f"(?:%23|[{rest}])" if rest else "%23")
+            i = end + 1
+        else:
+            out.append("%23" if c == "#" else c)
+            i += 1
+    return "".join(out)
+

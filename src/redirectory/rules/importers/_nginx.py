@@ -33,6 +33,7 @@ from redirectory.rules.importers._nginx_hosts import (
     warn_names,
     wildcard,
 )
+from redirectory.rules.importers._nginx_relative import is_relative, relative_rewrite
 from redirectory.rules.importers._nginx_scheme import OTHER, for_own_scheme, give_scheme, split_before_scheme
 from redirectory.rules.importers._nginx_syntax import (
     _NGINX_REDIRECT_CODES,
@@ -43,6 +44,7 @@ from redirectory.rules.importers._nginx_syntax import (
     _NginxContext,
     _NginxMap,
     if_scheme,
+    rewrite_code,
 )
 from redirectory.rules.importers._nginx_within import NEVER, location_prefix, within
 from redirectory.rules.importers._request_uri import QUERY_INSIDE, QUERY_NONE, query_use
@@ -163,8 +165,7 @@ def _server_regexes(block: list[_Directive]) -> list[re.Pattern[str]]:
     found = []
     for d in block:
         if d.name == "rewrite" and 2 <= len(d.args) <= 3:
-            flag = d.args[2] if len(d.args) == 3 else None
-            if flag in ("permanent", "redirect") or (flag is None and re.match(r"(?i)https?://|\$scheme", d.args[1])):
+            if rewrite_code(d.args) is not None:
                 try:
                     found.append(re.compile(d.args[0]))
                 except re.error:
@@ -282,9 +283,7 @@ def _answers_all(d: _Directive, location: tuple[str, str]) -> bool:
         return bool(d.args) and (d.args[0] in ("301", "302", "303", "307", "308") or not d.args[0].isdigit())
     if d.name != "rewrite" or len(d.args) < 2:
         return False
-    redirects = d.args[2:] in (["permanent"], ["redirect"]) or (
-        len(d.args) == 2 and re.match(r"(?i)https?://|\$scheme", d.args[1]) is not None)
-    if not redirects:
+    if len(d.args) > 3 or rewrite_code(d.args) is None:
         return False
     if d.args[0] in _EVERY:
         return True
@@ -792,16 +791,11 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         b.warn(d.line, "import.unsupported", "`rewrite` needs REGEX REPLACEMENT [flag]: skipped")
         return
     regex, replacement = args[0], args[1]
-    flag = args[2] if len(args) == 3 else None
     what = f"rewrite {' '.join(args)}"
-    # nginx redirects when the replacement starts with http://, https:// or $scheme
-    absolute = re.match(r"(?i)https?://|\$scheme", replacement) is not None
+    # nginx redirects when the replacement starts with http://, https:// or $scheme (whatever the flag)
+    code = rewrite_code(args)
     replacement = _request_host(_same_host(replacement, ctx), ctx)
-    if flag == "permanent":
-        code = 301
-    elif flag == "redirect" or (flag is None and absolute):
-        code = 302
-    else:
+    if code is None:
         b.warn(d.line, "import.rewrite", f"`{what}` is an internal rewrite, not a redirect: skipped "
                "(use `permanent` or `redirect` for a redirect)")
         return
@@ -816,6 +810,9 @@ def _nginx_rewrite(b: _Builder, d: _Directive, ctx: _NginxContext, in_if: bool) 
         replacement = replacement[:-1]
         query = None if re.search(r"\$\{?request_uri\b", replacement) else "drop"
     loc = ctx.location
+    if is_relative(replacement):  # `index.html`: the client resolves it against the path it asked for
+        relative_rewrite(b, d.line, what, regex, replacement, status, query, ctx.host, loc is not None)
+        return
     if loc is not None and loc[0] == "=":
         # the location answers one path: the rewrite applies to it or never
         try:

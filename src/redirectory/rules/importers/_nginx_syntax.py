@@ -29,6 +29,22 @@ class _Directive:
 _NGINX_REDIRECT_CODES = frozenset({300, 301, 302, 303, 304, 305, 307, 308, 410})
 
 
+def rewrite_code(args: list[str]) -> int | None:
+    """The status a `rewrite REGEX REPLACEMENT [flag]` redirects with, or None for an internal rewrite.
+
+    `permanent` is 301 and `redirect` 302; a replacement that starts with `http://`, `https://` or
+    `$scheme` is a 302 whatever else the flag says (`last` and `break` too: nginx cannot rewrite
+    internally to a URL, so it redirects)."""
+    if len(args) < 2:
+        return None
+    flag = args[2] if len(args) > 2 else None
+    if flag == "permanent":
+        return 301
+    if flag == "redirect" or re.match(r"(?i)https?://|\$scheme", args[1]):
+        return 302
+    return None
+
+
 def _nginx_tokens(text: str, b: _Builder) -> list[tuple[str, int, bool]]:
     """(token, line, quoted) for an nginx configuration; `{`, `}` and `;` are their own tokens."""
     tokens: list[tuple[str, int, bool]] = []
