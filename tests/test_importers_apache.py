@@ -1036,7 +1036,8 @@ def test_certbot_redirect_is_a_rule_per_server_name() -> None:
 def test_a_virtual_host_with_aliases_is_a_rule_per_name() -> None:
     """ServerName + literal ServerAlias names (immetoo/cfservers2 beta.m4n.nl): the vhost's rules
     once per name, `%{HTTP_HOST}` each one's own (Apache answers those names alone); a wildcard
-    alias keeps the rules for every host, and their `%{HTTP_HOST}` target skipped."""
+    alias keeps the rules for every host, and their `%{HTTP_HOST}` target skipped (a `{host}` target of
+    every host would answer hosts the vhost does not name)."""
     text = ("<VirtualHost *:80>\nServerName api.example.com\nServerAlias m.example.com\nServerAlias mobile.example.com\n"
             "RewriteEngine on\nRewriteRule ^/(.*)$ https://%{HTTP_HOST}/$1 [R=301,NE]\n</VirtualHost>\n"
             "<VirtualHost *:80>\nServerName www.example.org\nServerAlias example.org\n"
@@ -1052,7 +1053,7 @@ def test_a_virtual_host_with_aliases_is_a_rule_per_name() -> None:
     assert decide(ruleset, "/old", "other.example.com") == "404"
     wildcard = text.replace("ServerAlias m.example.com", "ServerAlias *.example.com")
     ruleset, problems = load_apache(wildcard, "site.conf")
-    assert codes(problems) == [(6, "import.variable")]
+    assert codes(problems) == [(6, "import.variable")]  # a rule of every host would answer more
 
 
 def test_a_rule_before_a_scheme_rule_keeps_its_place() -> None:

@@ -430,14 +430,20 @@ def test_the_scheme_idioms_behind_a_load_balancer_and_inside_a_location() -> Non
     assert both("($scheme = https)", "return 301 http://$host$request_uri;") == ((404, None), (404, None))
 
 
-def test_a_scheme_if_whose_host_is_not_known_is_a_warning_naming_its_line() -> None:
+def test_a_scheme_if_whose_host_is_not_known_sends_to_the_request_s_own_host() -> None:
     text = ("server { listen 80; listen 443 ssl; server_name _;\n"
             "  if ($scheme = http) {\n    return 301 https://$host$request_uri;\n  }\n"
             "  location = /b { return 301 /c; }\n}\n")
     ruleset, problems = load_nginx(text, "n.conf")
-    assert [(r.source, r.scheme) for r in ruleset.rules] == [("/b", None)]
-    (warning,) = [p for p in problems if p.severity == "warning"]
-    assert warning.line == 3 and "request's own host" in warning.message and "server_name" in warning.message
+    assert ("https://{host}/{rest}", "http") in [(r.to, r.scheme) for r in ruleset.rules]
+    assert not [p for p in problems if p.severity == "warning" and "host" in p.message], problems
+    assert served(text, "/b?q=1", host="x.example") == (301, "https://x.example/b?q=1")
+    assert served(text, "/b", scheme="https", host="x.example") == (301, "/c")
+    # `$server_name` is the server's first name (`_` here), not the request's: still a warning
+    first = text.replace("https://$host$request_uri", "https://$server_name$request_uri")
+    _ruleset, problems = load_nginx(first, "n.conf")
+    (warning,) = [p for p in problems if p.severity == "warning" and "server_name" in p.message]
+    assert warning.line == 3
     # in a server of several names, each name's own: http to https on that name, the rest https only
     named = text.replace("server_name _;", "server_name a.example www.a.example;")
     for host in ("a.example", "www.a.example"):

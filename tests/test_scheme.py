@@ -199,3 +199,57 @@ def test_the_admin_api_takes_and_shows_it(served: ServeProcess) -> None:
             time.sleep(0.05)
         assert client.get("/pay").status_code == 308
         assert client.get("/pay", headers={"x-forwarded-proto": "https"}).status_code == 404
+
+
+# -- `https://{host}/...`: the request's own host ------------------------------------------------
+UPGRADE = """
+rules:
+  - from: /{rest:path}
+    to: https://{host}/{rest}
+    scheme: http
+    status: 308
+"""
+
+
+def test_a_target_on_the_request_s_own_host() -> None:
+    e = engine(UPGRADE)
+    assert answer(e, "/a/b", host="Shop.Example.com:8080", query="x=1") == (308, "https://shop.example.com/a/b?x=1")
+    assert answer(e, "/a", host="shop.example.com", scheme="https")[0] == 404  # no loop over https
+    for bad in (None, "", "bad host", "a@b.example", "[::1"):
+        assert answer(e, "/a", host=bad)[0] == 404, bad  # only a valid host name is sent back
+
+
+def test_own_host_targets_are_checked_like_the_others() -> None:
+    ruleset, problems = loads(UPGRADE.replace("    scheme: http\n", ""), "yaml", "u.yaml")
+    assert not problems and [p.code for p in validate(ruleset, "u.yaml") if p.is_error] == ["loop"]
+    bad, problems = loads("rules:\n  - {from: /a, to: 'https://{host}.example/a'}\n", "yaml", "u.yaml")
+    problems = [p for p in problems + validate(bad, "u.yaml") if p.is_error]
+    assert [p.field for p in problems] == ["to"] and "{host}" in problems[0].message, problems
+    ruleset, _ = loads(UPGRADE, "yaml", "u.yaml")
+    assert [p.code for p in nginx(ruleset).skipped] == ["nginx.own_host"]
+
+
+def test_imports_of_the_http_to_https_step_on_any_host() -> None:
+    text = "server {\n  listen 80 default_server;\n  server_name _;\n  return 301 https://$host$request_uri;\n}\n"
+    ruleset, _problems = load_nginx(text, "default.conf")
+    assert [(r.source, r.to, r.scheme) for r in ruleset.rules] == [("/{rest:path}", "https://{host}/{rest}", "http")]
+    assert answer(Engine(ruleset), "/x", host="a.example") == (301, "https://a.example/x")
+
+
+@pytest.fixture(scope="module")
+def upgrading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    tmp = tmp_path_factory.mktemp("own-host")
+    rules = tmp / "rules.yaml"
+    rules.write_text(UPGRADE)
+    proc = start_serve(tmp, "--rules", str(rules), "--forwarded-allow-ips", "127.0.0.1")
+    yield proc
+    proc.stop()
+
+
+def test_the_gateway_sends_each_host_back_to_itself(upgrading: ServeProcess) -> None:
+    with httpx.Client(base_url=upgrading.base, follow_redirects=False) as client:
+        for _ in range(2):  # the second time from the answer cache, which keys on the host
+            for host in ("a.example", "b.example"):
+                moved = client.get("/p?q=1", headers={"host": host})
+                assert moved.status_code == 308 and moved.headers["location"] == f"https://{host}/p?q=1"
+            assert client.get("/p", headers={"host": "a.example", "x-forwarded-proto": "https"}).status_code == 404

@@ -25,7 +25,7 @@ from redirectory.rules import querymatch, querypolicy
 from redirectory.rules.matcher import CompiledRule, Matcher, Values
 from redirectory.rules.model import Rule, RuleSet, format_timestamp
 from redirectory.rules.normalise import QUERY_SAFE, InvalidPath, encode_component, normalise_path
-from redirectory.rules.patterns import normalise_host
+from redirectory.rules.patterns import normalise_host, valid_host
 from redirectory.semantics import DEFAULT_PERMANENT_MAX_AGE, NOT_REDIRECTED, TABLE, BodyPolicy
 
 Headers = tuple[tuple[str, str], ...]
@@ -148,12 +148,19 @@ class Engine:
         rule = compiled.rule
         status, cache_control = (compiled.answer_at(now) if compiled.phases or compiled.ramped
                                  else (rule.status, compiled.cache_control))
-        location = compiled.target.render(values) if not rule.regex_query else compiled.target.render(values, True)
+        target = compiled.target
+        if target.own_host:  # `https://{host}/...`: the host the request named, a valid name only
+            own = normalise_host(request.host) if request.host else ""
+            if not valid_host(own):
+                return self.not_found(request, path)
+            location = target.render(values, rule.regex_query, own)
+        else:
+            location = target.render(values) if not rule.regex_query else target.render(values, True)
         if request.query and rule.query != "drop":
             passed = querypolicy.passed(request.query, compiled.query_policy, compiled.query_conditions or ())
             if passed:
                 location = merge_query(location, passed)
-        if compiled.target.origin is None and request.origin:
+        if target.origin is None and request.origin:
             location = request.origin + location
         headers: list[tuple[str, str]] = [("location", location)]
         if cache_control:

@@ -118,6 +118,13 @@ def check_query_conditions(rule: Rule, fmt: str) -> None:
             "query policy (strip, pass)",
             gateway_only(fmt),
         )
+    if "://{host}" in rule.to:
+        raise Skip(
+            "to", f"{fmt}.own_host",
+            f"the {SERVERS.get(fmt, fmt)} export writes a target's host as written, not the request's own "
+            "({host})",
+            gateway_only(fmt),
+        )
     if rule.scheme is not None:
         raise Skip(
             "scheme", f"{fmt}.scheme",

@@ -49,6 +49,7 @@ import re2
 from redirectory.rules import lifecycle, phases, querymatch, querypolicy
 from redirectory.rules.model import Rule
 from redirectory.rules.patterns import (
+    OWN_HOST,
     Param,
     PathPattern,
     Target,
@@ -77,6 +78,8 @@ MAX_PROFILES = 4096
 #: Compiled rules made from compact records that are kept (the most recently made first out last).
 MATERIALISED_CACHE = 16384
 
+#: In a `to`: the target's host is the request's (`patterns.OWN_HOST`).
+OWN_HOST_TARGET = "://" + OWN_HOST
 # Not memoised: the compact matcher would otherwise fill the parsers' caches with every rule.
 _parse_source_uncached: Callable[[str], PathPattern] = inspect.unwrap(parse_source)
 _parse_target_uncached: Callable[[str], Target] = inspect.unwrap(parse_target)
@@ -321,6 +324,7 @@ class Matcher:
         self._anon = 0
         self.windows = 0  # number of timed rules (a window, phases, a ramp): decisions may depend on time
         self.schemes = 0  # number of rules with a scheme condition: decisions may depend on the scheme
+        self._own_host_targets = 0  # rules sending to `https://{host}/...`: answers depend on the Host
         self._timed: dict[str, CompiledRule] = {}  # the timed rules not kept as compact records
         self._timed_compact: dict[IdKey, tuple[datetime | None, datetime | None]] = {}  # their windows
         # compact mode
@@ -358,7 +362,8 @@ class Matcher:
 
     @property
     def has_host_rules(self) -> bool:
-        return bool(self._hosts) or bool(self._on_path.other) or bool(self._on_uri.other)
+        return (bool(self._hosts) or bool(self._on_path.other) or bool(self._on_uri.other)
+                or self._own_host_targets > 0)
 
     def add(self, rule: Rule, rule_id: str | None = None) -> CompiledRule | None:
         """Add (or replace, by id) one rule. Disabled rules are kept out of matching.
@@ -375,6 +380,7 @@ class Matcher:
             if key in self._by_id or id_key in self._compact_ids:
                 self.remove(key)
             if (rule.enabled and rule.source is not None and not rule.has_query_conditions and rule.scheme is None
+                    and OWN_HOST_TARGET not in rule.to
                     and rule.status != NOT_REDIRECTED and not rule.has_lifecycle and rule.phases is None
                     and rule.cache != RAMP
                     and self._add_compact(rule, id_key)):
@@ -391,6 +397,8 @@ class Matcher:
             self._timed[key] = compiled
         if rule.scheme is not None:
             self.schemes += 1
+        if OWN_HOST_TARGET in rule.to:
+            self._own_host_targets += 1
         if regex:
             self._seq += 1
             order = (*compiled.rank, self._seq)
@@ -542,6 +550,8 @@ class Matcher:
             self._timed.pop(rule_id, None)
         if rule.scheme is not None:
             self.schemes -= 1
+        if OWN_HOST_TARGET in rule.to:
+            self._own_host_targets -= 1
         if rule.source_regex is not None:
             regexes = self._regex_set(rule.source_regex, -1, rule.regex_query)
             regexes.remove(self._regex_keys.pop(rule_id))
@@ -639,6 +649,7 @@ class Matcher:
         self._made_before.clear()
         self.windows = 0
         self.schemes = 0
+        self._own_host_targets = 0
         self._timed.clear()
         self._timed_compact.clear()
         while self._compact_ids:

@@ -251,6 +251,9 @@ class Target:
     text: str
     origin: str | None  # "https://host[:port]" for absolute targets, None for absolute paths
     parts: tuple[str | Hole, ...]  # everything after the origin
+    #: the host is `{host}` (`origin` is "https://{host}"): the request's own host, filled in by
+    #: `render`; a client is only ever sent back to the host it asked for
+    own_host: bool = False
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -262,9 +265,10 @@ class Target:
 
     @property
     def host(self) -> str | None:
-        return urlsplit(self.origin).hostname if self.origin else None
+        """The target's host; None for a path, and for `{host}` (the request's, not known here)."""
+        return urlsplit(self.origin).hostname if self.origin and not self.own_host else None
 
-    def render(self, values: dict[str, str | None], keep_query: bool = False) -> str:
+    def render(self, values: dict[str, str | None], keep_query: bool = False, host: str | None = None) -> str:
         """Substitute placeholder values, percent-encoded for where each one stands.
 
         A `{name:path}` value that is None (the path ended before it) removes the slash in
@@ -299,8 +303,14 @@ class Target:
             rendered = "/" + rendered
         if self.origin is None and (rendered.startswith("//") or rendered.startswith("/\\")):
             rendered = "/" + rendered.lstrip("/\\")
+        if self.own_host:  # `https://{host}/...`: the request's host, checked by the caller
+            assert self.origin is not None
+            return self.origin[: -len(OWN_HOST)] + (host or "") + rendered
         return (self.origin or "") + rendered
 
+
+#: A target's host that is the request's own (`https://{host}/...`, `Target.own_host`).
+OWN_HOST = "{host}"
 
 _PATH_KEEP_QUERY = PATH_VALUE_SAFE | frozenset("?")
 _SEGMENT_KEEP_QUERY = SEGMENT_SAFE | frozenset("?")
@@ -333,8 +343,13 @@ def parse_target(text: str) -> Target:
             if pos != -1:
                 auth_end = min(auth_end, pos)
         authority = after[2:auth_end]
+        own_host = authority == OWN_HOST
+        if own_host:
+            authority = "own-host.invalid"  # checked as a host name below; `{host}` again after
         if "{" in authority or "}" in authority:
-            raise PatternError("placeholders may stand in the path, query or fragment, never in the host")
+            raise PatternError("placeholders may stand in the path, query or fragment, never in the host "
+                               "(except `{host}` as the whole host: the request's own host, as in "
+                               "https://{host}/path)")
         if "@" in authority:
             raise PatternError("user information ('user@host') is not allowed in a target")
         try:
@@ -345,7 +360,7 @@ def parse_target(text: str) -> Target:
             raise PatternError(f"'{authority}' is not a valid host[:port]") from None
         if not hostname or not (valid_host(hostname) or authority.startswith("[")):
             raise PatternError(f"'{authority}' is not a valid host[:port]")
-        origin = scheme + "://" + authority.lower()
+        origin = scheme + "://" + (OWN_HOST if own_host else authority.lower())
         rest = after[auth_end:]
     parts: list[str | Hole] = []
     context = "path"
@@ -376,7 +391,8 @@ def parse_target(text: str) -> Target:
             merged[-1] = merged[-1] + part
         elif part != "":
             merged.append(part)
-    target = Target(text=text, origin=origin, parts=tuple(merged))
+    target = Target(text=text, origin=origin, parts=tuple(merged), own_host=origin is not None and
+                    origin.endswith("://" + OWN_HOST))
     # Literal text must already be valid URI text (no raw spaces etc. — checked above) and
     # percent-escapes must be well formed.
     for part in target.parts:

@@ -37,6 +37,7 @@ from redirectory.rules.matcher import CompiledRule, Matcher, compile_regex
 from redirectory.rules.model import Problem, Rule, RuleSet
 from redirectory.rules.normalise import InvalidPath, normalise_path
 from redirectory.rules.patterns import (
+    OWN_HOST,
     Param,
     PathPattern,
     PatternError,
@@ -261,7 +262,7 @@ def rule_facts(
         facts.sample = (facts.host, to, method, _sample_query(rule, ""), rule.scheme)
     else:
         facts.sample = _sample_request(target, facts.host, method, rule)
-        facts.absolute = target.origin is not None
+        facts.absolute = target.origin is not None and not target.own_host
     return facts
 
 
@@ -303,7 +304,11 @@ def _sample_request(target: Target, source_host: str | None, method: str, rule: 
     values: dict[str, str | None] = {n: "{" + n + "}" for n in target.names}
     rendered = target.render(values)
     host: str | None
-    if target.origin is not None:
+    if target.own_host:  # `https://{host}/...`: the request's host, which is the rule's (if it names one)
+        assert target.origin is not None
+        host = source_host
+        path = rendered[len(target.origin) - len(OWN_HOST) :] or "/"
+    elif target.origin is not None:
         host = target.host
         path = rendered[len(target.origin) :] or "/"
     else:

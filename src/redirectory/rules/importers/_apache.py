@@ -188,17 +188,19 @@ def _load_apache(b: _Builder, text: str, read: IncludeReader | None = None) -> N
             continue
         hosts: list[str | None] = [None]
         listens: str | None = None  # the scheme of a <VirtualHost> on port 80 (or 443) alone
+        named = False  # in a <VirtualHost> with names: its rules answer those names alone
         for c in reversed(containers):
             if c[0] == "virtualhost":
                 hosts = _vhost_hosts(c[2])
                 listens = _vhost_scheme(c[3])
+                named = bool(c[2])
                 break
         if len(hosts) > 1 and any(a and a[0].upper() in ("%{HTTP_HOST}", "%{SERVER_NAME}") for _, a in rule_conds):
             hosts = [None]  # the host conditions say which of the names (certbot's `=a [OR]` / `=www.a`)
         after_regex = bool(rewrites)
         for host in hosts:  # a <VirtualHost>'s rules once per name it answers
             _directive(b, line, what, directive, args, host, listens, rule_conds, rewrite_base, per_directory,
-                       maps, after_regex, rewrites, rewrite_patterns, aliases, stoppers)
+                       maps, after_regex, rewrites, rewrite_patterns, aliases, stoppers, any_host=not named)
     _emit(b, rewrites, rewrite_patterns, aliases, stoppers)
 
 
@@ -217,14 +219,15 @@ def _directive(
     b: _Builder, line: int, what: str, directive: str, args: list[str], host: str | None, listens: str | None,
     rule_conds: list[tuple[int, list[str]]], rewrite_base: str, per_directory: bool, maps: dict[str, str],
     after_regex: bool, rewrites: list[_Regex], rewrite_patterns: list[tuple[int, dict[str, Any]]],
-    aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]],
+    aliases: list[_Redirect | _Regex], stoppers: list[tuple[str, str | None, int]], *, any_host: bool = True,
 ) -> None:
-    """One redirect directive of `host` (None: every host) into the lists `_emit` orders."""
+    """One redirect directive of `host` (None: every host) into the lists `_emit` orders; `any_host`:
+    the original answers every host here too (no <VirtualHost> names)."""
     held = _Deferred(b.source, problems=b.problems)
     if directive == "rewriterule":
         for one in _per_host(rule_conds):
             _apache_rewrite(held, line, what, args, host, one, rewrite_base, per_directory, maps,
-                            after_regex)
+                            after_regex, any_host=any_host)
         held.held = [(at, _own_scheme(data, listens, host)) for at, data in held.held]
         for at, data in held.held:
             if "from" in data:
@@ -258,10 +261,10 @@ def _own_scheme(data: dict[str, Any], listens: str | None, host: str | None) -> 
     """A rule of a `<VirtualHost>` that listens for one scheme (`_vhost_scheme`) sending to the other
     scheme on its own host answers requests of its scheme only (`scheme: http`), as that server does:
     without the condition it would send the other scheme's requests to themselves."""
-    target = re.match(r"(?i)(https?)://([^/?#:]+)", str(data.get("to") or ""))
+    target = re.match(r"(?i)(https?)://(\{host\}|[^/?#:]+)", str(data.get("to") or ""))
     if listens is None or data.get("scheme") or target is None or target.group(1).lower() == listens:
         return data
-    own = {host} if host else set()
+    own = {host, "{host}"} if host else {"{host}"}  # `{host}`: the request's own, whichever it is
     if str(data.get("from") or "").startswith("//"):
         own.add(str(data["from"])[2:].split("/")[0])
     if m := re.match(r"\^//((?:[A-Za-z0-9-]|\\\.)+)", str(data.get("from_regex") or "")):
@@ -324,7 +327,7 @@ def _apache_redirect_match(b: _Builder, line: int, what: str, args: list[str], h
 def _apache_rewrite(
     b: _Builder, line: int, what: str, args: list[str], host: str | None, conds: list[tuple[int, list[str]]],
     rewrite_base: str, per_directory: bool = False, maps: dict[str, str] | None = None,
-    after_regex: bool = False,
+    after_regex: bool = False, *, any_host: bool = True,
 ) -> None:
     """A RewriteRule as a rule: a redirect, or an exclusion (`_exclusion`); `after_regex`: a
     RewriteRule held as a regex rule (an exclusion among them) comes before it in the file: its rule
@@ -364,7 +367,7 @@ def _apache_rewrite(
             return
         elif lname in ("p", "proxy"):
             return  # proxied: not a redirect
-    on_host = _on_host(b, line, what, subst, host or _condition_host(conds))
+    on_host = _on_host(b, line, what, subst, host or _condition_host(conds), any_host)
     if on_host is None:
         return
     subst = on_host
@@ -589,12 +592,18 @@ _ANY_PATH = frozenset({"", "^", "^/", ".*", "^.*", "^.*$", "^/.*", "^/.*$", "(.*
                        "^/(.*)$", "^/?(.*)", "^/?(.*)$", "^/?", "^/?.*"})
 
 
-def _on_host(b: _Builder, line: int, what: str, subst: str, host: str | None) -> str | None:
+def _on_host(b: _Builder, line: int, what: str, subst: str, host: str | None, any_host: bool = True) -> str | None:
     """The substitution with `%{HTTP_HOST}` and `%{SERVER_NAME}` (the request's host) as the one host
-    the rule answers; None (a warning says why) where that host is not known."""
+    the rule answers; where that host is not known and the rule answers every host as the original
+    does (`any_host`: no <VirtualHost> names), a whole target host is `{host}` (the request's own);
+    None (a warning says why) for anything else."""
     used = re.search(r"%\{(HTTP_HOST|SERVER_NAME)\}", subst)
     if used is None:
         return subst
+    if host is None and any_host and re.match(r"(?i)https?://%\{(?:HTTP_HOST|SERVER_NAME)\}(?=[/?#]|$)", subst) and \
+            len(re.findall(r"%\{(?:HTTP_HOST|SERVER_NAME)\}", subst)) == 1:
+        # the whole host of the target: the request's own (`https://{host}/...`; without its port)
+        return re.sub(r"%\{(?:HTTP_HOST|SERVER_NAME)\}", "{host}", subst)
     if host is None:
         b.warn(line, "import.variable", f"{what}: the substitution uses {used.group(0)}, the request's host, which "
                "a rule's target cannot take (its host is literal): it is known only in a <VirtualHost> with one "

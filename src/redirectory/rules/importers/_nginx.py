@@ -216,7 +216,7 @@ def _nginx_server_names(b: _Builder, d: _Directive, ctx: _NginxContext, maps: di
             ctx.named.append(("", ".*", 0, d.line))
         if host is not None and host_regex is not None:
             as_host_regex(b, before, host, host_regex, label, ranks, 2 * rank * 10 * _PHASE_SPAN)
-        elif host is not None and scheme is not None:
+        elif scheme is not None:
             for_own_scheme(b, before, host, scheme)
         once.next_pass()
 
@@ -428,8 +428,8 @@ def _nginx_walk(
     return other if ctx.location is None else None
 
 
-#: a literal scheme before the request's own host: `https://$host`, `http://${server_name}`...
-_SCHEME_ON_HOST = re.compile(r"(?i)https?://\$\{?(?:host|http_host|server_name)\b")
+#: a literal scheme before the server's first name where it has none: `http://${server_name}`
+_SCHEME_ON_HOST = re.compile(r"(?i)https?://\$\{?server_name\b")
 
 
 def _scheme_if(b: _Builder, d: _Directive, scheme: str, ctx: _NginxContext, maps: dict[str, _NginxMap],
@@ -665,17 +665,18 @@ def _literal(path: str) -> str:
 
 
 def _request_host(url: str, ctx: _NginxContext) -> str:
-    """`https://$host/...` in a server with one name: that name, the only host its rules answer;
-    `$scheme://` in a server that listens with one scheme only: that scheme."""
+    """`https://$host/...` in a server with one name: that name, the only host its rules answer
+    (elsewhere `https://{host}/...`, the request's own host); `$scheme://` in a server that listens
+    with one scheme only: that scheme."""
     if ctx.scheme:
         url = re.sub(r"^\$(?:scheme|\{scheme\})://", ctx.scheme + "://", url)
     if ctx.server_name:  # nginx's $server_name is the server's first name, whatever the request's
         url = re.sub(r"^(https?://)\$(?:server_name|\{server_name\})(?![A-Za-z0-9_])",
                      lambda m: m.group(1) + str(ctx.server_name), url)
-    if ctx.host:
-        return re.sub(r"^(https?://)\$(?:host|http_host|\{host\}|\{http_host\})"
-                      r"(?![A-Za-z0-9_])", lambda m: m.group(1) + str(ctx.host), url)
-    return url
+    # where the server's host is not one name: the request's own host (`https://{host}/...`)
+    own = str(ctx.host) if ctx.host else "{host}"
+    return re.sub(r"^(https?://)\$(?:host|http_host|\{host\}|\{http_host\})(?![A-Za-z0-9_])",
+                  lambda m: m.group(1) + own, url)
 
 
 def _nginx_uri_target(url: str, path: str, keep_args: bool) -> tuple[str, str | None] | None:

@@ -20,16 +20,20 @@ from redirectory.rules.patterns import is_host_regex, split_host_regex
 OTHER = {"http": "https", "https": "http"}
 
 
-def for_own_scheme(b: _Builder, first: int, host: str, scheme: str) -> None:
+def for_own_scheme(b: _Builder, first: int, host: str | None, scheme: str) -> None:
     """The rules from `first` on of a server that listens for `scheme` alone: one that sends to the
     other scheme on the server's own host (`return 301 https://a.example/x` in a plain-http server
-    of a.example) answers requests of `scheme` only (`scheme: http`), as nginx does; without the
-    condition it would send https requests to themselves."""
+    of a.example, or `https://$host...` anywhere: `https://{host}/...`) answers requests of `scheme`
+    only (`scheme: http`), as nginx does; without the condition it would send https requests to
+    themselves."""
     for i in range(first, len(b.rules)):
         rule = b.rules[i]
-        target = urlsplit(rule.to) if rule.to.startswith(("http://", "https://")) else None
-        if (target is not None and rule.scheme is None and target.scheme != scheme
-                and (target.hostname or "").rstrip(".") == host):
+        own = rule.to.startswith(("http://{host}", "https://{host}"))
+        target = urlsplit(rule.to) if rule.to.startswith(("http://", "https://")) and not own else None
+        if own and rule.scheme is None and not rule.to.startswith(scheme + "://"):
+            b.rules[i] = replace(rule, scheme=scheme)
+        elif (target is not None and rule.scheme is None and target.scheme != scheme
+                and host is not None and (target.hostname or "").rstrip(".") == host):
             b.rules[i] = replace(rule, scheme=scheme)
 
 
