@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway_process import ServeProcess, start_serve
-from redirectory.forwarded import forwarded_host, forwarded_origin, last_element, valid_host_port
+from redirectory.forwarded import forwarded_host, forwarded_origin, forwarded_scheme, last_element, valid_host_port
 from redirectory.serve import SERVERS
 
 LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", fullmatch=True)
@@ -163,3 +163,13 @@ def test_the_winning_forwarded_host_is_the_one_host_rules_match(served: ServePro
     fallback = _get(served, "/h", [*fwd, ("host", "only.example.com"), ("x-forwarded-host", "evil..com")])
     assert (fallback.status_code, fallback.headers["location"]) == (308, "/h2")
 
+
+
+@pytest.mark.parametrize(("value", "scheme"), [
+    ("https", "https"), ("HTTP", "http"), ("http, https", "https"), ("https,", "https"), (" https ", "https"),
+    ("ftp", None), ("https\r\nx: 1", None), ("", None), (None, None), ("https, ws", None), ("h ttps", None),
+])
+def test_the_forwarded_scheme_is_the_last_element_when_it_is_http_or_https(value: str | None,
+                                                                         scheme: str | None) -> None:
+    # a scheme condition (`scheme: http`) never reads anything else: no other value can be smuggled in
+    assert forwarded_scheme(value) == scheme

@@ -149,13 +149,12 @@ class Engine:
         status, cache_control = (compiled.answer_at(now) if compiled.phases or compiled.ramped
                                  else (rule.status, compiled.cache_control))
         target = compiled.target
+        own: str | None = None
         if target.own_host:  # `https://{host}/...`: the host the request named, a valid name only
             own = normalise_host(request.host) if request.host else ""
             if not valid_host(own):
                 return self.not_found(request, path)
-            location = target.render(values, rule.regex_query, own)
-        else:
-            location = target.render(values) if not rule.regex_query else target.render(values, True)
+        location = target.render(values, rule.regex_query, own)
         if request.query and rule.query != "drop":
             passed = querypolicy.passed(request.query, compiled.query_policy, compiled.query_conditions or ())
             if passed:
@@ -224,6 +223,7 @@ class Engine:
             host = normalise_host(request.host) if request.host else None
             when = now or datetime.now(UTC)
             chosen = False
+            scheme = scheme_of(request)
             for compiled, _values in self.matcher.candidates(decision.path, host, request.query):
                 rule = compiled.rule
                 if chosen:
@@ -235,10 +235,9 @@ class Engine:
                     )
                 elif compiled.has_window and not rule.active_at(when):
                     considered.append(Consideration(rule, f"skipped: outside its window ({_window(rule)})"))
-                elif not rule.matches_scheme(scheme_of(request)):
+                elif not rule.matches_scheme(scheme):
                     considered.append(Consideration(
-                        rule, f"skipped: the request came with {scheme_of(request)}, the rule answers "
-                              f"{rule.scheme} only"))
+                        rule, f"skipped: the request came with {scheme}, the rule answers {rule.scheme} only"))
                 elif not compiled.accepts(request.method, None, request.query):
                     conditions = compiled.query_conditions or ()
                     considered.append(Consideration(
